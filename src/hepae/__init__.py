@@ -1,0 +1,41 @@
+"""hepae: compress high-energy-physics ROOT ntuples with deep autoencoders.
+
+Submodules, one concept each:
+
+* :mod:`hepae.features`: feature sets (which jagged branches become tensor columns), declared as JSON.
+* :mod:`hepae.transforms`: invertible, JSON-serializable normalizations.
+* :mod:`hepae.reading` / :mod:`hepae.writing`: chunked uproot reading, one TTree writer, atomic outputs.
+* :mod:`hepae.networks` / :mod:`hepae.model`: autoencoder architectures; the pickle-free model file.
+* :mod:`hepae.training`: AdamW + one-cycle training, streaming from ROOT files.
+* :mod:`hepae.container`, :mod:`hepae.compression`, :mod:`hepae.decompression`: the compressed ROOT file.
+* :mod:`hepae.inspection`, :mod:`hepae.metrics`: what a file holds; residuals of a reconstruction.
+* :mod:`hepae.samples`, :mod:`hepae.demo`: synthetic samples and the end-to-end demo.
+* :mod:`hepae.errors`: the exception hierarchy (base class :class:`hepae.errors.HepaeError`).
+"""
+
+from hepae._version import __version__
+from hepae.compression import compress
+from hepae.decompression import decompress
+from hepae.errors import HepaeError
+from hepae.features import FeatureSet, list_featuresets, load_featureset
+from hepae.inspection import inspect
+from hepae.metrics import residual_summary
+from hepae.model import HepaeModel, load_model
+from hepae.samples import make_sample
+from hepae.training import train
+
+__all__ = [
+    "FeatureSet",
+    "HepaeError",
+    "HepaeModel",
+    "__version__",
+    "compress",
+    "decompress",
+    "inspect",
+    "list_featuresets",
+    "load_featureset",
+    "load_model",
+    "make_sample",
+    "residual_summary",
+    "train",
+]

@@ -1,0 +1,331 @@
+"""The ``hepae`` command line: argument parsing and printing only; the work is done by the facade.
+
+Exit codes: 0 success, 1 a hepae error (one clear line on stderr; ``--debug`` for the traceback),
+2 bad command-line usage, 130 interrupted (SIGINT/SIGTERM). Progress bars go to stderr, results to
+stdout (``--json`` for machine-readable output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from hepae import _version
+from hepae.errors import HepaeError
+from hepae.reading import DEFAULT_STEP_SIZE
+from hepae.training import DEFAULTS
+from hepae.writing import DEFAULT_COMPRESSION
+
+
+def _step_size(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _human_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def _table(rows: list[Sequence[Any]], header: Sequence[str]) -> str:
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def format_sizes(summary: dict[str, Any]) -> str:
+    rows = [
+        ("input file", _human_bytes(summary["input_bytes"]), ""),
+        ("compressed file", _human_bytes(summary["output_bytes"]), f"ratio {summary['file_ratio']}"),
+        ("collection in input", _human_bytes(summary["collection_input_bytes"]),
+         f"{summary['bytes_per_object_input']} B/object"),
+        ("latent branches", _human_bytes(summary["collection_latent_bytes"]),
+         f"{summary['bytes_per_object_latent']} B/object"),
+        ("embedded decoder", _human_bytes(summary["decoder_bytes"]), ""),
+        ("collection ratio", f"{summary['collection_ratio']}",
+         f"{summary['collection_ratio_without_decoder']} without decoder"),
+    ]
+    return _table(rows, ("", "size", ""))
+
+
+def format_residuals(residuals: dict[str, dict[str, Any]]) -> str:
+    rows = [
+        (name, r["kind"], f"{r['mean']:+.2e}", f"{r['std']:.2e}", f"{r['width68']:.2e}", f"{r['width99']:.2e}",
+         f"{r['max_abs']:.2e}", r["n"])
+        for name, r in residuals.items()
+    ]
+    return _table(rows, ("variable", "residual", "mean", "sigma", "68% |r|", "99% |r|", "max |r|", "objects"))
+
+
+# -- commands ---------------------------------------------------------------------------------------
+def cmd_featuresets(args: argparse.Namespace) -> None:
+    from hepae.features import list_featuresets
+
+    featuresets = list_featuresets()
+    if args.json:
+        _print_json([fs.to_dict() for fs in featuresets])
+        return
+    rows = [(fs.name, fs.tree, ", ".join(fs.branches), fs.counter or "-", fs.columns[0].unit or "-")
+            for fs in featuresets]
+    print(_table(rows, ("name", "tree", "branches", "counter", "unit")))
+
+
+def cmd_make_sample(args: argparse.Namespace) -> None:
+    from hepae.samples import make_sample
+
+    path = make_sample(args.output, args.features, n_events=args.events, seed=args.seed, overwrite=args.overwrite)
+    if args.json:
+        _print_json({"output": str(path), "n_events": args.events, "featureset": args.features})
+    else:
+        print(f"wrote {args.events} events ({args.features} layout) to {path}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from hepae.training import train
+    from hepae.writing import check_output_path
+
+    check_output_path(args.output, overwrite=args.overwrite, inputs=args.inputs)  # fail before training, not after
+    model = train(
+        args.inputs, args.features, latent=args.latent, arch=args.arch, hidden=args.hidden,
+        normalization=args.normalization, epochs=args.epochs, batch_size=args.batch_size, max_lr=args.lr,
+        weight_decay=args.weight_decay, val_fraction=args.val_fraction, seed=args.seed, step_size=args.step_size,
+        device=args.device, progress=not args.quiet,
+    )
+    model.save(args.output, overwrite=args.overwrite)
+    summary = {"output": args.output, "model_id": model.model_id, **{k: v for k, v in model.training.items()
+                                                                     if k != "history"}}
+    if args.json:
+        _print_json(summary)
+    else:
+        t = model.training
+        print(f"model {model.arch.name} {model.arch.layout} ({model.model_id}) written to {args.output}")
+        print(f"  {t['n_train_objects']} training / {t['n_val_objects']} validation objects from {t['n_events']} events")
+        print(f"  best validation MSE {t['best_val_loss']:.3e} at epoch {t['best_epoch']}/{t['epochs']}, "
+              f"{t['seconds']:.1f} s")
+
+
+def cmd_compress(args: argparse.Namespace) -> None:
+    from hepae.compression import compress
+
+    summary = compress(args.input, args.output, args.model, step_size=args.step_size, compression=args.compression,
+                       overwrite=args.overwrite, drop_unsupported=args.drop_unsupported, progress=not args.quiet)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"compressed {summary['n_objects']} objects in {summary['n_events']} events "
+              f"into {summary['output']} ({summary['seconds']:.2f} s)")
+        print(format_sizes(summary))
+
+
+def cmd_decompress(args: argparse.Namespace) -> None:
+    from hepae.decompression import decompress
+
+    summary = decompress(args.input, args.output, step_size=args.step_size, compression=args.compression,
+                         overwrite=args.overwrite, progress=not args.quiet)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"reconstructed {summary['n_objects']} objects in {summary['n_events']} events "
+              f"into {summary['output']} ({_human_bytes(summary['output_bytes'])}, {summary['seconds']:.2f} s)")
+
+
+def cmd_inspect(args: argparse.Namespace) -> None:
+    from hepae.inspection import inspect
+
+    info = inspect(args.path)
+    if args.json:
+        _print_json(info)
+        return
+    if info["kind"] == "hepae-container":
+        m = info["metadata"]
+        print(f"{info['file']}: hepae compressed file (format {m['format_version']}, hepae {m['hepae_version']}, "
+              f"created {m['created']})")
+        print(f"  source      {m['source']['file']} ({m['source']['num_entries']} events, "
+              f"{_human_bytes(m['source']['size_bytes'])})")
+        print(f"  tree        {m['tree']}; {len(m['branches'])} branches carried, "
+              f"{len(m['dropped_branches'])} dropped")
+        print(f"  collection  {m['featureset']['name']}: {', '.join(b['name'] for b in m['collection']['branches'])}"
+              f" -> {len(m['collection']['latent_branches'])} latent branches (counter {m['collection']['counter']}), "
+              f"{m['collection']['n_objects']} objects")
+        print(f"  model       {m['model']['architecture']['name']} id {m['model']['model_id']}, decoder "
+              f"{_human_bytes(m['model']['decoder_bytes'])} embedded")
+        print(f"  checksums   latent {m['checksums']['latent'][:16]}..., decoder {m['checksums']['decoder'][:16]}...")
+        print(format_sizes(info["sizes"]))
+    elif info["kind"] == "hepae-model":
+        h = info["header"]
+        print(f"{info['file']}: {info['repr']}")
+        t = h["training"]
+        if t:
+            print(f"  trained on {t.get('n_train_objects')} objects, best validation MSE {t.get('best_val_loss'):.3e} "
+                  f"(epoch {t.get('best_epoch')}/{t.get('epochs')}), normalization {t.get('normalization')}")
+    else:
+        print(f"{info['file']}: ROOT file, not compressed by hepae")
+        for name, tree in info["trees"].items():
+            print(f"  TTree {name}: {tree['num_entries']} entries, {tree['n_branches']} branches, "
+                  f"{len(tree['unsupported_branches'])} not writable by uproot")
+        print(f"  built-in feature sets that match: {', '.join(info['matching_featuresets']) or 'none'}")
+
+
+def cmd_residuals(args: argparse.Namespace) -> None:
+    from hepae.metrics import residual_summary
+
+    residuals = residual_summary(args.original, args.reconstructed, args.features)
+    if args.json:
+        _print_json(residuals)
+    else:
+        print(format_residuals(residuals))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from hepae.demo import run_demo
+
+    result = run_demo(args.workdir, n_events=args.events, epochs=args.epochs, seed=args.seed,
+                      progress=not args.quiet)
+    if args.json:
+        _print_json(result)
+        return
+    m, c = result["model"], result["compress"]
+    print(f"\nhepae demo in {result['workdir']}/")
+    print(f"  sample:     {c['n_events']} events, {c['n_objects']} jets  (jets.root)")
+    print(f"  model:      {m['layout']}, best validation MSE {m['best_val_loss']:.3e} at epoch {m['best_epoch']}, "
+          f"{m['train_seconds']:.1f} s  (jets.hepae)")
+    print(f"  compress:   {c['seconds']:.2f} s  (jets.compressed.root)")
+    print(f"  decompress: {result['decompress']['seconds']:.2f} s  (jets.reco.root)\n")
+    print(format_sizes(c))
+    print("\nresiduals of the reconstructed jets (relative for pt and m, absolute for eta and phi):")
+    print(format_residuals(result["residuals"]))
+
+
+# -- parser -----------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hepae", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"hepae {_version.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, *, output: bool = True, stream: bool = True) -> None:
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        if output:
+            p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+        if stream:
+            p.add_argument("--step-size", type=_step_size, default=DEFAULT_STEP_SIZE,
+                           help=f"chunk size: entries (e.g. 100000) or memory (e.g. '100 MB'); default {DEFAULT_STEP_SIZE!r}")
+
+    p = sub.add_parser("featuresets", help="list the built-in feature sets")
+    p.add_argument("--json", action="store_true", help="print the full definitions as JSON")
+    p.set_defaults(func=cmd_featuresets)
+
+    p = sub.add_parser("make-sample", help="write a synthetic jet sample (no download needed)")
+    p.add_argument("output")
+    p.add_argument("--features", default="atlas-jets-4d", help="layout to write (feature set name or JSON)")
+    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--seed", type=int, default=42)
+    common(p, stream=False)
+    p.set_defaults(func=cmd_make_sample)
+
+    p = sub.add_parser("train", help="train an autoencoder on one or several ROOT files")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("-o", "--output", required=True, help="model file to write (e.g. jets4d.hepae)")
+    p.add_argument("--features", required=True, help="feature set: built-in name or JSON file")
+    p.add_argument("--latent", type=int, default=DEFAULTS["latent"])
+    p.add_argument("--arch", default=DEFAULTS["arch"], help="AE_3D_200 (tanh, default) or AE_bn_LeakyReLU")
+    p.add_argument("--hidden", type=_int_list, default=None, help="hidden sizes, e.g. 400,400,200")
+    p.add_argument("--normalization", default=DEFAULTS["normalization"], choices=("featureset", "standard"))
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    p.add_argument("--lr", type=float, default=DEFAULTS["max_lr"], help="peak learning rate of the one-cycle schedule")
+    p.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
+    p.add_argument("--val-fraction", type=float, default=DEFAULTS["val_fraction"])
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("compress", help="compress a ROOT file with a trained model")
+    p.add_argument("input")
+    p.add_argument("-m", "--model", required=True, help="model file written by 'hepae train'")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--compression", default=DEFAULT_COMPRESSION, help="ROOT compression of the output, e.g. zstd:5, zlib:1, lzma:9, none")
+    p.add_argument("--drop-unsupported", action="store_true",
+                   help="leave out branches uproot cannot write (listed in the metadata) instead of failing")
+    common(p)
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("decompress", help="rebuild the original tree from a compressed file")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--compression", default=DEFAULT_COMPRESSION)
+    common(p)
+    p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("inspect", help="show what a compressed file, model file or ROOT file holds")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("residuals", help="per-variable residuals of a reconstruction against the original")
+    p.add_argument("original")
+    p.add_argument("reconstructed")
+    p.add_argument("--features", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_residuals)
+
+    p = sub.add_parser("demo", help="generate a sample, train, compress, decompress and print a summary")
+    p.add_argument("--workdir", default="hepae-demo")
+    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # clean up partial outputs on SIGTERM too
+    try:
+        args.func(args)
+    except HepaeError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"hepae {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"hepae {args.command}: interrupted; no partial output was left", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

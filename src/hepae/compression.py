@@ -1,0 +1,169 @@
+"""compress: a ROOT file in, a compressed ROOT file out (see :mod:`hepae.container` for its layout)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+import warnings
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import uproot
+from tqdm.auto import tqdm
+
+from hepae._version import __version__
+from hepae.container import (
+    CONTAINER_FORMAT_VERSION,
+    DECODER_BRANCH,
+    DECODER_TREE,
+    LatentHasher,
+    latent_branch_names,
+    write_decoder,
+    write_metadata,
+)
+from hepae.errors import BranchTypeError, UnsupportedBranchError
+from hepae.layout import BranchSpec, TreeLayout, describe_tree
+from hepae.model import HepaeModel, load_model
+from hepae.reading import (
+    DEFAULT_STEP_SIZE,
+    check_collection,
+    collection_to_tensor,
+    get_tree,
+    iterate_arrays,
+    open_root,
+)
+from hepae.writing import DEFAULT_COMPRESSION, TreeWriter, atomic_output, parse_compression
+
+PathArg = str | PathLike[str]
+
+
+def _output_branches(layout: TreeLayout, collection: set[str], latent: list[BranchSpec]) -> list[BranchSpec]:
+    """The input's branches in file order, the collection's replaced by the latent ones at its place."""
+    out: list[BranchSpec] = []
+    for spec in layout.branches:
+        if spec.name in collection:
+            if latent[0] not in out:
+                out.extend(latent)
+        else:
+            out.append(spec)
+    return out
+
+
+def unsupported_policy(layout: TreeLayout, path: PathArg, drop_unsupported: bool) -> dict[str, str]:
+    """Branches that cannot be carried over: an error listing them, or (if allowed) a loud warning."""
+    if not layout.unsupported:
+        return {}
+    listing = "; ".join(f"'{k}': {v}" for k, v in layout.unsupported.items())
+    if not drop_unsupported:
+        raise UnsupportedBranchError(
+            f"{len(layout.unsupported)} branch(es) of tree '{layout.name}' in {path} cannot be written back by "
+            f"uproot: {listing}. Pass drop_unsupported=True (CLI: --drop-unsupported) to leave them out; "
+            "they are then listed in the output's metadata"
+        )
+    warnings.warn(f"leaving out {len(layout.unsupported)} branch(es) that cannot be written: {listing}", stacklevel=3)
+    return dict(layout.unsupported)
+
+
+def compress(
+    input: PathArg,
+    output: PathArg,
+    model: HepaeModel | PathArg,
+    *,
+    step_size: int | str = DEFAULT_STEP_SIZE,
+    compression: str = DEFAULT_COMPRESSION,
+    overwrite: bool = False,
+    drop_unsupported: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Compress the model's feature-set collection of ``input`` into the ROOT file ``output``.
+
+    Every other branch of the tree is carried over with identical values; the collection's branches
+    are replaced by float32 latent branches with the same per-event counts; the decoder and the
+    metadata are embedded. Reading and writing stream in chunks of ``step_size``.
+
+    Returns a summary dict (sizes, ratios, counts, timing).
+    """
+    started = time.perf_counter()
+    model = model if isinstance(model, HepaeModel) else load_model(model)
+    featureset = model.featureset
+    input, output = Path(input), Path(output)
+    with open_root(input) as directory:
+        tree = get_tree(directory, featureset.tree, input)
+        layout = describe_tree(tree)
+        counter = check_collection(layout, featureset, input)
+        dropped = unsupported_policy(layout, input, drop_unsupported)
+        latent_names = latent_branch_names(model.latent_size)
+        clashes = [n for n in latent_names if n in layout.all_names()]
+        if clashes:
+            raise BranchTypeError(f"{input} already has branches named {clashes}; is it already compressed?")
+        collection = set(featureset.branches)
+        latent_specs = [BranchSpec(n, "float32", counter) for n in latent_names]
+        out_specs = _output_branches(layout, collection, latent_specs)
+        hasher = LatentHasher()
+        n_objects = 0
+        with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
+            with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
+                writer = TreeWriter(file, tree.name, out_specs, title=tree.title)
+                bar = tqdm(total=layout.num_entries, disable=not progress, unit="event", desc=f"compress {input.name}")
+                with bar:
+                    for arrays in iterate_arrays(tree, layout.names, step_size):
+                        values, counts = collection_to_tensor(arrays, featureset)
+                        latent = model.encode(values)
+                        hasher.update(latent)
+                        n_objects += len(values)
+                        data = {name: arrays[name] for name in layout.names if name not in collection}
+                        for i, name in enumerate(latent_names):
+                            data[name] = ak.unflatten(latent[:, i], counts)
+                        writer.extend(data)
+                        bar.update(len(counts))
+                decoder_bytes, decoder_sha = write_decoder(file, model)
+                metadata = {
+                    "format": "hepae-container",
+                    "format_version": CONTAINER_FORMAT_VERSION,
+                    "hepae_version": __version__,
+                    "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    "codec": {"id": "ae", "latent_dtype": "float32"},
+                    "tree": tree.name,
+                    "featureset": featureset.to_dict(),
+                    "normalization": model.normalization.get_config(),
+                    "model": {
+                        "model_id": model.model_id,
+                        "decoder_id": model.header(("decoder",))["model_id"],
+                        "architecture": model.arch.to_dict(),
+                        "decoder_tree": DECODER_TREE,
+                        "decoder_branch": DECODER_BRANCH,
+                        "decoder_bytes": decoder_bytes,
+                        "training": {k: v for k, v in model.training.items() if k != "history"},
+                    },
+                    "source": {"file": input.name, "size_bytes": os.path.getsize(input), "num_entries": layout.num_entries},
+                    "collection": {
+                        "counter": counter,
+                        "counter_in_input": counter in layout.counters,
+                        "n_objects": n_objects,
+                        "branches": [layout.spec(b).to_dict() for b in featureset.branches],
+                        "latent_branches": latent_names,
+                        "input_compressed_bytes": sum(int(tree[b].compressed_bytes) for b in featureset.branches),
+                    },
+                    "branches": [s.to_dict() for s in layout.branches],
+                    "counters": layout.counters,
+                    "dropped_branches": dropped,
+                    "checksums": {"algorithm": "sha256", "latent": hasher.hexdigest(), "decoder": decoder_sha},
+                }
+                write_metadata(file, metadata)
+    from hepae.inspection import size_report  # local import: inspection imports this module's siblings
+
+    sizes = size_report(output, metadata)
+    seconds = time.perf_counter() - started
+    return {
+        "input": str(input),
+        "output": str(output),
+        "n_events": layout.num_entries,
+        "n_objects": n_objects,
+        "dropped_branches": dropped,
+        "seconds": round(seconds, 3),
+        "objects_per_second": round(n_objects / seconds, 1) if seconds > 0 else None,
+        **sizes,
+    }

@@ -1,0 +1,79 @@
+"""inspect: what is in a compressed file, a model file, or any ROOT file."""
+
+from __future__ import annotations
+
+import zipfile
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from hepae.container import METADATA_KEY, read_metadata
+from hepae.errors import InputFileError
+from hepae.features import list_featuresets
+from hepae.layout import describe_tree
+from hepae.model import load_model
+from hepae.reading import open_root
+
+
+def size_report(path: str | PathLike[str], metadata: dict[str, Any]) -> dict[str, Any]:
+    """Byte counts of a compressed file: whole files, and the compressed collection alone."""
+    path = Path(path)
+    with open_root(path) as directory:
+        tree = directory[metadata["tree"]]
+        latent_bytes = sum(int(tree[b].compressed_bytes) for b in metadata["collection"]["latent_branches"])
+    input_collection = metadata["collection"]["input_compressed_bytes"]
+    decoder = metadata["model"]["decoder_bytes"]
+    n_objects = metadata["collection"]["n_objects"]
+    input_bytes = metadata["source"]["size_bytes"]
+    output_bytes = path.stat().st_size
+    return {
+        "input_bytes": input_bytes,
+        "output_bytes": output_bytes,
+        "file_ratio": round(input_bytes / output_bytes, 4) if output_bytes else None,
+        "collection_input_bytes": input_collection,
+        "collection_latent_bytes": latent_bytes,
+        "decoder_bytes": decoder,
+        "collection_ratio": round(input_collection / (latent_bytes + decoder), 4) if latent_bytes + decoder else None,
+        "collection_ratio_without_decoder": round(input_collection / latent_bytes, 4) if latent_bytes else None,
+        "bytes_per_object_input": round(input_collection / n_objects, 4) if n_objects else None,
+        "bytes_per_object_latent": round(latent_bytes / n_objects, 4) if n_objects else None,
+    }
+
+
+def _inspect_root(path: Path) -> dict[str, Any]:
+    with open_root(path) as directory:
+        if METADATA_KEY in directory.keys(cycle=False):
+            metadata = read_metadata(directory, str(path))
+            return {"kind": "hepae-container", "file": str(path), "metadata": metadata,
+                    "sizes": size_report(path, metadata)}
+        trees = {}
+        for key, classname in directory.classnames(recursive=False).items():
+            if classname != "TTree":
+                continue
+            layout = describe_tree(directory[key])
+            trees[layout.name] = {
+                "num_entries": layout.num_entries,
+                "n_branches": len(layout.all_names()),
+                "counters": sorted(layout.counters),
+                "unsupported_branches": layout.unsupported,
+            }
+            names = set(layout.all_names())
+        matching = [
+            fs.name for fs in list_featuresets()
+            if fs.tree in trees and all(b in names for b in fs.branches)
+        ] if trees else []
+        return {"kind": "root", "file": str(path), "trees": trees, "matching_featuresets": matching}
+
+
+def inspect(path: str | PathLike[str]) -> dict[str, Any]:
+    """Describe ``path``: a compressed file (metadata, sizes), a model file (header) or a ROOT file.
+
+    Returns a JSON-able dict with a ``"kind"`` key: ``"hepae-container"``, ``"hepae-model"`` or ``"root"``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path} does not exist or is not a file")
+    if zipfile.is_zipfile(path):
+        model = load_model(path)
+        return {"kind": "hepae-model", "file": str(path), "header": model.header(), "repr": repr(model)}
+    return _inspect_root(path)

@@ -1,0 +1,122 @@
+"""Residuals between an original and a reconstructed file, streamed and summarized per column.
+
+Residuals are relative, ``(reco - orig) / orig``, or absolute, ``reco - orig``, as each feature-set
+column declares. Mean and standard deviation are exact (streamed sums); the 68 % and 99 % widths
+(quantiles of ``|residual|``) come from a fine logarithmic boost-histogram of ``|residual|`` (about
+0.5 % resolution), so memory does not grow with the file size. Objects whose relative residual is
+undefined (orig == 0) are counted separately.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from typing import Any
+
+import boost_histogram as bh
+import numpy as np
+
+from hepae.errors import ModelMismatchError
+from hepae.features import FeatureSet, load_featureset
+from hepae.layout import describe_tree
+from hepae.reading import check_collection, collection_to_tensor, get_tree, iterate_arrays, open_root
+
+_AXIS = bh.axis.Regular(4000, 1e-12, 1e8, transform=bh.axis.transform.log)
+
+
+class ResidualAccumulator:
+    """Streaming per-column residual statistics."""
+
+    def __init__(self, featureset: FeatureSet):
+        self.featureset = featureset
+        d = featureset.n_features
+        self.n = np.zeros(d, np.int64)
+        self.sum = np.zeros(d)
+        self.sum2 = np.zeros(d)
+        self.max = np.zeros(d)
+        self.undefined = np.zeros(d, np.int64)
+        self.hists = [bh.Histogram(_AXIS) for _ in range(d)]
+
+    def residuals(self, original: np.ndarray, reco: np.ndarray) -> list[np.ndarray]:
+        out = []
+        orig64, reco64 = original.astype(np.float64), reco.astype(np.float64)
+        for j, column in enumerate(self.featureset.columns):
+            if column.residual == "relative":
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    r = (reco64[:, j] - orig64[:, j]) / orig64[:, j]
+            else:
+                r = reco64[:, j] - orig64[:, j]
+            out.append(r)
+        return out
+
+    def update(self, original: np.ndarray, reco: np.ndarray) -> None:
+        for j, r in enumerate(self.residuals(original, reco)):
+            finite = np.isfinite(r)
+            self.undefined[j] += int((~finite).sum())
+            r = r[finite]
+            self.n[j] += r.size
+            self.sum[j] += r.sum()
+            self.sum2[j] += (r * r).sum()
+            if r.size:
+                self.max[j] = max(self.max[j], float(np.abs(r).max()))
+            self.hists[j].fill(np.abs(r))
+
+    def _quantile(self, j: int, q: float) -> float:
+        hist = self.hists[j]
+        counts = hist.values(flow=True)
+        total = counts.sum()
+        if total == 0:
+            return float("nan")
+        cumulative = np.cumsum(counts)
+        index = int(np.searchsorted(cumulative, q * total))
+        edges = hist.axes[0].edges
+        if index == 0:  # underflow: |r| below 1e-12
+            return 0.0
+        return float(edges[min(index, len(edges) - 1)])  # upper edge of the bin reaching q
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for j, column in enumerate(self.featureset.columns):
+            n = int(self.n[j])
+            mean = self.sum[j] / n if n else float("nan")
+            std = float(np.sqrt(max(self.sum2[j] / n - mean * mean, 0.0))) if n else float("nan")
+            out[column.name] = {
+                "kind": column.residual,
+                "n": n,
+                "mean": float(mean),
+                "std": std,
+                "width68": self._quantile(j, 0.68),
+                "width99": self._quantile(j, 0.99),
+                "max_abs": float(self.max[j]),
+                "undefined": int(self.undefined[j]),
+            }
+        return out
+
+
+def residual_summary(
+    original: str | PathLike[str],
+    reconstructed: str | PathLike[str],
+    featureset: str | FeatureSet,
+    *,
+    step_size: int = 200_000,
+) -> dict[str, dict[str, Any]]:
+    """Per-column residual statistics of ``reconstructed`` against ``original`` (same events, same order).
+
+    Raises :class:`ModelMismatchError` if the two files differ in events or objects per event.
+    """
+    featureset = load_featureset(featureset)
+    accumulator = ResidualAccumulator(featureset)
+    with open_root(original) as a, open_root(reconstructed) as b:
+        tree_a, tree_b = get_tree(a, featureset.tree, original), get_tree(b, featureset.tree, reconstructed)
+        check_collection(describe_tree(tree_a), featureset, original)
+        check_collection(describe_tree(tree_b), featureset, reconstructed)
+        if tree_a.num_entries != tree_b.num_entries:
+            raise ModelMismatchError(f"{original} has {tree_a.num_entries} events, {reconstructed} {tree_b.num_entries}")
+        chunks = zip(iterate_arrays(tree_a, featureset.branches, step_size),
+                     iterate_arrays(tree_b, featureset.branches, step_size))
+        for chunk_a, chunk_b in chunks:
+            values_a, counts_a = collection_to_tensor(chunk_a, featureset)
+            values_b, counts_b = collection_to_tensor(chunk_b, featureset)
+            if not np.array_equal(counts_a, counts_b):
+                raise ModelMismatchError(f"{original} and {reconstructed} differ in the number of objects per event")
+            accumulator.update(values_a, values_b)
+    return accumulator.summary()

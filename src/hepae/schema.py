@@ -1,0 +1,52 @@
+"""Load the JSON Schemas shipped in ``hepae/schemas`` and validate documents against them.
+
+The schemas are package data (read with :mod:`importlib.resources`, never from the network), and the
+same files appear at the repository's top-level ``schemas/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import referencing
+
+from hepae.errors import SchemaValidationError
+
+
+def schema_text(name: str) -> str:
+    """The text of the shipped schema or document ``name`` (a path inside ``hepae/schemas``)."""
+    return resources.files("hepae").joinpath("schemas").joinpath(name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    """Parsed JSON Schema ``name`` (e.g. ``"featureset.schema.json"``), cached."""
+    schema = json.loads(schema_text(name))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+@functools.cache
+def _registry() -> referencing.Registry:
+    """All shipped schemas, so that ``$ref``s between them resolve locally, never over the network."""
+    names = ("featureset.schema.json", "model.schema.json", "container.schema.json")
+    resources_ = [(n, referencing.Resource.from_contents(load_schema(n))) for n in names]
+    resources_ += [(load_schema(n)["$id"], r) for n, r in resources_]
+    return referencing.Registry().with_resources(resources_)
+
+
+def validate(document: Any, schema_name: str, *, what: str) -> None:
+    """Raise :class:`SchemaValidationError` naming ``what`` and the failing JSON path if invalid."""
+    validator = jsonschema.Draft202012Validator(load_schema(schema_name), registry=_registry())
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        path = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise SchemaValidationError(
+            f"{what} does not follow {schema_name}: at '{path}': {first.message}{more}"
+        )

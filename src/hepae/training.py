@@ -1,0 +1,254 @@
+"""Training: stream a feature set from ROOT files, fit the normalization on the training split only,
+and train an autoencoder with AdamW + one-cycle LR on MSE, keeping the best epoch on validation.
+
+The train/validation split is by event and deterministic: an event goes to validation when a hash of
+(seed, file index, entry number) falls below ``val_fraction``, whatever the chunking. Data that fit
+in ``max_cached_objects`` are kept in memory after the first pass; larger inputs are re-streamed each
+epoch (shuffled within chunks), so memory does not grow with the input size.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Iterator, Sequence
+from os import PathLike
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hepae.errors import TrainingError
+from hepae.features import FeatureSet, load_featureset
+from hepae.model import HepaeModel
+from hepae.networks import ArchSpec, Autoencoder
+from hepae.reading import DEFAULT_STEP_SIZE, CollectionChunk, iterate_collection
+from hepae.transforms import ColumnTransform
+
+DEFAULTS: dict[str, Any] = {
+    "arch": "AE_3D_200",
+    "latent": 3,
+    "epochs": 20,
+    "batch_size": 256,
+    "max_lr": 3e-3,
+    "weight_decay": 1e-2,
+    "val_fraction": 0.1,
+    "normalization": "featureset",
+    "seed": 0,
+}
+
+
+def event_in_validation(seed: int, file_index: int, entries: np.ndarray, val_fraction: float) -> np.ndarray:
+    """Deterministic per-event split: True where the event belongs to the validation set (splitmix64)."""
+    with np.errstate(over="ignore"):
+        z = (entries.astype(np.uint64) | (np.uint64(file_index) << np.uint64(40))) ^ np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / 2.0**53 < val_fraction
+
+
+class _Split:
+    """Training and validation objects of the inputs, cached in memory or re-streamed from files."""
+
+    def __init__(self, inputs, featureset: FeatureSet, normalization: ColumnTransform, *, seed: int,
+                 val_fraction: float, step_size, max_cached_objects: int, batch_size: int):
+        self.inputs, self.featureset, self.normalization = inputs, featureset, normalization
+        self.seed, self.val_fraction, self.step_size, self.batch_size = seed, val_fraction, step_size, batch_size
+        self.n_train = self.n_val = self.n_events = self.n_batches = 0
+        cache: dict[str, list[np.ndarray]] | None = {"train": [], "val": []}
+        for chunk in iterate_collection(inputs, featureset, step_size):  # pass 1: fit, count, maybe cache
+            normalization.check_domain(chunk.values, where=f"training input {inputs[chunk.file_index]}")
+            train, val = self._split(chunk)
+            normalization.partial_fit(train)
+            self.n_train += len(train)
+            self.n_val += len(val)
+            self.n_events += len(chunk.counts)
+            self.n_batches += self._count_batches(len(train))
+            if cache is not None:
+                cache["train"].append(train)
+                cache["val"].append(val)
+                if self.n_train + self.n_val > max_cached_objects:
+                    cache = None
+        if self.n_train < 2:
+            raise TrainingError(
+                f"only {self.n_train} training object(s) in {len(inputs)} input file(s); need at least 2"
+            )
+        self.cached = cache is not None
+        if cache is not None:
+            self._train = normalization.transform(np.concatenate(cache["train"]))
+            self._val = normalization.transform(np.concatenate(cache["val"]))
+            self.n_batches = self._count_batches(self.n_train)
+
+    def _split(self, chunk: CollectionChunk) -> tuple[np.ndarray, np.ndarray]:
+        entries = np.arange(chunk.entry_start, chunk.entry_start + len(chunk.counts))
+        in_val = np.repeat(event_in_validation(self.seed, chunk.file_index, entries, self.val_fraction), chunk.counts)
+        return chunk.values[~in_val], chunk.values[in_val]
+
+    def _count_batches(self, n: int) -> int:
+        full, rest = divmod(n, self.batch_size)
+        return full + (1 if rest >= 2 else 0)  # BatchNorm cannot train on a batch of one
+
+    def _chunks(self, which: str) -> Iterator[np.ndarray]:
+        if self.cached:
+            yield self._train if which == "train" else self._val
+            return
+        for chunk in iterate_collection(self.inputs, self.featureset, self.step_size):
+            train, val = self._split(chunk)
+            yield self.normalization.transform(train if which == "train" else val)
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        for values in self._chunks("train"):
+            data = torch.from_numpy(values)
+            order = torch.randperm(len(data), generator=generator)
+            for start in range(0, len(data), self.batch_size):
+                batch = data[order[start:start + self.batch_size]]
+                if len(batch) >= 2:
+                    yield batch
+
+    def val_batches(self) -> Iterator[torch.Tensor]:
+        for values in self._chunks("val"):
+            data = torch.from_numpy(values)
+            for start in range(0, len(data), 65_536):
+                yield data[start:start + 65_536]
+
+
+def _optimizer(network: torch.nn.Module, max_lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for module in network.modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            is_bn = isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+            (no_decay if is_bn or name == "bias" else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=max_lr, betas=(0.9, 0.99))
+
+
+def _mean_loss(network: torch.nn.Module, batches: Iterator[torch.Tensor], device: torch.device) -> float:
+    total, count = 0.0, 0
+    network.eval()
+    with torch.no_grad():
+        for batch in batches:
+            batch = batch.to(device)
+            total += float(torch.nn.functional.mse_loss(network(batch), batch, reduction="sum"))
+            count += batch.numel()
+    return total / count if count else float("nan")
+
+
+def train(
+    inputs: str | PathLike[str] | Sequence[str | PathLike[str]],
+    featureset: str | FeatureSet = "atlas-jets-4d",
+    *,
+    latent: int = DEFAULTS["latent"],
+    arch: str = DEFAULTS["arch"],
+    hidden: Sequence[int] | None = None,
+    normalization: str = DEFAULTS["normalization"],
+    epochs: int = DEFAULTS["epochs"],
+    batch_size: int = DEFAULTS["batch_size"],
+    max_lr: float = DEFAULTS["max_lr"],
+    weight_decay: float = DEFAULTS["weight_decay"],
+    val_fraction: float = DEFAULTS["val_fraction"],
+    seed: int = DEFAULTS["seed"],
+    step_size: int | str = DEFAULT_STEP_SIZE,
+    max_cached_objects: int = 20_000_000,
+    device: str = "cpu",
+    progress: bool = True,
+) -> HepaeModel:
+    """Train an autoencoder on the feature set's collection in ``inputs`` (one or several ROOT files).
+
+    Args:
+        inputs: ROOT file path(s); the feature set's tree and branches must be in each.
+        featureset: built-in name, JSON path or :class:`FeatureSet`.
+        latent: latent dimension per object. arch: ``"AE_3D_200"`` (tanh, default) or ``"AE_bn_LeakyReLU"``;
+        hidden: override the hidden layer sizes (encoder side; the decoder mirrors them).
+        normalization: ``"featureset"`` (per-column configs of the feature set, the seed's custom ones
+            for the built-ins) or ``"standard"`` (mean/std fitted on the training split).
+        epochs, batch_size, max_lr, weight_decay: AdamW with a one-cycle schedule peaking at ``max_lr``.
+        val_fraction: fraction of *events* held out for validation and best-epoch selection.
+        seed: makes the split, the initialisation and the shuffling reproducible.
+        step_size: chunk size for reading (entries or e.g. ``"50 MB"``).
+
+    Returns:
+        A :class:`HepaeModel` holding the best-on-validation weights and a training summary.
+    """
+    started = time.perf_counter()
+    featureset = load_featureset(featureset)
+    paths = [inputs] if isinstance(inputs, (str, PathLike)) else list(inputs)
+    if epochs < 1 or batch_size < 2:
+        raise TrainingError(f"need epochs >= 1 and batch_size >= 2 (got {epochs}, {batch_size})")
+    if not 0.0 <= val_fraction < 1.0:
+        raise TrainingError(f"val_fraction must be in [0, 1) (got {val_fraction})")
+    torch.manual_seed(seed)
+    spec = ArchSpec.named(arch, featureset.n_features, latent, list(hidden) if hidden else None)
+    norm = featureset.make_normalization(normalization)
+    data = _Split(paths, featureset, norm, seed=seed, val_fraction=val_fraction, step_size=step_size,
+                  max_cached_objects=max_cached_objects, batch_size=batch_size)
+    torch_device = torch.device(device)
+    network = Autoencoder(spec).to(torch_device)
+    optimizer = _optimizer(network, max_lr, weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * data.n_batches)
+    generator = torch.Generator().manual_seed(seed)
+    history: list[dict[str, float]] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    bar = tqdm(total=epochs * data.n_batches, disable=not progress, unit="batch", dynamic_ncols=True,
+               desc=f"train {spec.layout}")
+    steps = 0
+    try:
+        for epoch in range(1, epochs + 1):
+            network.train()
+            running, seen = 0.0, 0
+            for batch in data.train_batches(generator):
+                batch = batch.to(torch_device)
+                loss = torch.nn.functional.mse_loss(network(batch), batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if steps < epochs * data.n_batches:
+                    scheduler.step()
+                steps += 1
+                running += float(loss.detach()) * len(batch)
+                seen += len(batch)
+                bar.update(1)
+                if bar.n % 20 == 0:
+                    bar.set_postfix(epoch=epoch, train=f"{running / seen:.3e}",
+                                    val=f"{history[-1]['val_loss']:.3e}" if history else "-")
+            train_loss = running / max(seen, 1)
+            if not math.isfinite(train_loss):
+                raise TrainingError(f"training loss became {train_loss} in epoch {epoch}; try a smaller max_lr")
+            val_loss = _mean_loss(network, data.val_batches(), torch_device) if data.n_val else train_loss
+            history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+            bar.set_postfix(epoch=epoch, train=f"{train_loss:.3e}", val=f"{val_loss:.3e}")
+            if best is None or val_loss < best[0]:
+                best = (val_loss, epoch, copy.deepcopy(network.state_dict()))
+    finally:
+        bar.close()
+    assert best is not None
+    network.load_state_dict(best[2])
+    network.cpu().eval()
+    summary = {
+        "inputs": [str(p) for p in paths],
+        "arch": spec.name,
+        "layout": spec.layout,
+        "normalization": normalization,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "max_lr": max_lr,
+        "weight_decay": weight_decay,
+        "optimizer": "AdamW(betas=(0.9, 0.99)) + OneCycleLR",
+        "loss": "MSE (normalized space)",
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "n_events": data.n_events,
+        "n_train_objects": data.n_train,
+        "n_val_objects": data.n_val,
+        "cached_in_memory": data.cached,
+        "best_epoch": best[1],
+        "best_val_loss": best[0],
+        "history": history,
+        "seconds": round(time.perf_counter() - started, 3),
+        "torch_version": torch.__version__,
+        "device": device,
+    }
+    return HepaeModel(network, featureset, norm, summary)

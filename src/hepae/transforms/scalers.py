@@ -1,0 +1,124 @@
+"""Per-column normalizations: identity, affine, log10 (the seed's custom constants) and standard."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hepae.transforms.base import Transform, register_transform
+
+
+@register_transform
+class Identity(Transform):
+    """y = x."""
+
+    transform_id = "identity"
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def _inverse(self, y: np.ndarray) -> np.ndarray:
+        return y
+
+
+@register_transform
+class Affine(Transform):
+    """y = (x - shift) / scale; e.g. the seed's eta/5 and phi/3."""
+
+    transform_id = "affine"
+
+    def __init__(self, shift: float = 0.0, scale: float = 1.0):
+        self.shift = float(shift)
+        self.scale = float(scale)
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.shift) / self.scale
+
+    def _inverse(self, y: np.ndarray) -> np.ndarray:
+        return y * self.scale + self.shift
+
+
+@register_transform
+class Log10(Transform):
+    """y = (log10(multiply * x + add) - offset) / scale.
+
+    ``multiply`` converts units (0.001 for MeV -> GeV), ``add`` keeps zero finite (the seed's
+    log10(m + 1)). Domain: ``multiply * x + add > 0`` and finite; values outside it raise
+    :class:`hepae.errors.TransformDomainError` instead of becoming NaN.
+    """
+
+    transform_id = "log10"
+
+    def __init__(self, multiply: float = 1.0, add: float = 0.0, offset: float = 0.0, scale: float = 1.0):
+        self.multiply = float(multiply)
+        self.add = float(add)
+        self.offset = float(offset)
+        self.scale = float(scale)
+
+    # With add > 0, log10(m*x + a) = log10(a) + log1p(m*x/a)/ln10 and its inverse uses expm1: both stay
+    # exact for m*x << a, where the direct formula would cancel (the seed's log10(m + 1) for light jets).
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.add > 0:
+                log = np.log10(self.add) + np.log1p(self.multiply * x / self.add) / np.log(10.0)
+            else:
+                log = np.log10(self.multiply * x + self.add)
+            return (log - self.offset) / self.scale
+
+    def _inverse(self, y: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            log = y * self.scale + self.offset
+            if self.add > 0:
+                return self.add * np.expm1((log - np.log10(self.add)) * np.log(10.0)) / self.multiply
+            return (np.power(10.0, log) - self.add) / self.multiply
+
+    def domain_violations(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            return ~(np.isfinite(x) & (self.multiply * x + self.add > 0))
+
+    def describe_domain(self) -> str:
+        return f"finite x with {self.multiply:g}*x + {self.add:g} > 0, i.e. x > {0.0 - self.add / self.multiply + 0.0:g}"
+
+
+@register_transform
+class Standard(Transform):
+    """y = (x - mean_) / scale_, with mean and standard deviation fitted on training data only.
+
+    :meth:`partial_fit` merges chunk statistics exactly (Chan et al.), so fitting streams.
+    """
+
+    transform_id = "standard"
+
+    @property
+    def requires_fit(self) -> bool:
+        return True
+
+    def partial_fit(self, x: np.ndarray) -> Standard:
+        x = np.asarray(x, dtype=np.float64).ravel()
+        x = x[np.isfinite(x)]
+        n_b = x.size
+        if n_b == 0:
+            return self
+        mean_b = float(x.mean())
+        m2_b = float(((x - mean_b) ** 2).sum())
+        n_a = int(getattr(self, "n_samples_seen_", 0))
+        mean_a = float(getattr(self, "mean_", 0.0))
+        m2_a = float(getattr(self, "_m2", 0.0))
+        n = n_a + n_b
+        delta = mean_b - mean_a
+        self._m2 = m2_a + m2_b + delta * delta * n_a * n_b / n
+        self.mean_ = mean_a + delta * n_b / n
+        self.n_samples_seen_ = n
+        std = (self._m2 / n) ** 0.5
+        self.scale_ = std if std > 0 else 1.0
+        return self
+
+    def fit(self, x: np.ndarray) -> Standard:
+        self._m2 = 0.0
+        return super().fit(x)  # type: ignore[return-value]
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean_) / self.scale_
+
+    def _inverse(self, y: np.ndarray) -> np.ndarray:
+        return y * self.scale_ + self.mean_

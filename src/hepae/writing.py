@@ -1,0 +1,139 @@
+"""Writing: one TTree writer for every output (samples, compressed containers, reconstructions), and
+atomic output files (temporary file in the target directory, renamed on success, removed on failure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from os import PathLike
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from hepae.errors import BranchTypeError, OutputFileError
+from hepae.layout import BranchSpec
+
+DEFAULT_COMPRESSION = "zstd:5"
+
+
+def parse_compression(spec: str | None) -> uproot.compression.Compression | None:
+    """``"zstd:5"``, ``"zlib:1"``, ``"lzma:9"``, ``"lz4:4"`` or ``"none"`` as an uproot compression."""
+    if spec is None or spec.lower() == "none":
+        return None
+    algorithm, _, level = spec.partition(":")
+    classes = {"zstd": uproot.ZSTD, "zlib": uproot.ZLIB, "lzma": uproot.LZMA, "lz4": uproot.LZ4}
+    if algorithm.lower() not in classes:
+        raise ValueError(f"unknown compression {spec!r}; use one of {sorted(classes)} with ':<level>', or 'none'")
+    return classes[algorithm.lower()](int(level) if level else 5)
+
+
+def check_output_path(
+    path: str | PathLike[str], *, overwrite: bool = False, inputs: Sequence[str | PathLike[str]] = ()
+) -> Path:
+    """Raise :class:`OutputFileError` unless ``path`` can be written; creates nothing.
+
+    Refuses an existing ``path`` unless ``overwrite``, a ``path`` that is one of the ``inputs``, and a
+    directory that does not exist.
+    """
+    path = Path(path)
+    for source in inputs:
+        source = Path(source)
+        if path.resolve() == source.resolve() or (source.exists() and path.exists() and path.samefile(source)):
+            raise OutputFileError(f"output {path} is the input file; choose another output path")
+    if path.exists() and not overwrite:
+        raise OutputFileError(f"output {path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    if path.exists() and not path.is_file():
+        raise OutputFileError(f"output {path} exists and is not a regular file")
+    if not path.parent.is_dir():
+        raise OutputFileError(f"output directory {path.parent} does not exist")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: str | PathLike[str], *, overwrite: bool = False, inputs: Sequence[str | PathLike[str]] = ()
+) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds.
+
+    The checks of :func:`check_output_path` come first. On any exception (including
+    KeyboardInterrupt) the temporary file is removed and nothing is left at ``path``.
+    """
+    path = check_output_path(path, overwrite=overwrite, inputs=inputs)
+    directory = path.parent
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".hepae-tmp", dir=directory)
+    except OSError as err:
+        raise OutputFileError(f"cannot write to output directory {directory}: {err.strerror}") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the output ordinary permissions
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _ak_type(dtype: np.dtype) -> ak.types.Type:
+    dtype = np.dtype(dtype)
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        inner: ak.types.Type = ak.types.NumpyType(ak.types.numpytype.dtype_to_primitive(base))
+        for size in reversed(shape):
+            inner = ak.types.RegularType(inner, size)
+        return inner
+    return ak.types.NumpyType(ak.types.numpytype.dtype_to_primitive(dtype))
+
+
+class TreeWriter:
+    """Write one TTree with given branches, in chunks, keeping the branches' order.
+
+    Jagged branches that name the same counter share one counter branch, which uproot generates (as
+    int32) from the per-event counts and places before the first of them; their counts must agree.
+    Pass each chunk as ``{name: array}``.
+    """
+
+    def __init__(self, file: uproot.WritableDirectory, name: str, branches: Sequence[BranchSpec], title: str = ""):
+        self.name = name
+        self.branches = list(branches)
+        self._counter_of = {s.name: s.counter for s in self.branches if s.jagged}
+        types: dict[str, object] = {}
+        for spec in self.branches:
+            types[spec.name] = ak.types.ListType(_ak_type(spec.numpy_dtype)) if spec.jagged else spec.numpy_dtype
+        self._tree = file.mktree(name, types, title=title, counter_name=self._counter_of.__getitem__)
+        self.num_entries = 0
+
+    def extend(self, data: dict[str, object]) -> None:
+        """Append one chunk (all branches, same number of entries); empty chunks are skipped."""
+        lengths = {len(data[s.name]) for s in self.branches}  # type: ignore[arg-type]
+        if len(lengths) > 1:
+            raise BranchTypeError(f"tree '{self.name}': branches of one chunk have different lengths {lengths}")
+        if not self.branches or lengths == {0}:
+            return
+        chunk: dict[str, object] = {}
+        counts: dict[str, tuple[str, np.ndarray]] = {}
+        for spec in self.branches:
+            values = data[spec.name]
+            if spec.jagged:
+                values = ak.values_astype(values, spec.numpy_dtype.base)
+                num = ak.to_numpy(ak.num(values, axis=1))
+                first = counts.setdefault(spec.counter, (spec.name, num))  # type: ignore[arg-type]
+                if first[0] != spec.name and not np.array_equal(first[1], num):
+                    raise BranchTypeError(
+                        f"tree '{self.name}': jagged branches '{first[0]}' and '{spec.name}' share the counter "
+                        f"'{spec.counter}' but have different numbers of entries per event"
+                    )
+            else:
+                values = ak.to_numpy(values) if isinstance(values, ak.Array) else values
+                values = np.asarray(values, dtype=spec.numpy_dtype.base)
+            chunk[spec.name] = values
+        self._tree.extend(chunk)
+        self.num_entries += lengths.pop()

@@ -1,0 +1,168 @@
+"""ROOT in -> compressed ROOT -> ROOT out, for every built-in layout, through real files in tmp_path."""
+
+import json
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+import hepae
+from conftest import LAYOUTS
+from hepae.container import METADATA_KEY
+from hepae.errors import ContainerFormatError, ModelMismatchError, OutputFileError
+from roundtrip_checks import assert_passthrough_identical
+
+
+@pytest.fixture(scope="module")
+def roundtrips(samples, model_files, tmp_path_factory):
+    out = {}
+    directory = tmp_path_factory.mktemp("roundtrip")
+    for fs, sample in samples.items():
+        compressed, reco = directory / f"{fs}.compressed.root", directory / f"{fs}.reco.root"
+        summary = hepae.compress(sample, compressed, model_files[fs], step_size=500, progress=False)
+        back = hepae.decompress(compressed, reco, step_size=700, progress=False)
+        out[fs] = (sample, compressed, reco, summary, back)
+    return out
+
+
+@pytest.mark.parametrize("fs", LAYOUTS)
+def test_compressed_file_is_plain_root_with_latents_and_metadata(roundtrips, fs):
+    sample, compressed, _, summary, _ = roundtrips[fs]
+    featureset = hepae.load_featureset(fs)
+    with uproot.open(sample) as fa, uproot.open(compressed) as fb:
+        original, packed = fa[featureset.tree], fb[featureset.tree]
+        assert not set(featureset.branches) & set(packed.keys())
+        latent = [k for k in packed.keys() if k.startswith("hepae_latent_")]
+        assert latent == ["hepae_latent_0", "hepae_latent_1", "hepae_latent_2"]
+        counter = original[featureset.branches[0]].count_branch.name
+        assert packed["hepae_latent_0"].count_branch.name == counter
+        np.testing.assert_array_equal(packed[counter].array(), original[counter].array())
+        assert packed["hepae_latent_0"].array().type.content.content.primitive == "float32"
+        metadata = json.loads(str(fb[METADATA_KEY]))
+        assert metadata["featureset"]["name"] == fs and metadata["source"]["num_entries"] == 1500
+        assert "hepae_decoder" in fb
+    assert summary["n_events"] == 1500 and summary["collection_ratio_without_decoder"] > 1
+
+
+@pytest.mark.parametrize("fs", LAYOUTS)
+def test_decompressed_file_restores_structure_and_carries_everything_else(roundtrips, fs):
+    sample, _, reco, _, back = roundtrips[fs]
+    featureset = hepae.load_featureset(fs)
+    compared = assert_passthrough_identical(sample, reco, featureset.tree, set(featureset.branches))
+    assert len(compared) == 9  # event, run, weight, jet counter, electron counter + 4 electron branches
+    with uproot.open(sample) as fa, uproot.open(reco) as fb:
+        ta, tb = fa[featureset.tree], fb[featureset.tree]
+        assert tb.keys() == ta.keys()  # same names, same order
+        for branch in featureset.branches:
+            a, b = ta[branch].array(), tb[branch].array()
+            np.testing.assert_array_equal(ak.num(a), ak.num(b))
+            assert tb[branch].interpretation == ta[branch].interpretation
+            assert tb[branch].count_branch.name == ta[branch].count_branch.name
+    assert back["n_objects"] == int(ak.sum(ak.num(a)))
+
+
+@pytest.mark.parametrize("fs", LAYOUTS)
+def test_reconstruction_within_tolerance_after_short_training(roundtrips, fs):
+    sample, _, reco, _, _ = roundtrips[fs]
+    residuals = hepae.residual_summary(sample, reco, fs)
+    # 10 epochs of a small 4-64-32-3 network on 3.5k jets: loose, but far from an untrained model
+    assert residuals["pt"]["std"] < 0.15, residuals["pt"]
+    assert residuals["eta"]["std"] < 0.15 and residuals["phi"]["std"] < 0.15
+    assert residuals["m"]["width68"] < 0.3
+    assert abs(residuals["pt"]["mean"]) < 0.05
+
+
+def test_compressed_file_decompresses_without_the_model_file(samples, models, tmp_path):
+    model_path = models["atlas-jets-4d"].save(tmp_path / "m.hepae")
+    hepae.compress(samples["atlas-jets-4d"], tmp_path / "c.root", model_path, progress=False)
+    model_path.unlink()
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    assert (tmp_path / "r.root").stat().st_size > 0
+
+
+def test_inspect_reports_metadata_and_sizes(roundtrips):
+    _, compressed, _, summary, _ = roundtrips["nanoaod-jets-4d"]
+    info = hepae.inspect(compressed)
+    assert info["kind"] == "hepae-container"
+    assert info["metadata"]["collection"]["counter"] == "nJet"
+    assert info["sizes"]["collection_latent_bytes"] == summary["collection_latent_bytes"]
+    assert info["metadata"]["model"]["architecture"]["latent"] == 3
+    assert len(info["metadata"]["checksums"]["latent"]) == 64
+
+
+def test_model_of_another_featureset_is_refused(samples, model_files, tmp_path):
+    with pytest.raises(hepae.errors.TreeNotFoundError):
+        hepae.compress(samples["atlas-jets-4d"], tmp_path / "c.root", model_files["nanoaod-jets-4d"], progress=False)
+    with pytest.raises(hepae.errors.BranchNotFoundError):
+        hepae.compress(samples["atlas-jets-4d"], tmp_path / "c.root", model_files["physlite-jets-4d"], progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_are_never_overwritten_silently_nor_equal_to_the_input(samples, model_files, tmp_path):
+    sample = samples["atlas-jets-4d"]
+    with pytest.raises(OutputFileError, match="is the input"):
+        hepae.compress(sample, sample, model_files["atlas-jets-4d"], overwrite=True, progress=False)
+    out = tmp_path / "c.root"
+    out.write_bytes(b"keep me")
+    with pytest.raises(OutputFileError, match="already exists"):
+        hepae.compress(sample, out, model_files["atlas-jets-4d"], progress=False)
+    assert out.read_bytes() == b"keep me"
+
+
+def _rewrite_with(path, target, *, metadata=None, latent_scale=None):
+    """Copy a compressed file, editing its metadata or its latent values (a tampering attacker)."""
+    with uproot.open(path) as source:
+        meta = json.loads(str(source[METADATA_KEY]))
+        tree = source[meta["tree"]]
+        arrays = tree.arrays(library="ak", how=dict)
+        decoder = source["hepae_decoder"]["model_npz"].array(library="ak")
+    from hepae.layout import BranchSpec, describe_tree
+    from hepae.writing import TreeWriter
+
+    with uproot.open(path) as source:
+        layout = describe_tree(source[meta["tree"]])
+    if latent_scale is not None:
+        arrays["hepae_latent_0"] = arrays["hepae_latent_0"] * latent_scale
+    with uproot.recreate(target) as out:
+        TreeWriter(out, meta["tree"], layout.branches).extend(arrays)
+        TreeWriter(out, "hepae_decoder", [BranchSpec("model_npz", "uint8", "model_npz_size")]).extend({"model_npz": decoder})
+        out[METADATA_KEY] = json.dumps(metadata if metadata is not None else meta)
+
+
+def test_tampered_latents_and_metadata_are_detected_and_leave_no_output(roundtrips, tmp_path):
+    _, compressed, _, _, _ = roundtrips["atlas-jets-4d"]
+    edited = tmp_path / "edited.root"
+    _rewrite_with(compressed, edited, latent_scale=1.0001)
+    with pytest.raises(ContainerFormatError, match="latent data checksum mismatch"):
+        hepae.decompress(edited, tmp_path / "out.root", progress=False)
+    assert not (tmp_path / "out.root").exists()
+    with uproot.open(compressed) as f:
+        meta = json.loads(str(f[METADATA_KEY]))
+    meta["checksums"]["decoder"] = "0" * 64
+    _rewrite_with(compressed, edited, metadata=meta)
+    with pytest.raises(ContainerFormatError, match="decoder checksum mismatch"):
+        hepae.decompress(edited, tmp_path / "out.root", progress=False)
+    meta["format_version"] = "one"
+    _rewrite_with(compressed, edited, metadata=meta)
+    with pytest.raises(ContainerFormatError, match="format_version"):
+        hepae.decompress(edited, tmp_path / "out.root", progress=False)
+    assert not (tmp_path / "out.root").exists()
+
+
+def test_a_plain_root_file_is_not_a_container(samples, tmp_path):
+    with pytest.raises(ContainerFormatError, match="not a hepae compressed file"):
+        hepae.decompress(samples["atlas-jets-4d"], tmp_path / "out.root", progress=False)
+    info = hepae.inspect(samples["atlas-jets-4d"])
+    assert info["kind"] == "root" and info["matching_featuresets"] == ["atlas-jets-4d"]
+
+
+def test_residuals_of_a_file_against_itself_are_zero_and_mismatches_refused(samples, sample_dir):
+    residuals = hepae.residual_summary(samples["atlas-jets-4d"], samples["atlas-jets-4d"], "atlas-jets-4d")
+    for r in residuals.values():
+        assert r["mean"] == 0 and r["std"] == 0 and r["max_abs"] == 0 and r["width99"] == 0
+    other = hepae.make_sample(sample_dir / "other-seed.root", n_events=1500, seed=8, overwrite=True)
+    with pytest.raises(ModelMismatchError, match="number of objects per event"):
+        hepae.residual_summary(samples["atlas-jets-4d"], other, "atlas-jets-4d")
+    with pytest.raises(hepae.errors.BranchNotFoundError):
+        hepae.residual_summary(samples["atlas-jets-4d"], samples["physlite-jets-4d"], "atlas-jets-4d")
