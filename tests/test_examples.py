@@ -1,0 +1,33 @@
+"""The example scripts run as documented (small sizes), so they cannot rot."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def test_python_api_example(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "compress_xaod.py"), "--workdir", str(tmp_path / "w"),
+         "--events", "800", "--epochs", "2"],
+        capture_output=True, text=True, env=ENV, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "bytes/jet" in result.stdout and "pt   relative" in result.stdout
+    assert (tmp_path / "w" / "jets.reco.root").is_file()
+
+
+def test_cli_pipeline_example(tmp_path):
+    result = subprocess.run(
+        ["bash", str(REPO / "examples" / "pipeline_step.sh")],
+        capture_output=True, text=True, timeout=600,
+        env={**ENV, "EVENTS": "800", "EPOCHS": "2", "WORKDIR": str(tmp_path / "p")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "B/jet" in result.stdout
+    assert json.loads((tmp_path / "p" / "inspect.json").read_text())["kind"] == "hepae-container"
