@@ -166,3 +166,37 @@ def test_residuals_of_a_file_against_itself_are_zero_and_mismatches_refused(samp
         hepae.residual_summary(samples["atlas-jets-4d"], other, "atlas-jets-4d")
     with pytest.raises(hepae.errors.BranchNotFoundError):
         hepae.residual_summary(samples["atlas-jets-4d"], samples["physlite-jets-4d"], "atlas-jets-4d")
+
+
+def test_zero_event_file_round_trips(models, tmp_path):
+    from hepae.layout import BranchSpec
+    from hepae.writing import TreeWriter
+
+    empty = tmp_path / "empty.root"
+    featureset = hepae.load_featureset("atlas-jets-4d")
+    specs = [BranchSpec("EventInfoAux.eventNumber", "uint64")] + [
+        BranchSpec(b, "float32", "nAntiKt4EMTopoJetsAux") for b in featureset.branches]
+    with uproot.recreate(empty) as f:
+        TreeWriter(f, "CollectionTree", specs)
+    summary = hepae.compress(empty, tmp_path / "c.root", models["atlas-jets-4d"], progress=False)
+    assert summary["n_events"] == 0 and summary["n_objects"] == 0
+    back = hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    assert back["n_events"] == 0
+    with uproot.open(tmp_path / "r.root") as f:
+        assert f["CollectionTree"].num_entries == 0
+        assert f["CollectionTree"].keys() == ["EventInfoAux.eventNumber", "nAntiKt4EMTopoJetsAux", *featureset.branches]
+
+
+def test_input_files_are_never_modified(samples, model_files, tmp_path):
+    import hashlib
+
+    def digest(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
+
+    sample, model = samples["nanoaod-jets-4d"], model_files["nanoaod-jets-4d"]
+    before = digest(sample), digest(model)
+    hepae.compress(sample, tmp_path / "c.root", model, progress=False)
+    compressed_before = digest(tmp_path / "c.root")
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    assert (digest(sample), digest(model)) == before
+    assert digest(tmp_path / "c.root") == compressed_before

@@ -25,6 +25,7 @@ from hepae.container import (
     write_metadata,
 )
 from hepae.errors import BranchTypeError, UnsupportedBranchError
+from hepae.inspection import size_report
 from hepae.layout import BranchSpec, TreeLayout, describe_tree
 from hepae.model import HepaeModel, load_model
 from hepae.reading import (
@@ -43,12 +44,13 @@ PathArg = str | PathLike[str]
 def _output_branches(layout: TreeLayout, collection: set[str], latent: list[BranchSpec]) -> list[BranchSpec]:
     """The input's branches in file order, the collection's replaced by the latent ones at its place."""
     out: list[BranchSpec] = []
+    placed = False
     for spec in layout.branches:
-        if spec.name in collection:
-            if latent[0] not in out:
-                out.extend(latent)
-        else:
+        if spec.name not in collection:
             out.append(spec)
+        elif not placed:
+            out.extend(latent)
+            placed = True
     return out
 
 
@@ -153,8 +155,6 @@ def compress(
                     "checksums": {"algorithm": "sha256", "latent": hasher.hexdigest(), "decoder": decoder_sha},
                 }
                 write_metadata(file, metadata)
-    from hepae.inspection import size_report  # local import: inspection imports this module's siblings
-
     sizes = size_report(output, metadata)
     seconds = time.perf_counter() - started
     return {

@@ -17,10 +17,10 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from hepae.errors import ContainerFormatError, SchemaValidationError
+from hepae.errors import ContainerFormatError
 from hepae.layout import BranchSpec
 from hepae.model import HepaeModel
-from hepae.schema import validate
+from hepae.schema import validate, validate_versioned
 from hepae.writing import TreeWriter
 
 CONTAINER_FORMAT_VERSION = 1
@@ -59,16 +59,8 @@ def read_metadata(file: uproot.ReadOnlyDirectory, path: str) -> dict[str, Any]:
         metadata = json.loads(str(file[METADATA_KEY]))
     except (ValueError, TypeError) as err:
         raise ContainerFormatError(f"{path}: metadata is not valid JSON ({err})") from None
-    version = metadata.get("format_version") if isinstance(metadata, dict) else None
-    if isinstance(version, int) and version > CONTAINER_FORMAT_VERSION:
-        raise ContainerFormatError(
-            f"{path} uses container format version {version} (hepae {metadata.get('hepae_version', '?')}); "
-            f"this hepae reads up to version {CONTAINER_FORMAT_VERSION}: upgrade hepae"
-        )
-    try:
-        validate(metadata, "container.schema.json", what=f"metadata of {path}")
-    except SchemaValidationError as err:
-        raise ContainerFormatError(str(err)) from None
+    validate_versioned(metadata, "container.schema.json", what=f"metadata of {path}",
+                       max_version=CONTAINER_FORMAT_VERSION, error=ContainerFormatError)
     return metadata
 
 

@@ -59,8 +59,7 @@ def decompress(
                 with bar:
                     for arrays in iterate_arrays(tree, passthrough + latent_names, step_size):
                         counts = ak.to_numpy(ak.num(arrays[latent_names[0]], axis=1))
-                        latent = np.stack([ak.to_numpy(ak.flatten(arrays[n])) for n in latent_names], axis=1) \
-                            if counts.sum() else np.empty((0, len(latent_names)), np.float32)
+                        latent = np.stack([ak.to_numpy(ak.flatten(arrays[n])) for n in latent_names], axis=1)
                         hasher.update(latent)
                         values = model.decode(latent)
                         data = {n: arrays[n] for n in passthrough}

@@ -2,8 +2,8 @@
 
 Residuals are relative, ``(reco - orig) / orig``, or absolute, ``reco - orig``, as each feature-set
 column declares. Mean and standard deviation are exact (streamed sums); the 68 % and 99 % widths
-(quantiles of ``|residual|``) come from a fine logarithmic boost-histogram of ``|residual|`` (about
-0.5 % resolution), so memory does not grow with the file size. Objects whose relative residual is
+(quantiles of ``|residual|``) come from a fine logarithmic boost-histogram of ``|residual|`` (bins
+1.2 % wide, the upper edge is reported), so memory does not grow with the file size. Objects whose relative residual is
 undefined (orig == 0) are counted separately.
 """
 

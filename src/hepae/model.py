@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from hepae._version import __version__
-from hepae.errors import HepaeError, ModelFormatError, ModelMismatchError, SchemaValidationError
+from hepae.errors import HepaeError, ModelFormatError, ModelMismatchError
 from hepae.features import FeatureSet
 from hepae.networks import ArchSpec, Autoencoder
-from hepae.schema import validate
+from hepae.schema import validate_versioned
 from hepae.transforms import ColumnTransform
 from hepae.writing import atomic_output
 
@@ -176,17 +176,8 @@ class HepaeModel:
             raise
         except (ValueError, OSError, zipfile.BadZipFile, EOFError, UnicodeDecodeError, KeyError) as err:
             raise ModelFormatError(f"{source} is not a readable hepae model file: {err}") from None
-        if isinstance(header, dict) and isinstance(header.get("format_version"), int) \
-                and header["format_version"] > MODEL_FORMAT_VERSION:
-            raise ModelFormatError(
-                f"{source} was written in model format version {header['format_version']} by hepae "
-                f"{header.get('hepae_version', '?')}; this hepae ({__version__}) reads up to version "
-                f"{MODEL_FORMAT_VERSION}: upgrade hepae"
-            )
-        try:
-            validate(header, "model.schema.json", what=f"model header of {source}")
-        except SchemaValidationError as err:
-            raise ModelFormatError(str(err)) from None
+        validate_versioned(header, "model.schema.json", what=f"model header of {source}",
+                           max_version=MODEL_FORMAT_VERSION, error=ModelFormatError)
         if set(arrays) != set(header["tensors"]):
             raise ModelFormatError(f"{source}: tensors in the file do not match its header")
         for name, info in header["tensors"].items():

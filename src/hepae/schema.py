@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import referencing
 
-from hepae.errors import SchemaValidationError
+from hepae.errors import HepaeError, SchemaValidationError
 
 
 def schema_text(name: str) -> str:
@@ -50,3 +50,22 @@ def validate(document: Any, schema_name: str, *, what: str) -> None:
         raise SchemaValidationError(
             f"{what} does not follow {schema_name}: at '{path}': {first.message}{more}"
         )
+
+
+def validate_versioned(
+    document: Any, schema_name: str, *, what: str, max_version: int, error: type[HepaeError]
+) -> None:
+    """Validate a file's JSON document, first refusing a newer ``format_version`` with "upgrade hepae".
+
+    Problems are raised as ``error`` (e.g. :class:`hepae.errors.ModelFormatError`).
+    """
+    version = document.get("format_version") if isinstance(document, dict) else None
+    if isinstance(version, int) and version > max_version:
+        raise error(
+            f"{what} has format version {version} (written by hepae {document.get('hepae_version', '?')}); "
+            f"this hepae reads up to version {max_version}: upgrade hepae"
+        )
+    try:
+        validate(document, schema_name, what=what)
+    except SchemaValidationError as err:
+        raise error(str(err)) from None
