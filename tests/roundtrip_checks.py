@@ -29,14 +29,14 @@ def assert_passthrough_identical(original, reconstructed, tree: str, compressed_
         ta, tb = fa[tree], fb[tree]
         assert ta.num_entries == tb.num_entries
         assert set(ta.keys()) == set(tb.keys())
+        counters = {br.count_branch.name for br in ta.branches if br.count_branch is not None}
         compared = []
         for name in ta.keys():
             if name in compressed_branches:
                 continue
             a, b = ta[name].array(library="ak"), tb[name].array(library="ak")
             assert arrays_identical(a, b), f"branch {name} differs"
-            interpretation_a, interpretation_b = ta[name].interpretation, tb[name].interpretation
-            if ta[name].count_branch is None and name not in {c.name for c in (br.count_branch for br in ta.branches) if c is not None}:
-                assert interpretation_a.to_dtype.newbyteorder("=") == interpretation_b.to_dtype.newbyteorder("="), name
+            if name not in counters:  # uproot writes counters as int32 whatever they were
+                assert ta[name].interpretation == tb[name].interpretation, name
             compared.append(name)
         return compared

@@ -42,7 +42,8 @@ def test_pythia_qcd_sample_compresses_and_reconstructs(tmp_path):
     hepae.decompress(compressed, reco, progress=False)
     jets = set(hepae.load_featureset("atlas-jets-4d").branches)
     compared = assert_passthrough_identical(source, reco, "CollectionTree", jets)
-    assert len(compared) == 41  # 45 branches but the 4 compressed: event info, 23 AuxDyn jet variables, leptons, photons, counters
+    # 45 branches but the 4 compressed: event info, 23 AuxDyn jet variables, leptons, photons, counters
+    assert len(compared) == 41
     residuals = hepae.residual_summary(source, reco, "atlas-jets-4d")
     # real jets have a broad m/pT: a 4 -> 3 code is lossy, but eta and phi stay well below 0.1
     assert residuals["eta"]["width68"] < 0.1 and residuals["phi"]["width68"] < 0.1

@@ -126,7 +126,8 @@ def _rewrite_with(path, target, *, metadata=None, latent_scale=None):
         arrays["hepae_latent_0"] = arrays["hepae_latent_0"] * latent_scale
     with uproot.recreate(target) as out:
         TreeWriter(out, meta["tree"], layout.branches).extend(arrays)
-        TreeWriter(out, "hepae_decoder", [BranchSpec("model_npz", "uint8", "model_npz_size")]).extend({"model_npz": decoder})
+        decoder_specs = [BranchSpec("model_npz", "uint8", "model_npz_size")]
+        TreeWriter(out, "hepae_decoder", decoder_specs).extend({"model_npz": decoder})
         out[METADATA_KEY] = json.dumps(metadata if metadata is not None else meta)
 
 

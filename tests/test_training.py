@@ -75,7 +75,8 @@ def test_several_files_and_the_seed_architectures(samples, sample_dir):
 def test_nothing_to_train_on(tmp_path):
     path = tmp_path / "empty.root"
     with uproot.recreate(path) as f:
-        TreeWriter(f, "CollectionTree", [BranchSpec(b, "float32", "n") for b in hepae.load_featureset("atlas-jets-4d").branches])
+        branches = hepae.load_featureset("atlas-jets-4d").branches
+        TreeWriter(f, "CollectionTree", [BranchSpec(b, "float32", "n") for b in branches])
     with pytest.raises(TrainingError, match="only 0 training object"):
         hepae.train(path, "atlas-jets-4d", **SMALL)
     with pytest.raises(TrainingError, match="epochs"):

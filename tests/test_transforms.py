@@ -71,7 +71,9 @@ def test_standard_must_be_fitted_before_use():
         Standard().transform(np.ones(3))
 
 
-@pytest.mark.parametrize("transform", [Identity(), Affine(1.0, 5.0), Log10(1e-3, 1.0, 0.0, 1.8), Standard().fit(np.arange(10.0))])
+@pytest.mark.parametrize(
+    "transform", [Identity(), Affine(1.0, 5.0), Log10(1e-3, 1.0, 0.0, 1.8), Standard().fit(np.arange(10.0))]
+)
 def test_config_round_trips_through_json(transform):
     config = json.loads(json.dumps(transform.get_config()))
     rebuilt = get_transform(config)

@@ -121,7 +121,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     else:
         t = model.training
         print(f"model {model.arch.name} {model.arch.layout} ({model.model_id}) written to {args.output}")
-        print(f"  {t['n_train_objects']} training / {t['n_val_objects']} validation objects from {t['n_events']} events")
+        print(f"  {t['n_train_objects']} training / {t['n_val_objects']} validation objects "
+              f"from {t['n_events']} events")
         print(f"  best validation MSE {t['best_val_loss']:.3e} at epoch {t['best_epoch']}/{t['epochs']}, "
               f"{t['seconds']:.1f} s")
 
@@ -232,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
         if stream:
             p.add_argument("--step-size", type=_step_size, default=DEFAULT_STEP_SIZE,
-                           help=f"chunk size: entries (e.g. 100000) or memory (e.g. '100 MB'); default {DEFAULT_STEP_SIZE!r}")
+                           help="chunk size: entries (e.g. 100000) or memory (e.g. '100 MB'); "
+                                f"default {DEFAULT_STEP_SIZE!r}")
 
     p = sub.add_parser("featuresets", help="list the built-in feature sets")
     p.add_argument("--json", action="store_true", help="print the full definitions as JSON")
@@ -268,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("-m", "--model", required=True, help="model file written by 'hepae train'")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--compression", default=DEFAULT_COMPRESSION, help="ROOT compression of the output, e.g. zstd:5, zlib:1, lzma:9, none")
+    p.add_argument("--compression", default=DEFAULT_COMPRESSION,
+                   help="ROOT compression of the output, e.g. zstd:5, zlib:1, lzma:9, none")
     p.add_argument("--drop-unsupported", action="store_true",
                    help="leave out branches uproot cannot write (listed in the metadata) instead of failing")
     common(p)

@@ -140,7 +140,9 @@ def compress(
                         "decoder_bytes": decoder_bytes,
                         "training": {k: v for k, v in model.training.items() if k != "history"},
                     },
-                    "source": {"file": input.name, "size_bytes": os.path.getsize(input), "num_entries": layout.num_entries},
+                    "source": {
+                        "file": input.name, "size_bytes": os.path.getsize(input), "num_entries": layout.num_entries,
+                    },
                     "collection": {
                         "counter": counter,
                         "counter_in_input": counter in layout.counters,

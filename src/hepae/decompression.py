@@ -49,7 +49,9 @@ def decompress(
         passthrough = [s.name for s in specs if s.name not in collection]
         missing = [n for n in passthrough + latent_names if n not in tree.keys(recursive=False)]
         if missing:
-            raise ContainerFormatError(f"{input}: branches listed in the metadata are missing from the tree: {missing[:10]}")
+            raise ContainerFormatError(
+                f"{input}: branches listed in the metadata are missing from the tree: {missing[:10]}"
+            )
         hasher = LatentHasher()
         n_objects = n_events = 0
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:

@@ -102,5 +102,6 @@ def describe_tree(tree: uproot.TTree) -> TreeLayout:
             counter = count_branch.name if count_branch is not None else _synthetic_counter(name)
             layout.branches.append(BranchSpec(name, _dtype_string(interpretation.content.to_dtype), counter))
         else:
-            layout.unsupported[name] = f"{branch.typename} ({type(interpretation).__name__}) cannot be written to a TTree by uproot"
+            kind = type(interpretation).__name__
+            layout.unsupported[name] = f"{branch.typename} ({kind}) cannot be written to a TTree by uproot"
     return layout

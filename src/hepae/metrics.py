@@ -110,7 +110,9 @@ def residual_summary(
         check_collection(describe_tree(tree_a), featureset, original)
         check_collection(describe_tree(tree_b), featureset, reconstructed)
         if tree_a.num_entries != tree_b.num_entries:
-            raise ModelMismatchError(f"{original} has {tree_a.num_entries} events, {reconstructed} {tree_b.num_entries}")
+            raise ModelMismatchError(
+                f"{original} has {tree_a.num_entries} events, {reconstructed} {tree_b.num_entries}"
+            )
         chunks = zip(iterate_arrays(tree_a, featureset.branches, step_size),
                      iterate_arrays(tree_b, featureset.branches, step_size))
         for chunk_a, chunk_b in chunks:

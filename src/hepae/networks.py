@@ -42,7 +42,8 @@ class ArchSpec:
         preset = ARCHITECTURES[name]
         if latent < 1 or n_features < 1:
             raise ModelFormatError(f"latent size and number of features must be positive (got {latent}, {n_features})")
-        return cls(name, n_features, latent, tuple(hidden or preset["hidden"]), preset["activation"], preset["batchnorm"])
+        hidden_sizes = tuple(hidden or preset["hidden"])
+        return cls(name, n_features, latent, hidden_sizes, preset["activation"], preset["batchnorm"])
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

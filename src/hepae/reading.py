@@ -17,10 +17,10 @@ import uproot
 from hepae.errors import (
     BranchNotFoundError,
     BranchTypeError,
+    HepaeError,
     InputFileError,
     TreeNotFoundError,
     close_matches,
-    HepaeError,
 )
 from hepae.features import FeatureSet, load_featureset
 from hepae.layout import TreeLayout, describe_tree

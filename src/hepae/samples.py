@@ -6,9 +6,11 @@ around 0.1 with a 3 % spread, 0.01 % massless jets); jets are sorted by decreasi
 
 The tight m/pT relation makes the 4D jets of this sample nearly three-dimensional, on purpose: a 4 -> 3
 autoencoder can then reach sub-percent pT residuals in a CPU minute, which is what the demo shows. Real
-jets have a broad m/pT distribution, and a 4 -> 3 code must lose information there (mostly in m). Each event also gets an event
-number, run number and weight, and a second, uncompressed collection (electrons), named in the
-convention of the feature set's ``layout`` (xAOD, PHYSLITE or NanoAOD). Nothing here needs a download.
+jets have a broad m/pT distribution, and a 4 -> 3 code must lose information there (mostly in m).
+
+Each event also gets an event number, run number and weight, and a second, uncompressed collection
+(electrons), named in the convention of the feature set's ``layout`` (xAOD, PHYSLITE or NanoAOD).
+Nothing here needs a download.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ _CONVENTIONS = {
         "electron": "ElectronsAux.{}", "n_electron": "nElectronsAux", "charge_dtype": "float32",
     },
     "physlite": {
-        "event": "EventInfoAuxDyn.eventNumber", "run": "EventInfoAuxDyn.runNumber", "weight": "EventInfoAuxDyn.mcEventWeights",
+        "event": "EventInfoAuxDyn.eventNumber", "run": "EventInfoAuxDyn.runNumber",
+        "weight": "EventInfoAuxDyn.mcEventWeights",
         "electron": "AnalysisElectronsAuxDyn.{}", "n_electron": "nAnalysisElectrons", "charge_dtype": "float32",
     },
     "nanoaod": {
@@ -127,7 +130,8 @@ def make_sample(
     path = Path(path)
     with atomic_output(path, overwrite=overwrite) as tmp:
         with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
-            writer = TreeWriter(file, featureset.tree, specs, title=f"hepae synthetic sample ({featureset.layout} layout)")
+            title = f"hepae synthetic sample ({featureset.layout} layout)"
+            writer = TreeWriter(file, featureset.tree, specs, title=title)
             for start in range(0, n_events, _CHUNK_EVENTS):
                 size = min(_CHUNK_EVENTS, n_events - start)
                 jets = generate_jets(rng, size)

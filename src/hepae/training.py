@@ -43,7 +43,8 @@ DEFAULTS: dict[str, Any] = {
 def event_in_validation(seed: int, file_index: int, entries: np.ndarray, val_fraction: float) -> np.ndarray:
     """Deterministic per-event split: True where the event belongs to the validation set (splitmix64)."""
     with np.errstate(over="ignore"):
-        z = (entries.astype(np.uint64) | (np.uint64(file_index) << np.uint64(40))) ^ np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
+        salt = np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
+        z = (entries.astype(np.uint64) | (np.uint64(file_index) << np.uint64(40))) ^ salt
         z = z + np.uint64(0x9E3779B97F4A7C15)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)

@@ -77,7 +77,8 @@ class Log10(Transform):
             return ~(np.isfinite(x) & (self.multiply * x + self.add > 0))
 
     def describe_domain(self) -> str:
-        return f"finite x with {self.multiply:g}*x + {self.add:g} > 0, i.e. x > {0.0 - self.add / self.multiply + 0.0:g}"
+        threshold = 0.0 - self.add / self.multiply + 0.0  # + 0.0 turns -0.0 into 0.0
+        return f"finite x with {self.multiply:g}*x + {self.add:g} > 0, i.e. x > {threshold:g}"
 
 
 @register_transform
