@@ -31,3 +31,14 @@ def test_cli_pipeline_example(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "B/jet" in result.stdout
     assert json.loads((tmp_path / "p" / "inspect.json").read_text())["kind"] == "hepae-container"
+
+
+def test_many_files_dask_example(tmp_path):
+    command = [sys.executable, str(REPO / "examples" / "many_files_dask.py"), "--workdir", str(tmp_path / "m"),
+               "--files", "3", "--events", "300", "--epochs", "1", "--workers", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "compress-many: 3 ok, 0 skipped, 0 failed" in result.stdout
+    assert "decompress-many: 3 ok, 0 skipped, 0 failed" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "m" / "reco").glob("*.root")) == [
+        "run000.reco.root", "run001.reco.root", "run002.reco.root"]

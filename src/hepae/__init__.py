@@ -8,6 +8,7 @@ Submodules, one concept each:
 * :mod:`hepae.networks` / :mod:`hepae.model`: autoencoder architectures; the pickle-free model file.
 * :mod:`hepae.training`: AdamW + one-cycle training, streaming from ROOT files.
 * :mod:`hepae.container`, :mod:`hepae.compression`, :mod:`hepae.decompression`: the compressed ROOT file.
+* :mod:`hepae.many`: many files on a Dask cluster, one task per file.
 * :mod:`hepae.inspection`, :mod:`hepae.metrics`: what a file holds; residuals of a reconstruction.
 * :mod:`hepae.samples`, :mod:`hepae.demo`: synthetic samples and the end-to-end demo.
 * :mod:`hepae.errors`: the exception hierarchy (base class :class:`hepae.errors.HepaeError`).
@@ -19,6 +20,7 @@ from hepae.decompression import decompress
 from hepae.errors import HepaeError
 from hepae.features import FeatureSet, list_featuresets, load_featureset
 from hepae.inspection import inspect
+from hepae.many import compress_many, decompress_many
 from hepae.metrics import residual_summary
 from hepae.model import HepaeModel, load_model
 from hepae.samples import make_sample
@@ -30,7 +32,9 @@ __all__ = [
     "HepaeModel",
     "__version__",
     "compress",
+    "compress_many",
     "decompress",
+    "decompress_many",
     "inspect",
     "list_featuresets",
     "load_featureset",

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hepae import _version
@@ -20,6 +22,10 @@ from hepae.errors import HepaeError
 from hepae.reading import DEFAULT_STEP_SIZE
 from hepae.training import DEFAULTS
 from hepae.writing import DEFAULT_COMPRESSION
+
+
+class ManyFilesFailed(HepaeError):
+    """Some files of a compress-many/decompress-many run failed (the others are done)."""
 
 
 def _step_size(text: str) -> int | str:
@@ -113,6 +119,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         weight_decay=args.weight_decay, val_fraction=args.val_fraction, seed=args.seed, step_size=args.step_size,
         device=args.device, progress=not args.quiet,
     )
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun every rank has the same model; rank 0 writes it
     model.save(args.output, overwrite=args.overwrite)
     summary = {"output": args.output, "model_id": model.model_id, **{k: v for k, v in model.training.items()
                                                                      if k != "history"}}
@@ -131,7 +139,8 @@ def cmd_compress(args: argparse.Namespace) -> None:
     from hepae.compression import compress
 
     summary = compress(args.input, args.output, args.model, step_size=args.step_size, compression=args.compression,
-                       overwrite=args.overwrite, drop_unsupported=args.drop_unsupported, progress=not args.quiet)
+                       overwrite=args.overwrite, drop_unsupported=args.drop_unsupported, device=args.device,
+                       progress=not args.quiet)
     if args.json:
         _print_json(summary)
     else:
@@ -144,12 +153,45 @@ def cmd_decompress(args: argparse.Namespace) -> None:
     from hepae.decompression import decompress
 
     summary = decompress(args.input, args.output, step_size=args.step_size, compression=args.compression,
-                         overwrite=args.overwrite, progress=not args.quiet)
+                         overwrite=args.overwrite, device=args.device, progress=not args.quiet)
     if args.json:
         _print_json(summary)
     else:
         print(f"reconstructed {summary['n_objects']} objects in {summary['n_events']} events "
               f"into {summary['output']} ({_human_bytes(summary['output_bytes'])}, {summary['seconds']:.2f} s)")
+
+
+def _report_many(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(summary)
+    else:
+        rows = [(Path(r["input"]).name, r["status"], _human_bytes(r["input_bytes"]), _human_bytes(r["output_bytes"]),
+                 r["objects"] if r["objects"] is not None else "-", r["seconds"], r["error"] or "")
+                for r in summary["files"]]
+        print(_table(rows, ("file", "status", "input", "output", "objects", "seconds", "error")))
+        print(f"{summary['ok']} ok, {summary['skipped']} skipped, {summary['failed']} failed in "
+              f"{summary['seconds']:.1f} s; summary written to {summary['summary_file']}")
+    if summary["failed"]:
+        raise ManyFilesFailed(f"{summary['failed']} of {summary['n_files']} file(s) failed (see the summary)")
+
+
+def cmd_compress_many(args: argparse.Namespace) -> None:
+    from hepae.many import compress_many
+
+    summary = compress_many(args.inputs, args.model, args.output, scheduler=args.scheduler, workers=args.workers,
+                            resume=args.resume, overwrite=args.overwrite, step_size=args.step_size,
+                            compression=args.compression, drop_unsupported=args.drop_unsupported,
+                            device=args.device, progress=not args.quiet)
+    _report_many(summary, args.json)
+
+
+def cmd_decompress_many(args: argparse.Namespace) -> None:
+    from hepae.many import decompress_many
+
+    summary = decompress_many(args.inputs, args.output, scheduler=args.scheduler, workers=args.workers,
+                              resume=args.resume, overwrite=args.overwrite, step_size=args.step_size,
+                              compression=args.compression, device=args.device, progress=not args.quiet)
+    _report_many(summary, args.json)
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
@@ -226,9 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(p: argparse.ArgumentParser, *, output: bool = True, stream: bool = True) -> None:
+    def common(p: argparse.ArgumentParser, *, output: bool = True, stream: bool = True, device: bool = True) -> None:
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        if device:
+            p.add_argument("--device", default="auto", help="torch device: auto (CUDA if available), cpu, cuda")
         if output:
             p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
         if stream:
@@ -245,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", default="atlas-jets-4d", help="layout to write (feature set name or JSON)")
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=42)
-    common(p, stream=False)
+    common(p, stream=False, device=False)
     p.set_defaults(func=cmd_make_sample)
 
     p = sub.add_parser("train", help="train an autoencoder on one or several ROOT files")
@@ -262,7 +306,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
     p.add_argument("--val-fraction", type=float, default=DEFAULTS["val_fraction"])
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     common(p)
     p.set_defaults(func=cmd_train)
 
@@ -283,6 +326,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compression", default=DEFAULT_COMPRESSION)
     common(p)
     p.set_defaults(func=cmd_decompress)
+
+    def many(p: argparse.ArgumentParser) -> None:
+        cluster = p.add_mutually_exclusive_group()
+        cluster.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+        cluster.add_argument("--workers", type=int, help="size of the local Dask cluster (default: one per core)")
+        p.add_argument("--resume", action="store_true", help="skip files whose valid output already exists")
+        p.add_argument("--compression", default=DEFAULT_COMPRESSION)
+        p.add_argument("--device", default="cpu", help="torch device of each worker (default cpu: one task per core)")
+        common(p, device=False)
+
+    p = sub.add_parser("compress-many", help="compress many files on Dask, one task per file")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or quoted glob patterns ('data/*.root')")
+    p.add_argument("-m", "--model", required=True)
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="directory for <stem>.compressed.root")
+    p.add_argument("--drop-unsupported", action="store_true")
+    many(p)
+    p.set_defaults(func=cmd_compress_many)
+
+    p = sub.add_parser("decompress-many", help="decompress many files on Dask, one task per file")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or quoted glob patterns")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="directory for <stem>.reco.root")
+    many(p)
+    p.set_defaults(func=cmd_decompress_many)
 
     p = sub.add_parser("inspect", help="show what a compressed file, model file or ROOT file holds")
     p.add_argument("path")

@@ -78,18 +78,20 @@ def compress(
     compression: str = DEFAULT_COMPRESSION,
     overwrite: bool = False,
     drop_unsupported: bool = False,
+    device: str = "auto",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Compress the model's feature-set collection of ``input`` into the ROOT file ``output``.
 
     Every other branch of the tree is carried over with identical values; the collection's branches
     are replaced by float32 latent branches with the same per-event counts; the decoder and the
-    metadata are embedded. Reading and writing stream in chunks of ``step_size``.
+    metadata are embedded. Reading and writing stream in chunks of ``step_size``; the encoder runs on
+    ``device`` (``"auto"``: CUDA if available).
 
     Returns a summary dict (sizes, ratios, counts, timing).
     """
     started = time.perf_counter()
-    model = model if isinstance(model, HepaeModel) else load_model(model)
+    model = (model if isinstance(model, HepaeModel) else load_model(model)).to(device)
     featureset = model.featureset
     input, output = Path(input), Path(output)
     with open_root(input) as directory:
@@ -105,7 +107,7 @@ def compress(
         latent_specs = [BranchSpec(n, "float32", counter) for n in latent_names]
         out_specs = _output_branches(layout, collection, latent_specs)
         hasher = LatentHasher()
-        n_objects = 0
+        n_objects = n_chunks = 0
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
             with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
                 writer = TreeWriter(file, tree.name, out_specs, title=tree.title)
@@ -120,6 +122,7 @@ def compress(
                         for i, name in enumerate(latent_names):
                             data[name] = ak.unflatten(latent[:, i], counts)
                         writer.extend(data)
+                        n_chunks += 1
                         bar.update(len(counts))
                 decoder_bytes, decoder_sha = write_decoder(file, model)
                 metadata = {
@@ -164,6 +167,7 @@ def compress(
         "output": str(output),
         "n_events": layout.num_entries,
         "n_objects": n_objects,
+        "chunks": n_chunks,
         "dropped_branches": dropped,
         "seconds": round(seconds, 3),
         "objects_per_second": round(n_objects / seconds, 1) if seconds > 0 else None,

@@ -30,18 +30,20 @@ def decompress(
     step_size: int | str = DEFAULT_STEP_SIZE,
     compression: str = DEFAULT_COMPRESSION,
     overwrite: bool = False,
+    device: str = "auto",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Rebuild the original tree from a compressed file, using only that file.
 
     Checksums of the embedded decoder and of the latent values are verified; on a mismatch (or any
-    other failure) no output file is left behind. Returns a summary dict.
+    other failure) no output file is left behind. The decoder runs on ``device`` (``"auto"``: CUDA if
+    available). Returns a summary dict.
     """
     started = time.perf_counter()
     input, output = Path(input), Path(output)
     with open_root(input) as directory:
         metadata = read_metadata(directory, str(input))
-        model = read_decoder(directory, metadata, str(input))
+        model = read_decoder(directory, metadata, str(input)).to(device)
         tree = get_tree(directory, metadata["tree"], input)
         specs = [BranchSpec.from_dict(b) for b in metadata["branches"]]
         collection = {s.name: s.dtype for s in collection_specs(metadata)}
@@ -53,7 +55,7 @@ def decompress(
                 f"{input}: branches listed in the metadata are missing from the tree: {missing[:10]}"
             )
         hasher = LatentHasher()
-        n_objects = n_events = 0
+        n_objects = n_events = n_chunks = 0
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
             with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
                 writer = TreeWriter(file, tree.name, specs, title=tree.title)
@@ -69,6 +71,7 @@ def decompress(
                         writer.extend(data)
                         n_objects += len(latent)
                         n_events += len(counts)
+                        n_chunks += 1
                         bar.update(len(counts))
                 if hasher.hexdigest() != metadata["checksums"]["latent"]:
                     raise ContainerFormatError(f"{input}: latent data checksum mismatch (file corrupted or edited)")
@@ -83,6 +86,7 @@ def decompress(
         "output": str(output),
         "n_events": n_events,
         "n_objects": n_objects,
+        "chunks": n_chunks,
         "output_bytes": output.stat().st_size,
         "seconds": round(seconds, 3),
         "objects_per_second": round(n_objects / seconds, 1) if seconds > 0 else None,

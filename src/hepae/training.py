@@ -4,13 +4,23 @@ and train an autoencoder with AdamW + one-cycle LR on MSE, keeping the best epoc
 The train/validation split is by event and deterministic: an event goes to validation when a hash of
 (seed, file index, entry number) falls below ``val_fraction``, whatever the chunking. Data that fit
 in ``max_cached_objects`` are kept in memory after the first pass; larger inputs are re-streamed each
-epoch (shuffled within chunks), so memory does not grow with the input size.
+epoch (files in a new random order, objects shuffled within chunks), so memory does not grow with the
+input size.
+
+Launched by ``torchrun`` (``WORLD_SIZE`` > 1), training is distributed data-parallel
+(:class:`torch.nn.parallel.DistributedDataParallel`, gloo on CPU, nccl on GPU): each rank trains on
+its own share of the training events (another hash), every rank fits the normalization on the whole
+training split and evaluates the whole validation split, so all ranks end with the same model::
+
+    torchrun --standalone --nproc_per_node=4 -m hepae train data/*.root --features atlas-jets-4d -o m.hepae
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import os
 import time
 from collections.abc import Iterator, Sequence
 from os import PathLike
@@ -20,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from hepae.devices import resolve_device
 from hepae.errors import TrainingError
 from hepae.features import FeatureSet, load_featureset
 from hepae.model import HepaeModel
@@ -40,8 +51,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def event_in_validation(seed: int, file_index: int, entries: np.ndarray, val_fraction: float) -> np.ndarray:
-    """Deterministic per-event split: True where the event belongs to the validation set (splitmix64)."""
+def event_hash(seed: int, file_index: int, entries: np.ndarray) -> np.ndarray:
+    """A uniform number in [0, 1) per event, from (seed, file index, entry) only (splitmix64)."""
     with np.errstate(over="ignore"):
         salt = np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
         z = (entries.astype(np.uint64) | (np.uint64(file_index) << np.uint64(40))) ^ salt
@@ -49,30 +60,62 @@ def event_in_validation(seed: int, file_index: int, entries: np.ndarray, val_fra
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / 2.0**53 < val_fraction
+    return (z >> np.uint64(11)).astype(np.float64) / 2.0**53
+
+
+def event_in_validation(seed: int, file_index: int, entries: np.ndarray, val_fraction: float) -> np.ndarray:
+    """Deterministic per-event split: True where the event belongs to the validation set."""
+    return event_hash(seed, file_index, entries) < val_fraction
+
+
+def event_rank(seed: int, file_index: int, entries: np.ndarray, world_size: int) -> np.ndarray:
+    """Which data-parallel rank trains on each event (independent of the validation split)."""
+    return np.minimum((event_hash(seed + 0x5EED, file_index, entries) * world_size).astype(np.int64), world_size - 1)
+
+
+@contextlib.contextmanager
+def distributed_context(device: torch.device):
+    """Yield ``(rank, world_size)``; under torchrun, join (and finally leave) the process group."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        yield 0, 1
+        return
+    import torch.distributed as dist
+
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield dist.get_rank(), dist.get_world_size()
+    finally:
+        if created:
+            dist.destroy_process_group()
 
 
 class _Split:
     """Training and validation objects of the inputs, cached in memory or re-streamed from files."""
 
     def __init__(self, inputs, featureset: FeatureSet, normalization: ColumnTransform, *, seed: int,
-                 val_fraction: float, step_size, max_cached_objects: int, batch_size: int):
+                 val_fraction: float, step_size, max_cached_objects: int, batch_size: int,
+                 rank: int = 0, world_size: int = 1):
         self.inputs, self.featureset, self.normalization = inputs, featureset, normalization
         self.seed, self.val_fraction, self.step_size, self.batch_size = seed, val_fraction, step_size, batch_size
-        self.n_train = self.n_val = self.n_events = self.n_batches = 0
+        self.rank, self.world_size = rank, world_size
+        self.n_train = self.n_val = self.n_events = self.n_batches = self.n_train_rank = 0
         cache: dict[str, list[np.ndarray]] | None = {"train": [], "val": []}
         for chunk in iterate_collection(inputs, featureset, step_size):  # pass 1: fit, count, maybe cache
             normalization.check_domain(chunk.values, where=f"training input {inputs[chunk.file_index]}")
-            train, val = self._split(chunk)
-            normalization.partial_fit(train)
+            train, val, mine = self._split(chunk)
+            normalization.partial_fit(train)  # every rank fits on the whole training split: same result
             self.n_train += len(train)
             self.n_val += len(val)
+            self.n_train_rank += len(mine)
             self.n_events += len(chunk.counts)
-            self.n_batches += self._count_batches(len(train))
+            self.n_batches += self._count_batches(len(mine))
             if cache is not None:
-                cache["train"].append(train)
+                cache["train"].append(mine)
                 cache["val"].append(val)
-                if self.n_train + self.n_val > max_cached_objects:
+                if self.n_train_rank + self.n_val > max_cached_objects:
                     cache = None
         if self.n_train < 2:
             raise TrainingError(
@@ -82,32 +125,55 @@ class _Split:
         if cache is not None:
             self._train = normalization.transform(np.concatenate(cache["train"]))
             self._val = normalization.transform(np.concatenate(cache["val"]))
-            self.n_batches = self._count_batches(self.n_train)
+            self.n_batches = self._count_batches(self.n_train_rank)
+        if world_size > 1:  # every rank must run the same number of steps, or DDP waits forever
+            import torch.distributed as dist
 
-    def _split(self, chunk: CollectionChunk) -> tuple[np.ndarray, np.ndarray]:
+            steps = torch.tensor([self.n_batches], dtype=torch.int64)
+            dist.all_reduce(steps, op=dist.ReduceOp.MIN)
+            self.n_batches = int(steps.item())
+            if self.n_batches == 0:
+                raise TrainingError(f"rank {rank} of {world_size} got too few training objects for one batch")
+
+    def _split(self, chunk: CollectionChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(training objects, validation objects, this rank's share of the training objects)."""
         entries = np.arange(chunk.entry_start, chunk.entry_start + len(chunk.counts))
         in_val = np.repeat(event_in_validation(self.seed, chunk.file_index, entries, self.val_fraction), chunk.counts)
-        return chunk.values[~in_val], chunk.values[in_val]
+        train = chunk.values[~in_val]
+        if self.world_size == 1:
+            return train, chunk.values[in_val], train
+        rank = np.repeat(event_rank(self.seed, chunk.file_index, entries, self.world_size), chunk.counts)
+        return train, chunk.values[in_val], chunk.values[~in_val & (rank == self.rank)]
 
     def _count_batches(self, n: int) -> int:
         full, rest = divmod(n, self.batch_size)
         return full + (1 if rest >= 2 else 0)  # BatchNorm cannot train on a batch of one
 
-    def _chunks(self, which: str) -> Iterator[np.ndarray]:
+    def _chunks(self, which: str, generator: torch.Generator | None = None) -> Iterator[np.ndarray]:
         if self.cached:
             yield self._train if which == "train" else self._val
             return
-        for chunk in iterate_collection(self.inputs, self.featureset, self.step_size):
-            train, val = self._split(chunk)
-            yield self.normalization.transform(train if which == "train" else val)
+        order = range(len(self.inputs))
+        if generator is not None and len(self.inputs) > 1:  # a new file order every epoch
+            order = torch.randperm(len(self.inputs), generator=generator).tolist()
+        for file_index in order:
+            for chunk in iterate_collection([self.inputs[file_index]], self.featureset, self.step_size):
+                chunk.file_index = file_index
+                _, val, mine = self._split(chunk)
+                yield self.normalization.transform(mine if which == "train" else val)
 
     def train_batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        for values in self._chunks("train"):
+        """Shuffled batches, exactly ``n_batches`` of them (BatchNorm cannot train on one object)."""
+        produced = 0
+        for values in self._chunks("train", generator):
             data = torch.from_numpy(values)
             order = torch.randperm(len(data), generator=generator)
             for start in range(0, len(data), self.batch_size):
                 batch = data[order[start:start + self.batch_size]]
                 if len(batch) >= 2:
+                    if produced == self.n_batches:
+                        return
+                    produced += 1
                     yield batch
 
     def val_batches(self) -> Iterator[torch.Tensor]:
@@ -154,7 +220,7 @@ def train(
     seed: int = DEFAULTS["seed"],
     step_size: int | str = DEFAULT_STEP_SIZE,
     max_cached_objects: int = 20_000_000,
-    device: str = "cpu",
+    device: str = "auto",
     progress: bool = True,
 ) -> HepaeModel:
     """Train an autoencoder on the feature set's collection in ``inputs`` (one or several ROOT files).
@@ -170,6 +236,9 @@ def train(
         val_fraction: fraction of *events* held out for validation and best-epoch selection.
         seed: makes the split, the initialisation and the shuffling reproducible.
         step_size: chunk size for reading (entries or e.g. ``"50 MB"``).
+        device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+        Under ``torchrun`` the run is distributed data-parallel (see the module docstring); every rank
+        returns the same model.
 
     Returns:
         A :class:`HepaeModel` holding the best-on-validation weights and a training summary.
@@ -181,50 +250,55 @@ def train(
         raise TrainingError(f"need epochs >= 1 and batch_size >= 2 (got {epochs}, {batch_size})")
     if not 0.0 <= val_fraction < 1.0:
         raise TrainingError(f"val_fraction must be in [0, 1) (got {val_fraction})")
-    torch.manual_seed(seed)
-    spec = ArchSpec.named(arch, featureset.n_features, latent, list(hidden) if hidden else None)
-    norm = featureset.make_normalization(normalization)
-    data = _Split(paths, featureset, norm, seed=seed, val_fraction=val_fraction, step_size=step_size,
-                  max_cached_objects=max_cached_objects, batch_size=batch_size)
-    torch_device = torch.device(device)
-    network = Autoencoder(spec).to(torch_device)
-    optimizer = _optimizer(network, max_lr, weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * data.n_batches)
-    generator = torch.Generator().manual_seed(seed)
-    history: list[dict[str, float]] = []
-    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
-    bar = tqdm(total=epochs * data.n_batches, disable=not progress, unit="batch", dynamic_ncols=True,
-               desc=f"train {spec.layout}")
-    steps = 0
-    try:
-        for epoch in range(1, epochs + 1):
-            network.train()
-            running, seen = 0.0, 0
-            for batch in data.train_batches(generator):
-                batch = batch.to(torch_device)
-                loss = torch.nn.functional.mse_loss(network(batch), batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if steps < epochs * data.n_batches:
+    torch_device = resolve_device(device)
+    with distributed_context(torch_device) as (rank, world_size):
+        if world_size > 1 and torch_device.type == "cuda":
+            torch_device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.manual_seed(seed)  # same initial weights on every rank
+        spec = ArchSpec.named(arch, featureset.n_features, latent, list(hidden) if hidden else None)
+        norm = featureset.make_normalization(normalization)
+        data = _Split(paths, featureset, norm, seed=seed, val_fraction=val_fraction, step_size=step_size,
+                      max_cached_objects=max_cached_objects, batch_size=batch_size, rank=rank, world_size=world_size)
+        network = Autoencoder(spec).to(torch_device)
+        trained = network
+        if world_size > 1:
+            trained = torch.nn.parallel.DistributedDataParallel(
+                network, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
+        optimizer = _optimizer(network, max_lr, weight_decay)
+        total_steps = epochs * data.n_batches
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps)
+        generator = torch.Generator().manual_seed(seed + rank)
+        history: list[dict[str, float]] = []
+        best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+        bar = tqdm(total=total_steps, disable=not progress or rank != 0, unit="batch", dynamic_ncols=True,
+                   desc=f"train {spec.layout}" + (f" x{world_size} ranks" if world_size > 1 else ""))
+        try:
+            for epoch in range(1, epochs + 1):
+                trained.train()
+                running, seen = 0.0, 0
+                for batch in data.train_batches(generator):
+                    batch = batch.to(torch_device)
+                    loss = torch.nn.functional.mse_loss(trained(batch), batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
                     scheduler.step()
-                steps += 1
-                running += float(loss.detach()) * len(batch)
-                seen += len(batch)
-                bar.update(1)
-                if bar.n % 20 == 0:
-                    bar.set_postfix(epoch=epoch, train=f"{running / seen:.3e}",
-                                    val=f"{history[-1]['val_loss']:.3e}" if history else "-")
-            train_loss = running / max(seen, 1)
-            if not math.isfinite(train_loss):
-                raise TrainingError(f"training loss became {train_loss} in epoch {epoch}; try a smaller max_lr")
-            val_loss = _mean_loss(network, data.val_batches(), torch_device) if data.n_val else train_loss
-            history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
-            bar.set_postfix(epoch=epoch, train=f"{train_loss:.3e}", val=f"{val_loss:.3e}")
-            if best is None or val_loss < best[0]:
-                best = (val_loss, epoch, copy.deepcopy(network.state_dict()))
-    finally:
-        bar.close()
+                    running += float(loss.detach()) * len(batch)
+                    seen += len(batch)
+                    bar.update(1)
+                    if bar.n % 20 == 0:
+                        bar.set_postfix(epoch=epoch, train=f"{running / seen:.3e}",
+                                        val=f"{history[-1]['val_loss']:.3e}" if history else "-")
+                train_loss = running / max(seen, 1)
+                if not math.isfinite(train_loss):
+                    raise TrainingError(f"training loss became {train_loss} in epoch {epoch}; try a smaller max_lr")
+                val_loss = _mean_loss(network, data.val_batches(), torch_device) if data.n_val else train_loss
+                history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+                bar.set_postfix(epoch=epoch, train=f"{train_loss:.3e}", val=f"{val_loss:.3e}")
+                if best is None or val_loss < best[0]:
+                    best = (val_loss, epoch, copy.deepcopy(network.state_dict()))
+        finally:
+            bar.close()
     assert best is not None
     network.load_state_dict(best[2])
     network.cpu().eval()
@@ -245,11 +319,13 @@ def train(
         "n_train_objects": data.n_train,
         "n_val_objects": data.n_val,
         "cached_in_memory": data.cached,
+        "world_size": world_size,
+        "steps_per_epoch": data.n_batches,
         "best_epoch": best[1],
         "best_val_loss": best[0],
         "history": history,
         "seconds": round(time.perf_counter() - started, 3),
         "torch_version": torch.__version__,
-        "device": device,
+        "device": str(torch_device),
     }
     return HepaeModel(network, featureset, norm, summary)

@@ -1,0 +1,87 @@
+"""Peak memory of compress and decompress at 1x and 10x the same content: streaming must keep it flat.
+
+    python benchmarks/memory.py                                # 100k and 1M generated events, 2 MB chunks
+    python benchmarks/memory.py --events 300000 --step-size "50 MB"
+
+Each step runs in its own process; its peak resident set size (ru_maxrss) is read from the kernel.
+The 1x sample must span several chunks (the table shows how many), otherwise the comparison is between
+a whole file and a chunk. Prints a table with the 10x/1x ratios (target <= 1.1) and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import hepae
+
+STEP = """
+import json, sys, hepae
+step, step_size, source, target = sys.argv[1:5]
+step_size = int(step_size) if step_size.isdigit() else step_size
+if step == "compress":
+    summary = hepae.compress(source, target, sys.argv[5], step_size=step_size, progress=False, device="cpu")
+else:
+    summary = hepae.decompress(source, target, step_size=step_size, progress=False, device="cpu")
+print(json.dumps({"chunks": summary["chunks"]}))
+"""
+
+
+def run_step(*args: str) -> tuple[float, int]:
+    """Run one step in a fresh Python process; its peak RSS in MB and the number of chunks it took."""
+    process = subprocess.Popen([sys.executable, "-c", STEP, *args], stdout=subprocess.PIPE, text=True)
+    output = process.stdout.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"step {args[0]} failed")
+    return usage.ru_maxrss / 1024, json.loads(output)["chunks"]  # ru_maxrss is in kB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000, help="events of the 1x sample")
+    parser.add_argument("--factor", type=int, default=10)
+    parser.add_argument("--step-size", default="2 MB", help="chunk size passed to compress/decompress")
+    parser.add_argument("--json-out", default="memory.json")
+    args = parser.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        small = hepae.make_sample(tmp / "x1.root", n_events=args.events, seed=1)
+        model = hepae.train(small, "atlas-jets-4d", epochs=1, progress=False).save(tmp / "m.hepae")
+        for factor in (1, args.factor):
+            source = small if factor == 1 else hepae.make_sample(tmp / f"x{factor}.root", n_events=args.events * factor)
+            compress_mb, compress_chunks = run_step("compress", args.step_size, str(source),
+                                                    str(tmp / f"c{factor}.root"), str(model))
+            decompress_mb, decompress_chunks = run_step("decompress", args.step_size, str(tmp / f"c{factor}.root"),
+                                                        str(tmp / f"r{factor}.root"))
+            rows.append({
+                "factor": factor,
+                "events": args.events * factor,
+                "input_mb": source.stat().st_size / 1e6,
+                "compress_peak_rss_mb": compress_mb,
+                "compress_chunks": compress_chunks,
+                "decompress_peak_rss_mb": decompress_mb,
+                "decompress_chunks": decompress_chunks,
+            })
+    ratios = {step: rows[1][f"{step}_peak_rss_mb"] / rows[0][f"{step}_peak_rss_mb"]
+              for step in ("compress", "decompress")}
+    print(f"step size {args.step_size!r}")
+    print(f"{'size':>5s} {'events':>9s} {'input MB':>9s} {'compress RSS MB':>16s} {'chunks':>7s} "
+          f"{'decompress RSS MB':>18s} {'chunks':>7s}")
+    for r in rows:
+        print(f"{r['factor']:>4d}x {r['events']:>9d} {r['input_mb']:>9.1f} {r['compress_peak_rss_mb']:>16.0f} "
+              f"{r['compress_chunks']:>7d} {r['decompress_peak_rss_mb']:>18.0f} {r['decompress_chunks']:>7d}")
+    print(f"ratio {args.factor}x/1x: compress {ratios['compress']:.3f}, decompress {ratios['decompress']:.3f} "
+          "(target <= 1.1)")
+    Path(args.json_out).write_text(json.dumps({"step_size": args.step_size, "rows": rows, "ratios": ratios}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

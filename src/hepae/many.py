@@ -1,0 +1,253 @@
+"""Many files at once on Dask: ``compress_many`` / ``decompress_many``, one task per file.
+
+Runs on any ``dask.distributed`` cluster: an existing :class:`distributed.Client`, a scheduler address
+(``tcp://host:8786``, e.g. from dask-jobqueue on HTCondor/Slurm or coffea-casa), or by default a
+:class:`distributed.LocalCluster` with one single-threaded worker process per core. Inputs and outputs
+must be on a file system every worker sees; the model travels to the workers as bytes.
+
+Output names are predictable: ``<stem>.compressed.root`` for compression and ``<stem>.reco.root`` for
+decompression (a trailing ``.compressed`` is dropped from the stem). A failing file is reported in the
+summary and does not stop the others; with ``resume=True`` a file whose valid output already exists is
+skipped. A JSON summary (per file: status, bytes in/out, objects, seconds, error) is returned and
+written to ``<outdir>/hepae-<command>.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from hepae.errors import HepaeError, InputFileError, OutputFileError
+from hepae.model import HepaeModel, load_model
+from hepae.reading import DEFAULT_STEP_SIZE
+from hepae.writing import DEFAULT_COMPRESSION, atomic_output
+
+PathArg = str | PathLike[str]
+
+
+def expand_inputs(inputs: PathArg | Sequence[PathArg]) -> list[Path]:
+    """Paths and glob patterns (``'data/*.root'``) -> sorted, de-duplicated list of files."""
+    patterns = [inputs] if isinstance(inputs, (str, PathLike)) else list(inputs)
+    files: list[Path] = []
+    for pattern in patterns:
+        text = str(pattern)
+        matches = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
+        if not matches:
+            raise InputFileError(f"no file matches {text!r}")
+        files.extend(Path(m) for m in matches)
+    return list(dict.fromkeys(files))
+
+
+def output_name(input: Path, command: str) -> str:
+    """``jets.root`` -> ``jets.compressed.root`` (compress); ``jets.compressed.root`` -> ``jets.reco.root``."""
+    stem = input.name[: -len(".root")] if input.name.endswith(".root") else input.name
+    if command == "compress":
+        return f"{stem}.compressed.root"
+    stem = stem[: -len(".compressed")] if stem.endswith(".compressed") else stem
+    return f"{stem}.reco.root"
+
+
+def _valid_compressed(output: Path, input: Path) -> bool:
+    """True if ``output`` is a readable container made from ``input`` (same name, size and entries)."""
+    from hepae.container import read_metadata
+    from hepae.reading import get_tree, open_root
+
+    try:
+        with open_root(output) as directory:
+            metadata = read_metadata(directory, str(output))
+            tree = get_tree(directory, metadata["tree"], output)
+            source = metadata["source"]
+            return (source["file"] == input.name and source["size_bytes"] == input.stat().st_size
+                    and tree.num_entries == source["num_entries"])
+    except (HepaeError, OSError):
+        return False
+
+
+def _valid_reconstruction(output: Path, input: Path) -> bool:
+    """True if ``output`` holds the tree, branches and entries that ``input`` (a container) describes."""
+    from hepae.container import read_metadata
+    from hepae.reading import get_tree, open_root
+
+    try:
+        with open_root(input) as directory:
+            metadata = read_metadata(directory, str(input))
+        with open_root(output) as directory:
+            tree = get_tree(directory, metadata["tree"], output)
+            names = set(tree.keys(recursive=False))
+            return (tree.num_entries == metadata["source"]["num_entries"]
+                    and all(b["name"] in names for b in metadata["branches"]))
+    except (HepaeError, OSError):
+        return False
+
+
+def _run_one(command: str, input: str, output: str, model_bytes: bytes | None, options: dict[str, Any]) -> dict:
+    """One file on one worker; never raises, so one bad file cannot stop the others."""
+    import torch
+
+    from hepae.compression import compress
+    from hepae.decompression import decompress
+
+    torch.set_num_threads(1)  # one single-threaded task per core
+    started = time.perf_counter()
+    source, target = Path(input), Path(output)
+    record: dict[str, Any] = {"input": input, "output": output, "status": "ok", "error": None,
+                              "input_bytes": source.stat().st_size if source.is_file() else None}
+    try:
+        valid = _valid_compressed if command == "compress" else _valid_reconstruction
+        if options.pop("resume") and target.exists() and valid(target, source):
+            record.update(status="skipped", output_bytes=target.stat().st_size, objects=None)
+        elif command == "compress":
+            model = HepaeModel.from_bytes(model_bytes, source="model sent to the worker")  # type: ignore[arg-type]
+            summary = compress(source, target, model, progress=False, **options)
+            record.update(output_bytes=summary["output_bytes"], objects=summary["n_objects"])
+        else:
+            summary = decompress(source, target, progress=False, **options)
+            record.update(output_bytes=summary["output_bytes"], objects=summary["n_objects"])
+    except Exception as err:  # noqa: BLE001 - reported per file, the run goes on
+        record.update(status="failed", error=f"{type(err).__name__}: {err}", output_bytes=None, objects=None)
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    return record
+
+
+@contextlib.contextmanager
+def dask_client(client: Any = None, scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+    """The given client, a client of ``scheduler``, or a local cluster of ``workers`` processes."""
+    if client is not None:
+        yield client
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as connected:
+            yield connected
+        return
+    n_workers = workers or os.cpu_count() or 1
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as local:
+        yield local
+
+
+def _many(
+    command: str,
+    inputs: PathArg | Sequence[PathArg],
+    outdir: PathArg,
+    model_bytes: bytes | None,
+    *,
+    client: Any,
+    scheduler: str | None,
+    workers: int | None,
+    progress: bool,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    files = expand_inputs(inputs)
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    outputs = [outdir / output_name(f, command) for f in files]
+    clashes = sorted({o.name for o in outputs if outputs.count(o) > 1})
+    if clashes:
+        raise OutputFileError(f"several inputs would write the same output(s) {clashes} in {outdir}; "
+                              "give them different file names")
+    from distributed import as_completed
+
+    records: list[dict[str, Any]] = []
+    with dask_client(client, scheduler, workers) as dask:
+        # unique keys: runs on one client must never share (and release) each other's data
+        run = uuid.uuid4().hex[:8]
+        payload = dask.scatter(model_bytes, broadcast=True, hash=False) if model_bytes is not None else None
+        futures = [
+            dask.submit(_run_one, command, str(f), str(o), payload, dict(options), pure=False,
+                        key=f"hepae-{command}-{run}-{i}-{f.name}")
+            for i, (f, o) in enumerate(zip(files, outputs))
+        ]
+        bar = tqdm(total=len(futures), disable=not progress, unit="file", desc=f"{command}-many")
+        with bar:
+            for future in as_completed(futures):
+                try:
+                    records.append(future.result())
+                except Exception as err:  # noqa: BLE001 - a worker that died: still report the file
+                    index = futures.index(future)
+                    records.append({"input": str(files[index]), "output": str(outputs[index]), "status": "failed",
+                                    "error": f"{type(err).__name__}: {err}", "input_bytes": None,
+                                    "output_bytes": None, "objects": None, "seconds": None})
+                bar.update(1)
+    order = {str(f): i for i, f in enumerate(files)}
+    records.sort(key=lambda r: order[r["input"]])
+    summary = {
+        "command": f"{command}-many",
+        "outdir": str(outdir),
+        "n_files": len(records),
+        **{status: sum(r["status"] == status for r in records) for status in ("ok", "skipped", "failed")},
+        "seconds": round(time.perf_counter() - started, 3),
+        "files": records,
+    }
+    summary_path = outdir / f"hepae-{command}-many.json"
+    with atomic_output(summary_path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    summary["summary_file"] = str(summary_path)
+    return summary
+
+
+def compress_many(
+    inputs: PathArg | Sequence[PathArg],
+    model: HepaeModel | PathArg,
+    outdir: PathArg,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    step_size: int | str = DEFAULT_STEP_SIZE,
+    compression: str = DEFAULT_COMPRESSION,
+    drop_unsupported: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Compress every file of ``inputs`` (paths or globs) into ``outdir``, one Dask task per file.
+
+    Args:
+        client: a ``dask.distributed.Client`` to use; else ``scheduler`` (an address) or a local
+            cluster of ``workers`` processes (default: one per core).
+        resume: skip files whose valid output already exists.
+    Returns the summary dict (also written to ``<outdir>/hepae-compress-many.json``).
+    """
+    model = model if isinstance(model, HepaeModel) else load_model(model)
+    options = {"resume": resume, "overwrite": overwrite, "step_size": step_size, "compression": compression,
+               "drop_unsupported": drop_unsupported, "device": device}
+    return _many("compress", inputs, outdir, model.to_bytes(), client=client, scheduler=scheduler,
+                 workers=workers, progress=progress, options=options)
+
+
+def decompress_many(
+    inputs: PathArg | Sequence[PathArg],
+    outdir: PathArg,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    step_size: int | str = DEFAULT_STEP_SIZE,
+    compression: str = DEFAULT_COMPRESSION,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Decompress every compressed file of ``inputs`` into ``outdir``; see :func:`compress_many`."""
+    options = {"resume": resume, "overwrite": overwrite, "step_size": step_size, "compression": compression,
+               "device": device}
+    return _many("decompress", inputs, outdir, None, client=client, scheduler=scheduler, workers=workers,
+                 progress=progress, options=options)
+
+

@@ -1,0 +1,97 @@
+"""Many files on a dask.distributed LocalCluster: one task per file, failures reported, resume."""
+
+import json
+import logging
+
+import pytest
+import uproot
+
+import hepae
+from hepae.cli import main
+from hepae.errors import InputFileError, OutputFileError
+from hepae.many import expand_inputs, output_name
+
+distributed = pytest.importorskip("distributed")
+
+# distributed's own sockets may be closed by the garbage collector rather than explicitly
+pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def many_inputs(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("many")
+    files = [hepae.make_sample(directory / f"run{i}.root", n_events=300 + 100 * i, seed=i) for i in range(3)]
+    (directory / "run9.root").write_text("not a ROOT file")  # one broken input
+    return directory, files
+
+
+def test_output_names_are_predictable(tmp_path):
+    assert output_name(tmp_path / "jets.root", "compress") == "jets.compressed.root"
+    assert output_name(tmp_path / "jets.compressed.root", "decompress") == "jets.reco.root"
+    with pytest.raises(InputFileError, match="no file matches"):
+        expand_inputs(str(tmp_path / "*.root"))
+
+
+def test_compress_many_reports_the_broken_file_and_finishes_the_others(client, many_inputs, model_files, tmp_path):
+    directory, files = many_inputs
+    out = tmp_path / "out"
+    summary = hepae.compress_many(str(directory / "run*.root"), model_files["atlas-jets-4d"], out, client=client,
+                                  progress=False)
+    assert (summary["n_files"], summary["ok"], summary["failed"], summary["skipped"]) == (4, 3, 1, 0)
+    by_name = {r["input"].rsplit("/", 1)[-1]: r for r in summary["files"]}
+    assert by_name["run9.root"]["status"] == "failed"
+    assert "InputFileError" in by_name["run9.root"]["error"] and "run9.root" in by_name["run9.root"]["error"]
+    for i, f in enumerate(files):
+        record = by_name[f.name]
+        assert record["status"] == "ok" and record["output"] == str(out / f"run{i}.compressed.root")
+        assert record["input_bytes"] == f.stat().st_size and record["output_bytes"] > 0 and record["seconds"] > 0
+        with uproot.open(out / f"run{i}.compressed.root") as packed:
+            assert packed["CollectionTree"].num_entries == 300 + 100 * i
+    assert json.loads((out / "hepae-compress-many.json").read_text())["files"] == summary["files"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "hepae-compress-many.json", "run0.compressed.root", "run1.compressed.root", "run2.compressed.root"]
+
+    # a re-run skips what is done and valid, and tries the broken file again
+    again = hepae.compress_many(str(directory / "run*.root"), model_files["atlas-jets-4d"], out, client=client,
+                                resume=True, progress=False)
+    assert (again["ok"], again["skipped"], again["failed"]) == (0, 3, 1)
+    # without resume, existing outputs are refused (not overwritten) and reported per file
+    refused = hepae.compress_many(files[0], model_files["atlas-jets-4d"], out, client=client, progress=False)
+    assert refused["failed"] == 1 and "already exists" in refused["files"][0]["error"]
+
+    back = hepae.decompress_many(str(out / "*.compressed.root"), tmp_path / "reco", client=client, progress=False)
+    assert (back["ok"], back["failed"]) == (3, 0), back["files"]
+    assert sorted(p.name for p in (tmp_path / "reco").glob("*.root")) == ["run0.reco.root", "run1.reco.root",
+                                                                         "run2.reco.root"]
+    resumed = hepae.decompress_many(str(out / "*.compressed.root"), tmp_path / "reco", client=client, resume=True,
+                                    progress=False)
+    assert resumed["skipped"] == 3
+
+
+def test_inputs_that_would_write_the_same_output_are_refused(many_inputs, model_files, tmp_path):
+    directory, files = many_inputs
+    other = tmp_path / "other"
+    other.mkdir()
+    twin = other / files[0].name
+    twin.write_bytes(files[0].read_bytes())
+    with pytest.raises(OutputFileError, match="same output"):
+        hepae.compress_many([files[0], twin], model_files["atlas-jets-4d"], tmp_path / "out", progress=False)
+
+
+def test_cli_compress_many_on_a_local_cluster_exits_1_when_a_file_failed(many_inputs, model_files, tmp_path, capsys):
+    directory, _ = many_inputs
+    code = main(["compress-many", str(directory / "run*.root"), "-m", str(model_files["atlas-jets-4d"]),
+                 "-o", str(tmp_path / "cli"), "--workers", "2", "--json", "-q"])
+    assert code == 1
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert (summary["ok"], summary["failed"]) == (3, 1)
+    assert "1 of 4 file(s) failed" in captured.err
