@@ -9,7 +9,8 @@ import uproot
 import hepae
 from hepae.cli import main
 from hepae.errors import InputFileError, OutputFileError
-from hepae.many import expand_inputs, output_name
+from hepae.many import output_name
+from hepae.reading import expand_inputs
 
 distributed = pytest.importorskip("distributed")
 

@@ -109,12 +109,14 @@ def cmd_make_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from hepae.reading import expand_inputs
     from hepae.training import train
     from hepae.writing import check_output_path
 
-    check_output_path(args.output, overwrite=args.overwrite, inputs=args.inputs)  # fail before training, not after
+    inputs = expand_inputs(args.inputs)
+    check_output_path(args.output, overwrite=args.overwrite, inputs=inputs)  # fail before training, not after
     model = train(
-        args.inputs, args.features, latent=args.latent, arch=args.arch, hidden=args.hidden,
+        inputs, args.features, latent=args.latent, arch=args.arch, hidden=args.hidden,
         normalization=args.normalization, epochs=args.epochs, batch_size=args.batch_size, max_lr=args.lr,
         weight_decay=args.weight_decay, val_fraction=args.val_fraction, seed=args.seed, step_size=args.step_size,
         device=args.device, progress=not args.quiet,
@@ -293,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_make_sample)
 
     p = sub.add_parser("train", help="train an autoencoder on one or several ROOT files")
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or quoted glob patterns ('data/*.root')")
     p.add_argument("-o", "--output", required=True, help="model file to write (e.g. jets4d.hepae)")
     p.add_argument("--features", required=True, help="feature set: built-in name or JSON file")
     p.add_argument("--latent", type=int, default=DEFAULTS["latent"])

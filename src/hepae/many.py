@@ -15,7 +15,6 @@ written to ``<outdir>/hepae-<command>.json``.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import logging
 import os
@@ -28,25 +27,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from hepae.errors import HepaeError, InputFileError, OutputFileError
+from hepae.errors import HepaeError, OutputFileError
 from hepae.model import HepaeModel, load_model
-from hepae.reading import DEFAULT_STEP_SIZE
+from hepae.reading import DEFAULT_STEP_SIZE, expand_inputs
 from hepae.writing import DEFAULT_COMPRESSION, atomic_output
 
 PathArg = str | PathLike[str]
-
-
-def expand_inputs(inputs: PathArg | Sequence[PathArg]) -> list[Path]:
-    """Paths and glob patterns (``'data/*.root'``) -> sorted, de-duplicated list of files."""
-    patterns = [inputs] if isinstance(inputs, (str, PathLike)) else list(inputs)
-    files: list[Path] = []
-    for pattern in patterns:
-        text = str(pattern)
-        matches = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
-        if not matches:
-            raise InputFileError(f"no file matches {text!r}")
-        files.extend(Path(m) for m in matches)
-    return list(dict.fromkeys(files))
 
 
 def output_name(input: Path, command: str) -> str:

@@ -5,6 +5,7 @@ branches into a ``(n_objects, D)`` tensor plus per-event counts (and back).
 from __future__ import annotations
 
 import contextlib
+import glob
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -29,6 +30,19 @@ DEFAULT_STEP_SIZE = "50 MB"
 """Default chunk size for streaming: an entry count (int) or a memory size string."""
 
 PathArg = str | PathLike[str]
+
+
+def expand_inputs(inputs: PathArg | Sequence[PathArg]) -> list[Path]:
+    """Paths and glob patterns (``'data/*.root'``) -> sorted, de-duplicated list of files."""
+    patterns = [inputs] if isinstance(inputs, (str, PathLike)) else list(inputs)
+    files: list[Path] = []
+    for pattern in patterns:
+        text = str(pattern)
+        matches = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
+        if not matches:
+            raise InputFileError(f"no file matches {text!r}")
+        files.extend(Path(m) for m in matches)
+    return list(dict.fromkeys(files))
 
 
 @contextlib.contextmanager
