@@ -81,3 +81,17 @@ def test_nothing_to_train_on(tmp_path):
         hepae.train(path, "atlas-jets-4d", **SMALL)
     with pytest.raises(TrainingError, match="epochs"):
         hepae.train(path, "atlas-jets-4d", **{**SMALL, "epochs": 0})
+
+
+def test_quantile_normalization_is_fitted_on_the_training_split_and_round_trips(samples, tmp_path):
+    path = samples["atlas-jets-4d"]
+    model = hepae.train(path, "atlas-jets-4d", normalization="quantile", seed=2, **SMALL)
+    (chunk,) = iterate_collection(path, "atlas-jets-4d")
+    in_val = np.repeat(event_in_validation(2, 0, np.arange(len(chunk.counts)), 0.1), chunk.counts)
+    pt_train = chunk.values[~in_val, 0].astype(np.float64)
+    knots = model.normalization.transforms[0].quantiles_
+    assert knots[0] == pt_train.min() and knots[-1] == pt_train.max()
+    loaded = hepae.load_model(model.save(tmp_path / "q.hepae"))
+    assert loaded.normalization == model.normalization
+    hepae.compress(path, tmp_path / "c.root", loaded, progress=False)
+    assert hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)["n_events"] == 1500

@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from hepae.errors import NotFittedError, TransformDomainError
 from hepae.features import load_featureset
-from hepae.transforms import Affine, ColumnTransform, Identity, Log10, Standard, get_transform
+from hepae.transforms import Affine, ColumnTransform, Identity, Log10, Quantile, Standard, get_transform
 
 SEED_4D = load_featureset("atlas-jets-4d").make_normalization()
 
@@ -100,3 +100,50 @@ def test_values_outside_a_log_domain_raise_a_clear_error_instead_of_nan():
     with pytest.raises(TransformDomainError, match="'eta'"):
         SEED_4D.check_domain(np.array([[3e4, np.nan, 0.2, 5e3]]))
     SEED_4D.check_domain(np.array([[3e4, 0.1, 0.2, 0.0]]))  # massless jets are fine: log10(m + 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.float64, st.integers(2, 300), elements=st.floats(-1e6, 1e6, allow_nan=False)))
+def test_quantile_map_is_a_bijection_with_an_exact_inverse(x):
+    q = Quantile(n_quantiles=50).fit(x)
+    y = q.transform(x)
+    assert np.all(np.diff(y[np.argsort(x, kind="stable")]) >= 0)  # monotone
+    np.testing.assert_allclose(q.inverse_transform(y), x, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(x).max()))
+    outside = np.array([x.min() - 1.0, x.max() + 1.0])  # beyond the training range: extrapolated, not clipped
+    np.testing.assert_allclose(q.inverse_transform(q.transform(outside)), outside, rtol=1e-9)
+
+
+def test_quantile_maps_training_data_to_uniform_minus_one_one_and_streams():
+    rng = np.random.default_rng(3)
+    x = np.concatenate([np.zeros(7000), rng.exponential(0.03, 3000)])  # a point mass, like OotFracClusters10
+    q = Quantile(n_quantiles=200, subsample=50_000).fit(x)
+    y = q.transform(x)
+    assert y.min() == -1.0 and y.max() == 1.0
+    assert np.mean(y[x > 0] > 0.5) > 0.5  # the continuous tail is spread over the upper range
+    streamed = Quantile(n_quantiles=200, subsample=50_000)
+    for chunk in np.array_split(x, 5):
+        streamed.partial_fit(chunk)
+    assert streamed == q  # all values fit in the reservoir: the same knots, chunked or not
+    with pytest.raises(NotFittedError):
+        Quantile().transform(x)
+    rebuilt = get_transform(json.loads(json.dumps(q.get_config())))
+    np.testing.assert_array_equal(rebuilt.transform(x), y)
+
+
+def test_quantile_reservoir_keeps_memory_bounded_and_is_seeded():
+    rng = np.random.default_rng(4)
+    a, b = Quantile(subsample=1000, seed=1), Quantile(subsample=1000, seed=1)
+    for _ in range(20):
+        chunk = rng.normal(size=5000)
+        a.partial_fit(chunk)
+        b.partial_fit(chunk)
+    assert len(a._reservoir) == 1000 and a == b
+    assert abs(np.median(a.quantiles_)) < 0.15
+
+
+def test_negative_multiply_log_for_the_seed_negative_energy_transform():
+    t = Log10(multiply=-1e-3, add=1.0, scale=1.6)  # NegativeE' = log10(1 - NegativeE/GeV)/1.6, NegativeE <= 0
+    x = np.array([0.0, -181.8, -8648.0])
+    np.testing.assert_allclose(t.inverse_transform(t.transform(x)), x, rtol=1e-13, atol=1e-12)
+    assert "x < 1000" in t.describe_domain()
+    assert t.domain_violations(np.array([2000.0, 999.0])).tolist() == [True, False]

@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent", type=int, default=DEFAULTS["latent"])
     p.add_argument("--arch", default=DEFAULTS["arch"], help="AE_3D_200 (tanh, default) or AE_bn_LeakyReLU")
     p.add_argument("--hidden", type=_int_list, default=None, help="hidden sizes, e.g. 400,400,200")
-    p.add_argument("--normalization", default=DEFAULTS["normalization"], choices=("featureset", "standard"))
+    p.add_argument("--normalization", default=DEFAULTS["normalization"], choices=("featureset", "standard", "quantile"))
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     p.add_argument("--lr", type=float, default=DEFAULTS["max_lr"], help="peak learning rate of the one-cycle schedule")

@@ -18,11 +18,12 @@ import numpy as np
 
 from hepae.errors import FeatureSetError
 from hepae.schema import validate
-from hepae.transforms import ColumnTransform, Standard, get_transform
+from hepae.transforms import ColumnTransform, Quantile, Standard, get_transform
 
-NORMALIZATIONS = ("featureset", "standard")
+NORMALIZATIONS = ("featureset", "standard", "quantile")
 """Choices of :func:`FeatureSet.make_normalization`: the per-column configs declared in the feature
-set (the seed's custom constants for the built-ins) or a standard scaler fitted on each column."""
+set (the seed's custom constants for the built-ins), or one fitted transform for every column:
+mean/std scaling, or a quantile map to uniform [-1, 1]."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class FeatureSet:
             transforms = [get_transform(c.normalization) for c in self.columns]
         elif kind == "standard":
             transforms = [Standard() for _ in self.columns]
+        elif kind == "quantile":
+            transforms = [Quantile() for _ in self.columns]
         else:
             raise FeatureSetError(f"unknown normalization {kind!r}; choose one of {NORMALIZATIONS}")
         return ColumnTransform(transforms, self.column_names)

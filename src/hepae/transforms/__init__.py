@@ -2,13 +2,14 @@
 
 from hepae.transforms.base import Transform, get_transform, register_transform, transform_registry
 from hepae.transforms.columns import ColumnTransform
-from hepae.transforms.scalers import Affine, Identity, Log10, Standard
+from hepae.transforms.scalers import Affine, Identity, Log10, Quantile, Standard
 
 __all__ = [
     "Affine",
     "ColumnTransform",
     "Identity",
     "Log10",
+    "Quantile",
     "Standard",
     "Transform",
     "get_transform",

@@ -54,7 +54,11 @@ class Transform(ABC):
         parameters = inspect.signature(cls.__init__).parameters.values()
         return [p.name for p in parameters if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
 
+    def _finish_fit(self) -> None:
+        """Hook: turn statistics gathered by ``partial_fit`` into fitted ``*_`` values (if lazy)."""
+
     def _fitted_names(self) -> list[str]:
+        self._finish_fit()
         return sorted(k for k in vars(self) if k.endswith("_") and not k.startswith("_"))
 
     def get_params(self) -> dict[str, Any]:

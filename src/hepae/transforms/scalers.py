@@ -41,8 +41,9 @@ class Affine(Transform):
 class Log10(Transform):
     """y = (log10(multiply * x + add) - offset) / scale.
 
-    ``multiply`` converts units (0.001 for MeV -> GeV), ``add`` keeps zero finite (the seed's
-    log10(m + 1)). Domain: ``multiply * x + add > 0`` and finite; values outside it raise
+    ``multiply`` converts units (0.001 for MeV -> GeV) and may be negative (the seed's
+    ``log10(1 - NegativeE)``), ``add`` keeps zero finite (the seed's log10(m + 1)). Domain:
+    ``multiply * x + add > 0`` and finite; values outside it raise
     :class:`hepae.errors.TransformDomainError` instead of becoming NaN.
     """
 
@@ -78,7 +79,8 @@ class Log10(Transform):
 
     def describe_domain(self) -> str:
         threshold = 0.0 - self.add / self.multiply + 0.0  # + 0.0 turns -0.0 into 0.0
-        return f"finite x with {self.multiply:g}*x + {self.add:g} > 0, i.e. x > {threshold:g}"
+        side = ">" if self.multiply > 0 else "<"
+        return f"finite x with {self.multiply:g}*x + {self.add:g} > 0, i.e. x {side} {threshold:g}"
 
 
 @register_transform
@@ -123,3 +125,83 @@ class Standard(Transform):
 
     def _inverse(self, y: np.ndarray) -> np.ndarray:
         return y * self.scale_ + self.mean_
+
+
+@register_transform
+class Quantile(Transform):
+    """Map a column to a uniform distribution on [-1, 1] (the seed's "FunctionScaler").
+
+    ``fit`` keeps a reservoir sample of at most ``subsample`` training values (seeded, streaming) and
+    takes ``n_quantiles`` of its quantiles as knots. The map is piecewise linear through the knots
+    (repeated knots, e.g. a point mass at 0, are merged) and extends linearly beyond the first and
+    last knot, so it is a bijection of the real line: the inverse is exact to round-off, and values
+    outside the training range are not clipped (they map slightly outside [-1, 1]).
+    """
+
+    transform_id = "quantile"
+
+    def __init__(self, n_quantiles: int = 1000, subsample: int = 100_000, seed: int = 0):
+        self.n_quantiles = int(n_quantiles)
+        self.subsample = int(subsample)
+        self.seed = int(seed)
+
+    @property
+    def requires_fit(self) -> bool:
+        return True
+
+    def fit(self, x: np.ndarray) -> Quantile:
+        for key in ("quantiles_", "_reservoir", "_seen", "_rng"):
+            self.__dict__.pop(key, None)
+        return self.partial_fit(x)
+
+    def partial_fit(self, x: np.ndarray) -> Quantile:
+        """Reservoir-sample finite values (algorithm R, vectorized per chunk); knots are made on use."""
+        x = np.asarray(x, dtype=np.float64).ravel()
+        x = x[np.isfinite(x)]
+        if not hasattr(self, "_reservoir"):
+            self._reservoir = np.empty(0)
+            self._seen = 0
+            self._rng = np.random.default_rng(self.seed)
+        self.__dict__.pop("quantiles_", None)
+        room = self.subsample - len(self._reservoir)
+        head, tail = x[:max(room, 0)], x[max(room, 0):]
+        self._reservoir = np.concatenate([self._reservoir, head])
+        self._seen += len(head)
+        if len(tail):
+            positions = self._seen + np.arange(1, len(tail) + 1)
+            slots = (self._rng.random(len(tail)) * positions).astype(np.int64)
+            keep = slots < self.subsample
+            self._reservoir[slots[keep]] = tail[keep]  # later values overwrite earlier ones, as in algorithm R
+            self._seen += len(tail)
+        return self
+
+    def _finish_fit(self) -> None:
+        if hasattr(self, "quantiles_") or len(getattr(self, "_reservoir", ())) == 0:
+            return
+        levels = np.linspace(0.0, 1.0, min(self.n_quantiles, len(self._reservoir)))
+        self.quantiles_ = np.quantile(self._reservoir, levels).tolist()
+
+    def _knots(self) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(self.quantiles_, dtype=np.float64)
+        y = np.linspace(-1.0, 1.0, len(x))
+        x, first = np.unique(x, return_index=True)  # merge repeated knots (point masses)
+        y = y[first]
+        if len(x) == 1:  # a constant column: a shift
+            return np.array([x[0], x[0] + 1.0]), np.array([0.0, 1.0])
+        return x, y
+
+    @staticmethod
+    def _interpolate(v: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+        out = np.interp(v, xp, fp)
+        low, high = v < xp[0], v > xp[-1]
+        out[low] = fp[0] + (v[low] - xp[0]) * (fp[1] - fp[0]) / (xp[1] - xp[0])
+        out[high] = fp[-1] + (v[high] - xp[-1]) * (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
+        return out
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        xp, yp = self._knots()
+        return self._interpolate(x, xp, yp)
+
+    def _inverse(self, y: np.ndarray) -> np.ndarray:
+        xp, yp = self._knots()
+        return self._interpolate(y, yp, xp)
