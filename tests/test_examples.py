@@ -42,3 +42,12 @@ def test_many_files_dask_example(tmp_path):
     assert "decompress-many: 3 ok, 0 skipped, 0 failed" in result.stdout
     assert sorted(p.name for p in (tmp_path / "m" / "reco").glob("*.root")) == [
         "run000.reco.root", "run001.reco.root", "run002.reco.root"]
+
+
+def test_27d_example(tmp_path):
+    command = [sys.executable, str(REPO / "examples" / "compress_27d.py"), "--workdir", str(tmp_path / "w"),
+               "--events", "400", "--epochs", "1", "--latent", "8"]
+    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "27-200-200-200-8-200-200-200-27" in result.stdout
+    assert "N90Constituents" in result.stdout and "max 0.00e+00" in result.stdout.split("N90Constituents")[1]

@@ -41,12 +41,12 @@ from hepae.writing import DEFAULT_COMPRESSION, TreeWriter, atomic_output, parse_
 PathArg = str | PathLike[str]
 
 
-def _output_branches(layout: TreeLayout, collection: set[str], latent: list[BranchSpec]) -> list[BranchSpec]:
-    """The input's branches in file order, the collection's replaced by the latent ones at its place."""
+def _output_branches(layout: TreeLayout, replaced: set[str], latent: list[BranchSpec]) -> list[BranchSpec]:
+    """The input's branches in file order, the compressed ones replaced by the latent ones at their place."""
     out: list[BranchSpec] = []
     placed = False
     for spec in layout.branches:
-        if spec.name not in collection:
+        if spec.name not in replaced:
             out.append(spec)
         elif not placed:
             out.extend(latent)
@@ -103,9 +103,9 @@ def compress(
         clashes = [n for n in latent_names if n in layout.all_names()]
         if clashes:
             raise BranchTypeError(f"{input} already has branches named {clashes}; is it already compressed?")
-        collection = set(featureset.branches)
+        replaced = set(featureset.compressed_branches)  # lossless columns stay as they are
         latent_specs = [BranchSpec(n, "float32", counter) for n in latent_names]
-        out_specs = _output_branches(layout, collection, latent_specs)
+        out_specs = _output_branches(layout, replaced, latent_specs)
         hasher = LatentHasher()
         n_objects = n_chunks = 0
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
@@ -118,7 +118,7 @@ def compress(
                         latent = model.encode(values)
                         hasher.update(latent)
                         n_objects += len(values)
-                        data = {name: arrays[name] for name in layout.names if name not in collection}
+                        data = {name: arrays[name] for name in layout.names if name not in replaced}
                         for i, name in enumerate(latent_names):
                             data[name] = ak.unflatten(latent[:, i], counts)
                         writer.extend(data)
@@ -152,7 +152,8 @@ def compress(
                         "n_objects": n_objects,
                         "branches": [layout.spec(b).to_dict() for b in featureset.branches],
                         "latent_branches": latent_names,
-                        "input_compressed_bytes": sum(int(tree[b].compressed_bytes) for b in featureset.branches),
+                        "lossless_branches": [c.branch for c in featureset.columns if c.lossless],
+                        "input_compressed_bytes": sum(int(tree[b].compressed_bytes) for b in replaced),
                     },
                     "branches": [s.to_dict() for s in layout.branches],
                     "counters": layout.counters,

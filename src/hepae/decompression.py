@@ -46,9 +46,10 @@ def decompress(
         model = read_decoder(directory, metadata, str(input)).to(device)
         tree = get_tree(directory, metadata["tree"], input)
         specs = [BranchSpec.from_dict(b) for b in metadata["branches"]]
-        collection = {s.name: s.dtype for s in collection_specs(metadata)}
+        lossless = set(metadata["collection"]["lossless_branches"])
+        replaced = {s.name: s.dtype for s in collection_specs(metadata) if s.name not in lossless}
         latent_names = metadata["collection"]["latent_branches"]
-        passthrough = [s.name for s in specs if s.name not in collection]
+        passthrough = [s.name for s in specs if s.name not in replaced]
         missing = [n for n in passthrough + latent_names if n not in tree.keys(recursive=False)]
         if missing:
             raise ContainerFormatError(
@@ -67,7 +68,8 @@ def decompress(
                         hasher.update(latent)
                         values = model.decode(latent)
                         data = {n: arrays[n] for n in passthrough}
-                        data.update(tensor_to_collection(values, counts, model.featureset, collection))
+                        decoded = tensor_to_collection(values, counts, model.featureset, replaced)
+                        data.update({name: decoded[name] for name in replaced})
                         writer.extend(data)
                         n_objects += len(latent)
                         n_events += len(counts)

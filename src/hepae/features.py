@@ -37,6 +37,7 @@ class Column:
     residual: str
     normalization: dict[str, Any]
     label: str = ""
+    lossless: bool = False
 
     @property
     def axis_label(self) -> str:
@@ -93,6 +94,8 @@ class FeatureSet:
             column = {k: getattr(c, k) for k in ("name", "branch", "unit", "dtype", "residual")}
             if c.label:
                 column["label"] = c.label
+            if c.lossless:
+                column["lossless"] = True
             column["normalization"] = dict(c.normalization)
             document["columns"].append(column)
         return document
@@ -100,6 +103,11 @@ class FeatureSet:
     @property
     def branches(self) -> list[str]:
         return [c.branch for c in self.columns]
+
+    @property
+    def compressed_branches(self) -> list[str]:
+        """Branches replaced by the latent code (all but the ``lossless`` columns)."""
+        return [c.branch for c in self.columns if not c.lossless]
 
     @property
     def column_names(self) -> list[str]:

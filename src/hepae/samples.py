@@ -81,6 +81,60 @@ def generate_jets(rng: np.random.Generator, n_events: int) -> dict[str, np.ndarr
     return {"pt": pt[order], "eta": eta[order], "phi": phi[order], "m": m[order], "counts": counts}
 
 
+def generate_jet_details(rng: np.random.Generator, jets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The other 23 variables of the ATLAS 27D jets, with plausible correlations (energies in GeV).
+
+    Area variables follow the jet axis (ActiveArea4vec_eta ~ eta, DetectorEta ~ eta), the leading
+    cluster carries less than the jet pT, N90Constituents is an integer >= 1 that grows with pT,
+    EMFrac and HECFrac lie in [0, 1] and HECFrac is non-zero mainly in the HEC (1.5 < |eta| < 3.2);
+    the quality and timing variables follow the shapes documented for the pythia8 sample in shared/.
+    """
+    pt, eta, phi, m = jets["pt"], jets["eta"], jets["phi"], jets["m"]
+    n = len(pt)
+    area = np.clip(rng.normal(0.5, 0.06, n), 0.2, 0.8)
+    area_pt = area * (1.0 + rng.normal(0.0, 0.03, n))
+    in_hec = (np.abs(eta) > 1.5) & (np.abs(eta) < 3.2)
+    em_frac = np.clip(rng.beta(2.0, 5.0, n) + rng.normal(0.0, 0.02, n), 0.0, 1.0)
+    width = np.clip(0.8 * m / pt + rng.normal(0.0, 0.02, n), 0.0, 0.4)
+    theta = 2.0 * np.arctan(np.exp(-eta))
+    oot10 = np.where(rng.uniform(size=n) < 0.7, 0.0, np.minimum(rng.exponential(0.03, n), 1.0))
+    oot5 = np.minimum(oot10 + np.where(rng.uniform(size=n) < 0.5, 0.0, rng.exponential(0.03, n)), 1.0)
+    return {
+        "ActiveArea": area,
+        "ActiveArea4vec_eta": eta + rng.normal(0.0, 0.02, n),
+        "ActiveArea4vec_m": 0.29 * area_pt * rng.lognormal(0.0, 0.1, n),
+        "ActiveArea4vec_phi": np.angle(np.exp(1j * (phi + rng.normal(0.0, 0.02, n)))),
+        "ActiveArea4vec_pt": area_pt,
+        "AverageLArQF": rng.beta(0.5, 20.0, n),
+        "NegativeE": -rng.exponential(0.3 * pt / 50.0),  # GeV, always <= 0
+        "HECQuality": np.where(in_hec & (rng.uniform(size=n) < 0.05), rng.normal(0.0, 0.3, n), 0.0),
+        "LArQuality": rng.beta(0.5, 12.0, n),
+        "Width": width,
+        "WidthPhi": 0.6 * width * rng.lognormal(0.0, 0.1, n),
+        "CentroidR": np.clip(1500.0 / np.maximum(np.sin(theta), 0.15), 1200.0, 6000.0) * rng.lognormal(0.0, 0.05, n),
+        "DetectorEta": eta + rng.normal(0.0, 0.005, n),
+        "LeadingClusterCenterLambda": rng.lognormal(np.log(400.0), 0.5, n),
+        "LeadingClusterPt": pt * rng.beta(2.0, 5.0, n),  # GeV, below the jet pT
+        "LeadingClusterSecondLambda": rng.lognormal(np.log(3e4), 0.8, n),
+        "LeadingClusterSecondR": rng.lognormal(np.log(2e3), 0.8, n),
+        "N90Constituents": 1.0 + rng.poisson(3.0 + 3.0 * np.log(pt / 20.0)),
+        "EMFrac": em_frac,
+        "HECFrac": np.where(in_hec, (1.0 - em_frac) * rng.uniform(0.3, 0.7, n), np.abs(rng.normal(0.0, 0.001, n))),
+        "Timing": np.where(rng.uniform(size=n) < 0.01, rng.normal(0.0, 15.0, n), rng.normal(0.0, 1.2, n)),
+        "OotFracClusters10": oot10,
+        "OotFracClusters5": oot5,
+    }
+
+
+_ENERGY_VARIABLES = {"pt", "m", "NegativeE", "LeadingClusterPt"}
+_DETAIL_NAMES = (
+    "ActiveArea", "ActiveArea4vec_eta", "ActiveArea4vec_m", "ActiveArea4vec_phi", "ActiveArea4vec_pt", "AverageLArQF",
+    "NegativeE", "HECQuality", "LArQuality", "Width", "WidthPhi", "CentroidR", "DetectorEta",
+    "LeadingClusterCenterLambda", "LeadingClusterPt", "LeadingClusterSecondLambda", "LeadingClusterSecondR",
+    "N90Constituents", "EMFrac", "HECFrac", "Timing", "OotFracClusters10", "OotFracClusters5",
+)
+
+
 def generate_electrons(rng: np.random.Generator, n_events: int) -> dict[str, np.ndarray]:
     counts = rng.poisson(0.4, n_events)
     n = int(counts.sum())
@@ -107,14 +161,18 @@ def make_sample(
 ) -> Path:
     """Write a synthetic sample of ``n_events`` events in the layout of ``featureset``; returns the path.
 
-    The feature set's columns must be 4D jet kinematics named ``pt, eta, phi, m``.
+    The feature set's columns must be jet variables this generator knows: the 4D kinematics
+    ``pt, eta, phi, m`` and, optionally, the other 23 ATLAS 27D variables.
     """
     featureset = load_featureset(featureset)
-    if sorted(featureset.column_names) != ["eta", "m", "phi", "pt"]:
+    known = {"pt", "eta", "phi", "m", *_DETAIL_NAMES}
+    unknown = [name for name in featureset.column_names if name not in known]
+    if unknown or not {"pt", "eta", "phi", "m"} <= set(featureset.column_names):
         raise FeatureSetError(
-            f"make_sample generates 4D jets (pt, eta, phi, m); feature set '{featureset.name}' has "
-            f"columns {featureset.column_names}"
+            f"make_sample generates jets with pt, eta, phi, m and the ATLAS 27D variables; feature set "
+            f"'{featureset.name}' asks for {unknown or featureset.column_names}"
         )
+    details = len(featureset.columns) > 4
     names = _CONVENTIONS[featureset.layout]
     jet_counter = _jet_counter(featureset)
     electron = names["electron"]
@@ -135,6 +193,8 @@ def make_sample(
             for start in range(0, n_events, _CHUNK_EVENTS):
                 size = min(_CHUNK_EVENTS, n_events - start)
                 jets = generate_jets(rng, size)
+                if details:
+                    jets.update(generate_jet_details(rng, jets))
                 electrons = generate_electrons(rng, size)
                 data: dict[str, object] = {
                     names["event"]: np.arange(start, start + size, dtype=np.uint64) + 1_000_000,
@@ -142,7 +202,7 @@ def make_sample(
                     names["weight"]: np.ones(size, dtype=np.float32),
                 }
                 for column in featureset.columns:
-                    scale = 1.0 if column.name in ("eta", "phi") else _UNIT_FROM_GEV.get(column.unit, 1.0)
+                    scale = _UNIT_FROM_GEV.get(column.unit, 1.0) if column.name in _ENERGY_VARIABLES else 1.0
                     data[column.branch] = ak.unflatten((jets[column.name] * scale).astype(column.dtype), jets["counts"])
                 e_scale = _UNIT_FROM_GEV.get(featureset.columns[0].unit, 1.0)
                 for variable in ("pt", "eta", "phi", "charge"):
