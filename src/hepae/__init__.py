@@ -10,6 +10,7 @@ Submodules, one concept each:
 * :mod:`hepae.container`, :mod:`hepae.compression`, :mod:`hepae.decompression`: the compressed ROOT file.
 * :mod:`hepae.many`: many files on a Dask cluster, one task per file.
 * :mod:`hepae.inspection`, :mod:`hepae.metrics`: what a file holds; residuals of a reconstruction.
+* :mod:`hepae.darkmachines`: the DarkMachines/PhenoML CSV event format (read and write, streamed).
 * :mod:`hepae.samples`, :mod:`hepae.demo`: synthetic samples and the end-to-end demo.
 * :mod:`hepae.errors`: the exception hierarchy (base class :class:`hepae.errors.HepaeError`).
 """
@@ -23,7 +24,7 @@ from hepae.inspection import inspect
 from hepae.many import compress_many, decompress_many
 from hepae.metrics import residual_summary
 from hepae.model import HepaeModel, load_model
-from hepae.samples import make_sample
+from hepae.samples import make_darkmachines_sample, make_sample
 from hepae.training import train
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "list_featuresets",
     "load_featureset",
     "load_model",
+    "make_darkmachines_sample",
     "make_sample",
     "residual_summary",
     "train",

@@ -99,9 +99,14 @@ def cmd_featuresets(args: argparse.Namespace) -> None:
 
 
 def cmd_make_sample(args: argparse.Namespace) -> None:
-    from hepae.samples import make_sample
+    from hepae.samples import make_darkmachines_sample, make_sample
 
-    path = make_sample(args.output, args.features, n_events=args.events, seed=args.seed, overwrite=args.overwrite)
+    if args.output.endswith(".csv"):
+        path = make_darkmachines_sample(args.output, n_events=args.events, seed=args.seed, overwrite=args.overwrite)
+        args.features = "darkmachines-csv"
+    else:
+        path = make_sample(args.output, args.features, n_events=args.events, seed=args.seed,
+                           overwrite=args.overwrite)
     if args.json:
         _print_json({"output": str(path), "n_events": args.events, "featureset": args.features})
     else:
@@ -287,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_featuresets)
 
     p = sub.add_parser("make-sample", help="write a synthetic jet sample (no download needed)")
-    p.add_argument("output")
+    p.add_argument("output", help="a .root file in the feature set's layout, or a .csv DarkMachines event file")
     p.add_argument("--features", default="atlas-jets-4d", help="layout to write (feature set name or JSON)")
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=42)

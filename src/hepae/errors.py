@@ -90,3 +90,7 @@ class ModelMismatchError(HepaeError, ValueError):
 
 class TrainingError(HepaeError, RuntimeError):
     """Training cannot proceed (no objects to train on, diverging loss, ...)."""
+
+
+class MalformedCSVError(HepaeError, ValueError):
+    """A line of a DarkMachines/PhenoML event file does not follow the format; names file and line."""

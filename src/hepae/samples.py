@@ -210,3 +210,58 @@ def make_sample(
                     data[electron.format(variable)] = ak.unflatten(values, electrons["counts"])
                 writer.extend(data)
     return path
+
+
+def make_darkmachines_sample(
+    path: str | PathLike[str], *, n_events: int = 4000, seed: int = 42, overwrite: bool = False
+) -> Path:
+    """Write a synthetic DarkMachines/PhenoML CSV event file (MeV), like a ttbar channel.
+
+    Each event has jets (``j``, or ``b`` for ~22 %; pT > 20 GeV, |eta| < 2.8, energy from the
+    four-vector with :mod:`vector`), then electrons, muons and photons with their charge codes
+    (``e-``/``e+``, ``m-``/``m+``, ``g``), each type sorted by decreasing pT, and a MET with its phi.
+    Some events have no object at all (no jet in acceptance and no lepton, about 8 %).
+    """
+    import vector
+
+    from hepae.darkmachines import OBJECT_CODES, write_events
+
+    rng = np.random.default_rng(seed)
+    jets = generate_jets(rng, n_events)
+    keep = np.abs(jets["eta"]) < 2.8
+    event_of_jet = np.repeat(np.arange(n_events), jets["counts"])[keep]
+    energy = vector.array({"pt": jets["pt"][keep], "eta": jets["eta"][keep], "phi": jets["phi"][keep],
+                           "mass": jets["m"][keep]}).energy
+    jet_code = np.where(rng.uniform(size=int(keep.sum())) < 0.22, OBJECT_CODES.index("b"), OBJECT_CODES.index("j"))
+    pieces = [(event_of_jet, jet_code, energy, jets["pt"][keep], jets["eta"][keep], jets["phi"][keep])]
+    for codes, rate in ((("e-", "e+"), 0.18), (("m-", "m+"), 0.18), (("g",), 0.015)):
+        counts = rng.poisson(rate, n_events)
+        n = int(counts.sum())
+        pt = 10.0 + rng.exponential(30.0, n)
+        eta = _truncated_normal(rng, 1.2, 2.5, n)
+        code = np.array([OBJECT_CODES.index(c) for c in codes])[rng.integers(0, len(codes), n)]
+        pieces.append((np.repeat(np.arange(n_events), counts), code, pt * np.cosh(eta), pt, eta,
+                       rng.uniform(-np.pi, np.pi, n)))
+    event, code, e, pt, eta, phi = (np.concatenate(p) for p in zip(*pieces))
+    empty = rng.uniform(size=n_events) < 0.01
+    keep = ~empty[event]
+    type_rank = np.array([0, 0, 1, 1, 2, 2, 3])[code]  # jets, electrons, muons, photons
+    order = np.lexsort((-pt, type_rank, event))
+    order = order[keep[order]]
+    counts = np.bincount(event[order], minlength=n_events)
+    objects = ak.zip({
+        "obj": code[order].astype(np.int8),
+        "E": np.round(e[order] * 1000.0, 1),
+        "pt": np.round(pt[order] * 1000.0, 1),
+        "eta": np.round(eta[order], 5),
+        "phi": np.round(phi[order], 5),
+    })
+    events = ak.zip({
+        "event_id": np.arange(n_events, dtype=np.int64) + 3_000_000,
+        "process_id": ak.Array(["demo_ttbar"] * n_events),
+        "event_weight": np.ones(n_events),
+        "MET": np.round(rng.exponential(40.0, n_events) * 1000.0, 1),
+        "METphi": np.round(rng.uniform(-np.pi, np.pi, n_events), 5),
+        "objects": ak.unflatten(objects, counts),
+    }, depth_limit=1)
+    return write_events(path, events, overwrite=overwrite)

@@ -1,0 +1,129 @@
+"""DarkMachines/PhenoML CSV events: parse -> write -> parse identity, chunking, clear line errors."""
+
+import awkward as ak
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import hepae
+from conftest import shared_file
+from hepae.darkmachines import OBJECT_CODES, format_lines, iterate_events, parse_lines, read_events, write_events
+from hepae.errors import InputFileError, MalformedCSVError
+
+ALL_CODES = (
+    "1;ttbar;1;29779.04;1.91934;j,136578,92327.9,0.939516,1.1395;b,65640.06,65311.12,0.0563298,2.06896;\n"
+    "2;ttbar;0.5;100;-3.1;\n"  # an empty event
+    "3;wjets;2;5.5e+04;0;e-,1,2,3,4;e+,5,6,7,8;m-,9,10,11,12;m+,13,14,15,16;g,17,18,-2.38244e-05,0.5;\n"
+    "4;ttbar;1;1;1;j,1,1,1,1\n"  # no trailing ';'
+)
+
+
+def test_parse_every_object_code_and_empty_events(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text(ALL_CODES)
+    events = read_events(path)
+    assert events.fields == ["event_id", "process_id", "event_weight", "MET", "METphi", "objects"]
+    assert events["event_id"].tolist() == [1, 2, 3, 4]
+    assert events["process_id"].tolist() == ["ttbar", "ttbar", "wjets", "ttbar"]
+    assert ak.num(events["objects"]).tolist() == [2, 0, 5, 1]
+    codes = [[OBJECT_CODES[c] for c in row] for row in events["objects"]["obj"].tolist()]
+    assert codes == [["j", "b"], [], ["e-", "e+", "m-", "m+", "g"], ["j"]]
+    assert events["objects"]["eta"][2, 4] == -2.38244e-05 and events["MET"][2] == 55000.0
+
+
+def test_parse_write_parse_keeps_structure_types_and_values(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text(ALL_CODES)
+    first = read_events(path)
+    out = write_events(tmp_path / "again.csv", first)
+    again = read_events(out)
+    assert ak.array_equal(first, again)
+    lines = out.read_text().splitlines()
+    assert [line.count(";") - 5 for line in lines] == [2, 0, 5, 1]  # objects per line kept
+    assert lines[0] == ALL_CODES.splitlines()[0]  # numbers in their shortest exact form
+
+
+event_strategy = st.fixed_dictionaries({
+    "event_id": st.integers(0, 2**62),
+    "process": st.sampled_from(["ttbar", "z_jets", "4top"]),
+    "numbers": st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=3, max_size=3),
+    "objects": st.lists(st.tuples(st.integers(0, len(OBJECT_CODES) - 1),
+                                  st.lists(st.floats(-1e9, 1e9, allow_nan=False), min_size=4, max_size=4)),
+                        max_size=6),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(event_strategy, max_size=12))
+def test_round_trip_holds_for_any_events(tmp_path_factory, events):
+    array = ak.zip({
+        "event_id": np.array([e["event_id"] for e in events], dtype=np.int64),
+        "process_id": ak.Array([e["process"] for e in events]),
+        **{f: np.array([e["numbers"][k] for e in events], dtype=np.float64)
+           for k, f in enumerate(("event_weight", "MET", "METphi"))},
+        "objects": ak.unflatten(ak.zip({
+            "obj": np.array([o[0] for e in events for o in e["objects"]], dtype=np.int8),
+            **{f: np.array([o[1][k] for e in events for o in e["objects"]], dtype=np.float64)
+               for k, f in enumerate(("E", "pt", "eta", "phi"))},
+        }), np.array([len(e["objects"]) for e in events], dtype=np.int64)),
+    }, depth_limit=1)
+    lines = format_lines(array)
+    assert len(lines) == len(events)
+    if events:
+        assert ak.array_equal(parse_lines(lines, tmp_path_factory.getbasetemp()), array)
+
+
+def test_chunks_give_the_same_events(tmp_path):
+    path = hepae.make_darkmachines_sample(tmp_path / "s.csv", n_events=300, seed=3)
+    whole = read_events(path)
+    chunks = list(iterate_events(path, chunk_lines=70))
+    assert [len(c) for c in chunks] == [70, 70, 70, 70, 20]
+    assert ak.array_equal(ak.concatenate(chunks), whole)
+
+
+def test_generated_sample_has_mixed_objects_met_and_empty_events(tmp_path):
+    events = read_events(hepae.make_darkmachines_sample(tmp_path / "s.csv", n_events=2000, seed=1))
+    codes = set(ak.to_numpy(ak.flatten(events["objects"]["obj"])).tolist())
+    assert codes == set(range(len(OBJECT_CODES)))
+    assert ak.sum(ak.num(events["objects"]) == 0) > 0 and ak.all(events["MET"] >= 0)
+    jets = events["objects"][events["objects"]["obj"] <= 1]
+    assert ak.all(jets["E"] >= jets["pt"] * np.cosh(jets["eta"]) * (1 - 1e-6))  # physical: E >= |p|
+    assert ak.all(jets["pt"] > 20e3) and ak.all(abs(jets["eta"]) < 2.8)
+
+
+def test_the_shared_ttbar_file_round_trips_byte_for_byte(tmp_path):
+    source = shared_file("data/ttbar_13TeV_darkmachines.csv")
+    events = read_events(source)
+    assert len(events) == 4000 and ak.sum(ak.num(events["objects"])) == 23262
+    out = write_events(tmp_path / "copy.csv", iterate_events(source, chunk_lines=777))
+    assert out.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("7;ttbar;1;2", "line 2: expected at least 5 ';'-separated event fields"),
+        ("", "line 2: expected at least 5"),
+        ("7;ttbar;1;2;3;j,1,2,3;", r"line 2: object 'j,1,2,3' must have 5 ','-separated fields"),
+        ("7;ttbar;1;2;3;x,1,2,3,4;", "line 2: unknown object code 'x'"),
+        ("7;ttbar;1;2;3;j,1,2,abc,4;", "line 2: eta 'abc' is not a number"),
+        ("7;ttbar;one;2;3;", "line 2: event_weight 'one' is not a number"),
+        ("7.5;ttbar;1;2;3;", r"line 2: event_ID '7.5' is not an integer"),
+    ],
+)
+def test_malformed_lines_name_the_file_the_line_and_the_problem(tmp_path, line, message):
+    path = tmp_path / "bad.csv"
+    path.write_text("1;ttbar;1;2;3;j,1,2,3,4;\n" + line + "\n")
+    with pytest.raises(MalformedCSVError, match=message) as info:
+        read_events(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_and_binary_files(tmp_path):
+    with pytest.raises(InputFileError, match="does not exist"):
+        read_events(tmp_path / "nope.csv")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81" * 10)
+    with pytest.raises(InputFileError, match="not a text file"):
+        read_events(binary)
