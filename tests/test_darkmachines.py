@@ -109,7 +109,8 @@ def test_the_shared_ttbar_file_round_trips_byte_for_byte(tmp_path):
         ("7;ttbar;1;2;3;x,1,2,3,4;", "line 2: unknown object code 'x'"),
         ("7;ttbar;1;2;3;j,1,2,abc,4;", "line 2: eta 'abc' is not a number"),
         ("7;ttbar;one;2;3;", "line 2: event_weight 'one' is not a number"),
-        ("7.5;ttbar;1;2;3;", r"line 2: event_ID '7.5' is not an integer"),
+        ("7.5;ttbar;1;2;3;", r"line 2: event_ID '7.5' is not a 64-bit integer"),
+        ("99999999999999999999;ttbar;1;2;3;", r"line 2: event_ID '99999999999999999999' is not a 64-bit"),
     ],
 )
 def test_malformed_lines_name_the_file_the_line_and_the_problem(tmp_path, line, message):
@@ -127,3 +128,11 @@ def test_missing_and_binary_files(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00\x81" * 10)
     with pytest.raises(InputFileError, match="not a text file"):
         read_events(binary)
+
+
+def test_an_empty_file_has_no_events(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    events = read_events(path)
+    assert len(events) == 0 and events.fields == ["event_id", "process_id", "event_weight", "MET", "METphi", "objects"]
+    assert write_events(tmp_path / "out.csv", events).read_text() == ""

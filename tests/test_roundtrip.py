@@ -88,7 +88,7 @@ def test_inspect_reports_metadata_and_sizes(roundtrips):
     assert info["metadata"]["collection"]["counter"] == "nJet"
     assert info["sizes"]["collection_latent_bytes"] == summary["collection_latent_bytes"]
     assert info["metadata"]["model"]["architecture"]["latent"] == 3
-    assert len(info["metadata"]["checksums"]["latent"]) == 64
+    assert len(info["metadata"]["checksums"]["tree"]) == 64
 
 
 def test_model_of_another_featureset_is_refused(samples, model_files, tmp_path):
@@ -135,7 +135,7 @@ def test_tampered_latents_and_metadata_are_detected_and_leave_no_output(roundtri
     _, compressed, _, _, _ = roundtrips["atlas-jets-4d"]
     edited = tmp_path / "edited.root"
     _rewrite_with(compressed, edited, latent_scale=1.0001)
-    with pytest.raises(ContainerFormatError, match="latent data checksum mismatch"):
+    with pytest.raises(ContainerFormatError, match="data checksum mismatch"):
         hepae.decompress(edited, tmp_path / "out.root", progress=False)
     assert not (tmp_path / "out.root").exists()
     with uproot.open(compressed) as f:

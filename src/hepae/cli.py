@@ -221,7 +221,7 @@ def cmd_inspect(args: argparse.Namespace) -> None:
               f"{m['collection']['n_objects']} objects")
         print(f"  model       {m['model']['architecture']['name']} id {m['model']['model_id']}, decoder "
               f"{_human_bytes(m['model']['decoder_bytes'])} embedded")
-        print(f"  checksums   latent {m['checksums']['latent'][:16]}..., decoder {m['checksums']['decoder'][:16]}...")
+        print(f"  checksums   data {m['checksums']['tree'][:16]}..., decoder {m['checksums']['decoder'][:16]}...")
         print(format_sizes(info["sizes"]))
     elif info["kind"] == "hepae-model":
         h = info["header"]

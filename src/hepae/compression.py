@@ -19,7 +19,8 @@ from hepae.container import (
     CONTAINER_FORMAT_VERSION,
     DECODER_BRANCH,
     DECODER_TREE,
-    LatentHasher,
+    TreeHasher,
+    compressed_tree_branches,
     latent_branch_names,
     write_decoder,
     write_metadata,
@@ -39,19 +40,6 @@ from hepae.reading import (
 from hepae.writing import DEFAULT_COMPRESSION, TreeWriter, atomic_output, parse_compression
 
 PathArg = str | PathLike[str]
-
-
-def _output_branches(layout: TreeLayout, replaced: set[str], latent: list[BranchSpec]) -> list[BranchSpec]:
-    """The input's branches in file order, the compressed ones replaced by the latent ones at their place."""
-    out: list[BranchSpec] = []
-    placed = False
-    for spec in layout.branches:
-        if spec.name not in replaced:
-            out.append(spec)
-        elif not placed:
-            out.extend(latent)
-            placed = True
-    return out
 
 
 def unsupported_policy(layout: TreeLayout, path: PathArg, drop_unsupported: bool) -> dict[str, str]:
@@ -105,8 +93,8 @@ def compress(
             raise BranchTypeError(f"{input} already has branches named {clashes}; is it already compressed?")
         replaced = set(featureset.compressed_branches)  # lossless columns stay as they are
         latent_specs = [BranchSpec(n, "float32", counter) for n in latent_names]
-        out_specs = _output_branches(layout, replaced, latent_specs)
-        hasher = LatentHasher()
+        out_specs = compressed_tree_branches(layout.branches, replaced, latent_specs)
+        hasher = TreeHasher(out_specs)
         n_objects = n_chunks = 0
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
             with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
@@ -116,12 +104,12 @@ def compress(
                     for arrays in iterate_arrays(tree, layout.names, step_size):
                         values, counts = collection_to_tensor(arrays, featureset)
                         latent = model.encode(values)
-                        hasher.update(latent)
                         n_objects += len(values)
                         data = {name: arrays[name] for name in layout.names if name not in replaced}
                         for i, name in enumerate(latent_names):
                             data[name] = ak.unflatten(latent[:, i], counts)
                         writer.extend(data)
+                        hasher.update(data)
                         n_chunks += 1
                         bar.update(len(counts))
                 decoder_bytes, decoder_sha = write_decoder(file, model)
@@ -158,7 +146,7 @@ def compress(
                     "branches": [s.to_dict() for s in layout.branches],
                     "counters": layout.counters,
                     "dropped_branches": dropped,
-                    "checksums": {"algorithm": "sha256", "latent": hasher.hexdigest(), "decoder": decoder_sha},
+                    "checksums": {"algorithm": "sha256", "tree": hasher.hexdigest(), "decoder": decoder_sha},
                 }
                 write_metadata(file, metadata)
     sizes = size_report(output, metadata)

@@ -50,15 +50,19 @@ def write_metadata(file: uproot.WritableDirectory, metadata: dict[str, Any]) -> 
 
 def read_metadata(file: uproot.ReadOnlyDirectory, path: str) -> dict[str, Any]:
     """Metadata of a compressed file, validated; :class:`ContainerFormatError` if absent or invalid."""
-    if METADATA_KEY not in file.keys(cycle=False):
+    try:
+        keys = file.keys(cycle=False)
+    except Exception as err:
+        raise ContainerFormatError(f"{path}: cannot list its objects (damaged file?): {err}") from None
+    if METADATA_KEY not in keys:
         raise ContainerFormatError(
             f"{path} is not a hepae compressed file (no '{METADATA_KEY}' object); "
             "was it written by 'hepae compress'?"
         )
     try:
         metadata = json.loads(str(file[METADATA_KEY]))
-    except (ValueError, TypeError) as err:
-        raise ContainerFormatError(f"{path}: metadata is not valid JSON ({err})") from None
+    except Exception as err:  # unreadable TObjString or invalid JSON
+        raise ContainerFormatError(f"{path}: metadata cannot be read as JSON ({type(err).__name__}: {err})") from None
     validate_versioned(metadata, "container.schema.json", what=f"metadata of {path}",
                        max_version=CONTAINER_FORMAT_VERSION, error=ContainerFormatError)
     return metadata
@@ -80,14 +84,57 @@ def collection_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
     return [BranchSpec.from_dict(b) for b in metadata["collection"]["branches"]]
 
 
-class LatentHasher:
-    """sha256 over the latent values (float32, little-endian, object order), chunk by chunk."""
+def compressed_tree_branches(
+    branches: list[BranchSpec], replaced: set[str], latent: list[BranchSpec]
+) -> list[BranchSpec]:
+    """The input's branches in order, the compressed ones replaced by the latent ones at their place."""
+    out: list[BranchSpec] = []
+    placed = False
+    for spec in branches:
+        if spec.name not in replaced:
+            out.append(spec)
+        elif not placed:
+            out.extend(latent)
+            placed = True
+    return out
 
-    def __init__(self) -> None:
-        self._digest = hashlib.sha256()
 
-    def update(self, latent: np.ndarray) -> None:
-        self._digest.update(np.ascontiguousarray(latent, dtype="<f4").tobytes())
+def tree_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
+    """The branches of a compressed file's tree, rebuilt from its metadata."""
+    collection = metadata["collection"]
+    replaced = {b["name"] for b in collection["branches"]} - set(collection["lossless_branches"])
+    latent = [BranchSpec(n, "float32", collection["counter"]) for n in collection["latent_branches"]]
+    return compressed_tree_branches([BranchSpec.from_dict(b) for b in metadata["branches"]], replaced, latent)
+
+
+class TreeHasher:
+    """sha256 over every branch of the compressed tree, chunk by chunk, in a canonical form.
+
+    Per branch, one running digest of its values (in the branch's dtype, little-endian, entry order)
+    and, if jagged, one of its per-event counts (int64), so the result does not depend on how the
+    file was chunked. Compression hashes what it writes and decompression what it reads, so any
+    corrupted or edited value, latent or carried over, is detected.
+    """
+
+    def __init__(self, specs: list[BranchSpec]) -> None:
+        self._specs = specs
+        self._values = {s.name: hashlib.sha256() for s in specs}
+        self._counts = {s.name: hashlib.sha256() for s in specs if s.jagged}
+
+    def update(self, data: dict[str, object]) -> None:
+        for spec in self._specs:
+            values = data[spec.name]
+            if spec.jagged:
+                counts = ak.to_numpy(ak.num(values, axis=1))
+                self._counts[spec.name].update(np.ascontiguousarray(counts, dtype="<i8").tobytes())
+                values = ak.flatten(values, axis=1)
+            array = ak.to_numpy(values) if isinstance(values, ak.Array) else np.asarray(values)
+            dtype = np.dtype(spec.numpy_dtype.base).newbyteorder("<")
+            self._values[spec.name].update(np.ascontiguousarray(array, dtype=dtype).tobytes())
 
     def hexdigest(self) -> str:
-        return self._digest.hexdigest()
+        total = hashlib.sha256()
+        for spec in self._specs:
+            counts = self._counts[spec.name].hexdigest() if spec.jagged else ""
+            total.update(f"{spec.name}:{counts}:{self._values[spec.name].hexdigest()};".encode())
+        return total.hexdigest()

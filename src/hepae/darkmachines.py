@@ -52,9 +52,32 @@ def _floats(texts: np.ndarray, path: Path, lines: np.ndarray, what: str) -> np.n
         raise
 
 
+def _integers(texts: np.ndarray, path: Path, lines: np.ndarray, what: str) -> np.ndarray:
+    """str array -> int64, or an error naming the first line with a bad (or too large) integer."""
+    try:
+        return texts.astype(np.int64)
+    except (ValueError, OverflowError):
+        for text, line in zip(texts.tolist(), lines.tolist()):
+            try:
+                if not -(2**63) <= int(text) < 2**63:
+                    raise ValueError
+            except ValueError:
+                raise _fail(path, line, f"{what} {text!r} is not a 64-bit integer") from None
+        raise _fail(path, int(lines[0]), f"{what} values cannot be read as integers") from None
+
+
+def _empty_events() -> ak.Array:
+    objects = ak.zip({"obj": np.empty(0, np.int8), **{f: np.empty(0) for f in OBJECT_FIELDS}})
+    return ak.zip({"event_id": np.empty(0, np.int64), "process_id": ak.Array([""])[:0],
+                   **{f: np.empty(0) for f in EVENT_FIELDS[2:]},
+                   "objects": ak.unflatten(objects, np.empty(0, np.int64))}, depth_limit=1)
+
+
 def parse_lines(lines: list[str], path: Path, first_line: int = 1) -> ak.Array:
     """Parse event lines (without newlines) into one awkward record array."""
     n = len(lines)
+    if n == 0:
+        return _empty_events()
     line_numbers = np.arange(first_line, first_line + n)
     stripped = [s[:-1] if s.endswith(";") else s for s in lines]
     n_fields = np.fromiter((s.count(";") + 1 for s in stripped), np.int64, n)
@@ -87,11 +110,7 @@ def parse_lines(lines: list[str], path: Path, first_line: int = 1) -> ak.Array:
                     f"{', '.join(OBJECT_CODES)}")
     types = np.array([_CODE_INDEX[c] for c in codes.tolist()], dtype=np.int8)[inverse.ravel()]
     values = {name: _floats(parts[:, k + 1], path, object_lines, name) for k, name in enumerate(OBJECT_FIELDS)}
-    try:
-        event_id = event[0].astype(np.int64)
-    except ValueError:
-        bad_id = next(i for i, t in enumerate(event[0].tolist()) if not t.strip().lstrip("-").isdigit())
-        raise _fail(path, int(line_numbers[bad_id]), f"event_ID {event[0][bad_id]!r} is not an integer") from None
+    event_id = _integers(event[0].astype(str), path, line_numbers, "event_ID")
     records = {
         "event_id": event_id,
         "process_id": ak.Array(event[1].astype(str).tolist()),
@@ -123,7 +142,7 @@ def iterate_events(path: str | PathLike[str], *, chunk_lines: int = DEFAULT_CHUN
 def read_events(path: str | PathLike[str]) -> ak.Array:
     """The whole file as one array (for small files; use :func:`iterate_events` to stream)."""
     chunks = list(iterate_events(path))
-    return ak.concatenate(chunks) if chunks else parse_lines([], Path(path))
+    return ak.concatenate(chunks) if chunks else _empty_events()
 
 
 def _shortest(values: np.ndarray) -> list[str]:

@@ -14,7 +14,7 @@ import numpy as np
 import uproot
 from tqdm.auto import tqdm
 
-from hepae.container import LatentHasher, collection_specs, read_decoder, read_metadata
+from hepae.container import TreeHasher, collection_specs, read_decoder, read_metadata, tree_specs
 from hepae.errors import ContainerFormatError
 from hepae.layout import BranchSpec
 from hepae.reading import DEFAULT_STEP_SIZE, get_tree, iterate_arrays, open_root, tensor_to_collection
@@ -35,7 +35,7 @@ def decompress(
 ) -> dict[str, Any]:
     """Rebuild the original tree from a compressed file, using only that file.
 
-    Checksums of the embedded decoder and of the latent values are verified; on a mismatch (or any
+    Checksums of the embedded decoder and of all the data are verified; on a mismatch (or any
     other failure) no output file is left behind. The decoder runs on ``device`` (``"auto"``: CUDA if
     available). Returns a summary dict.
     """
@@ -55,7 +55,7 @@ def decompress(
             raise ContainerFormatError(
                 f"{input}: branches listed in the metadata are missing from the tree: {missing[:10]}"
             )
-        hasher = LatentHasher()
+        hasher = TreeHasher(tree_specs(metadata))
         n_objects = n_events = n_chunks = 0
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
             with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
@@ -65,7 +65,7 @@ def decompress(
                     for arrays in iterate_arrays(tree, passthrough + latent_names, step_size):
                         counts = ak.to_numpy(ak.num(arrays[latent_names[0]], axis=1))
                         latent = np.stack([ak.to_numpy(ak.flatten(arrays[n])) for n in latent_names], axis=1)
-                        hasher.update(latent)
+                        hasher.update(arrays)
                         values = model.decode(latent)
                         data = {n: arrays[n] for n in passthrough}
                         decoded = tensor_to_collection(values, counts, model.featureset, replaced)
@@ -75,8 +75,8 @@ def decompress(
                         n_events += len(counts)
                         n_chunks += 1
                         bar.update(len(counts))
-                if hasher.hexdigest() != metadata["checksums"]["latent"]:
-                    raise ContainerFormatError(f"{input}: latent data checksum mismatch (file corrupted or edited)")
+                if hasher.hexdigest() != metadata["checksums"]["tree"]:
+                    raise ContainerFormatError(f"{input}: data checksum mismatch (file corrupted or edited)")
                 if n_events != metadata["source"]["num_entries"] or n_objects != metadata["collection"]["n_objects"]:
                     raise ContainerFormatError(
                         f"{input}: holds {n_events} events / {n_objects} objects, metadata says "

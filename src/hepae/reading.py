@@ -45,6 +45,11 @@ def expand_inputs(inputs: PathArg | Sequence[PathArg]) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
 @contextlib.contextmanager
 def open_root(path: PathArg) -> Iterator[uproot.ReadOnlyDirectory]:
     """``uproot.open`` with errors that say which file and what is wrong with it."""
@@ -55,15 +60,18 @@ def open_root(path: PathArg) -> Iterator[uproot.ReadOnlyDirectory]:
         raise InputFileError(f"input {path} is not a regular file")
     try:
         handle = uproot.open(path)
-    except (ValueError, OSError, uproot.deserialization.DeserializationError) as err:
-        raise InputFileError(f"{path} is not a readable ROOT file: {str(err).splitlines()[0]}") from None
+    except Exception as err:  # uproot raises many kinds on damaged files; all mean the same here
+        raise InputFileError(f"{path} is not a readable ROOT file: {_first_line(err)}") from None
     with handle:
         yield handle
 
 
 def get_tree(directory: uproot.ReadOnlyDirectory, tree_name: str, path: PathArg) -> uproot.TTree:
     """The TTree ``tree_name`` of an open file; :class:`TreeNotFoundError` lists the trees there."""
-    classnames = directory.classnames(recursive=False)
+    try:
+        classnames = directory.classnames(recursive=False)
+    except Exception as err:
+        raise InputFileError(f"cannot list the objects in {path} (damaged file?): {_first_line(err)}") from None
     trees = sorted({k.split(";")[0] for k, c in classnames.items() if c == "TTree"})
     others = {k.split(";")[0]: c for k, c in classnames.items()}
     if tree_name not in trees:
@@ -78,7 +86,7 @@ def get_tree(directory: uproot.ReadOnlyDirectory, tree_name: str, path: PathArg)
     try:
         return directory[tree_name]
     except Exception as err:  # corrupted TTree metadata
-        raise InputFileError(f"cannot read TTree '{tree_name}' in {path}: {err}") from None
+        raise InputFileError(f"cannot read TTree '{tree_name}' in {path} (damaged file?): {_first_line(err)}") from None
 
 
 def check_collection(layout: TreeLayout, featureset: FeatureSet, path: PathArg) -> str:
@@ -138,9 +146,9 @@ def iterate_arrays(
             yield {n: chunk[n] for n in names}
     except HepaeError:
         raise
-    except (OSError, ValueError, uproot.deserialization.DeserializationError) as err:
+    except Exception as err:  # damaged baskets: decompression, deserialization, size errors
         raise InputFileError(
-            f"cannot read tree '{tree.name}' of {tree.file.file_path}: {str(err).splitlines()[0]}"
+            f"cannot read tree '{tree.name}' of {tree.file.file_path} (damaged file?): {_first_line(err)}"
         ) from None
 
 
