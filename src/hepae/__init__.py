@@ -9,7 +9,8 @@ Submodules, one concept each:
 * :mod:`hepae.training`: AdamW + one-cycle training, streaming from ROOT files.
 * :mod:`hepae.container`, :mod:`hepae.compression`, :mod:`hepae.decompression`: the compressed ROOT file.
 * :mod:`hepae.many`: many files on a Dask cluster, one task per file.
-* :mod:`hepae.inspection`, :mod:`hepae.metrics`: what a file holds; residuals of a reconstruction.
+* :mod:`hepae.inspection`, :mod:`hepae.metrics`, :mod:`hepae.physics`: what a file holds; residuals and
+  physics checks of a reconstruction.
 * :mod:`hepae.darkmachines`: the DarkMachines/PhenoML CSV event format (read and write, streamed).
 * :mod:`hepae.samples`, :mod:`hepae.demo`: synthetic samples and the end-to-end demo.
 * :mod:`hepae.errors`: the exception hierarchy (base class :class:`hepae.errors.HepaeError`).

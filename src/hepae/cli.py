@@ -147,13 +147,16 @@ def cmd_compress(args: argparse.Namespace) -> None:
 
     summary = compress(args.input, args.output, args.model, step_size=args.step_size, compression=args.compression,
                        overwrite=args.overwrite, drop_unsupported=args.drop_unsupported, device=args.device,
-                       progress=not args.quiet)
+                       check=not args.no_check, progress=not args.quiet)
     if args.json:
         _print_json(summary)
     else:
         print(f"compressed {summary['n_objects']} objects in {summary['n_events']} events "
               f"into {summary['output']} ({summary['seconds']:.2f} s)")
         print(format_sizes(summary))
+        if summary["residuals"] is not None:
+            print(f"\nexpected residuals after decompression ({summary['unphysical_objects']} unphysical objects):")
+            print(format_residuals(summary["residuals"]))
 
 
 def cmd_decompress(args: argparse.Namespace) -> None:
@@ -324,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ROOT compression of the output, e.g. zstd:5, zlib:1, lzma:9, none")
     p.add_argument("--drop-unsupported", action="store_true",
                    help="leave out branches uproot cannot write (listed in the metadata) instead of failing")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip decoding during compression (no residuals or unphysical count in the summary)")
     common(p)
     p.set_defaults(func=cmd_compress)
 

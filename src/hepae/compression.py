@@ -28,7 +28,9 @@ from hepae.container import (
 from hepae.errors import BranchTypeError, UnsupportedBranchError
 from hepae.inspection import size_report
 from hepae.layout import BranchSpec, TreeLayout, describe_tree
+from hepae.metrics import ResidualAccumulator
 from hepae.model import HepaeModel, load_model
+from hepae.physics import count_unphysical
 from hepae.reading import (
     DEFAULT_STEP_SIZE,
     check_collection,
@@ -67,6 +69,7 @@ def compress(
     overwrite: bool = False,
     drop_unsupported: bool = False,
     device: str = "auto",
+    check: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Compress the model's feature-set collection of ``input`` into the ROOT file ``output``.
@@ -76,7 +79,11 @@ def compress(
     metadata are embedded. Reading and writing stream in chunks of ``step_size``; the encoder runs on
     ``device`` (``"auto"``: CUDA if available).
 
-    Returns a summary dict (sizes, ratios, counts, timing).
+    With ``check`` (default), the latents are also decoded as decompression will, and the summary
+    gets per-variable ``residuals`` and the number of ``unphysical_objects`` (E below |p|, negative
+    mass or pT), at the cost of one more pass through the decoder.
+
+    Returns a summary dict (sizes, ratios, counts, residuals, timing).
     """
     started = time.perf_counter()
     model = (model if isinstance(model, HepaeModel) else load_model(model)).to(device)
@@ -95,7 +102,9 @@ def compress(
         latent_specs = [BranchSpec(n, "float32", counter) for n in latent_names]
         out_specs = compressed_tree_branches(layout.branches, replaced, latent_specs)
         hasher = TreeHasher(out_specs)
-        n_objects = n_chunks = 0
+        n_objects = n_chunks = unphysical = 0
+        accumulator = ResidualAccumulator(featureset) if check else None
+        lossless = [j for j, column in enumerate(featureset.columns) if column.lossless]
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
             with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
                 writer = TreeWriter(file, tree.name, out_specs, title=tree.title)
@@ -104,6 +113,11 @@ def compress(
                     for arrays in iterate_arrays(tree, layout.names, step_size):
                         values, counts = collection_to_tensor(arrays, featureset)
                         latent = model.encode(values)
+                        if accumulator is not None:
+                            reco = model.decode(latent)
+                            reco[:, lossless] = values[:, lossless]  # carried exactly
+                            accumulator.update(values, reco)
+                            unphysical += count_unphysical(featureset, reco)
                         n_objects += len(values)
                         data = {name: arrays[name] for name in layout.names if name not in replaced}
                         for i, name in enumerate(latent_names):
@@ -158,6 +172,8 @@ def compress(
         "n_objects": n_objects,
         "chunks": n_chunks,
         "dropped_branches": dropped,
+        "residuals": accumulator.summary() if accumulator is not None else None,
+        "unphysical_objects": unphysical if check else None,
         "seconds": round(seconds, 3),
         "objects_per_second": round(n_objects / seconds, 1) if seconds > 0 else None,
         **sizes,
