@@ -10,8 +10,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 import hepae
+
+# CI runs the property tests on a fixed set of examples (reproducible); local runs explore new ones
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HEPAE_SHARED", REPO.parent / "shared"))

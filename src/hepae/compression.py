@@ -77,7 +77,7 @@ def compress(
     Every other branch of the tree is carried over with identical values; the collection's branches
     are replaced by float32 latent branches with the same per-event counts; the decoder and the
     metadata are embedded. Reading and writing stream in chunks of ``step_size``; the encoder runs on
-    ``device`` (``"auto"``: CUDA if available).
+    ``device`` (``"auto"``: CUDA if available; a :class:`HepaeModel` passed in is moved there).
 
     With ``check`` (default), the latents are also decoded as decompression will, and the summary
     gets per-variable ``residuals`` and the number of ``unphysical_objects`` (E below |p|, negative

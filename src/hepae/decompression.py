@@ -15,12 +15,31 @@ import uproot
 from tqdm.auto import tqdm
 
 from hepae.container import TreeHasher, collection_specs, read_decoder, read_metadata, tree_specs
-from hepae.errors import ContainerFormatError
+from hepae.errors import ContainerFormatError, HepaeError
 from hepae.layout import BranchSpec
+from hepae.model import HepaeModel
 from hepae.reading import DEFAULT_STEP_SIZE, get_tree, iterate_arrays, open_root, tensor_to_collection
 from hepae.writing import DEFAULT_COMPRESSION, TreeWriter, atomic_output, parse_compression
 
 PathArg = str | PathLike[str]
+
+
+def _decode_chunk(
+    arrays: dict[str, ak.Array], model: HepaeModel, passthrough: list[str], latent_names: list[str],
+    replaced: dict[str, str],
+) -> tuple[dict[str, object], np.ndarray]:
+    """One chunk of the compressed tree -> the original branches (carried + reconstructed) and counts."""
+    counts = ak.to_numpy(ak.num(arrays[latent_names[0]], axis=1))
+    for name in latent_names[1:]:
+        if not np.array_equal(ak.to_numpy(ak.num(arrays[name], axis=1)), counts):
+            raise ContainerFormatError(f"latent branches '{latent_names[0]}' and '{name}' disagree on the counts")
+    latent = np.stack([ak.to_numpy(ak.flatten(arrays[n])) for n in latent_names], axis=1)
+    if (counts < 0).any() or counts.sum() != len(latent):
+        raise ContainerFormatError("latent counts do not match the latent values")
+    decoded = tensor_to_collection(model.decode(latent), counts, model.featureset, replaced)
+    data: dict[str, object] = {n: arrays[n] for n in passthrough}
+    data.update({name: decoded[name] for name in replaced})
+    return data, counts
 
 
 def decompress(
@@ -63,15 +82,17 @@ def decompress(
                 bar = tqdm(total=tree.num_entries, disable=not progress, unit="event", desc=f"decompress {input.name}")
                 with bar:
                     for arrays in iterate_arrays(tree, passthrough + latent_names, step_size):
-                        counts = ak.to_numpy(ak.num(arrays[latent_names[0]], axis=1))
-                        latent = np.stack([ak.to_numpy(ak.flatten(arrays[n])) for n in latent_names], axis=1)
-                        hasher.update(arrays)
-                        values = model.decode(latent)
-                        data = {n: arrays[n] for n in passthrough}
-                        decoded = tensor_to_collection(values, counts, model.featureset, replaced)
-                        data.update({name: decoded[name] for name in replaced})
-                        writer.extend(data)
-                        n_objects += len(latent)
+                        try:
+                            hasher.update(arrays)
+                            data, counts = _decode_chunk(arrays, model, passthrough, latent_names, replaced)
+                            writer.extend(data)
+                        except HepaeError:
+                            raise
+                        except Exception as err:  # damaged data that uproot could still read
+                            raise ContainerFormatError(
+                                f"{input}: damaged data after entry {n_events} ({type(err).__name__}: {err})"
+                            ) from None
+                        n_objects += int(counts.sum())
                         n_events += len(counts)
                         n_chunks += 1
                         bar.update(len(counts))

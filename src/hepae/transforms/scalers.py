@@ -186,6 +186,9 @@ class Quantile(Transform):
         y = np.linspace(-1.0, 1.0, len(x))
         x, first = np.unique(x, return_index=True)  # merge repeated knots (point masses)
         y = y[first]
+        # and knots closer than 1e-12 of the scale: their slope would overflow (far below float32 anyway)
+        keep = np.concatenate([[True], np.diff(x) > 1e-12 * max(1.0, float(np.abs(x).max()))])
+        x, y = x[keep], y[keep]
         if len(x) == 1:  # a constant column: a shift
             return np.array([x[0], x[0] + 1.0]), np.array([0.0, 1.0])
         return x, y
