@@ -78,3 +78,11 @@ def test_featuresets_json_lists_full_definitions(capsys):
     assert main(["featuresets", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert {fs["name"] for fs in listing} >= {"atlas-jets-4d", "physlite-jets-4d", "nanoaod-jets-4d"}
+
+
+@pytest.mark.parametrize("option", [["--step-size", "lots"], ["--compression", "gzip:9"], ["--compression", "zstd:x"]])
+def test_bad_option_values_are_usage_errors(option, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["compress", "in.root", "-m", "m.hepae", "-o", "out.root", *option])
+    assert info.value.code == 2
+    assert f"error: argument {option[0]}" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import traceback
@@ -21,7 +22,7 @@ from hepae import _version
 from hepae.errors import HepaeError
 from hepae.reading import DEFAULT_STEP_SIZE
 from hepae.training import DEFAULTS
-from hepae.writing import DEFAULT_COMPRESSION
+from hepae.writing import DEFAULT_COMPRESSION, parse_compression
 
 
 class ManyFilesFailed(HepaeError):
@@ -29,7 +30,20 @@ class ManyFilesFailed(HepaeError):
 
 
 def _step_size(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
+    """Entries (``100000``) or a memory size (``'100 MB'``), checked here rather than deep in uproot."""
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    if re.fullmatch(r"\s*\d+(\.\d+)?\s*(B|kB|MB|GB|KiB|MiB|GiB)\s*", text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: give a number of entries (e.g. 100000) or a size like '100 MB'")
+
+
+def _compression(text: str) -> str:
+    try:
+        parse_compression(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _int_list(text: str) -> list[int]:
@@ -273,7 +287,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 # -- parser -----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hepae", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="hepae",
+        description="Compress the object collections of HEP ROOT files with deep autoencoders, and get them back.",
+        epilog="Exit status: 0 success, 1 error (one line on stderr; --debug for the traceback), 2 bad usage, "
+               "130 interrupted. 'hepae COMMAND --help' for each command; docs/errors.md lists every error.",
+    )
     parser.add_argument("--version", action="version", version=f"hepae {_version.__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -323,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("-m", "--model", required=True, help="model file written by 'hepae train'")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--compression", default=DEFAULT_COMPRESSION,
+    p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION,
                    help="ROOT compression of the output, e.g. zstd:5, zlib:1, lzma:9, none")
     p.add_argument("--drop-unsupported", action="store_true",
                    help="leave out branches uproot cannot write (listed in the metadata) instead of failing")
@@ -335,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decompress", help="rebuild the original tree from a compressed file")
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--compression", default=DEFAULT_COMPRESSION)
+    p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION)
     common(p)
     p.set_defaults(func=cmd_decompress)
 
@@ -344,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         cluster.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
         cluster.add_argument("--workers", type=int, help="size of the local Dask cluster (default: one per core)")
         p.add_argument("--resume", action="store_true", help="skip files whose valid output already exists")
-        p.add_argument("--compression", default=DEFAULT_COMPRESSION)
+        p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION)
         p.add_argument("--device", default="cpu", help="torch device of each worker (default cpu: one task per core)")
         common(p, device=False)
 

@@ -27,7 +27,7 @@ def parse_compression(spec: str | None) -> uproot.compression.Compression | None
         return None
     algorithm, _, level = spec.partition(":")
     classes = {"zstd": uproot.ZSTD, "zlib": uproot.ZLIB, "lzma": uproot.LZMA, "lz4": uproot.LZ4}
-    if algorithm.lower() not in classes:
+    if algorithm.lower() not in classes or (level and not level.isdigit()):
         raise ValueError(f"unknown compression {spec!r}; use one of {sorted(classes)} with ':<level>', or 'none'")
     return classes[algorithm.lower()](int(level) if level else 5)
 
