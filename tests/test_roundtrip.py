@@ -201,3 +201,21 @@ def test_input_files_are_never_modified(samples, model_files, tmp_path):
     hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
     assert (digest(sample), digest(model)) == before
     assert digest(tmp_path / "c.root") == compressed_before
+
+
+def test_inspect_matches_feature_sets_tree_by_tree(samples, tmp_path):
+    from hepae.layout import BranchSpec
+    from hepae.writing import TreeWriter
+
+    path = tmp_path / "two-trees.root"
+    with uproot.open(samples["atlas-jets-4d"]) as f:
+        arrays = f["CollectionTree"].arrays(library="ak", how=dict)
+        from hepae.layout import describe_tree
+
+        layout = describe_tree(f["CollectionTree"])
+    with uproot.recreate(path) as out:
+        TreeWriter(out, "CollectionTree", layout.branches).extend(arrays)
+        TreeWriter(out, "Other", [BranchSpec("x", "float32")]).extend({"x": np.ones(3, np.float32)})
+    info = hepae.inspect(path)
+    assert set(info["trees"]) == {"CollectionTree", "Other"}
+    assert info["matching_featuresets"] == ["atlas-jets-4d"]

@@ -28,14 +28,17 @@ def _decode_chunk(
     arrays: dict[str, ak.Array], model: HepaeModel, passthrough: list[str], latent_names: list[str],
     replaced: dict[str, str],
 ) -> tuple[dict[str, object], np.ndarray]:
-    """One chunk of the compressed tree -> the original branches (carried + reconstructed) and counts."""
+    """One chunk of the compressed tree -> the original branches (carried + reconstructed) and counts.
+
+    Inconsistent (damaged) data raise ValueError; the caller reports it with the file and entry.
+    """
     counts = ak.to_numpy(ak.num(arrays[latent_names[0]], axis=1))
     for name in latent_names[1:]:
         if not np.array_equal(ak.to_numpy(ak.num(arrays[name], axis=1)), counts):
-            raise ContainerFormatError(f"latent branches '{latent_names[0]}' and '{name}' disagree on the counts")
+            raise ValueError(f"latent branches '{latent_names[0]}' and '{name}' disagree on the counts")
     latent = np.stack([ak.to_numpy(ak.flatten(arrays[n])) for n in latent_names], axis=1)
     if (counts < 0).any() or counts.sum() != len(latent):
-        raise ContainerFormatError("latent counts do not match the latent values")
+        raise ValueError("latent counts do not match the latent values")
     decoded = tensor_to_collection(model.decode(latent), counts, model.featureset, replaced)
     data: dict[str, object] = {n: arrays[n] for n in passthrough}
     data.update({name: decoded[name] for name in replaced})

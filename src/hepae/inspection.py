@@ -46,7 +46,7 @@ def _inspect_root(path: Path) -> dict[str, Any]:
             metadata = read_metadata(directory, str(path))
             return {"kind": "hepae-container", "file": str(path), "metadata": metadata,
                     "sizes": size_report(path, metadata)}
-        trees = {}
+        trees, names = {}, {}
         for key, classname in directory.classnames(recursive=False).items():
             if classname != "TTree":
                 continue
@@ -57,11 +57,9 @@ def _inspect_root(path: Path) -> dict[str, Any]:
                 "counters": sorted(layout.counters),
                 "unsupported_branches": layout.unsupported,
             }
-            names = set(layout.all_names())
-        matching = [
-            fs.name for fs in list_featuresets()
-            if fs.tree in trees and all(b in names for b in fs.branches)
-        ] if trees else []
+            names[layout.name] = set(layout.all_names())
+        matching = [fs.name for fs in list_featuresets()
+                    if fs.tree in names and all(b in names[fs.tree] for b in fs.branches)]
         return {"kind": "root", "file": str(path), "trees": trees, "matching_featuresets": matching}
 
 
