@@ -40,3 +40,28 @@ def assert_passthrough_identical(original, reconstructed, tree: str, compressed_
                 assert ta[name].interpretation == tb[name].interpretation, name
             compared.append(name)
         return compared
+
+
+def rewrite_container(source, target, *, edit_metadata=None, edit_arrays=None):
+    """Copy a compressed file, letting a test edit its metadata or its tree's arrays (an attacker/bit rot)."""
+    import json
+
+    from hepae.container import DECODER_BRANCH, DECODER_TREE, METADATA_KEY
+    from hepae.layout import BranchSpec, describe_tree
+    from hepae.writing import TreeWriter
+
+    with uproot.open(source) as f:
+        metadata = json.loads(str(f[METADATA_KEY]))
+        tree = f[metadata["tree"]]
+        layout, arrays = describe_tree(tree), tree.arrays(library="ak", how=dict)
+        decoder = f[DECODER_TREE][DECODER_BRANCH].array(library="ak")
+    if edit_metadata is not None:
+        edit_metadata(metadata)
+    if edit_arrays is not None:
+        edit_arrays(arrays)
+    with uproot.recreate(target) as out:
+        TreeWriter(out, metadata["tree"], layout.branches).extend(arrays)
+        TreeWriter(out, DECODER_TREE, [BranchSpec(DECODER_BRANCH, "uint8", f"{DECODER_BRANCH}_size")]).extend(
+            {DECODER_BRANCH: decoder})
+        out[METADATA_KEY] = json.dumps(metadata)
+    return target

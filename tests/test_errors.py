@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 
 import hepae
 from hepae import errors
-from hepae.container import METADATA_KEY
 from hepae.darkmachines import read_events
 from hepae.layout import BranchSpec
 from hepae.writing import TreeWriter
+from roundtrip_checks import rewrite_container
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 FS = "atlas-jets-4d"
@@ -58,23 +58,6 @@ def _jets_file(path: Path, jets: list[list[float]], values=None) -> Path:
     with uproot.recreate(path) as f:
         TreeWriter(f, "CollectionTree", specs).extend(data)
     return path
-
-
-def _rewrite_container(source: Path, target: Path, edit: Callable[[dict], None]) -> Path:
-    from hepae.layout import describe_tree
-
-    with uproot.open(source) as f:
-        meta = json.loads(str(f[METADATA_KEY]))
-        tree = f[meta["tree"]]
-        layout, arrays = describe_tree(tree), tree.arrays(library="ak", how=dict)
-        decoder = f["hepae_decoder"]["model_npz"].array(library="ak")
-    edit(meta)
-    with uproot.recreate(target) as out:
-        TreeWriter(out, meta["tree"], layout.branches).extend(arrays)
-        TreeWriter(out, "hepae_decoder", [BranchSpec("model_npz", "uint8", "model_npz_size")]).extend(
-            {"model_npz": decoder})
-        out[METADATA_KEY] = json.dumps(meta)
-    return target
 
 
 def _newer_model(ctx: dict) -> None:
@@ -152,14 +135,15 @@ CATALOGUE = [
          "<path>: data checksum mismatch (file corrupted or edited)", lambda c: _edited_data(c)),
     Case("compressed file's metadata tampered with (object count edited)", errors.ContainerFormatError,
          "<path>: holds <n> events / <m> objects, metadata says <n2> / <m2>",
-         lambda c: hepae.decompress(_rewrite_container(
+         lambda c: hepae.decompress(rewrite_container(
              c["container"], c["tmp"] / "tampered.root",
-             lambda m: m["collection"].update(n_objects=m["collection"]["n_objects"] + 1)),
+             edit_metadata=lambda m: m["collection"].update(n_objects=m["collection"]["n_objects"] + 1)),
              c["tmp"] / "o.root", progress=False)),
     Case("compressed file's decoder checksum edited", errors.ContainerFormatError,
          "<path>: embedded decoder checksum mismatch (file corrupted or edited)",
-         lambda c: hepae.decompress(_rewrite_container(
-             c["container"], c["tmp"] / "tampered.root", lambda m: m["checksums"].update(decoder="0" * 64)),
+         lambda c: hepae.decompress(rewrite_container(
+             c["container"], c["tmp"] / "tampered.root",
+             edit_metadata=lambda m: m["checksums"].update(decoder="0" * 64)),
              c["tmp"] / "o.root", progress=False)),
     Case("a plain ROOT file given to decompress", errors.ContainerFormatError,
          "<path> is not a hepae compressed file (no 'hepae_metadata' object); was it written by 'hepae compress'?",
@@ -226,21 +210,10 @@ def _thousands(ctx: dict) -> None:
 
 
 def _edited_data(ctx: dict) -> None:
-    edited = ctx["tmp"] / "edited.root"
-    with uproot.open(ctx["container"]) as f:
-        meta = json.loads(str(f[METADATA_KEY]))
-        tree = f[meta["tree"]]
-        arrays = tree.arrays(library="ak", how=dict)
-        decoder = f["hepae_decoder"]["model_npz"].array(library="ak")
-        from hepae.layout import describe_tree
+    def edit(arrays):
+        arrays["ElectronsAux.pt"] = arrays["ElectronsAux.pt"] * 1.001  # a carried-over branch, not a latent
 
-        layout = describe_tree(tree)
-    arrays["ElectronsAux.pt"] = arrays["ElectronsAux.pt"] * 1.001  # a carried-over branch, not a latent
-    with uproot.recreate(edited) as out:
-        TreeWriter(out, meta["tree"], layout.branches).extend(arrays)
-        TreeWriter(out, "hepae_decoder", [BranchSpec("model_npz", "uint8", "model_npz_size")]).extend(
-            {"model_npz": decoder})
-        out[METADATA_KEY] = json.dumps(meta)
+    edited = rewrite_container(ctx["container"], ctx["tmp"] / "edited.root", edit_arrays=edit)
     hepae.decompress(edited, ctx["tmp"] / "o.root", progress=False)
 
 

@@ -11,7 +11,7 @@ import hepae
 from conftest import LAYOUTS
 from hepae.container import METADATA_KEY
 from hepae.errors import ContainerFormatError, ModelMismatchError, OutputFileError
-from roundtrip_checks import assert_passthrough_identical
+from roundtrip_checks import assert_passthrough_identical, rewrite_container
 
 
 @pytest.fixture(scope="module")
@@ -110,42 +110,21 @@ def test_outputs_are_never_overwritten_silently_nor_equal_to_the_input(samples, 
     assert out.read_bytes() == b"keep me"
 
 
-def _rewrite_with(path, target, *, metadata=None, latent_scale=None):
-    """Copy a compressed file, editing its metadata or its latent values (a tampering attacker)."""
-    with uproot.open(path) as source:
-        meta = json.loads(str(source[METADATA_KEY]))
-        tree = source[meta["tree"]]
-        arrays = tree.arrays(library="ak", how=dict)
-        decoder = source["hepae_decoder"]["model_npz"].array(library="ak")
-    from hepae.layout import BranchSpec, describe_tree
-    from hepae.writing import TreeWriter
-
-    with uproot.open(path) as source:
-        layout = describe_tree(source[meta["tree"]])
-    if latent_scale is not None:
-        arrays["hepae_latent_0"] = arrays["hepae_latent_0"] * latent_scale
-    with uproot.recreate(target) as out:
-        TreeWriter(out, meta["tree"], layout.branches).extend(arrays)
-        decoder_specs = [BranchSpec("model_npz", "uint8", "model_npz_size")]
-        TreeWriter(out, "hepae_decoder", decoder_specs).extend({"model_npz": decoder})
-        out[METADATA_KEY] = json.dumps(metadata if metadata is not None else meta)
-
-
 def test_tampered_latents_and_metadata_are_detected_and_leave_no_output(roundtrips, tmp_path):
     _, compressed, _, _, _ = roundtrips["atlas-jets-4d"]
     edited = tmp_path / "edited.root"
-    _rewrite_with(compressed, edited, latent_scale=1.0001)
+
+    def scale_latent(arrays):
+        arrays["hepae_latent_0"] = arrays["hepae_latent_0"] * 1.0001
+
+    rewrite_container(compressed, edited, edit_arrays=scale_latent)
     with pytest.raises(ContainerFormatError, match="data checksum mismatch"):
         hepae.decompress(edited, tmp_path / "out.root", progress=False)
     assert not (tmp_path / "out.root").exists()
-    with uproot.open(compressed) as f:
-        meta = json.loads(str(f[METADATA_KEY]))
-    meta["checksums"]["decoder"] = "0" * 64
-    _rewrite_with(compressed, edited, metadata=meta)
+    rewrite_container(compressed, edited, edit_metadata=lambda m: m["checksums"].update(decoder="0" * 64))
     with pytest.raises(ContainerFormatError, match="decoder checksum mismatch"):
         hepae.decompress(edited, tmp_path / "out.root", progress=False)
-    meta["format_version"] = "one"
-    _rewrite_with(compressed, edited, metadata=meta)
+    rewrite_container(compressed, edited, edit_metadata=lambda m: m.update(format_version="one"))
     with pytest.raises(ContainerFormatError, match="format_version"):
         hepae.decompress(edited, tmp_path / "out.root", progress=False)
     assert not (tmp_path / "out.root").exists()
