@@ -64,6 +64,7 @@ def test_standard_is_fitted_on_training_data_only_and_streams():
         streamed.partial_fit(chunk)
     assert streamed.mean_ == pytest.approx(t.mean_, rel=1e-12) and streamed.scale_ == pytest.approx(t.scale_, rel=1e-12)
     np.testing.assert_allclose(t.inverse_transform(t.transform(test)), test, rtol=1e-12)
+    np.testing.assert_array_equal(Standard().fit_transform(train), t.transform(train))  # fit(x).transform(x)
 
 
 def test_standard_must_be_fitted_before_use():

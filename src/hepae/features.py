@@ -39,10 +39,6 @@ class Column:
     label: str = ""
     lossless: bool = False
 
-    @property
-    def axis_label(self) -> str:
-        return self.label or (f"{self.name} [{self.unit}]" if self.unit else self.name)
-
 
 @dataclass(frozen=True)
 class FeatureSet:
