@@ -54,6 +54,7 @@ def test_compress_many_reports_the_broken_file_and_finishes_the_others(client, m
         record = by_name[f.name]
         assert record["status"] == "ok" and record["output"] == str(out / f"run{i}.compressed.root")
         assert record["input_bytes"] == f.stat().st_size and record["output_bytes"] > 0 and record["seconds"] > 0
+        assert record["unphysical_objects"] >= 0
         with uproot.open(out / f"run{i}.compressed.root") as packed:
             assert packed["CollectionTree"].num_entries == 300 + 100 * i
     assert json.loads((out / "hepae-compress-many.json").read_text())["files"] == summary["files"]

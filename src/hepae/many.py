@@ -8,8 +8,8 @@ must be on a file system every worker sees; the model travels to the workers as 
 Output names are predictable: ``<stem>.compressed.root`` for compression and ``<stem>.reco.root`` for
 decompression (a trailing ``.compressed`` is dropped from the stem). A failing file is reported in the
 summary and does not stop the others; with ``resume=True`` a file whose valid output already exists is
-skipped. A JSON summary (per file: status, bytes in/out, objects, seconds, error) is returned and
-written to ``<outdir>/hepae-<command>.json``.
+skipped. A JSON summary (per file: status, bytes in/out, objects, seconds, error and, for compression,
+the number of unphysical reconstructed objects) is returned and written to ``<outdir>/hepae-<command>.json``.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def _run_one(command: str, input: str, output: str, model_bytes: bytes | None, o
         elif command == "compress":
             model = HepaeModel.from_bytes(model_bytes, source="model sent to the worker")  # type: ignore[arg-type]
             summary = compress(source, target, model, progress=False, **options)
-            record.update(output_bytes=summary["output_bytes"], objects=summary["n_objects"])
+            record.update(output_bytes=summary["output_bytes"], objects=summary["n_objects"],
+                          unphysical_objects=summary["unphysical_objects"])
         else:
             summary = decompress(source, target, progress=False, **options)
             record.update(output_bytes=summary["output_bytes"], objects=summary["n_objects"])
