@@ -95,7 +95,7 @@ def compress(
         counter = check_collection(layout, featureset, input)
         dropped = unsupported_policy(layout, input, drop_unsupported)
         latent_names = latent_branch_names(model.latent_size)
-        clashes = [n for n in latent_names if n in layout.all_names()]
+        clashes = sorted(set(latent_names) & set(layout.all_names()))
         if clashes:
             raise BranchTypeError(f"{input} already has branches named {clashes}; is it already compressed?")
         replaced = set(featureset.compressed_branches)  # lossless columns stay as they are

@@ -72,7 +72,8 @@ def decompress(
         replaced = {s.name: s.dtype for s in collection_specs(metadata) if s.name not in lossless}
         latent_names = metadata["collection"]["latent_branches"]
         passthrough = [s.name for s in specs if s.name not in replaced]
-        missing = [n for n in passthrough + latent_names if n not in tree.keys(recursive=False)]
+        present = set(tree.keys(recursive=False))
+        missing = [n for n in passthrough + latent_names if n not in present]
         if missing:
             raise ContainerFormatError(
                 f"{input}: branches listed in the metadata are missing from the tree: {missing[:10]}"
