@@ -99,11 +99,11 @@ CATALOGUE = [
     Case("input is not a ROOT file", errors.InputFileError, "<path> is not a readable ROOT file: <reason>",
          lambda c: (c["tmp"] / "text.root").write_text("hello") and _compress(c, c["tmp"] / "text.root")),
     Case("input ROOT file truncated", errors.InputFileError,
-         "cannot read tree 'CollectionTree' of <path> (damaged file?): <reason>",
+         "cannot read 'CollectionTree' of <path> (damaged file?): <reason>",
          lambda c: (c["tmp"] / "cut.root").write_bytes(c["sample"].read_bytes()[:20000])
          and _compress(c, c["tmp"] / "cut.root")),
     Case("tree missing", errors.TreeNotFoundError,
-         "no TTree 'Events' in <path>; trees in the file: ['CollectionTree']",
+         "no TTree or RNTuple 'Events' in <path>; trees and RNTuples in the file: CollectionTree (TTree)",
          lambda c: list(hepae.reading.iterate_collection(c["sample"], "nanoaod-jets-4d"))),
     Case("branch missing", errors.BranchNotFoundError,
          "branch 'AnalysisJetsAuxDyn.pt' (column 'pt' of feature set 'physlite-jets-4d') is not in tree "
@@ -145,11 +145,15 @@ CATALOGUE = [
              c["container"], c["tmp"] / "tampered.root",
              edit_metadata=lambda m: m["checksums"].update(decoder="0" * 64)),
              c["tmp"] / "o.root", progress=False)),
+    Case("CSV output asked of a file compressed from ROOT", errors.OutputFileError,
+         "<path>: CSV output is for files compressed from DarkMachines CSV; <path> was compressed from a ttree "
+         "(write a .root file)",
+         lambda c: hepae.decompress(c["container"], c["tmp"] / "o.csv", progress=False)),
     Case("a plain ROOT file given to decompress", errors.ContainerFormatError,
          "<path> is not a hepae compressed file (no 'hepae_metadata' object); was it written by 'hepae compress'?",
          lambda c: hepae.decompress(c["sample"], c["tmp"] / "o.root", progress=False)),
     Case("model trained on another feature set", errors.TreeNotFoundError,
-         "no TTree 'Events' in <path>; trees in the file: ['CollectionTree']",
+         "no TTree or RNTuple 'Events' in <path>; trees and RNTuples in the file: CollectionTree (TTree)",
          lambda c: _compress(c, c["sample"], model=c["nano_model"])),
     Case("model file corrupted", errors.ModelFormatError, "<path> is not a readable hepae model file: <reason>",
          lambda c: (c["tmp"] / "bad.hepae").write_bytes(Path(c["model"]).read_bytes()[:3000])

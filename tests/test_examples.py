@@ -51,3 +51,24 @@ def test_27d_example(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "27-200-200-200-8-200-200-200-27" in result.stdout
     assert "N90Constituents" in result.stdout and "max 0.00e+00" in result.stdout.split("N90Constituents")[1]
+
+
+def test_darkmachines_csv_example(tmp_path):
+    command = [sys.executable, str(REPO / "examples" / "compress_darkmachines.py"), "--workdir", str(tmp_path / "d"),
+               "--events", "600", "--epochs", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "through the network (darkmachines-jets-4d), the others exact" in result.stdout
+    before, after = (line for line in result.stdout.splitlines() if line.startswith(("before:", "after:")))
+    assert before.split(":", 1)[1].strip().split(";")[:5] == after.split(":", 1)[1].strip().split(";")[:5]
+    assert (tmp_path / "d" / "events.reco.csv").is_file()
+
+
+def test_validation_example(tmp_path):
+    command = [sys.executable, str(REPO / "examples" / "validate_reconstruction.py"), "--workdir",
+               str(tmp_path / "v"), "--events", "600", "--epochs", "2", "--style", "LHCb2"]
+    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "migration" in result.stdout and "report:" in result.stdout
+    report = tmp_path / "v" / "report"
+    assert (report / "index.html").is_file() and (report / "distribution_pt.pdf").is_file()

@@ -70,7 +70,7 @@ def test_missing_and_unreadable_files(tmp_path):
 
 
 def test_missing_tree_lists_the_trees_that_exist(samples):
-    with pytest.raises(TreeNotFoundError, match=r"no TTree 'Events'.*\['CollectionTree'\]"):
+    with pytest.raises(TreeNotFoundError, match=r"no TTree or RNTuple 'Events'.*: CollectionTree \(TTree\)"):
         list(iterate_collection(samples["atlas-jets-4d"], "nanoaod-jets-4d"))
 
 

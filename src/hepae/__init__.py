@@ -4,7 +4,8 @@ Submodules, one concept each:
 
 * :mod:`hepae.features`: feature sets (which jagged branches become tensor columns), declared as JSON.
 * :mod:`hepae.transforms`: invertible, JSON-serializable normalizations.
-* :mod:`hepae.reading` / :mod:`hepae.writing`: chunked uproot reading, one TTree writer, atomic outputs.
+* :mod:`hepae.sources`: the one reader of every input (TTree, RNTuple, DarkMachines CSV), in chunks.
+* :mod:`hepae.reading` / :mod:`hepae.writing`: jagged branches <-> tensor; TTree/RNTuple writers, atomic outputs.
 * :mod:`hepae.networks` / :mod:`hepae.model`: autoencoder architectures; the pickle-free model file.
 * :mod:`hepae.training`: AdamW + one-cycle training, streaming from ROOT files.
 * :mod:`hepae.container`, :mod:`hepae.compression`, :mod:`hepae.decompression`: the compressed ROOT file.
@@ -12,6 +13,7 @@ Submodules, one concept each:
 * :mod:`hepae.inspection`, :mod:`hepae.metrics`, :mod:`hepae.physics`: what a file holds; residuals and
   physics checks of a reconstruction.
 * :mod:`hepae.darkmachines`: the DarkMachines/PhenoML CSV event format (read and write, streamed).
+* :mod:`hepae.validation`, :mod:`hepae.plotting`: the validation report (hist + mplhep plots, metrics).
 * :mod:`hepae.samples`, :mod:`hepae.demo`: synthetic samples and the end-to-end demo.
 * :mod:`hepae.errors`: the exception hierarchy (base class :class:`hepae.errors.HepaeError`).
 """
@@ -27,6 +29,7 @@ from hepae.metrics import residual_summary
 from hepae.model import HepaeModel, load_model
 from hepae.samples import make_darkmachines_sample, make_sample
 from hepae.training import train
+from hepae.validation import ValidationReport, validate
 
 __all__ = [
     "FeatureSet",
@@ -45,4 +48,6 @@ __all__ = [
     "make_sample",
     "residual_summary",
     "train",
+    "validate",
+    "ValidationReport",
 ]

@@ -22,6 +22,7 @@ from hepae import _version
 from hepae.errors import HepaeError
 from hepae.reading import DEFAULT_STEP_SIZE
 from hepae.training import DEFAULTS
+from hepae.validation import DEFAULT_THRESHOLDS, STYLES
 from hepae.writing import DEFAULT_COMPRESSION, parse_compression
 
 
@@ -265,6 +266,22 @@ def cmd_residuals(args: argparse.Namespace) -> None:
         print(format_residuals(residuals))
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from hepae.validation import validate
+
+    thresholds = {"chi2_ndf": args.max_chi2_ndf, "ks": args.max_ks, "wasserstein": args.max_wasserstein}
+    report = validate(args.original, args.reconstructed, args.output, featureset=args.features,
+                      compressed=args.compressed, style=args.style, formats=args.formats, thresholds=thresholds,
+                      step_size=args.step_size, overwrite=args.overwrite, progress=not args.quiet)
+    if args.json:
+        _print_json(report.metrics)
+    else:
+        print(format_residuals({k: v for k, v in report.metrics["variables"].items()}))
+        print(f"\nreport: {report.outdir / 'index.html'} ({len(report.files)} files)")
+        print("distribution tests: " + ("all passed" if report.passed else "failed: " + ", ".join(report.failures)))
+    return 3 if args.fail_on_mismatch and not report.passed else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from hepae.demo import run_demo
 
@@ -283,15 +300,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(format_sizes(c))
     print("\nresiduals of the reconstructed jets (relative for pt and m, absolute for eta and phi):")
     print(format_residuals(result["residuals"]))
+    print(f"\nvalidation plots and metrics: {result['report']}")
 
 
 # -- parser -----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hepae",
-        description="Compress the object collections of HEP ROOT files with deep autoencoders, and get them back.",
+        description="Compress the object collections of HEP ROOT files (TTree or RNTuple) and DarkMachines CSV event "
+                    "files with deep autoencoders, and get them back.",
         epilog="Exit status: 0 success, 1 error (one line on stderr; --debug for the traceback), 2 bad usage, "
-               "130 interrupted. 'hepae COMMAND --help' for each command; docs/errors.md lists every error.",
+               "3 validation failed (validate --fail-on-mismatch), 130 interrupted. "
+               "'hepae COMMAND --help' for each command; docs/errors.md lists every error.",
     )
     parser.add_argument("--version", action="version", version=f"hepae {_version.__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
@@ -321,8 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, stream=False, device=False)
     p.set_defaults(func=cmd_make_sample)
 
-    p = sub.add_parser("train", help="train an autoencoder on one or several ROOT files")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or quoted glob patterns ('data/*.root')")
+    p = sub.add_parser("train", help="train an autoencoder on one or several ROOT or DarkMachines CSV files")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="files or quoted glob patterns ('data/*.root', 'events/*.csv')")
     p.add_argument("-o", "--output", required=True, help="model file to write (e.g. jets4d.hepae)")
     p.add_argument("--features", required=True, help="feature set: built-in name or JSON file")
     p.add_argument("--latent", type=int, default=DEFAULTS["latent"])
@@ -338,8 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("compress", help="compress a ROOT file with a trained model")
-    p.add_argument("input")
+    p = sub.add_parser("compress", help="compress a ROOT file (TTree or RNTuple) or DarkMachines CSV file")
+    p.add_argument("input", help="a .root file, or a .csv DarkMachines event file (darkmachines-* feature sets)")
     p.add_argument("-m", "--model", required=True, help="model file written by 'hepae train'")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION,
@@ -353,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("decompress", help="rebuild the original tree from a compressed file")
     p.add_argument("input")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-o", "--output", required=True,
+                   help="a .root file (TTree or RNTuple, as the input was), or .csv for a file compressed from CSV")
     p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION)
     common(p)
     p.set_defaults(func=cmd_decompress)
@@ -393,6 +415,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_residuals)
 
+    p = sub.add_parser("validate", help="plots and metrics comparing a reconstructed file with the original")
+    p.add_argument("original", help="original ROOT or DarkMachines CSV file")
+    p.add_argument("reconstructed", help="its reconstruction (hepae decompress output)")
+    p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR",
+                   help="directory for the PNG/PDF plots, metrics.json, histograms.root and index.html")
+    p.add_argument("--features", help="feature set (default: from --compressed, or the first built-in that matches)")
+    p.add_argument("--compressed", help="the compressed file: adds the latent-space correlation matrix")
+    p.add_argument("--style", default="ATLAS", choices=STYLES, help="mplhep experiment style of the plots")
+    p.add_argument("--formats", type=lambda text: [f for f in text.split(",") if f], default=["png", "pdf"],
+                   help="plot file formats, comma-separated (default png,pdf); '' for numbers only")
+    p.add_argument("--max-chi2-ndf", type=float, default=DEFAULT_THRESHOLDS["chi2_ndf"])
+    p.add_argument("--max-ks", type=float, default=DEFAULT_THRESHOLDS["ks"], help="Kolmogorov-Smirnov distance")
+    p.add_argument("--max-wasserstein", type=float, default=DEFAULT_THRESHOLDS["wasserstein"],
+                   help="Wasserstein distance in units of the original's standard deviation")
+    p.add_argument("--fail-on-mismatch", action="store_true",
+                   help="exit with status 3 if a distribution test fails (for pipelines)")
+    common(p, device=False)
+    p.set_defaults(func=cmd_validate)
+
     p = sub.add_parser("demo", help="generate a sample, train, compress, decompress and print a summary")
     p.add_argument("--workdir", default="hepae-demo")
     p.add_argument("--events", type=int, default=20_000)
@@ -413,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # clean up partial outputs on SIGTERM too
     try:
-        args.func(args)
+        status = args.func(args) or 0
     except HepaeError as err:
         if args.debug:
             traceback.print_exc()
@@ -424,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""compress: a ROOT file in, a compressed ROOT file out (see :mod:`hepae.container` for its layout)."""
+"""compress: a ROOT file (TTree or RNTuple) or a DarkMachines CSV file in, a compressed ROOT file out
+(see :mod:`hepae.container` for its layout)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from hepae.container import (
     CONTAINER_FORMAT_VERSION,
     DECODER_BRANCH,
     DECODER_TREE,
+    LATENT_COUNTER,
+    REST_COUNTER,
     TreeHasher,
     compressed_tree_branches,
     latent_branch_names,
@@ -27,7 +30,7 @@ from hepae.container import (
 )
 from hepae.errors import BranchTypeError, UnsupportedBranchError
 from hepae.inspection import size_report
-from hepae.layout import BranchSpec, TreeLayout, describe_tree
+from hepae.layout import BranchSpec, TreeLayout
 from hepae.metrics import ResidualAccumulator
 from hepae.model import HepaeModel, load_model
 from hepae.physics import count_unphysical
@@ -35,11 +38,11 @@ from hepae.reading import (
     DEFAULT_STEP_SIZE,
     check_collection,
     collection_to_tensor,
-    get_tree,
-    iterate_arrays,
-    open_root,
+    select_objects,
+    selection_mask,
 )
-from hepae.writing import DEFAULT_COMPRESSION, TreeWriter, atomic_output, parse_compression
+from hepae.sources import open_source
+from hepae.writing import DEFAULT_COMPRESSION, atomic_output, make_writer, parse_compression
 
 PathArg = str | PathLike[str]
 
@@ -74,10 +77,12 @@ def compress(
 ) -> dict[str, Any]:
     """Compress the model's feature-set collection of ``input`` into the ROOT file ``output``.
 
-    Every other branch of the tree is carried over with identical values; the collection's branches
-    are replaced by float32 latent branches with the same per-event counts; the decoder and the
-    metadata are embedded. Reading and writing stream in chunks of ``step_size``; the encoder runs on
-    ``device`` (``"auto"``: CUDA if available; a :class:`HepaeModel` passed in is moved there).
+    ``input`` is a ROOT file with the feature set's TTree or RNTuple, or a DarkMachines CSV file (kept
+    as an RNTuple). Every other branch of the table is carried over with identical values; the
+    collection's branches are replaced by float32 latent branches with the same per-event counts (if
+    the feature set selects objects, only the selected ones are encoded and the others kept exactly);
+    the decoder and the metadata are embedded. Reading and writing stream in chunks of ``step_size``;
+    the encoder runs on ``device`` (``"auto"``: CUDA if available; a :class:`HepaeModel` passed in is moved there).
 
     With ``check`` (default), the latents are also decoded as decompression will, and the summary
     gets per-variable ``residuals`` and the number of ``unphysical_objects`` (E below |p|, negative
@@ -89,39 +94,49 @@ def compress(
     model = (model if isinstance(model, HepaeModel) else load_model(model)).to(device)
     featureset = model.featureset
     input, output = Path(input), Path(output)
-    with open_root(input) as directory:
-        tree = get_tree(directory, featureset.tree, input)
-        layout = describe_tree(tree)
+    with open_source(input, featureset.tree) as source:
+        layout = source.layout
         counter = check_collection(layout, featureset, input)
         dropped = unsupported_policy(layout, input, drop_unsupported)
         latent_names = latent_branch_names(model.latent_size)
         clashes = sorted(set(latent_names) & set(layout.all_names()))
         if clashes:
             raise BranchTypeError(f"{input} already has branches named {clashes}; is it already compressed?")
-        replaced = set(featureset.compressed_branches)  # lossless columns stay as they are
-        latent_specs = [BranchSpec(n, "float32", counter) for n in latent_names]
-        out_specs = compressed_tree_branches(layout.branches, replaced, latent_specs)
+        replaced = featureset.compressed_branches  # lossless columns stay as they are
+        selecting = featureset.select is not None
+        latent_counter = LATENT_COUNTER if selecting else counter
+        latent_specs = [BranchSpec(n, "float32", latent_counter) for n in latent_names]
+        out_specs = compressed_tree_branches(layout.branches, set(replaced), latent_specs,
+                                             REST_COUNTER if selecting else None)
         hasher = TreeHasher(out_specs)
-        n_objects = n_chunks = unphysical = 0
+        n_objects = n_encoded = n_chunks = unphysical = 0
         accumulator = ResidualAccumulator(featureset) if check else None
         lossless = [j for j, column in enumerate(featureset.columns) if column.lossless]
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
             with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
-                writer = TreeWriter(file, tree.name, out_specs, title=tree.title)
+                writer = make_writer(file, source.storage, source.name, out_specs, title=source.title)
                 bar = tqdm(total=layout.num_entries, disable=not progress, unit="event", desc=f"compress {input.name}")
                 with bar:
-                    for arrays in iterate_arrays(tree, layout.names, step_size):
+                    for arrays in source.iterate(layout.names, step_size):
                         values, counts = collection_to_tensor(arrays, featureset)
-                        latent = model.encode(values)
+                        mask = selection_mask(arrays, featureset)
+                        encoded, encoded_counts = select_objects(values, counts, mask)
+                        latent = model.encode(encoded)
                         if accumulator is not None:
                             reco = model.decode(latent)
-                            reco[:, lossless] = values[:, lossless]  # carried exactly
-                            accumulator.update(values, reco)
+                            reco[:, lossless] = encoded[:, lossless]  # carried exactly
+                            accumulator.update(encoded, reco)
                             unphysical += count_unphysical(featureset, reco)
                         n_objects += len(values)
+                        n_encoded += len(encoded)
                         data = {name: arrays[name] for name in layout.names if name not in replaced}
+                        if mask is not None:  # the objects not selected keep their values
+                            rest = ~mask
+                            for name in replaced:
+                                flat = ak.to_numpy(ak.flatten(arrays[name], axis=1))
+                                data[name] = ak.unflatten(flat[rest], counts - encoded_counts)
                         for i, name in enumerate(latent_names):
-                            data[name] = ak.unflatten(latent[:, i], counts)
+                            data[name] = ak.unflatten(latent[:, i], encoded_counts)
                         writer.extend(data)
                         hasher.update(data)
                         n_chunks += 1
@@ -133,7 +148,7 @@ def compress(
                     "hepae_version": __version__,
                     "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                     "codec": {"id": "ae", "latent_dtype": "float32"},
-                    "tree": tree.name,
+                    "tree": source.name,
                     "featureset": featureset.to_dict(),
                     "normalization": model.normalization.get_config(),
                     "model": {
@@ -146,16 +161,20 @@ def compress(
                         "training": {k: v for k, v in model.training.items() if k != "history"},
                     },
                     "source": {
-                        "file": input.name, "size_bytes": os.path.getsize(input), "num_entries": layout.num_entries,
+                        "file": input.name, "format": source.format, "size_bytes": os.path.getsize(input),
+                        "num_entries": layout.num_entries,
                     },
                     "collection": {
                         "counter": counter,
                         "counter_in_input": counter in layout.counters,
                         "n_objects": n_objects,
+                        "n_compressed_objects": n_encoded,
                         "branches": [layout.spec(b).to_dict() for b in featureset.branches],
                         "latent_branches": latent_names,
+                        "latent_counter": latent_counter,
                         "lossless_branches": [c.branch for c in featureset.columns if c.lossless],
-                        "input_compressed_bytes": sum(int(tree[b].compressed_bytes) for b in replaced),
+                        "selection": featureset.select,
+                        "input_compressed_bytes": source.stored_bytes(replaced),
                     },
                     "branches": [s.to_dict() for s in layout.branches],
                     "counters": layout.counters,
@@ -170,6 +189,7 @@ def compress(
         "output": str(output),
         "n_events": layout.num_entries,
         "n_objects": n_objects,
+        "n_compressed_objects": n_encoded,
         "chunks": n_chunks,
         "dropped_branches": dropped,
         "residuals": accumulator.summary() if accumulator is not None else None,

@@ -1,8 +1,10 @@
 """The compressed file: an ordinary ROOT file that uproot and ROOT read.
 
-It holds the input tree (same name) with every uncompressed branch carried over and, instead of the
-compressed collection's branches, jagged latent branches ``hepae_latent_<i>`` counted by the
-collection's counter; a TObjString ``hepae_metadata`` with JSON metadata that follows
+It holds the input table (same name; a TTree for a TTree, an RNTuple for an RNTuple or a CSV file)
+with every uncompressed branch carried over and, instead of the compressed collection's branches,
+jagged latent branches ``hepae_latent_<i>`` counted by the collection's counter (by ``nhepae_latent``
+if the feature set selects objects; the unselected objects' values then stay in the original
+branches, counted by ``nhepae_rest``); a TObjString ``hepae_metadata`` with JSON metadata that follows
 ``schemas/container.schema.json``; and a one-entry TTree ``hepae_decoder`` whose ``uint8`` branch holds
 the decoder as a pickle-free model file (see :mod:`hepae.model`). Nothing else is needed to decompress.
 """
@@ -28,6 +30,8 @@ METADATA_KEY = "hepae_metadata"
 DECODER_TREE = "hepae_decoder"
 DECODER_BRANCH = "model_npz"
 LATENT_PREFIX = "hepae_latent_"
+LATENT_COUNTER = "nhepae_latent"
+REST_COUNTER = "nhepae_rest"
 
 
 def latent_branch_names(latent_size: int) -> list[str]:
@@ -85,26 +89,51 @@ def collection_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
 
 
 def compressed_tree_branches(
-    branches: list[BranchSpec], replaced: set[str], latent: list[BranchSpec]
+    branches: list[BranchSpec], replaced: set[str], latent: list[BranchSpec], rest_counter: str | None = None
 ) -> list[BranchSpec]:
-    """The input's branches in order, the compressed ones replaced by the latent ones at their place."""
+    """The input's branches in order, the compressed ones replaced by the latent ones at their place.
+
+    With ``rest_counter`` (a selection), the compressed branches stay, counted by it, after the latents.
+    """
     out: list[BranchSpec] = []
     placed = False
     for spec in branches:
-        if spec.name not in replaced:
-            out.append(spec)
-        elif not placed:
+        if spec.name in replaced and not placed:
             out.extend(latent)
             placed = True
+        if spec.name not in replaced:
+            out.append(spec)
+        elif rest_counter is not None:
+            out.append(BranchSpec(spec.name, spec.dtype, rest_counter))
     return out
 
 
 def tree_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
-    """The branches of a compressed file's tree, rebuilt from its metadata."""
+    """The branches of a compressed file's table, rebuilt from its metadata."""
     collection = metadata["collection"]
     replaced = {b["name"] for b in collection["branches"]} - set(collection["lossless_branches"])
-    latent = [BranchSpec(n, "float32", collection["counter"]) for n in collection["latent_branches"]]
-    return compressed_tree_branches([BranchSpec.from_dict(b) for b in metadata["branches"]], replaced, latent)
+    latent = [BranchSpec(n, "float32", collection["latent_counter"]) for n in collection["latent_branches"]]
+    rest = REST_COUNTER if collection["selection"] is not None else None
+    return compressed_tree_branches([BranchSpec.from_dict(b) for b in metadata["branches"]], replaced, latent, rest)
+
+
+def _canonical_parts(array: ak.Array) -> list[np.ndarray]:
+    """Any awkward array as flat numpy parts that do not depend on chunking: per nesting level the list
+    lengths (and None masks), then the numbers; parameters (string, record names) are ignored."""
+    array = ak.without_parameters(array)
+    kind = array.type.content
+    if isinstance(kind, (ak.types.ListType, ak.types.RegularType)):
+        return [ak.to_numpy(ak.num(array, axis=1)).astype(np.int64), *_canonical_parts(ak.flatten(array, axis=1))]
+    if isinstance(kind, ak.types.RecordType):
+        return [part for name in array.fields for part in _canonical_parts(array[name])]
+    if isinstance(kind, ak.types.OptionType):
+        mask = ak.to_numpy(ak.is_none(array, axis=0))
+        return [mask.astype(np.uint8), *_canonical_parts(ak.drop_none(array, axis=0))]
+    if isinstance(kind, ak.types.NumpyType):
+        return [ak.to_numpy(array)]
+    if isinstance(kind, ak.types.UnknownType):
+        return []
+    return [np.frombuffer(json.dumps(ak.to_list(array)).encode(), np.uint8)]  # unions: rare, slow, exact
 
 
 class TreeHasher:
@@ -120,10 +149,18 @@ class TreeHasher:
         self._specs = specs
         self._values = {s.name: hashlib.sha256() for s in specs}
         self._counts = {s.name: hashlib.sha256() for s in specs if s.jagged}
+        self._parts: dict[str, list[Any]] = {s.name: [] for s in specs if not s.numeric}
 
     def update(self, data: dict[str, object]) -> None:
         for spec in self._specs:
             values = data[spec.name]
+            if not spec.numeric:
+                digests = self._parts[spec.name]
+                for i, part in enumerate(_canonical_parts(ak.Array(values))):
+                    if i == len(digests):
+                        digests.append(hashlib.sha256())
+                    digests[i].update(np.ascontiguousarray(part, dtype=part.dtype.newbyteorder("<")).tobytes())
+                continue
             if spec.jagged:
                 counts = ak.to_numpy(ak.num(values, axis=1))
                 self._counts[spec.name].update(np.ascontiguousarray(counts, dtype="<i8").tobytes())
@@ -136,5 +173,8 @@ class TreeHasher:
         total = hashlib.sha256()
         for spec in self._specs:
             counts = self._counts[spec.name].hexdigest() if spec.jagged else ""
-            total.update(f"{spec.name}:{counts}:{self._values[spec.name].hexdigest()};".encode())
+            values = self._values[spec.name].hexdigest()
+            if not spec.numeric:
+                values = ",".join(d.hexdigest() for d in self._parts[spec.name])
+            total.update(f"{spec.name}:{counts}:{values};".encode())
         return total.hexdigest()

@@ -11,8 +11,13 @@ Energies and momenta in MeV. :func:`iterate_events` yields chunks of lines as an
 list ``objects`` of ``{obj, E, pt, eta, phi}`` with ``obj`` the int8 index of the object code in
 :data:`OBJECT_CODES`).
 Parsing splits whole chunks at the C level (no Python loop per object). Numbers are float64 and
-:func:`write_events` writes each in the shortest form that reads back as the same value, so a
-parse -> write -> parse round trip is exact.
+:func:`write_events` writes each in the shortest form that reads back as the same value (float32
+values, such as reconstructed ones, in the shortest float32 form), so a parse -> write -> parse round
+trip is exact.
+
+For compression the events are seen as one flat table, ``events`` (:func:`table_specs`): the event
+fields, and per object ``obj_type`` (the code index), ``obj_E``, ``obj_pt``, ``obj_eta``, ``obj_phi``,
+all counted by ``nobj``; :func:`events_to_table` and :func:`table_to_events` convert.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ import itertools
 from collections.abc import Iterable, Iterator
 from os import PathLike
 from pathlib import Path
+from typing import TextIO
 
 import awkward as ak
 import numpy as np
 
 from hepae.errors import InputFileError, MalformedCSVError
+from hepae.layout import AWKWARD_DTYPE, BranchSpec
 from hepae.writing import atomic_output
 
 OBJECT_CODES = ("j", "b", "e-", "e+", "m-", "m+", "g")
@@ -33,6 +40,11 @@ EVENT_FIELDS = ("event_id", "process_id", "event_weight", "MET", "METphi")
 OBJECT_FIELDS = ("E", "pt", "eta", "phi")
 DEFAULT_CHUNK_LINES = 100_000
 _CODE_INDEX = {code: i for i, code in enumerate(OBJECT_CODES)}
+TABLE_NAME = "events"
+OBJECT_COUNTER = "nobj"
+_OBJECT_BRANCHES = {"obj": "obj_type", **{f: f"obj_{f}" for f in OBJECT_FIELDS}}
+_STRING_FORM = '{"class":"ListOffsetArray","offsets":"i64","content":{"class":"NumpyArray","primitive":"uint8",' \
+               '"parameters":{"__array__":"char"}},"parameters":{"__array__":"string"}}'
 
 
 def _fail(path: Path, line: int, message: str) -> MalformedCSVError:
@@ -146,25 +158,46 @@ def read_events(path: str | PathLike[str]) -> ak.Array:
 
 
 def _shortest(values: np.ndarray) -> list[str]:
-    """Shortest text that reads back as the same float64 ('1' rather than '1.0')."""
-    out = [repr(v) for v in values.tolist()]
+    """Shortest text that reads back as the same value ('1' rather than '1.0'); float32 as float32."""
+    out = [str(v) for v in values] if values.dtype == np.float32 else [repr(v) for v in values.tolist()]
     return [s[:-2] if s.endswith(".0") else s for s in out]
+
+
+def _float_array(values: ak.Array) -> np.ndarray:
+    array = ak.to_numpy(values)
+    return array if array.dtype == np.float32 else array.astype(np.float64)
 
 
 def format_lines(events: ak.Array) -> list[str]:
     """Event lines (without newlines, with the trailing ';') for an array as read by :func:`iterate_events`."""
     objects = ak.flatten(events["objects"], axis=1)
     codes = np.array(OBJECT_CODES, dtype=object)[ak.to_numpy(objects["obj"]).astype(np.int64)]
-    columns = [codes] + [np.array(_shortest(ak.to_numpy(objects[f]).astype(np.float64)), dtype=object)
-                         for f in OBJECT_FIELDS]
+    columns = [codes] + [np.array(_shortest(_float_array(objects[f])), dtype=object) for f in OBJECT_FIELDS]
     object_text = columns[0] + "," + columns[1] + "," + columns[2] + "," + columns[3] + "," + columns[4] + ";"
     head = (np.array([str(i) for i in ak.to_numpy(events["event_id"]).tolist()], dtype=object) + ";"
             + np.array(ak.to_list(events["process_id"]), dtype=object) + ";")
     for field in EVENT_FIELDS[2:]:
-        head = head + np.array(_shortest(ak.to_numpy(events[field]).astype(np.float64)), dtype=object) + ";"
+        head = head + np.array(_shortest(_float_array(events[field])), dtype=object) + ";"
     bounds = np.concatenate([[0], np.cumsum(ak.to_numpy(ak.num(events["objects"], axis=1)))])
     object_text = object_text.tolist()
     return [h + "".join(object_text[a:b]) for h, a, b in zip(head.tolist(), bounds[:-1], bounds[1:])]
+
+
+class CSVTableWriter:
+    """Append chunks, as ``{branch: array}`` of :func:`table_specs`, to an open text file as CSV lines."""
+
+    def __init__(self, handle: TextIO):
+        self._handle = handle
+        self.num_entries = 0
+
+    def extend(self, table: dict[str, ak.Array]) -> None:
+        self.write_events(table_to_events(table))
+
+    def write_events(self, events: ak.Array) -> None:
+        lines = format_lines(events)
+        if lines:
+            self._handle.write("\n".join(lines) + "\n")
+        self.num_entries += len(lines)
 
 
 def write_events(path: str | PathLike[str], chunks: ak.Array | Iterable[ak.Array], *, overwrite: bool = False) -> Path:
@@ -173,8 +206,50 @@ def write_events(path: str | PathLike[str], chunks: ak.Array | Iterable[ak.Array
     chunks = [chunks] if isinstance(chunks, ak.Array) else chunks
     with atomic_output(path, overwrite=overwrite) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+            writer = CSVTableWriter(handle)
             for chunk in chunks:
-                lines = format_lines(chunk)
-                if lines:
-                    handle.write("\n".join(lines) + "\n")
+                writer.write_events(chunk)
     return path
+
+
+def short_decimals(values: np.ndarray) -> np.ndarray:
+    """float64 values of the shortest decimals of float32 numbers: 45231.2 rather than 45231.19921875.
+
+    Reconstructed values are float32-accurate; this keeps them as accurate and their CSV text short.
+    """
+    return np.array([str(v) for v in np.asarray(values, dtype=np.float32)], dtype=np.float64) if len(values) \
+        else np.asarray(values, dtype=np.float64)
+
+
+def count_events(path: str | PathLike[str]) -> int:
+    """Number of event lines in a CSV file (one fast pass over the bytes)."""
+    n, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 24):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")
+
+
+def table_specs() -> list[BranchSpec]:
+    """The flat table a CSV file is compressed as (see the module docstring)."""
+    return [
+        BranchSpec("event_id", "int64"),
+        BranchSpec("process_id", AWKWARD_DTYPE, None, _STRING_FORM),
+        *(BranchSpec(f, "float64") for f in EVENT_FIELDS[2:]),
+        BranchSpec(_OBJECT_BRANCHES["obj"], "int8", OBJECT_COUNTER),
+        *(BranchSpec(_OBJECT_BRANCHES[f], "float64", OBJECT_COUNTER) for f in OBJECT_FIELDS),
+    ]
+
+
+def events_to_table(events: ak.Array) -> dict[str, ak.Array]:
+    """Events as read by :func:`iterate_events` -> ``{branch: array}`` of :func:`table_specs`."""
+    table = {f: events[f] for f in EVENT_FIELDS}
+    table.update({branch: events["objects"][f] for f, branch in _OBJECT_BRANCHES.items()})
+    return table
+
+
+def table_to_events(table: dict[str, ak.Array]) -> ak.Array:
+    """Inverse of :func:`events_to_table` (object values keep their dtype: float32 stays float32)."""
+    objects = ak.zip({f: table[branch] for f, branch in _OBJECT_BRANCHES.items()})
+    return ak.zip({**{f: table[f] for f in EVENT_FIELDS}, "objects": objects}, depth_limit=1)

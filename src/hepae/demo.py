@@ -1,4 +1,4 @@
-"""The end-to-end demo: generate a sample, train, compress, decompress, and summarize."""
+"""The end-to-end demo: generate a sample, train, compress, decompress, validate, and summarize."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from hepae.decompression import decompress
 from hepae.metrics import residual_summary
 from hepae.samples import make_sample
 from hepae.training import train
+from hepae.validation import validate
 
 
 def run_demo(
@@ -33,6 +34,8 @@ def run_demo(
     reconstructed = decompress(workdir / "jets.compressed.root", workdir / "jets.reco.root", overwrite=True,
                                progress=progress)
     residuals = residual_summary(sample, workdir / "jets.reco.root", featureset)
+    report = validate(sample, workdir / "jets.reco.root", workdir / "report", featureset=featureset,
+                      compressed=workdir / "jets.compressed.root", formats=("png",), overwrite=True, progress=progress)
     return {
         "workdir": str(workdir),
         "model": {"path": str(model_path), "id": model.model_id, "layout": model.arch.layout,
@@ -41,4 +44,5 @@ def run_demo(
         "compress": compressed,
         "decompress": reconstructed,
         "residuals": residuals,
+        "report": str(report.outdir / "index.html"),
     }

@@ -3,6 +3,11 @@
 A feature set is data, not code: a JSON document following ``schemas/featureset.schema.json``. The
 built-in ones ship in ``hepae/schemas/featuresets/``; a user passes a name (``"atlas-jets-4d"``) or the
 path of an own JSON file anywhere a feature set is expected.
+
+Two optional parts change how the columns map to stored branches: ``select`` compresses only the
+objects whose integer type branch has given values (e.g. only jets among DarkMachines objects) and
+carries the others exactly; ``representation: cartesian`` reads ``px, py, pz, E`` branches and gives
+the network ``pt, eta, phi, m`` computed with :mod:`vector` (written back as ``px, py, pz, E``).
 """
 
 from __future__ import annotations
@@ -31,13 +36,17 @@ class Column:
     """One tensor column: a per-object branch with its unit, dtype and normalization."""
 
     name: str
-    branch: str
     unit: str
     dtype: str
     residual: str
     normalization: dict[str, Any]
+    branch: str = ""  # empty when the feature set has a representation
     label: str = ""
     lossless: bool = False
+
+
+CARTESIAN_COLUMNS = ("pt", "eta", "phi", "m")
+CARTESIAN_BRANCHES = ("px", "py", "pz", "E")
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,8 @@ class FeatureSet:
     collection: str = ""
     layout: str = "custom"
     description: str = ""
+    select: dict[str, Any] | None = None
+    representation: dict[str, str] | None = None
     source: str = field(default="", compare=False)
 
     @classmethod
@@ -58,12 +69,29 @@ class FeatureSet:
         validate(document, "featureset.schema.json", what=f"feature set {source}")
         columns = tuple(Column(**c) for c in document["columns"])
         for attr in ("name", "branch"):
-            values = [getattr(c, attr) for c in columns]
+            values = [getattr(c, attr) for c in columns if getattr(c, attr)]
             duplicates = sorted({v for v in values if values.count(v) > 1})
             if duplicates:
                 raise FeatureSetError(f"feature set {source}: duplicate column {attr}(s) {duplicates}")
         for column in columns:  # fail now, not in the middle of training
             get_transform(column.normalization)
+        representation, select = document.get("representation"), document.get("select")
+        if representation is not None:
+            names = tuple(c.name for c in columns)
+            if sorted(names) != sorted(CARTESIAN_COLUMNS) or any(c.branch or c.lossless for c in columns):
+                raise FeatureSetError(
+                    f"feature set {source}: with a cartesian representation the columns must be "
+                    f"{', '.join(CARTESIAN_COLUMNS)} (any order), without 'branch' or 'lossless'; found {list(names)}"
+                )
+        else:
+            missing = [c.name for c in columns if not c.branch]
+            if missing:
+                raise FeatureSetError(f"feature set {source}: column(s) {missing} have no 'branch'")
+        if select is not None and select["branch"] in [c.branch for c in columns if not c.lossless]:
+            raise FeatureSetError(
+                f"feature set {source}: the selection branch '{select['branch']}' must be carried exactly, "
+                "not be one of the compressed columns"
+            )
         return cls(
             name=document["name"],
             tree=document["tree"],
@@ -72,6 +100,8 @@ class FeatureSet:
             collection=document.get("collection", ""),
             layout=document.get("layout", "custom"),
             description=document.get("description", ""),
+            select=select,
+            representation=representation,
             source=source,
         )
 
@@ -86,8 +116,14 @@ class FeatureSet:
             "counter": self.counter,
             "columns": [],
         }
+        if self.select is not None:
+            document["select"] = dict(self.select)
+        if self.representation is not None:
+            document["representation"] = dict(self.representation)
         for c in self.columns:
             column = {k: getattr(c, k) for k in ("name", "branch", "unit", "dtype", "residual")}
+            if not c.branch:
+                del column["branch"]
             if c.label:
                 column["label"] = c.label
             if c.lossless:
@@ -98,11 +134,21 @@ class FeatureSet:
 
     @property
     def branches(self) -> list[str]:
+        """The collection's stored branches that the columns come from (``px, py, pz, E`` if cartesian)."""
+        if self.representation is not None:
+            return [self.representation[k] for k in CARTESIAN_BRANCHES]
         return [c.branch for c in self.columns]
+
+    @property
+    def input_branches(self) -> list[str]:
+        """Every branch read to build the tensor: :attr:`branches` and the selection branch."""
+        return self.branches + ([self.select["branch"]] if self.select is not None else [])
 
     @property
     def compressed_branches(self) -> list[str]:
         """Branches replaced by the latent code (all but the ``lossless`` columns)."""
+        if self.representation is not None:
+            return self.branches
         return [c.branch for c in self.columns if not c.lossless]
 
     @property

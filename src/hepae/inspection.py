@@ -10,17 +10,20 @@ from typing import Any
 from hepae.container import METADATA_KEY, read_metadata
 from hepae.errors import InputFileError
 from hepae.features import list_featuresets
-from hepae.layout import describe_tree
 from hepae.model import load_model
-from hepae.reading import open_root
+from hepae.sources import RNTUPLE_CLASS, open_root, root_source
+
+
+def _ratio(a: int | None, b: int) -> float | None:
+    return round(a / b, 4) if a is not None and b else None
 
 
 def size_report(path: str | PathLike[str], metadata: dict[str, Any]) -> dict[str, Any]:
     """Byte counts of a compressed file: whole files, and the compressed collection alone."""
     path = Path(path)
     with open_root(path) as directory:
-        tree = directory[metadata["tree"]]
-        latent_bytes = sum(int(tree[b].compressed_bytes) for b in metadata["collection"]["latent_branches"])
+        latent_bytes = root_source(directory, path, metadata["tree"]).stored_bytes(
+            metadata["collection"]["latent_branches"])
     input_collection = metadata["collection"]["input_compressed_bytes"]
     decoder = metadata["model"]["decoder_bytes"]
     n_objects = metadata["collection"]["n_objects"]
@@ -33,9 +36,9 @@ def size_report(path: str | PathLike[str], metadata: dict[str, Any]) -> dict[str
         "collection_input_bytes": input_collection,
         "collection_latent_bytes": latent_bytes,
         "decoder_bytes": decoder,
-        "collection_ratio": round(input_collection / (latent_bytes + decoder), 4) if latent_bytes + decoder else None,
-        "collection_ratio_without_decoder": round(input_collection / latent_bytes, 4) if latent_bytes else None,
-        "bytes_per_object_input": round(input_collection / n_objects, 4) if n_objects else None,
+        "collection_ratio": _ratio(input_collection, latent_bytes + decoder),
+        "collection_ratio_without_decoder": _ratio(input_collection, latent_bytes),
+        "bytes_per_object_input": _ratio(input_collection, n_objects),
         "bytes_per_object_latent": round(latent_bytes / n_objects, 4) if n_objects else None,
     }
 
@@ -47,11 +50,12 @@ def _inspect_root(path: Path) -> dict[str, Any]:
             return {"kind": "hepae-container", "file": str(path), "metadata": metadata,
                     "sizes": size_report(path, metadata)}
         trees, names = {}, {}
-        for key, classname in directory.classnames(recursive=False).items():
-            if classname != "TTree":
-                continue
-            layout = describe_tree(directory[key])
+        tables = {k.split(";")[0] for k, c in directory.classnames(recursive=False).items()
+                  if c in ("TTree", RNTUPLE_CLASS)}
+        for name in sorted(tables):
+            layout = root_source(directory, path, name).layout
             trees[layout.name] = {
+                "format": layout.format,
                 "num_entries": layout.num_entries,
                 "n_branches": len(layout.all_names()),
                 "counters": sorted(layout.counters),

@@ -1,26 +1,41 @@
-"""What a TTree holds, in the terms hepae writes it back: scalars, jagged groups sharing a counter,
-counter branches, and branches that cannot be written to a TTree by uproot.
+"""What a TTree or an RNTuple holds, in the terms hepae writes it back: scalars, jagged groups sharing a
+counter, counter branches, and branches that cannot be written back by uproot.
+
+RNTuples have no counter branches: a jagged field gets a synthetic counter name (``n<collection>``) so
+that the fields of one collection group together; any other field type (records, strings, doubly
+jagged lists, ...) is carried with its awkward form.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import awkward as ak
 import numpy as np
 import uproot
+
+AWKWARD_DTYPE = "awkward"
+"""dtype of a :class:`BranchSpec` whose values are not numbers or lists of numbers (RNTuple only)."""
 
 
 @dataclass(frozen=True)
 class BranchSpec:
     """A writable branch: its name, its (native byte order) dtype, and its counter if jagged.
 
-    ``dtype`` may carry a fixed inner shape (``"(3,)f4"``-style) for fixed-size array branches.
+    ``dtype`` may carry a fixed inner shape (``"(3,)f4"``-style) for fixed-size array branches, or be
+    ``"awkward"`` for an RNTuple field of any other type; ``form`` is then its awkward form (JSON).
     """
 
     name: str
     dtype: str
     counter: str | None = None
+    form: str | None = None
+
+    @property
+    def numeric(self) -> bool:
+        return self.dtype != AWKWARD_DTYPE
 
     @property
     def jagged(self) -> bool:
@@ -31,11 +46,23 @@ class BranchSpec:
         return np.dtype(self.dtype)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "counter": self.counter}
+        out = {"name": self.name, "dtype": self.dtype, "counter": self.counter}
+        if self.form is not None:
+            out["form"] = self.form
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BranchSpec:
-        return cls(d["name"], d["dtype"], d.get("counter"))
+        return cls(d["name"], d["dtype"], d.get("counter"), d.get("form"))
+
+    def awkward_form(self) -> ak.forms.Form:
+        """The awkward form of one entry-level array of this branch."""
+        if self.form is not None:
+            return ak.forms.from_json(self.form)
+        dtype = self.numpy_dtype
+        base, shape = (dtype.subdtype if dtype.subdtype is not None else (dtype, ()))
+        form: ak.forms.Form = ak.forms.NumpyForm(ak.types.numpytype.dtype_to_primitive(base), inner_shape=shape)
+        return ak.forms.ListOffsetForm("i64", form) if self.jagged else form
 
 
 @dataclass
@@ -44,6 +71,7 @@ class TreeLayout:
 
     name: str
     num_entries: int
+    format: str = "ttree"  # or "rntuple"
     branches: list[BranchSpec] = field(default_factory=list)
     counters: dict[str, str] = field(default_factory=dict)  # counter name -> original dtype
     unsupported: dict[str, str] = field(default_factory=dict)  # branch name -> reason
@@ -71,9 +99,11 @@ def _dtype_string(dtype: np.dtype) -> str:
 
 
 def _synthetic_counter(name: str) -> str:
-    """Counter name for a jagged branch stored without one (``std::vector``): ``n<collection>``."""
-    prefix = name.rsplit(".", 1)[0] if "." in name else name.split("_", 1)[0]
-    return f"n{prefix}"
+    """Counter name for a jagged branch stored without one (``std::vector``, RNTuple): ``n<collection>``."""
+    for separator in (":", "."):
+        if separator in name:
+            return f"n{name.rsplit(separator, 1)[0]}"
+    return f"n{name.split('_', 1)[0]}"
 
 
 def describe_tree(tree: uproot.TTree) -> TreeLayout:
@@ -105,3 +135,36 @@ def describe_tree(tree: uproot.TTree) -> TreeLayout:
             kind = type(interpretation).__name__
             layout.unsupported[name] = f"{branch.typename} ({kind}) cannot be written to a TTree by uproot"
     return layout
+
+
+def describe_ntuple(ntuple: Any) -> TreeLayout:
+    """Classify every top-level field of an uproot RNTuple.
+
+    Numbers and lists of numbers become ordinary specs (jagged ones with a synthetic counter); every
+    other field keeps its awkward form, so that an RNTuple of the same type can be written.
+    """
+    layout = TreeLayout(name=ntuple.name, num_entries=int(ntuple.num_entries), format="rntuple")
+    record = ntuple.to_akform()[0]
+    for name, form in zip(record.fields, record.contents):
+        if isinstance(form, ak.forms.NumpyForm) and not form.parameters and not form.inner_shape:
+            spec = BranchSpec(name, _dtype_string(ak.types.numpytype.primitive_to_dtype(form.primitive)))
+        elif (isinstance(form, ak.forms.ListOffsetForm) and not form.parameters
+              and isinstance(form.content, ak.forms.NumpyForm) and not form.content.parameters
+              and not form.content.inner_shape):
+            dtype = _dtype_string(ak.types.numpytype.primitive_to_dtype(form.content.primitive))
+            spec = BranchSpec(name, dtype, _synthetic_counter(name))
+        else:
+            spec = BranchSpec(name, AWKWARD_DTYPE, None, _compact_form(form))
+        layout.branches.append(spec)
+    return layout
+
+
+def _compact_form(form: ak.forms.Form) -> str:
+    """Short JSON of a form, without uproot's column keys (they describe the input file, not the type)."""
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k != "form_key"}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+    return json.dumps(strip(form.to_dict(verbose=False)), separators=(",", ":"))

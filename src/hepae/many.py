@@ -47,15 +47,15 @@ def output_name(input: Path, command: str) -> str:
 def _valid_compressed(output: Path, input: Path) -> bool:
     """True if ``output`` is a readable container made from ``input`` (same name, size and entries)."""
     from hepae.container import read_metadata
-    from hepae.reading import get_tree, open_root
+    from hepae.sources import open_root, root_source
 
     try:
         with open_root(output) as directory:
             metadata = read_metadata(directory, str(output))
-            tree = get_tree(directory, metadata["tree"], output)
+            table = root_source(directory, output, metadata["tree"])
             source = metadata["source"]
             return (source["file"] == input.name and source["size_bytes"] == input.stat().st_size
-                    and tree.num_entries == source["num_entries"])
+                    and table.num_entries == source["num_entries"])
     except (HepaeError, OSError):
         return False
 
@@ -63,15 +63,15 @@ def _valid_compressed(output: Path, input: Path) -> bool:
 def _valid_reconstruction(output: Path, input: Path) -> bool:
     """True if ``output`` holds the tree, branches and entries that ``input`` (a container) describes."""
     from hepae.container import read_metadata
-    from hepae.reading import get_tree, open_root
+    from hepae.sources import open_root, root_source
 
     try:
         with open_root(input) as directory:
             metadata = read_metadata(directory, str(input))
         with open_root(output) as directory:
-            tree = get_tree(directory, metadata["tree"], output)
-            names = set(tree.keys(recursive=False))
-            return (tree.num_entries == metadata["source"]["num_entries"]
+            table = root_source(directory, output, metadata["tree"])
+            names = set(table.layout.all_names())
+            return (table.num_entries == metadata["source"]["num_entries"]
                     and all(b["name"] in names for b in metadata["branches"]))
     except (HepaeError, OSError):
         return False

@@ -17,8 +17,8 @@ import numpy as np
 
 from hepae.errors import ModelMismatchError
 from hepae.features import FeatureSet, load_featureset
-from hepae.layout import describe_tree
-from hepae.reading import check_collection, collection_to_tensor, get_tree, iterate_arrays, open_root
+from hepae.reading import check_collection, collection_to_tensor, select_objects, selection_mask
+from hepae.sources import open_source
 
 _AXIS = bh.axis.Regular(4000, 1e-12, 1e8, transform=bh.axis.transform.log)
 
@@ -105,20 +105,17 @@ def residual_summary(
     """
     featureset = load_featureset(featureset)
     accumulator = ResidualAccumulator(featureset)
-    with open_root(original) as a, open_root(reconstructed) as b:
-        tree_a, tree_b = get_tree(a, featureset.tree, original), get_tree(b, featureset.tree, reconstructed)
-        check_collection(describe_tree(tree_a), featureset, original)
-        check_collection(describe_tree(tree_b), featureset, reconstructed)
-        if tree_a.num_entries != tree_b.num_entries:
-            raise ModelMismatchError(
-                f"{original} has {tree_a.num_entries} events, {reconstructed} {tree_b.num_entries}"
-            )
-        chunks = zip(iterate_arrays(tree_a, featureset.branches, step_size),
-                     iterate_arrays(tree_b, featureset.branches, step_size))
-        for chunk_a, chunk_b in chunks:
+    with open_source(original, featureset.tree) as a, open_source(reconstructed, featureset.tree) as b:
+        check_collection(a.layout, featureset, original)
+        check_collection(b.layout, featureset, reconstructed)
+        if a.num_entries != b.num_entries:
+            raise ModelMismatchError(f"{original} has {a.num_entries} events, {reconstructed} {b.num_entries}")
+        names = featureset.input_branches
+        for chunk_a, chunk_b in zip(a.iterate(names, step_size), b.iterate(names, step_size)):
             values_a, counts_a = collection_to_tensor(chunk_a, featureset)
             values_b, counts_b = collection_to_tensor(chunk_b, featureset)
             if not np.array_equal(counts_a, counts_b):
                 raise ModelMismatchError(f"{original} and {reconstructed} differ in the number of objects per event")
-            accumulator.update(values_a, values_b)
+            mask = selection_mask(chunk_a, featureset)  # the objects the network reconstructed
+            accumulator.update(select_objects(values_a, counts_a, mask)[0], select_objects(values_b, counts_b, mask)[0])
     return accumulator.summary()

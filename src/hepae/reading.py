@@ -1,10 +1,11 @@
-"""Reading: open trees with clear errors, iterate branches in chunks, and turn a feature set's jagged
-branches into a ``(n_objects, D)`` tensor plus per-event counts (and back).
+"""Reading: turn a feature set's jagged branches into a ``(n_objects, D)`` tensor plus per-event
+counts (and back), check that a table holds the collection, and stream the tensor from files.
+
+Opening files and iterating their tables is :mod:`hepae.sources`' job.
 """
 
 from __future__ import annotations
 
-import contextlib
 import glob
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -13,21 +14,18 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
-import uproot
+import vector
 
-from hepae.errors import (
-    BranchNotFoundError,
-    BranchTypeError,
-    HepaeError,
-    InputFileError,
-    TreeNotFoundError,
-    close_matches,
-)
-from hepae.features import FeatureSet, load_featureset
-from hepae.layout import TreeLayout, describe_tree
+from hepae.errors import BranchNotFoundError, BranchTypeError, InputFileError, close_matches
+from hepae.features import CARTESIAN_BRANCHES, FeatureSet, load_featureset
+from hepae.layout import TreeLayout
+from hepae.sources import DEFAULT_STEP_SIZE, get_tree, iterate_arrays, open_root, open_source
 
-DEFAULT_STEP_SIZE = "50 MB"
-"""Default chunk size for streaming: an entry count (int) or a memory size string."""
+__all__ = [
+    "DEFAULT_STEP_SIZE", "CollectionChunk", "check_collection", "collection_to_tensor", "expand_inputs",
+    "get_tree", "iterate_arrays", "iterate_collection", "open_root", "select_objects", "selection_mask",
+    "tensor_to_collection",
+]
 
 PathArg = str | PathLike[str]
 
@@ -45,77 +43,40 @@ def expand_inputs(inputs: PathArg | Sequence[PathArg]) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
-
-@contextlib.contextmanager
-def open_root(path: PathArg) -> Iterator[uproot.ReadOnlyDirectory]:
-    """``uproot.open`` with errors that say which file and what is wrong with it."""
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"input file {path} does not exist")
-    if not path.is_file():
-        raise InputFileError(f"input {path} is not a regular file")
-    try:
-        handle = uproot.open(path)
-    except Exception as err:  # uproot raises many kinds on damaged files; all mean the same here
-        raise InputFileError(f"{path} is not a readable ROOT file: {_first_line(err)}") from None
-    with handle:
-        yield handle
-
-
-def get_tree(directory: uproot.ReadOnlyDirectory, tree_name: str, path: PathArg) -> uproot.TTree:
-    """The TTree ``tree_name`` of an open file; :class:`TreeNotFoundError` lists the trees there."""
-    try:
-        classnames = directory.classnames(recursive=False)
-    except Exception as err:
-        raise InputFileError(f"cannot list the objects in {path} (damaged file?): {_first_line(err)}") from None
-    trees = sorted({k.split(";")[0] for k, c in classnames.items() if c == "TTree"})
-    others = {k.split(";")[0]: c for k, c in classnames.items()}
-    if tree_name not in trees:
-        if others.get(tree_name) == "ROOT::RNTuple":
-            raise BranchTypeError(
-                f"'{tree_name}' in {path} is an RNTuple; this version of hepae reads and writes TTrees only"
-            )
-        hint = f"; did you mean {close_matches(tree_name, trees)}" if close_matches(tree_name, trees) else ""
-        raise TreeNotFoundError(
-            f"no TTree '{tree_name}' in {path}; trees in the file: {trees or 'none'}{hint}"
-        )
-    try:
-        return directory[tree_name]
-    except Exception as err:  # corrupted TTree metadata
-        raise InputFileError(f"cannot read TTree '{tree_name}' in {path} (damaged file?): {_first_line(err)}") from None
-
-
 def check_collection(layout: TreeLayout, featureset: FeatureSet, path: PathArg) -> str:
     """Check that the feature set's branches exist, are jagged numbers and share one counter.
 
     Returns the counter name the collection is written with.
     """
     available = layout.all_names()
+    column_of = {c.branch: f"column '{c.name}'" for c in featureset.columns if c.branch}
+    if featureset.representation is not None:
+        column_of = {featureset.representation[k]: f"cartesian '{k}'" for k in CARTESIAN_BRANCHES}
+    if featureset.select is not None:
+        column_of[featureset.select["branch"]] = "selection"
     counters = set()
-    for column in featureset.columns:
-        if column.branch not in available:
-            hint = close_matches(column.branch, available)
+    for branch, role in column_of.items():
+        if branch not in available:
+            hint = close_matches(branch, available)
             raise BranchNotFoundError(
-                f"branch '{column.branch}' (column '{column.name}' of feature set '{featureset.name}') "
+                f"branch '{branch}' ({role} of feature set '{featureset.name}') "
                 f"is not in tree '{layout.name}' of {path}"
                 + (f"; close matches: {hint}" if hint else "")
             )
-        if column.branch in layout.unsupported:
-            raise BranchTypeError(
-                f"branch '{column.branch}' in {path} has an unsupported type: {layout.unsupported[column.branch]}"
-            )
-        if column.branch in layout.counters:
-            raise BranchTypeError(f"branch '{column.branch}' in {path} is a counter, expected per-object values")
-        spec = layout.spec(column.branch)
-        kind = np.dtype(spec.dtype)
-        if not spec.jagged or kind.subdtype is not None or kind.kind not in "fiub":
+        if branch in layout.unsupported:
+            raise BranchTypeError(f"branch '{branch}' in {path} has an unsupported type: {layout.unsupported[branch]}")
+        if branch in layout.counters:
+            raise BranchTypeError(f"branch '{branch}' in {path} is a counter, expected per-object values")
+        spec = layout.spec(branch)
+        kind = np.dtype(spec.dtype) if spec.numeric else None
+        if not spec.jagged or kind is None or kind.subdtype is not None or kind.kind not in "fiub":
             what = "a jagged (per-object) array of numbers"
             found = f"jagged {spec.dtype}" if spec.jagged else f"one {spec.dtype} per event"
-            raise BranchTypeError(f"branch '{column.branch}' in {path} holds {found}; expected {what}")
+            if not spec.numeric:
+                found = f"values of type {ak.forms.from_json(spec.form).type}"
+            raise BranchTypeError(f"branch '{branch}' in {path} holds {found}; expected {what}")
+        if role == "selection" and kind.kind not in "iub":
+            raise BranchTypeError(f"selection branch '{branch}' in {path} holds {spec.dtype}; expected integers")
         counters.add(spec.counter)
     if len(counters) != 1:
         raise BranchTypeError(
@@ -136,27 +97,8 @@ def check_collection(layout: TreeLayout, featureset: FeatureSet, path: PathArg) 
     return counter
 
 
-def iterate_arrays(
-    tree: uproot.TTree, names: Sequence[str], step_size: int | str = DEFAULT_STEP_SIZE
-) -> Iterator[dict[str, ak.Array]]:
-    """Chunks of ``tree`` as ``{branch: array}``, in the order of ``names``; nothing else is read."""
-    wanted = set(names)
-    try:
-        for chunk in tree.iterate(filter_name=lambda n: n in wanted, step_size=step_size, library="ak", how=dict):
-            yield {n: chunk[n] for n in names}
-    except HepaeError:
-        raise
-    except Exception as err:  # damaged baskets: decompression, deserialization, size errors
-        raise InputFileError(
-            f"cannot read tree '{tree.name}' of {tree.file.file_path} (damaged file?): {_first_line(err)}"
-        ) from None
-
-
-def collection_to_tensor(
-    arrays: dict[str, ak.Array], featureset: FeatureSet
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(values, counts)``: a C-contiguous ``(n_objects, D)`` array and per-event object counts."""
-    branches = featureset.branches
+def _counts(arrays: dict[str, ak.Array], branches: Sequence[str]) -> np.ndarray:
+    """Per-event object counts, the same for every branch of one collection."""
     counts = ak.to_numpy(ak.num(arrays[branches[0]], axis=1)).astype(np.int64)
     for branch in branches[1:]:
         if not np.array_equal(ak.to_numpy(ak.num(arrays[branch], axis=1)), counts):
@@ -164,9 +106,26 @@ def collection_to_tensor(
                 f"branches '{branches[0]}' and '{branch}' have different numbers of objects per event; "
                 f"they cannot be one collection"
             )
-    values = np.empty((int(counts.sum()), len(branches)), dtype=featureset.dtype)
-    for j, branch in enumerate(branches):
-        values[:, j] = ak.to_numpy(ak.flatten(arrays[branch], axis=1))
+    return counts
+
+
+def collection_to_tensor(
+    arrays: dict[str, ak.Array], featureset: FeatureSet
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, counts)``: a C-contiguous ``(n_objects, D)`` array and per-event object counts.
+
+    All objects of the collection, selected or not (see :func:`select_objects`).
+    """
+    branches = featureset.branches
+    counts = _counts(arrays, branches)
+    stored = {b: ak.to_numpy(ak.flatten(arrays[b], axis=1)) for b in branches}
+    if featureset.representation is not None:
+        r = featureset.representation
+        momenta = vector.array({k: stored[r[k]].astype(np.float64) for k in CARTESIAN_BRANCHES})
+        stored = {"pt": momenta.pt, "eta": momenta.eta, "phi": momenta.phi, "m": momenta.mass}
+    values = np.empty((int(counts.sum()), len(featureset.columns)), dtype=featureset.dtype)
+    for j, column in enumerate(featureset.columns):
+        values[:, j] = stored[column.branch or column.name]
     return values, counts
 
 
@@ -174,11 +133,33 @@ def tensor_to_collection(
     values: np.ndarray, counts: np.ndarray, featureset: FeatureSet, dtypes: dict[str, str] | None = None
 ) -> dict[str, ak.Array]:
     """Inverse of :func:`collection_to_tensor`: ``{branch: jagged array}`` with the given dtypes."""
-    out = {}
-    for j, column in enumerate(featureset.columns):
-        dtype = np.dtype((dtypes or {}).get(column.branch, column.dtype))
-        out[column.branch] = ak.unflatten(np.ascontiguousarray(values[:, j], dtype=dtype), counts)
-    return out
+    flat = {column.branch or column.name: values[:, j] for j, column in enumerate(featureset.columns)}
+    if featureset.representation is not None:
+        r = featureset.representation
+        momenta = vector.array({k: flat[k].astype(np.float64) for k in ("pt", "eta", "phi")}
+                               | {"mass": flat["m"].astype(np.float64)})
+        flat = {r["px"]: momenta.px, r["py"]: momenta.py, r["pz"]: momenta.pz, r["E"]: momenta.E}
+    dtype_of = {c.branch: c.dtype for c in featureset.columns} | (dtypes or {})
+    return {b: ak.unflatten(np.ascontiguousarray(flat[b], dtype=np.dtype(dtype_of.get(b, featureset.dtype))), counts)
+            for b in featureset.branches}
+
+
+def selection_mask(arrays: dict[str, ak.Array], featureset: FeatureSet) -> np.ndarray | None:
+    """Per object (flat), whether the feature set's ``select`` takes it; ``None`` without a selection."""
+    if featureset.select is None:
+        return None
+    types = ak.to_numpy(ak.flatten(arrays[featureset.select["branch"]], axis=1))
+    return np.isin(types, np.asarray(featureset.select["values"]))
+
+
+def select_objects(
+    values: np.ndarray, counts: np.ndarray, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The selected rows of ``values`` and their per-event counts (everything if ``mask`` is None)."""
+    if mask is None:
+        return values, counts
+    event = np.repeat(np.arange(len(counts)), counts)
+    return values[mask], np.bincount(event[mask], minlength=len(counts)).astype(np.int64)
 
 
 @dataclass
@@ -194,17 +175,17 @@ class CollectionChunk:
 def iterate_collection(
     paths: PathArg | Sequence[PathArg], featureset: str | FeatureSet, step_size: int | str = DEFAULT_STEP_SIZE
 ) -> Iterator[CollectionChunk]:
-    """Stream a feature set's tensor from one or several files, chunk by chunk."""
+    """Stream a feature set's tensor (selected objects only) from one or several files, chunk by chunk."""
     featureset = load_featureset(featureset)
     paths = [paths] if isinstance(paths, (str, PathLike)) else list(paths)
     if not paths:
         raise InputFileError("no input files given")
     for file_index, path in enumerate(paths):
-        with open_root(path) as directory:
-            tree = get_tree(directory, featureset.tree, path)
-            check_collection(describe_tree(tree), featureset, path)
+        with open_source(path, featureset.tree) as source:
+            check_collection(source.layout, featureset, path)
             entry_start = 0
-            for arrays in iterate_arrays(tree, featureset.branches, step_size):
+            for arrays in source.iterate(featureset.input_branches, step_size):
                 values, counts = collection_to_tensor(arrays, featureset)
+                values, counts = select_objects(values, counts, selection_mask(arrays, featureset))
                 yield CollectionChunk(values, counts, file_index, entry_start)
                 entry_start += len(counts)

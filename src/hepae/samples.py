@@ -9,8 +9,9 @@ autoencoder can then reach sub-percent pT residuals in a CPU minute, which is wh
 jets have a broad m/pT distribution, and a 4 -> 3 code must lose information there (mostly in m).
 
 Each event also gets an event number, run number and weight, and a second, uncompressed collection
-(electrons), named in the convention of the feature set's ``layout`` (xAOD, PHYSLITE or NanoAOD).
-Nothing here needs a download.
+(electrons), named in the convention of the feature set's ``layout`` (xAOD, PHYSLITE, NanoAOD, or
+PHYSLITE as an RNTuple, which also gets a doubly-jagged ``EnergyPerSampling`` field). Feature sets with a
+Cartesian representation get ``px, py, pz, E`` branches. Nothing here needs a download.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import uproot
+import vector
 
 from hepae.errors import FeatureSetError
 from hepae.features import FeatureSet, load_featureset
-from hepae.layout import BranchSpec
-from hepae.writing import DEFAULT_COMPRESSION, TreeWriter, atomic_output, parse_compression
+from hepae.layout import AWKWARD_DTYPE, BranchSpec
+from hepae.writing import DEFAULT_COMPRESSION, atomic_output, make_writer, parse_compression
 
 # Names of the event-level branches and of the electron collection, per layout convention.
 _CONVENTIONS = {
@@ -44,6 +46,9 @@ _CONVENTIONS = {
     },
 }
 _CONVENTIONS["custom"] = _CONVENTIONS["nanoaod"]
+_CONVENTIONS["physlite-rntuple"] = {k: v.replace(".", ":") if isinstance(v, str) else v
+                                    for k, v in _CONVENTIONS["physlite"].items()}
+_CONVENTIONS["physlite-rntuple"]["samplings"] = "AnalysisJetsAuxDyn:EnergyPerSampling"
 _UNIT_FROM_GEV = {"GeV": 1.0, "MeV": 1000.0, "TeV": 1e-3}
 _CHUNK_EVENTS = 50_000
 
@@ -172,24 +177,32 @@ def make_sample(
             f"make_sample generates jets with pt, eta, phi, m and the ATLAS 27D variables; feature set "
             f"'{featureset.name}' asks for {unknown or featureset.column_names}"
         )
+    if featureset.layout not in _CONVENTIONS:
+        raise FeatureSetError(f"make_sample has no naming convention for layout '{featureset.layout}'")
     details = len(featureset.columns) > 4
     names = _CONVENTIONS[featureset.layout]
     jet_counter = _jet_counter(featureset)
     electron = names["electron"]
+    cartesian = featureset.representation is not None
     specs = [
         BranchSpec(names["event"], "uint64"),
         BranchSpec(names["run"], "uint32"),
         BranchSpec(names["weight"], "float32"),
-        *(BranchSpec(c.branch, c.dtype, jet_counter) for c in featureset.columns),
+        *(BranchSpec(b, featureset.dtype.name, jet_counter) for b in featureset.branches),
         *(BranchSpec(electron.format(v), "float32", names["n_electron"]) for v in ("pt", "eta", "phi")),
         BranchSpec(electron.format("charge"), names["charge_dtype"], names["n_electron"]),
     ]
+    if "samplings" in names:  # a doubly-jagged field, as in real PHYSLITE RNTuples
+        specs.append(BranchSpec(names["samplings"], AWKWARD_DTYPE, None,
+                                '{"class":"ListOffsetArray","offsets":"i64","content":{"class":"ListOffsetArray",'
+                                '"offsets":"i64","content":{"class":"NumpyArray","primitive":"float32"}}}'))
     rng = np.random.default_rng(seed)
     path = Path(path)
     with atomic_output(path, overwrite=overwrite) as tmp:
         with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
             title = f"hepae synthetic sample ({featureset.layout} layout)"
-            writer = TreeWriter(file, featureset.tree, specs, title=title)
+            storage = "rntuple" if featureset.layout.endswith("rntuple") else "ttree"
+            writer = make_writer(file, storage, featureset.tree, specs, title=title)
             for start in range(0, n_events, _CHUNK_EVENTS):
                 size = min(_CHUNK_EVENTS, n_events - start)
                 jets = generate_jets(rng, size)
@@ -201,15 +214,32 @@ def make_sample(
                     names["run"]: np.full(size, 300001, dtype=np.uint32),
                     names["weight"]: np.ones(size, dtype=np.float32),
                 }
+                scaled = {}
                 for column in featureset.columns:
                     scale = _UNIT_FROM_GEV.get(column.unit, 1.0) if column.name in _ENERGY_VARIABLES else 1.0
-                    data[column.branch] = ak.unflatten((jets[column.name] * scale).astype(column.dtype), jets["counts"])
+                    scaled[column.branch or column.name] = jets[column.name] * scale
+                if cartesian:
+                    momenta = vector.array({k: scaled[k] for k in ("pt", "eta", "phi")} | {"mass": scaled["m"]})
+                    r = featureset.representation
+                    scaled = {r["px"]: momenta.px, r["py"]: momenta.py, r["pz"]: momenta.pz, r["E"]: momenta.E}
+                for branch in featureset.branches:
+                    data[branch] = ak.unflatten(scaled[branch].astype(featureset.dtype), jets["counts"])
+                if "samplings" in names:
+                    data[names["samplings"]] = _samplings(rng, scaled[featureset.branches[0]], jets["counts"])
                 e_scale = _UNIT_FROM_GEV.get(featureset.columns[0].unit, 1.0)
                 for variable in ("pt", "eta", "phi", "charge"):
                     values = electrons[variable] * (e_scale if variable == "pt" else 1.0)
                     data[electron.format(variable)] = ak.unflatten(values, electrons["counts"])
                 writer.extend(data)
     return path
+
+
+def _samplings(rng: np.random.Generator, pt: np.ndarray, counts: np.ndarray) -> ak.Array:
+    """Per jet, its energy shared among 2 to 6 calorimeter samplings (a list per jet per event)."""
+    n_samplings = rng.integers(2, 7, len(pt))
+    shares = rng.dirichlet(np.ones(6), len(pt))
+    values = (shares * pt[:, None])[np.arange(6)[None, :] < n_samplings[:, None]]
+    return ak.unflatten(ak.unflatten(values.astype(np.float32), n_samplings), counts)
 
 
 def make_darkmachines_sample(
@@ -222,8 +252,6 @@ def make_darkmachines_sample(
     (``e-``/``e+``, ``m-``/``m+``, ``g``), each type sorted by decreasing pT, and a MET with its phi.
     Some events have no object at all (no jet in acceptance and no lepton, about 8 %).
     """
-    import vector
-
     from hepae.darkmachines import OBJECT_CODES, write_events
 
     rng = np.random.default_rng(seed)

@@ -93,6 +93,14 @@ def _ak_type(dtype: np.dtype) -> ak.types.Type:
     return ak.types.NumpyType(ak.types.numpytype.dtype_to_primitive(dtype))
 
 
+def _chunk_length(data: dict[str, object], branches: Sequence[BranchSpec], what: str) -> int:
+    """Entries in one chunk (0 if empty or no branches); all branches must agree."""
+    lengths = {len(data[s.name]) for s in branches}  # type: ignore[arg-type]
+    if len(lengths) > 1:
+        raise BranchTypeError(f"{what}: branches of one chunk have different lengths {sorted(lengths)}")
+    return lengths.pop() if lengths else 0
+
+
 class TreeWriter:
     """Write one TTree with given branches, in chunks, keeping the branches' order.
 
@@ -113,10 +121,8 @@ class TreeWriter:
 
     def extend(self, data: dict[str, object]) -> None:
         """Append one chunk (all branches, same number of entries); empty chunks are skipped."""
-        lengths = {len(data[s.name]) for s in self.branches}  # type: ignore[arg-type]
-        if len(lengths) > 1:
-            raise BranchTypeError(f"tree '{self.name}': branches of one chunk have different lengths {lengths}")
-        if not self.branches or lengths == {0}:
+        length = _chunk_length(data, self.branches, f"tree '{self.name}'")
+        if length == 0:
             return
         chunk: dict[str, object] = {}
         counts: dict[str, tuple[str, np.ndarray]] = {}
@@ -136,4 +142,44 @@ class TreeWriter:
                 values = np.asarray(values, dtype=spec.numpy_dtype.base)
             chunk[spec.name] = values
         self._tree.extend(chunk)
-        self.num_entries += lengths.pop()
+        self.num_entries += length
+
+
+class NTupleWriter:
+    """Write one RNTuple with given fields, in chunks, keeping the fields' order.
+
+    Numeric specs are cast to their dtype; fields of any other type are written as they come (their
+    form, from the input, defines the RNTuple's type). Pass each chunk as ``{name: array}``.
+    """
+
+    def __init__(self, file: uproot.WritableDirectory, name: str, branches: Sequence[BranchSpec], title: str = ""):
+        self.name = name
+        self.branches = list(branches)
+        form = ak.forms.RecordForm([s.awkward_form() for s in self.branches], [s.name for s in self.branches])
+        self._ntuple = file.mkrntuple(name, form, description=title)
+        self.num_entries = 0
+
+    def extend(self, data: dict[str, object]) -> None:
+        """Append one chunk (all fields, same number of entries); empty chunks are skipped."""
+        length = _chunk_length(data, self.branches, f"RNTuple '{self.name}'")
+        if length == 0:
+            return
+        chunk: dict[str, object] = {}
+        for spec in self.branches:
+            values = data[spec.name]
+            if spec.numeric:
+                values = ak.values_astype(ak.Array(values), spec.numpy_dtype.base)
+            chunk[spec.name] = values
+        self._ntuple.extend(ak.zip(chunk, depth_limit=1))
+        self.num_entries += length
+
+
+def make_writer(
+    file: uproot.WritableDirectory, format: str, name: str, branches: Sequence[BranchSpec], title: str = ""
+) -> TreeWriter | NTupleWriter:
+    """A :class:`TreeWriter` (``format="ttree"``) or :class:`NTupleWriter` (``"rntuple"``)."""
+    if format == "rntuple":
+        return NTupleWriter(file, name, branches, title=title)
+    if format == "ttree":
+        return TreeWriter(file, name, branches, title=title)
+    raise ValueError(f"unknown output format {format!r}")

@@ -1,0 +1,231 @@
+"""Sources: the one way hepae reads its inputs, whatever they are stored as.
+
+A :class:`Source` is a table of events: a ROOT TTree, a ROOT RNTuple, or a DarkMachines/PhenoML CSV
+file. Each gives a :class:`~hepae.layout.TreeLayout` (what branches/fields it holds) and chunks of
+``{name: array}``; :func:`open_source` picks the right one from the file and the table's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import uproot
+
+from hepae.errors import BranchTypeError, HepaeError, InputFileError, TreeNotFoundError, close_matches
+from hepae.layout import TreeLayout, describe_ntuple, describe_tree
+
+DEFAULT_STEP_SIZE = "50 MB"
+"""Default chunk size for streaming: an entry count (int) or a memory size string."""
+
+PathArg = str | PathLike[str]
+CSV_SUFFIXES = (".csv",)
+RNTUPLE_CLASS = "ROOT::RNTuple"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+@contextlib.contextmanager
+def open_root(path: PathArg) -> Iterator[uproot.ReadOnlyDirectory]:
+    """``uproot.open`` with errors that say which file and what is wrong with it."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"input file {path} does not exist")
+    if not path.is_file():
+        raise InputFileError(f"input {path} is not a regular file")
+    try:
+        handle = uproot.open(path)
+    except Exception as err:  # uproot raises many kinds on damaged files; all mean the same here
+        raise InputFileError(f"{path} is not a readable ROOT file: {_first_line(err)}") from None
+    with handle:
+        yield handle
+
+
+def _tables(directory: uproot.ReadOnlyDirectory, path: PathArg) -> dict[str, str]:
+    """TTrees and RNTuples at the top of a file: name -> classname."""
+    try:
+        classnames = directory.classnames(recursive=False)
+    except Exception as err:
+        raise InputFileError(f"cannot list the objects in {path} (damaged file?): {_first_line(err)}") from None
+    return {k.split(";")[0]: c for k, c in classnames.items() if c in ("TTree", RNTUPLE_CLASS)}
+
+
+def _get_table(directory: uproot.ReadOnlyDirectory, name: str, path: PathArg, classes: Sequence[str]) -> Any:
+    tables = _tables(directory, path)
+    if tables.get(name) not in classes:
+        wanted = " or ".join("RNTuple" if c == RNTUPLE_CLASS else c for c in classes)
+        listing = ", ".join(f"{n} ({'RNTuple' if c == RNTUPLE_CLASS else c})" for n, c in sorted(tables.items()))
+        hint = close_matches(name, list(tables))
+        raise TreeNotFoundError(
+            f"no {wanted} '{name}' in {path}; trees and RNTuples in the file: {listing or 'none'}"
+            + (f"; did you mean {hint}" if hint else "")
+        )
+    try:
+        return directory[name]
+    except Exception as err:  # corrupted metadata
+        raise InputFileError(f"cannot read '{name}' in {path} (damaged file?): {_first_line(err)}") from None
+
+
+def get_tree(directory: uproot.ReadOnlyDirectory, tree_name: str, path: PathArg) -> uproot.TTree:
+    """The TTree ``tree_name`` of an open file; :class:`TreeNotFoundError` lists what is there."""
+    return _get_table(directory, tree_name, path, ("TTree",))
+
+
+def iterate_arrays(
+    table: Any, names: Sequence[str], step_size: int | str = DEFAULT_STEP_SIZE
+) -> Iterator[dict[str, ak.Array]]:
+    """Chunks of a TTree or RNTuple as ``{name: array}``, in the order of ``names``; nothing else is read."""
+    wanted = set(names)
+    try:
+        for chunk in table.iterate(filter_name=lambda n: n in wanted, step_size=step_size, library="ak", how=dict):
+            yield {n: chunk[n] for n in names}
+    except HepaeError:
+        raise
+    except Exception as err:  # damaged baskets/pages: decompression, deserialization, size errors
+        raise InputFileError(
+            f"cannot read '{table.name}' of {table.file.file_path} (damaged file?): {_first_line(err)}"
+        ) from None
+
+
+class Source:
+    """A table of events: its layout, and its data in chunks."""
+
+    format: str = ""
+    """What the input is: ``"ttree"``, ``"rntuple"`` or ``"darkmachines-csv"``."""
+    storage: str = ""
+    """What hepae writes it back as: ``"ttree"`` or ``"rntuple"``."""
+
+    def __init__(self, path: Path, layout: TreeLayout, title: str = ""):
+        self.path, self.layout, self.title = path, layout, title
+
+    @property
+    def name(self) -> str:
+        return self.layout.name
+
+    @property
+    def num_entries(self) -> int:
+        return self.layout.num_entries
+
+    def iterate(self, names: Sequence[str], step_size: int | str = DEFAULT_STEP_SIZE) -> Iterator[dict[str, ak.Array]]:
+        raise NotImplementedError
+
+    def stored_bytes(self, names: Sequence[str]) -> int | None:
+        """On-disk (compressed) bytes of these branches, if the format tells."""
+        return None
+
+
+class TTreeSource(Source):
+    format = storage = "ttree"
+
+    def __init__(self, path: Path, tree: uproot.TTree):
+        super().__init__(path, describe_tree(tree), tree.title)
+        self._tree = tree
+
+    def iterate(self, names, step_size=DEFAULT_STEP_SIZE):
+        return iterate_arrays(self._tree, names, step_size)
+
+    def stored_bytes(self, names):
+        return sum(int(self._tree[n].compressed_bytes) for n in names)
+
+
+class RNTupleSource(Source):
+    format = storage = "rntuple"
+
+    def __init__(self, path: Path, ntuple: Any):
+        self.path, self.title = path, getattr(ntuple, "description", "") or ""
+        self._ntuple = ntuple
+
+    @functools.cached_property
+    def layout(self) -> TreeLayout:  # type: ignore[override]
+        """Described on first use: uproot builds the form of every field, slow for a thousand fields."""
+        try:
+            return describe_ntuple(self._ntuple)
+        except Exception as err:
+            raise BranchTypeError(
+                f"cannot read the fields of RNTuple '{self._ntuple.name}' in {self.path}: {_first_line(err)}"
+            ) from None
+
+    def iterate(self, names, step_size=DEFAULT_STEP_SIZE):
+        return iterate_arrays(self._ntuple, names, step_size)
+
+    def stored_bytes(self, names):
+        """Sum of the page sizes of every column of these fields (and their subfields), over all clusters.
+
+        Read from the field and column records alone: building awkward forms is slow in uproot.
+        """
+        records = self._ntuple.field_records
+        children: dict[int, list[int]] = {}
+        top = {}
+        for i, record in enumerate(records):
+            if record.parent_field_id == i:
+                top[record.field_name] = i
+            else:
+                children.setdefault(record.parent_field_id, []).append(i)
+        fields, todo = set(), [top[n] for n in names]
+        while todo:
+            field_id = todo.pop()
+            fields.add(field_id)
+            todo.extend(children.get(field_id, []))
+        columns = [i for i, column in enumerate(self._ntuple.column_records) if column.field_id in fields]
+        return sum(page.locator.num_bytes for cluster in self._ntuple.page_link_list
+                   for column in columns for page in cluster[column].pages)
+
+
+class DarkMachinesSource(Source):
+    """A DarkMachines/PhenoML CSV file, seen as the table of :func:`hepae.darkmachines.table_specs`."""
+
+    format, storage = "darkmachines-csv", "rntuple"
+
+    def __init__(self, path: Path):
+        from hepae.darkmachines import TABLE_NAME, count_events, table_specs
+
+        layout = TreeLayout(name=TABLE_NAME, num_entries=count_events(path), format="rntuple",
+                            branches=table_specs())
+        super().__init__(path, layout, "DarkMachines/PhenoML events")
+
+    def iterate(self, names, step_size=DEFAULT_STEP_SIZE):
+        from hepae.darkmachines import events_to_table, iterate_events
+
+        if isinstance(step_size, int):
+            lines = step_size
+        else:  # a memory size: as many lines as that many bytes of text hold, on average
+            size = self.path.stat().st_size
+            lines = int(uproot._util.memory_size(step_size) * max(self.num_entries, 1) / max(size, 1))
+        for events in iterate_events(self.path, chunk_lines=max(lines, 1)):
+            table = events_to_table(events)
+            yield {n: table[n] for n in names}
+
+
+@contextlib.contextmanager
+def open_source(path: PathArg, name: str) -> Iterator[Source]:
+    """The table ``name`` of ``path``: a TTree or RNTuple in a ROOT file, or a DarkMachines CSV file."""
+    path = Path(path)
+    if path.suffix.lower() in CSV_SUFFIXES:
+        from hepae.darkmachines import TABLE_NAME
+
+        if name != TABLE_NAME:
+            raise TreeNotFoundError(
+                f"{path} is a DarkMachines CSV file, read as one table '{TABLE_NAME}'; the feature set asks "
+                f"for '{name}' (use a darkmachines-* feature set)"
+            )
+        if not path.is_file():
+            raise InputFileError(f"input file {path} does not exist")
+        yield DarkMachinesSource(path)
+        return
+    with open_root(path) as directory:
+        yield root_source(directory, path, name)
+
+
+def root_source(directory: uproot.ReadOnlyDirectory, path: PathArg, name: str) -> Source:
+    """The TTree or RNTuple ``name`` of a ROOT file already open."""
+    table = _get_table(directory, name, path, ("TTree", RNTUPLE_CLASS))
+    is_rntuple = _tables(directory, path)[name] == RNTUPLE_CLASS
+    return RNTupleSource(Path(path), table) if is_rntuple else TTreeSource(Path(path), table)

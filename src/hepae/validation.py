@@ -1,0 +1,531 @@
+"""validate: how well a reconstructed file reproduces the original, as numbers and as plots.
+
+Original and reconstructed objects are paired one to one (same events, same order), so the primary
+fidelity numbers are paired: per variable the residual quantiles and the bin-migration fraction
+(objects that change histogram bin). Distribution tests (χ²/ndf, Kolmogorov–Smirnov distance, 1-D
+Wasserstein distance) come second: on paired data a 1 % smear passes them easily. Everything is filled
+in streaming chunks with hist/boost-histogram; binning is chosen from the first chunk of the original
+(log-spaced for pT, m, E-like variables, linear for η, φ and bounded ones; values outside go to the
+overflow bins, and the exact statistics do not depend on binning).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import hist
+import numpy as np
+import uproot
+import vector
+from tqdm.auto import tqdm
+
+from hepae.errors import ContainerFormatError, FeatureSetError, InputFileError, ModelMismatchError, OutputFileError
+from hepae.features import FeatureSet, list_featuresets, load_featureset
+from hepae.metrics import ResidualAccumulator
+from hepae.reading import DEFAULT_STEP_SIZE, check_collection, collection_to_tensor, select_objects, selection_mask
+from hepae.sources import open_source
+
+PathArg = str | PathLike[str]
+STYLES = ("ATLAS", "CMS", "ROOT", "LHCb2")
+"""mplhep experiment styles a report can be drawn in."""
+DEFAULT_THRESHOLDS = {"chi2_ndf": 2.0, "ks": 0.01, "wasserstein": 0.01}
+"""Pass/fail limits of the distribution tests: χ²/ndf, KS distance, and the Wasserstein distance in
+units of the original's standard deviation."""
+_BINS, _FINE_BINS, _RESIDUAL_BINS, _PROFILE_BINS = 50, 2000, 100, 15
+
+vector.register_awkward()
+
+
+def _axis(name: str, label: str, values: np.ndarray, log: bool, bins: int = _BINS) -> hist.axis.Regular:
+    """Binning for a variable from a sample of its values."""
+    finite = values[np.isfinite(values)]
+    positive = finite[finite > 0]
+    if log and len(positive) > 1 and positive.max() > positive.min():
+        low, high = np.quantile(positive, 0.001) * 0.8, positive.max() * 1.2
+        return hist.axis.Regular(bins, low, high, transform=hist.axis.transform.log, name=name, label=label)
+    if name == "phi" and len(finite) and np.abs(finite).max() <= math.pi:
+        return hist.axis.Regular(bins, -math.pi, math.pi, name=name, label=label)
+    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (-1.0, 1.0)
+    margin = 0.02 * (high - low) if high > low else 1.0
+    return hist.axis.Regular(bins, low - margin, high + margin, name=name, label=label)
+
+
+def _like(axis: hist.axis.Regular, bins: int) -> hist.axis.Regular:
+    edges = axis.edges
+    transform = hist.axis.transform.log if axis.transform is not None else None
+    return hist.axis.Regular(bins, edges[0], edges[-1], transform=transform, name=axis.name, label=axis.label)
+
+
+def _xlabel(column: Any) -> str:
+    return column.label or (f"{column.name} [{column.unit}]" if column.unit else column.name)
+
+
+class _Variable:
+    """Every histogram of one variable."""
+
+    def __init__(self, column: Any, original: np.ndarray, residual: np.ndarray, pt_axis: hist.axis.Regular | None):
+        self.column = column
+        log = column.residual == "relative"
+        self.axis = _axis(column.name, _xlabel(column), original, log)
+        self.original = hist.Hist(self.axis)
+        self.reconstructed = hist.Hist(self.axis)
+        fine = _like(self.axis, _FINE_BINS)
+        self.fine_original, self.fine_reconstructed = hist.Hist(fine), hist.Hist(fine)
+        self.migration = hist.Hist(_like(self.axis, _BINS), hist.axis.Regular(
+            _BINS, self.axis.edges[0], self.axis.edges[-1], transform=self.axis.transform, name="reco"))
+        finite = np.abs(residual[np.isfinite(residual)])
+        reach = max(3.0 * float(np.quantile(finite, 0.99)), 1e-6) if len(finite) else 1e-6
+        kind = "(reco - orig) / orig" if log else "reco - orig"
+        self.residual = hist.Hist(hist.axis.Regular(_RESIDUAL_BINS, -reach, reach, name="residual",
+                                                    label=f"{column.name}: {kind}"))
+        self.profile = hist.Hist(pt_axis, storage=hist.storage.Mean()) if pt_axis is not None else None
+
+    def fill(self, original: np.ndarray, reconstructed: np.ndarray, residual: np.ndarray,
+             pt: np.ndarray | None) -> None:
+        self.original.fill(original)
+        self.reconstructed.fill(reconstructed)
+        self.fine_original.fill(original)
+        self.fine_reconstructed.fill(reconstructed)
+        self.migration.fill(original, reconstructed)
+        finite = np.isfinite(residual)
+        self.residual.fill(residual[finite])
+        if self.profile is not None and pt is not None:
+            self.profile.fill(pt[finite], sample=residual[finite])
+
+    def tests(self, std_original: float) -> dict[str, float]:
+        """Migration fraction, χ², ndf, KS distance and Wasserstein distance (flow bins included)."""
+        a, b = self.original.values(flow=True), self.reconstructed.values(flow=True)
+        used = (a + b) > 0
+        chi2 = float(((a - b) ** 2 / np.where(used, a + b, 1.0))[used].sum())
+        ndf = max(int(used.sum()) - 1, 1)
+        fa, fb = self.fine_original.values(flow=True), self.fine_reconstructed.values(flow=True)
+        cdf_a, cdf_b = np.cumsum(fa) / max(fa.sum(), 1), np.cumsum(fb) / max(fb.sum(), 1)
+        widths = np.diff(self.fine_original.axes[0].edges)
+        wasserstein = float(np.sum(np.abs(cdf_a - cdf_b)[1:-1] * widths))
+        matrix = self.migration.values(flow=True)
+        total = matrix.sum()
+        return {
+            "migration_fraction": float(1.0 - np.trace(matrix) / total) if total else 0.0,
+            "chi2": chi2, "ndf": ndf, "chi2_ndf": chi2 / ndf,
+            "ks": float(np.abs(cdf_a - cdf_b).max()) if len(cdf_a) else 0.0,
+            "wasserstein": wasserstein,
+            "wasserstein_norm": wasserstein / std_original if std_original > 0 else 0.0,
+        }
+
+
+class _Moments:
+    """Streaming means and covariance of the columns of a matrix (for correlation matrices)."""
+
+    def __init__(self, d: int):
+        self.n, self.sum, self.outer = 0, np.zeros(d), np.zeros((d, d))
+
+    def update(self, x: np.ndarray) -> None:
+        x = x[np.isfinite(x).all(axis=1)].astype(np.float64)
+        self.n += len(x)
+        self.sum += x.sum(axis=0)
+        self.outer += x.T @ x
+
+    def correlation(self) -> np.ndarray:
+        if self.n < 2:
+            return np.full(self.outer.shape, np.nan)
+        mean = self.sum / self.n
+        cov = self.outer / self.n - np.outer(mean, mean)
+        scale = np.sqrt(np.clip(np.diag(cov), 0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return cov / np.outer(scale, scale)
+
+    def std(self) -> np.ndarray:
+        mean = self.sum / max(self.n, 1)
+        return np.sqrt(np.clip(np.diag(self.outer) / max(self.n, 1) - mean**2, 0, None))
+
+
+_PHYSICS = {
+    "leading_pt": "leading-object $p_{T}$",
+    "mass_12": "invariant mass of the two leading objects",
+    "ht": "$H_{T}$ = scalar sum of $p_{T}$",
+    "multiplicity": "objects per event",
+}
+
+
+class _Physics:
+    """Event-level quantities computed with vector, original vs reconstructed."""
+
+    def __init__(self, featureset: FeatureSet):
+        names = featureset.column_names
+        self.columns = {k: names.index(k) for k in ("pt", "eta", "phi", "m", "E") if k in names}
+        self.enabled = {"pt", "eta", "phi"} <= set(self.columns) and ("m" in self.columns or "E" in self.columns)
+        unit = featureset.columns[names.index("pt")].unit if "pt" in names else ""
+        self.unit = f" [{unit}]" if unit else ""
+        self.hists: dict[str, tuple[hist.Hist, hist.Hist]] = {}
+
+    def _quantities(self, values: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
+        fields = {"pt": "pt", "eta": "eta", "phi": "phi", "m": "mass", "E": "energy"}
+        objects = ak.unflatten(ak.zip({fields[k]: values[:, j].astype(np.float64) for k, j in self.columns.items()},
+                                      with_name="Momentum4D"), counts)
+        objects = objects[ak.argsort(objects.pt, axis=1, ascending=False)]
+        two = objects[ak.num(objects) >= 2]
+        return {
+            "leading_pt": ak.to_numpy(objects[ak.num(objects) >= 1][:, 0].pt),
+            "mass_12": ak.to_numpy((two[:, 0] + two[:, 1]).mass),
+            "ht": ak.to_numpy(ak.sum(objects.pt, axis=1)),
+            "multiplicity": np.asarray(counts, dtype=np.int64),
+        }
+
+    def fill(self, original: np.ndarray, reconstructed: np.ndarray, counts: np.ndarray) -> None:
+        if not self.enabled:
+            return
+        a, b = self._quantities(original, counts), self._quantities(reconstructed, counts)
+        for name, values in a.items():
+            if name not in self.hists:
+                label = _PHYSICS[name] + ("" if name == "multiplicity" else self.unit)
+                if name == "multiplicity":
+                    axis = hist.axis.Integer(0, max(int(values.max(initial=0)) * 2, 10), name=name, label=label)
+                else:
+                    axis = _axis(name, label, values, log=True)
+                self.hists[name] = (hist.Hist(axis), hist.Hist(axis))
+            self.hists[name][0].fill(values)
+            self.hists[name][1].fill(b[name])
+
+
+@dataclass
+class ValidationReport:
+    """The result of :func:`validate`: the metrics (as written to ``metrics.json``) and the files."""
+
+    outdir: Path
+    metrics: dict[str, Any]
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.metrics["passed"])
+
+    @property
+    def failures(self) -> list[str]:
+        """``variable: test`` for every failed distribution test."""
+        return [f"{name}: {test}" for name, v in self.metrics["variables"].items()
+                for test, ok in v["tests_passed"].items() if not ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.metrics
+
+
+def _guess_featureset(original: Path, compressed: Path | None) -> FeatureSet:
+    if not original.is_file():
+        raise InputFileError(f"input file {original} does not exist")
+    if compressed is not None:
+        from hepae.container import read_metadata
+        from hepae.sources import open_root
+
+        with open_root(compressed) as directory:
+            return load_featureset(read_metadata(directory, str(compressed))["featureset"])
+    for featureset in list_featuresets():
+        try:
+            with open_source(original, featureset.tree) as source:
+                check_collection(source.layout, featureset, original)
+            return featureset
+        except Exception:  # not this one
+            continue
+    raise FeatureSetError(f"no built-in feature set matches {original}; pass one (--features NAME|JSON)")
+
+
+def validate(
+    original: PathArg,
+    reconstructed: PathArg,
+    outdir: PathArg,
+    *,
+    featureset: str | FeatureSet | None = None,
+    compressed: PathArg | None = None,
+    style: str = "ATLAS",
+    formats: Sequence[str] = ("png", "pdf"),
+    thresholds: dict[str, float] | None = None,
+    step_size: int | str = DEFAULT_STEP_SIZE,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ValidationReport:
+    """Compare ``reconstructed`` with ``original`` (ROOT or DarkMachines CSV); write a report to ``outdir``.
+
+    The report holds a file per plot and format (``formats``; an empty tuple: numbers only),
+    ``metrics.json``, ``histograms.root`` (every histogram as a TH1/TH2) and ``index.html``.
+    ``featureset`` defaults to the one recorded in ``compressed`` (if given) or the first built-in
+    one that matches ``original``; ``compressed`` also adds the correlation matrix of the latent
+    space. ``thresholds`` overrides :data:`DEFAULT_THRESHOLDS`. The directory appears only when the
+    report is complete.
+    """
+    original, reconstructed, outdir = Path(original), Path(reconstructed), Path(outdir)
+    compressed = Path(compressed) if compressed is not None else None
+    featureset = load_featureset(featureset) if featureset is not None else _guess_featureset(original, compressed)
+    limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    unknown = set(limits) - set(DEFAULT_THRESHOLDS)
+    if unknown:
+        raise ValueError(f"unknown threshold(s) {sorted(unknown)}; known: {sorted(DEFAULT_THRESHOLDS)}")
+    if style not in STYLES:
+        raise ValueError(f"unknown plot style {style!r}; choose one of {', '.join(STYLES)}")
+    formats = tuple(formats)
+    if outdir.exists() and not overwrite:
+        raise OutputFileError(f"report directory {outdir} exists; pass overwrite=True (CLI: --overwrite)")
+    accumulator = ResidualAccumulator(featureset)
+    variables: list[_Variable] = []
+    residual_moments = _Moments(featureset.n_features)
+    physics = _Physics(featureset)
+    names = featureset.input_branches
+    pt_index = featureset.column_names.index("pt") if "pt" in featureset.column_names else None
+    n_events = 0
+    with open_source(original, featureset.tree) as a, open_source(reconstructed, featureset.tree) as b:
+        check_collection(a.layout, featureset, original)
+        check_collection(b.layout, featureset, reconstructed)
+        if a.num_entries != b.num_entries:
+            raise ModelMismatchError(f"{original} has {a.num_entries} events, {reconstructed} {b.num_entries}")
+        bar = tqdm(total=a.num_entries, disable=not progress, unit="event", desc=f"validate {reconstructed.name}")
+        with bar:
+            for chunk_a, chunk_b in zip(a.iterate(names, step_size), b.iterate(names, step_size)):
+                values_a, counts = collection_to_tensor(chunk_a, featureset)
+                values_b, counts_b = collection_to_tensor(chunk_b, featureset)
+                if not np.array_equal(counts, counts_b):
+                    raise ModelMismatchError(
+                        f"{original} and {reconstructed} differ in the number of objects per event")
+                mask = selection_mask(chunk_a, featureset)
+                values_a, selected = select_objects(values_a, counts, mask)
+                values_b, _ = select_objects(values_b, counts, mask)
+                residuals = accumulator.residuals(values_a, values_b)
+                accumulator.update(values_a, values_b)
+                if not variables:
+                    pt_axis = None
+                    if pt_index is not None:
+                        pt_axis = _axis("pt", _xlabel(featureset.columns[pt_index]), values_a[:, pt_index], True,
+                                        _PROFILE_BINS)
+                    variables = [_Variable(c, values_a[:, j], residuals[j], pt_axis)
+                                 for j, c in enumerate(featureset.columns)]
+                pt = values_a[:, pt_index].astype(np.float64) if pt_index is not None else None
+                for j, variable in enumerate(variables):
+                    variable.fill(values_a[:, j], values_b[:, j], residuals[j], pt)
+                residual_moments.update(np.stack(residuals, axis=1) if residuals else np.empty((0, 0)))
+                physics.fill(values_a, values_b, selected)
+                n_events += len(counts)
+                bar.update(len(counts))
+    latent_moments = _latent_moments(compressed, step_size) if compressed is not None else None
+
+    parent = outdir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
+    try:
+        metrics, files = _write_report(work, featureset, style, formats, limits, accumulator, variables,
+                                       residual_moments, latent_moments, physics, original, reconstructed, n_events)
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        work.rename(outdir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return ValidationReport(outdir, metrics, files)
+
+
+def _latent_moments(compressed: Path, step_size: int | str) -> tuple[list[str], _Moments]:
+    from hepae.container import read_metadata
+    from hepae.sources import open_root
+
+    with open_root(compressed) as directory:
+        metadata = read_metadata(directory, str(compressed))
+    latent = metadata["collection"]["latent_branches"]
+    moments = _Moments(len(latent))
+    with open_source(compressed, metadata["tree"]) as source:
+        for chunk in source.iterate(latent, step_size):
+            try:
+                moments.update(np.stack([ak.to_numpy(ak.flatten(chunk[n])) for n in latent], axis=1))
+            except ValueError as err:
+                raise ContainerFormatError(f"{compressed}: latent branches are inconsistent ({err})") from None
+    return latent, moments
+
+
+class _Figures:
+    """Draws and saves figures in the requested formats; draws nothing when there are none."""
+
+    def __init__(self, work: Path, style: str, formats: tuple[str, ...]):
+        self.work, self.formats, self.files = work, formats, []
+        if formats:
+            from hepae import plotting
+
+            self.plotting, self.look = plotting, plotting.Style(style)
+
+    def add(self, stem: str, draw: Any) -> None:
+        if self.formats:
+            self.files += self.plotting.save(draw(self.plotting, self.look), self.work, stem, self.formats)
+
+
+def _profile(variable: _Variable) -> dict[str, Any] | None:
+    """Mean and σ of the residual in pT bins, with the error of the mean."""
+    if variable.profile is None:
+        return None
+    view = variable.profile.view()
+    count = view.count
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma = np.sqrt(view._sum_of_deltas_squared / np.maximum(count - 1, 1))
+        mean = np.where(count > 0, view.value, np.nan)
+        error = np.where(count > 1, sigma / np.sqrt(count), np.nan)
+    return {"pt_edges": variable.profile.axes[0].edges.tolist(), "mean": _json_list(mean),
+            "sigma": _json_list(sigma), "mean_error": _json_list(error), "count": count.tolist()}
+
+
+def _variable_metrics(variable: _Variable, residuals: dict[str, Any], std_original: float,
+                      limits: dict[str, float]) -> dict[str, Any]:
+    stats = dict(residuals)
+    n = max(stats["n"], 1)
+    stats["mean_error"] = stats["std"] / math.sqrt(n)
+    stats["std_error"] = stats["std"] / math.sqrt(2.0 * max(n - 1, 1))
+    stats.update(variable.tests(std_original))
+    stats["tests_passed"] = {"chi2_ndf": stats["chi2_ndf"] <= limits["chi2_ndf"], "ks": stats["ks"] <= limits["ks"],
+                             "wasserstein": stats["wasserstein_norm"] <= limits["wasserstein"]}
+    profile = _profile(variable)
+    if profile is not None:
+        stats["profile"] = profile
+    return stats
+
+
+def _draw_variable(figures: _Figures, variable: _Variable, stats: dict[str, Any]) -> None:
+    name, axis, residual = variable.column.name, variable.axis, variable.residual.axes[0]
+    figures.add(f"distribution_{name}", lambda p, look: p.comparison(
+        look, axis.edges, variable.original.values(), variable.reconstructed.values(), _xlabel(variable.column),
+        log_x=axis.transform is not None))
+    figures.add(f"residual_{name}", lambda p, look: p.residual(
+        look, residual.edges, variable.residual.values(), residual.label, stats))
+    migration = variable.migration.values()
+    rows = migration.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.where(rows > 0, migration / rows, np.nan)
+    figures.add(f"migration_{name}", lambda p, look: p.migration(
+        look, variable.migration.axes[0].edges, fraction, _xlabel(variable.column), axis.transform is not None))
+    if "profile" in stats:
+        profile = stats["profile"]
+        figures.add(f"profile_{name}", lambda p, look: p.profile(
+            look, np.asarray(profile["pt_edges"]), *(np.array(profile[k], dtype=float) for k in
+                                                     ("mean", "sigma", "mean_error", "count")),
+            variable.profile.axes[0].label, residual.label))
+
+
+def _write_report(work: Path, featureset: FeatureSet, style: str, formats: tuple[str, ...],
+                  limits: dict[str, float], accumulator: ResidualAccumulator, variables: list[_Variable],
+                  residual_moments: _Moments, latent_moments: tuple[list[str], _Moments] | None,
+                  physics: _Physics, original: Path, reconstructed: Path, n_events: int,
+                  ) -> tuple[dict[str, Any], list[str]]:
+    figures = _Figures(work, style, formats)
+    summary = accumulator.summary()
+    per_variable: dict[str, Any] = {}
+    with uproot.recreate(work / "histograms.root") as root:
+        for variable, std_original in zip(variables, _original_std(variables)):
+            name = variable.column.name
+            per_variable[name] = stats = _variable_metrics(variable, summary[name], std_original, limits)
+            _draw_variable(figures, variable, stats)
+            root[f"original_{name}"] = variable.original
+            root[f"reconstructed_{name}"] = variable.reconstructed
+            root[f"residual_{name}"] = variable.residual
+            root[f"migration_{name}"] = variable.migration
+        labels = featureset.column_names
+        correlation = residual_moments.correlation()
+        figures.add("correlation_residuals", lambda p, look: p.matrix(look, correlation, labels,
+                                                                      "correlation of residuals"))
+        latent_correlation = None
+        if latent_moments is not None:
+            latent_names, moments = latent_moments
+            latent_correlation = moments.correlation()
+            latent_labels = [n.rsplit("_", 1)[1] for n in latent_names]
+            figures.add("correlation_latent", lambda p, look: p.matrix(look, latent_correlation, latent_labels,
+                                                                       "correlation of latent values"))
+        physics_metrics = {}
+        for name, (h_original, h_reco) in physics.hists.items():
+            axis = h_original.axes[0]
+            log_x = getattr(axis, "transform", None) is not None
+            figures.add(f"physics_{name}", lambda p, look, axis=axis, a=h_original, b=h_reco, log_x=log_x: p.comparison(
+                look, axis.edges, a.values(), b.values(), axis.label, log_x=log_x))
+            root[f"original_{name}"], root[f"reconstructed_{name}"] = h_original, h_reco
+            a, b = h_original.values(flow=True), h_reco.values(flow=True)
+            used = (a + b) > 0
+            chi2 = float(((a - b) ** 2 / np.where(used, a + b, 1.0))[used].sum())
+            physics_metrics[name] = {"entries": int(a.sum()), "chi2": chi2, "ndf": max(int(used.sum()) - 1, 1)}
+    files = [*figures.files, "histograms.root"]
+    metrics = {
+        "original": str(original),
+        "reconstructed": str(reconstructed),
+        "featureset": featureset.name,
+        "n_events": n_events,
+        "n_objects": int(max((v["n"] + v["undefined"] for v in summary.values()), default=0)),
+        "thresholds": limits,
+        "variables": per_variable,
+        "residual_correlation": {"labels": labels, "matrix": [_json_list(r) for r in correlation]},
+        "latent_correlation": None if latent_correlation is None else [_json_list(r) for r in latent_correlation],
+        "physics": physics_metrics,
+        "passed": all(all(v["tests_passed"].values()) for v in per_variable.values()),
+    }
+    (work / "metrics.json").write_text(json.dumps(metrics, indent=1, allow_nan=False, default=_finite) + "\n")
+    files.append("metrics.json")
+    (work / "index.html").write_text(_html(metrics, files), encoding="utf-8")
+    files.append("index.html")
+    return metrics, files
+
+
+def _original_std(variables: list[_Variable]) -> list[float]:
+    """Standard deviation of each original variable, from its fine histogram."""
+    out = []
+    for variable in variables:
+        h = variable.fine_original
+        counts, centers = h.values(), h.axes[0].centers
+        total = counts.sum()
+        mean = (counts * centers).sum() / total if total else 0.0
+        out.append(float(math.sqrt((counts * (centers - mean) ** 2).sum() / total)) if total else 0.0)
+    return out
+
+
+def _json_list(values: np.ndarray) -> list[float | None]:
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _html(metrics: dict[str, Any], files: list[str]) -> str:
+    """A page with the metrics table and every PNG (PDFs linked)."""
+    rows = []
+    for name, v in metrics["variables"].items():
+        verdict = "pass" if all(v["tests_passed"].values()) else "FAIL"
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{v['kind']}</td><td>{v['n']}</td><td>{v['mean']:.3g} ± "
+            f"{v['mean_error']:.2g}</td><td>{v['std']:.3g} ± {v['std_error']:.2g}</td><td>{v['width68']:.3g}</td>"
+            f"<td>{v['width99']:.3g}</td><td>{v['max_abs']:.3g}</td><td>{v['migration_fraction']:.3f}</td>"
+            f"<td>{v['chi2_ndf']:.3g}</td><td>{v['ks']:.3g}</td><td>{v['wasserstein_norm']:.3g}</td>"
+            f"<td class='{verdict}'>{verdict}</td></tr>")
+    images = []
+    for png in (f for f in files if f.endswith(".png")):
+        pdf = png[:-4] + ".pdf"
+        images.append(f"<figure><a href='{html.escape(pdf)}'><img src='{html.escape(png)}' alt='{html.escape(png)}'>"
+                      f"</a><figcaption>{html.escape(png[:-4])}</figcaption></figure>")
+    limits = metrics["thresholds"]
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>hepae validation: {html.escape(metrics['featureset'])}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;
+padding:3px 8px;text-align:right}} .FAIL{{color:#b00;font-weight:bold}} .pass{{color:#070}}
+figure{{display:inline-block;margin:6px}} img{{width:420px}}</style></head><body>
+<h1>hepae validation — {html.escape(metrics['featureset'])}</h1>
+<p>original <code>{html.escape(metrics['original'])}</code>,
+reconstructed <code>{html.escape(metrics['reconstructed'])}</code>:
+{metrics['n_events']} events. Objects are paired one to one: residual quantiles and bin migration are the primary
+fidelity numbers; the distribution tests (limits: χ²/ndf ≤ {limits['chi2_ndf']}, KS ≤ {limits['ks']}, Wasserstein/σ ≤
+{limits['wasserstein']}) are lenient on paired data. Overall: <b>{'pass' if metrics['passed'] else 'FAIL'}</b>.
+Histograms as TH1/TH2: <a href="histograms.root">histograms.root</a>;
+all numbers: <a href="metrics.json">metrics.json</a>.</p>
+<table><tr><th>variable</th><th>residual</th><th>objects</th><th>mean ± SEM</th><th>σ ± error</th><th>68% |r|</th>
+<th>99% |r|</th><th>max |r|</th><th>bin migration</th><th>χ²/ndf</th><th>KS</th><th>W/σ</th><th>tests</th></tr>
+{''.join(rows)}</table>
+{''.join(images)}
+</body></html>
+"""
