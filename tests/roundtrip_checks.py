@@ -46,22 +46,25 @@ def rewrite_container(source, target, *, edit_metadata=None, edit_arrays=None):
     """Copy a compressed file, letting a test edit its metadata or its tree's arrays (an attacker/bit rot)."""
     import json
 
-    from hepae.container import DECODER_BRANCH, DECODER_TREE, METADATA_KEY
-    from hepae.layout import BranchSpec, describe_tree
+    from hepae.container import METADATA_KEY, STREAM_TREE
+    from hepae.layout import describe_tree
     from hepae.writing import TreeWriter
 
     with uproot.open(source) as f:
         metadata = json.loads(str(f[METADATA_KEY]))
-        tree = f[metadata["tree"]]
-        layout, arrays = describe_tree(tree), tree.arrays(library="ak", how=dict)
-        decoder = f[DECODER_TREE][DECODER_BRANCH].array(library="ak")
+        trees = {}
+        for name in {k.split(";")[0] for k, c in f.classnames().items() if c == "TTree"}:
+            tree = f[name]
+            trees[name] = (describe_tree(tree), tree.arrays(library="ak", how=dict))
     if edit_metadata is not None:
         edit_metadata(metadata)
-    if edit_arrays is not None:
-        edit_arrays(arrays)
+    if edit_arrays is not None:  # the main tree's arrays, then (if it takes two arguments) the streams
+        import inspect
+
+        main, streams = trees[metadata["tree"]][1], trees[STREAM_TREE][1]
+        edit_arrays(main, streams) if len(inspect.signature(edit_arrays).parameters) == 2 else edit_arrays(main)
     with uproot.recreate(target) as out:
-        TreeWriter(out, metadata["tree"], layout.branches).extend(arrays)
-        TreeWriter(out, DECODER_TREE, [BranchSpec(DECODER_BRANCH, "uint8", f"{DECODER_BRANCH}_size")]).extend(
-            {DECODER_BRANCH: decoder})
+        for name, (layout, arrays) in trees.items():
+            TreeWriter(out, name, layout.branches).extend(arrays)
         out[METADATA_KEY] = json.dumps(metadata)
     return target

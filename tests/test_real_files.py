@@ -19,7 +19,7 @@ def test_real_cms_nanoaod_round_trips_with_all_other_branches_identical(tmp_path
     compressed, reco = tmp_path / "nano.compressed.root", tmp_path / "nano.reco.root"
     summary = hepae.compress(source, compressed, model, step_size=64, progress=False)
     assert summary["dropped_branches"] == {}
-    hepae.decompress(compressed, reco, step_size=50, progress=False)
+    hepae.decompress(compressed, reco, progress=False)
     jet_kinematics = {"Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass"}
     compared = assert_passthrough_identical(source, reco, "Events", jet_kinematics)
     assert len(compared) == 943  # every branch but the four compressed ones, nJet and all other counters included

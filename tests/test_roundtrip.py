@@ -21,7 +21,7 @@ def roundtrips(samples, model_files, tmp_path_factory):
     for fs, sample in samples.items():
         compressed, reco = directory / f"{fs}.compressed.root", directory / f"{fs}.reco.root"
         summary = hepae.compress(sample, compressed, model_files[fs], step_size=500, progress=False)
-        back = hepae.decompress(compressed, reco, step_size=700, progress=False)
+        back = hepae.decompress(compressed, reco, progress=False)
         out[fs] = (sample, compressed, reco, summary, back)
     return out
 
@@ -33,12 +33,14 @@ def test_compressed_file_is_plain_root_with_latents_and_metadata(roundtrips, fs)
     with uproot.open(sample) as fa, uproot.open(compressed) as fb:
         original, packed = fa[featureset.tree], fb[featureset.tree]
         assert not set(featureset.branches) & set(packed.keys())
-        latent = [k for k in packed.keys() if k.startswith("hepae_latent_")]
-        assert latent == ["hepae_latent_0", "hepae_latent_1", "hepae_latent_2"]
         counter = original[featureset.branches[0]].count_branch.name
-        assert packed["hepae_latent_0"].count_branch.name == counter
-        np.testing.assert_array_equal(packed[counter].array(), original[counter].array())
-        assert packed["hepae_latent_0"].array().type.content.content.primitive == "float32"
+        np.testing.assert_array_equal(packed["hepae_count"].array(), original[counter].array())  # jets per event
+        streams = fb["hepae_streams"]
+        assert streams.keys() == ["entries", "n_objects", "latent_0", "latent_1", "latent_2"]
+        assert streams.num_entries == summary["chunks"] == 3  # one entry per chunk of 500 events
+        assert streams["entries"].array().tolist() == [500, 500, 500]
+        assert ak.sum(ak.num(streams["latent_0"].array())) == summary["n_objects"]  # one float32 per jet
+        assert streams["latent_0"].array().type.content.content.primitive == "float32"
         metadata = json.loads(str(fb[METADATA_KEY]))
         assert metadata["featureset"]["name"] == fs and metadata["source"]["num_entries"] == 1500
         assert "hepae_decoder" in fb
@@ -114,8 +116,8 @@ def test_tampered_latents_and_metadata_are_detected_and_leave_no_output(roundtri
     _, compressed, _, _, _ = roundtrips["atlas-jets-4d"]
     edited = tmp_path / "edited.root"
 
-    def scale_latent(arrays):
-        arrays["hepae_latent_0"] = arrays["hepae_latent_0"] * 1.0001
+    def scale_latent(arrays, streams):
+        streams["latent_0"] = streams["latent_0"] * 1.0001
 
     rewrite_container(compressed, edited, edit_arrays=scale_latent)
     with pytest.raises(ContainerFormatError, match="data checksum mismatch"):

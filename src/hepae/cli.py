@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hepae import _version
-from hepae.errors import HepaeError
+from hepae.errors import CodecError, HepaeError
 from hepae.reading import DEFAULT_STEP_SIZE
 from hepae.training import DEFAULTS
 from hepae.validation import DEFAULT_THRESHOLDS, STYLES
@@ -82,7 +82,7 @@ def format_sizes(summary: dict[str, Any]) -> str:
         ("compressed file", _human_bytes(summary["output_bytes"]), f"ratio {summary['file_ratio']}"),
         ("collection in input", _human_bytes(summary["collection_input_bytes"]),
          f"{summary['bytes_per_object_input']} B/object"),
-        ("latent branches", _human_bytes(summary["collection_latent_bytes"]),
+        ("codec streams", _human_bytes(summary["collection_latent_bytes"]),
          f"{summary['bytes_per_object_latent']} B/object"),
         ("embedded decoder", _human_bytes(summary["decoder_bytes"]), ""),
         ("collection ratio", f"{summary['collection_ratio']}",
@@ -160,9 +160,18 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_compress(args: argparse.Namespace) -> None:
     from hepae.compression import compress
 
-    summary = compress(args.input, args.output, args.model, step_size=args.step_size, compression=args.compression,
-                       overwrite=args.overwrite, drop_unsupported=args.drop_unsupported, device=args.device,
-                       check=not args.no_check, progress=not args.quiet)
+    codec: dict[str, Any] = {"id": args.codec}
+    if args.codec == "ae":
+        codec.update(latent_bits=args.latent_bits, error_bounds=args.error_bound or [],
+                     residual_bytes=args.residual_bytes)
+    elif args.codec == "truncate":
+        codec["mantissa_bits"] = args.mantissa_bits
+    if (args.latent_bits is not None or args.error_bound) and args.codec != "ae":
+        raise CodecError("--latent-bits and --error-bound belong to the ae codec")
+    summary = compress(args.input, args.output, args.model, codec=codec, featureset=args.features,
+                       step_size=args.step_size, compression=args.compression, overwrite=args.overwrite,
+                       drop_unsupported=args.drop_unsupported, device=args.device, check=not args.no_check,
+                       progress=not args.quiet)
     if args.json:
         _print_json(summary)
     else:
@@ -177,7 +186,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
 def cmd_decompress(args: argparse.Namespace) -> None:
     from hepae.decompression import decompress
 
-    summary = decompress(args.input, args.output, step_size=args.step_size, compression=args.compression,
+    summary = decompress(args.input, args.output, compression=args.compression,
                          overwrite=args.overwrite, device=args.device, progress=not args.quiet)
     if args.json:
         _print_json(summary)
@@ -214,8 +223,8 @@ def cmd_decompress_many(args: argparse.Namespace) -> None:
     from hepae.many import decompress_many
 
     summary = decompress_many(args.inputs, args.output, scheduler=args.scheduler, workers=args.workers,
-                              resume=args.resume, overwrite=args.overwrite, step_size=args.step_size,
-                              compression=args.compression, device=args.device, progress=not args.quiet)
+                              resume=args.resume, overwrite=args.overwrite, compression=args.compression,
+                              device=args.device, progress=not args.quiet)
     _report_many(summary, args.json)
 
 
@@ -235,11 +244,14 @@ def cmd_inspect(args: argparse.Namespace) -> None:
         print(f"  tree        {m['tree']}; {len(m['branches'])} branches carried, "
               f"{len(m['dropped_branches'])} dropped")
         print(f"  collection  {m['featureset']['name']}: {', '.join(b['name'] for b in m['collection']['branches'])}"
-              f" -> {len(m['collection']['latent_branches'])} latent branches (counter {m['collection']['counter']}), "
-              f"{m['collection']['n_objects']} objects")
-        print(f"  model       {m['model']['architecture']['name']} id {m['model']['model_id']}, decoder "
-              f"{_human_bytes(m['model']['decoder_bytes'])} embedded")
-        print(f"  checksums   data {m['checksums']['tree'][:16]}..., decoder {m['checksums']['decoder'][:16]}...")
+              f" -> {len(m['collection']['streams'])} streams in hepae_streams, {m['collection']['n_objects']} objects")
+        settings = ", ".join(f"{k}={v}" for k, v in m["codec"].items() if k not in ("id", "latent_step"))
+        print(f"  codec       {m['codec']['id']}" + (f" ({settings})" if settings else ""))
+        if "model" in m:
+            print(f"  model       {m['model']['architecture']['name']} id {m['model']['model_id']}, decoder "
+                  f"{_human_bytes(m['model']['decoder_bytes'])} embedded")
+        decoder = f", decoder {m['checksums']['decoder'][:16]}..." if "decoder" in m["checksums"] else ""
+        print(f"  checksums   data {m['checksums']['tree'][:16]}...{decoder}")
         print(format_sizes(info["sizes"]))
     elif info["kind"] == "hepae-model":
         h = info["header"]
@@ -361,10 +373,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compress", help="compress a ROOT file (TTree or RNTuple) or DarkMachines CSV file")
     p.add_argument("input", help="a .root file, or a .csv DarkMachines event file (darkmachines-* feature sets)")
-    p.add_argument("-m", "--model", required=True, help="model file written by 'hepae train'")
+    p.add_argument("-m", "--model", help="model file written by 'hepae train' (needed by the ae codec)")
     p.add_argument("-o", "--output", required=True)
+    p.add_argument("--codec", default="ae", choices=("ae", "truncate", "lossless"),
+                   help="ae: the autoencoder (default); truncate: mantissa truncation; lossless: float values")
+    p.add_argument("--features", help="feature set, for codecs without a model (default: the model's)")
+    p.add_argument("--latent-bits", type=int, help="ae: quantize latent values to steps of std/2**BITS")
+    p.add_argument("--error-bound", action="append", metavar="COLUMN=rel|abs:VALUE",
+                   help="ae: keep every value of COLUMN within this bound, e.g. pt=rel:1e-3 or eta=abs:1e-3 "
+                        "(repeat for several columns)")
+    p.add_argument("--residual-bytes", type=int, default=1, choices=(1, 2, 3),
+                   help="ae with error bounds: bytes per residual (1: up to 127 steps, more become exact values)")
+    p.add_argument("--mantissa-bits", type=int, default=10, help="truncate: mantissa bits kept (default 10)")
     p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION,
-                   help="ROOT compression of the output, e.g. zstd:5, zlib:1, lzma:9, none")
+                   help="ROOT compression of the output (the streams' entropy coder), e.g. zstd:5, lzma:9, none")
     p.add_argument("--drop-unsupported", action="store_true",
                    help="leave out branches uproot cannot write (listed in the metadata) instead of failing")
     p.add_argument("--no-check", action="store_true",
@@ -377,17 +399,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True,
                    help="a .root file (TTree or RNTuple, as the input was), or .csv for a file compressed from CSV")
     p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION)
-    common(p)
+    common(p, stream=False)
     p.set_defaults(func=cmd_decompress)
 
-    def many(p: argparse.ArgumentParser) -> None:
+    def many(p: argparse.ArgumentParser, stream: bool = True) -> None:
         cluster = p.add_mutually_exclusive_group()
         cluster.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
         cluster.add_argument("--workers", type=int, help="size of the local Dask cluster (default: one per core)")
         p.add_argument("--resume", action="store_true", help="skip files whose valid output already exists")
         p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION)
         p.add_argument("--device", default="cpu", help="torch device of each worker (default cpu: one task per core)")
-        common(p, device=False)
+        common(p, device=False, stream=stream)
 
     p = sub.add_parser("compress-many", help="compress many files on Dask, one task per file")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or quoted glob patterns ('data/*.root')")
@@ -400,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decompress-many", help="decompress many files on Dask, one task per file")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or quoted glob patterns")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="directory for <stem>.reco.root")
-    many(p)
+    many(p, stream=False)
     p.set_defaults(func=cmd_decompress_many)
 
     p = sub.add_parser("inspect", help="show what a compressed file, model file or ROOT file holds")

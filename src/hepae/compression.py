@@ -12,23 +12,28 @@ from pathlib import Path
 from typing import Any
 
 import awkward as ak
+import numpy as np
 import uproot
 from tqdm.auto import tqdm
 
 from hepae._version import __version__
+from hepae.codecs import Codec, CodecError, get_codec
 from hepae.container import (
     CONTAINER_FORMAT_VERSION,
+    COUNT_BRANCH,
     DECODER_BRANCH,
     DECODER_TREE,
-    LATENT_COUNTER,
     REST_COUNTER,
+    STREAM_TREE,
     TreeHasher,
     compressed_tree_branches,
-    latent_branch_names,
+    stream_chunk,
+    stream_specs,
     write_decoder,
     write_metadata,
 )
-from hepae.errors import BranchTypeError, UnsupportedBranchError
+from hepae.errors import BranchTypeError, FeatureSetError, ModelMismatchError, UnsupportedBranchError
+from hepae.features import FeatureSet, load_featureset
 from hepae.inspection import size_report
 from hepae.layout import BranchSpec, TreeLayout
 from hepae.metrics import ResidualAccumulator
@@ -42,7 +47,7 @@ from hepae.reading import (
     selection_mask,
 )
 from hepae.sources import open_source
-from hepae.writing import DEFAULT_COMPRESSION, atomic_output, make_writer, parse_compression
+from hepae.writing import DEFAULT_COMPRESSION, TreeWriter, atomic_output, make_writer, parse_compression
 
 PathArg = str | PathLike[str]
 
@@ -65,8 +70,10 @@ def unsupported_policy(layout: TreeLayout, path: PathArg, drop_unsupported: bool
 def compress(
     input: PathArg,
     output: PathArg,
-    model: HepaeModel | PathArg,
+    model: HepaeModel | PathArg | None = None,
     *,
+    codec: str | dict[str, Any] | Codec = "ae",
+    featureset: str | FeatureSet | None = None,
     step_size: int | str = DEFAULT_STEP_SIZE,
     compression: str = DEFAULT_COMPRESSION,
     overwrite: bool = False,
@@ -75,55 +82,69 @@ def compress(
     check: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Compress the model's feature-set collection of ``input`` into the ROOT file ``output``.
+    """Compress the feature-set collection of ``input`` into the ROOT file ``output`` with ``codec``.
 
     ``input`` is a ROOT file with the feature set's TTree or RNTuple, or a DarkMachines CSV file (kept
     as an RNTuple). Every other branch of the table is carried over with identical values; the
-    collection's branches are replaced by float32 latent branches with the same per-event counts (if
-    the feature set selects objects, only the selected ones are encoded and the others kept exactly);
-    the decoder and the metadata are embedded. Reading and writing stream in chunks of ``step_size``;
-    the encoder runs on ``device`` (``"auto"``: CUDA if available; a :class:`HepaeModel` passed in is moved there).
+    collection's branches are replaced by the codec's streams (:mod:`hepae.codecs`) and a per-event
+    object count (if the feature set selects objects, only the selected ones are encoded and the others
+    kept exactly). The ``ae`` codec (default) needs
+    ``model`` and embeds its decoder; ``truncate`` and ``lossless`` need only ``featureset``. Reading
+    and writing stream in chunks of ``step_size``; the encoder runs on ``device`` (``"auto"``: CUDA if
+    available).
 
-    With ``check`` (default), the latents are also decoded as decompression will, and the summary
+    With ``check`` (default), the streams are also decoded as decompression will, and the summary
     gets per-variable ``residuals`` and the number of ``unphysical_objects`` (E below |p|, negative
     mass or pT), at the cost of one more pass through the decoder.
 
     Returns a summary dict (sizes, ratios, counts, residuals, timing).
     """
     started = time.perf_counter()
-    model = (model if isinstance(model, HepaeModel) else load_model(model)).to(device)
-    featureset = model.featureset
+    codec = get_codec(codec)
+    if model is not None:
+        model = (model if isinstance(model, HepaeModel) else load_model(model)).to(device)
+    elif codec.needs_model:
+        raise CodecError(f"the {codec.codec_id} codec needs a trained model (CLI: -m MODEL)")
+    if featureset is None:
+        if model is None:
+            raise FeatureSetError("without a model, pass the feature set to compress (CLI: --features)")
+        featureset = model.featureset
+    featureset = load_featureset(featureset)
+    if model is not None and model.featureset.to_dict() != featureset.to_dict():
+        raise ModelMismatchError(
+            f"the model was trained on feature set '{model.featureset.name}', not on '{featureset.name}'")
+    codec.prepare(featureset.column_names, featureset.dtype, model if codec.needs_model else None)
     input, output = Path(input), Path(output)
     with open_source(input, featureset.tree) as source:
         layout = source.layout
         counter = check_collection(layout, featureset, input)
         dropped = unsupported_policy(layout, input, drop_unsupported)
-        latent_names = latent_branch_names(model.latent_size)
-        clashes = sorted(set(latent_names) & set(layout.all_names()))
-        if clashes:
-            raise BranchTypeError(f"{input} already has branches named {clashes}; is it already compressed?")
+        stream_dtypes = codec.stream_dtypes()
+        if COUNT_BRANCH in layout.all_names():
+            raise BranchTypeError(f"{input} already has a branch named '{COUNT_BRANCH}'; is it already compressed?")
         replaced = featureset.compressed_branches  # lossless columns stay as they are
         selecting = featureset.select is not None
-        latent_counter = LATENT_COUNTER if selecting else counter
-        latent_specs = [BranchSpec(n, "float32", latent_counter) for n in latent_names]
-        out_specs = compressed_tree_branches(layout.branches, set(replaced), latent_specs,
+        out_specs = compressed_tree_branches(layout.branches, set(replaced), [BranchSpec(COUNT_BRANCH, "int32")],
                                              REST_COUNTER if selecting else None)
-        hasher = TreeHasher(out_specs)
+        hasher, stream_hasher = TreeHasher(out_specs), TreeHasher(stream_specs(stream_dtypes))
         n_objects = n_encoded = n_chunks = unphysical = 0
         accumulator = ResidualAccumulator(featureset) if check else None
         lossless = [j for j, column in enumerate(featureset.columns) if column.lossless]
+        codec_model = model if codec.needs_model else None
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
             with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
                 writer = make_writer(file, source.storage, source.name, out_specs, title=source.title)
+                stream_writer = TreeWriter(file, STREAM_TREE, stream_specs(stream_dtypes),
+                                           title=f"hepae: {codec.codec_id} codec streams, one entry per chunk")
                 bar = tqdm(total=layout.num_entries, disable=not progress, unit="event", desc=f"compress {input.name}")
                 with bar:
                     for arrays in source.iterate(layout.names, step_size):
                         values, counts = collection_to_tensor(arrays, featureset)
                         mask = selection_mask(arrays, featureset)
                         encoded, encoded_counts = select_objects(values, counts, mask)
-                        latent = model.encode(encoded)
+                        streams = codec.encode(encoded, codec_model)
                         if accumulator is not None:
-                            reco = model.decode(latent)
+                            reco = codec.decode(streams, codec_model)
                             reco[:, lossless] = encoded[:, lossless]  # carried exactly
                             accumulator.update(encoded, reco)
                             unphysical += count_unphysical(featureset, reco)
@@ -135,31 +156,22 @@ def compress(
                             for name in replaced:
                                 flat = ak.to_numpy(ak.flatten(arrays[name], axis=1))
                                 data[name] = ak.unflatten(flat[rest], counts - encoded_counts)
-                        for i, name in enumerate(latent_names):
-                            data[name] = ak.unflatten(latent[:, i], encoded_counts)
+                        data[COUNT_BRANCH] = encoded_counts.astype(np.int32)
                         writer.extend(data)
                         hasher.update(data)
+                        entry = stream_chunk(len(counts), streams)
+                        stream_writer.extend(entry)
+                        stream_hasher.update(entry)
                         n_chunks += 1
                         bar.update(len(counts))
-                decoder_bytes, decoder_sha = write_decoder(file, model)
                 metadata = {
                     "format": "hepae-container",
                     "format_version": CONTAINER_FORMAT_VERSION,
                     "hepae_version": __version__,
                     "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                    "codec": {"id": "ae", "latent_dtype": "float32"},
+                    "codec": codec.get_config(),
                     "tree": source.name,
                     "featureset": featureset.to_dict(),
-                    "normalization": model.normalization.get_config(),
-                    "model": {
-                        "model_id": model.model_id,
-                        "decoder_id": model.header(("decoder",))["model_id"],
-                        "architecture": model.arch.to_dict(),
-                        "decoder_tree": DECODER_TREE,
-                        "decoder_branch": DECODER_BRANCH,
-                        "decoder_bytes": decoder_bytes,
-                        "training": {k: v for k, v in model.training.items() if k != "history"},
-                    },
                     "source": {
                         "file": input.name, "format": source.format, "size_bytes": os.path.getsize(input),
                         "num_entries": layout.num_entries,
@@ -170,8 +182,7 @@ def compress(
                         "n_objects": n_objects,
                         "n_compressed_objects": n_encoded,
                         "branches": [layout.spec(b).to_dict() for b in featureset.branches],
-                        "latent_branches": latent_names,
-                        "latent_counter": latent_counter,
+                        "streams": [{"name": n, "dtype": d} for n, d in stream_dtypes.items()],
                         "lossless_branches": [c.branch for c in featureset.columns if c.lossless],
                         "selection": featureset.select,
                         "input_compressed_bytes": source.stored_bytes(replaced),
@@ -179,14 +190,29 @@ def compress(
                     "branches": [s.to_dict() for s in layout.branches],
                     "counters": layout.counters,
                     "dropped_branches": dropped,
-                    "checksums": {"algorithm": "sha256", "tree": hasher.hexdigest(), "decoder": decoder_sha},
+                    "checksums": {"algorithm": "sha256", "tree": hasher.hexdigest(),
+                                  "streams": stream_hasher.hexdigest()},
                 }
+                if codec_model is not None:
+                    decoder_bytes, decoder_sha = write_decoder(file, model)
+                    metadata["normalization"] = model.normalization.get_config()
+                    metadata["model"] = {
+                        "model_id": model.model_id,
+                        "decoder_id": model.header(("decoder",))["model_id"],
+                        "architecture": model.arch.to_dict(),
+                        "decoder_tree": DECODER_TREE,
+                        "decoder_branch": DECODER_BRANCH,
+                        "decoder_bytes": decoder_bytes,
+                        "training": {k: v for k, v in model.training.items() if k != "history"},
+                    }
+                    metadata["checksums"]["decoder"] = decoder_sha
                 write_metadata(file, metadata)
     sizes = size_report(output, metadata)
     seconds = time.perf_counter() - started
     return {
         "input": str(input),
         "output": str(output),
+        "codec": codec.get_config(),
         "n_events": layout.num_entries,
         "n_objects": n_objects,
         "n_compressed_objects": n_encoded,

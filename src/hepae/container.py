@@ -1,12 +1,16 @@
 """The compressed file: an ordinary ROOT file that uproot and ROOT read.
 
 It holds the input table (same name; a TTree for a TTree, an RNTuple for an RNTuple or a CSV file)
-with every uncompressed branch carried over and, instead of the compressed collection's branches,
-jagged latent branches ``hepae_latent_<i>`` counted by the collection's counter (by ``nhepae_latent``
-if the feature set selects objects; the unselected objects' values then stay in the original
-branches, counted by ``nhepae_rest``); a TObjString ``hepae_metadata`` with JSON metadata that follows
-``schemas/container.schema.json``; and a one-entry TTree ``hepae_decoder`` whose ``uint8`` branch holds
-the decoder as a pickle-free model file (see :mod:`hepae.model`). Nothing else is needed to decompress.
+with every uncompressed branch carried over and, instead of the compressed collection's branches, one
+``int32`` branch ``hepae_count``: the number of encoded objects of each event (if the feature set
+selects objects, the unselected ones' values stay in the original branches, counted by
+``nhepae_rest``). The codec's streams (:mod:`hepae.codecs`) are in the TTree ``hepae_streams``, one
+entry per compressed chunk: ``entries`` (events in the chunk) and one ``uint8``/``int32``/``float32``
+list per stream holding the chunk's objects, so that the ROOT compression sees each stream whole
+(per-event jagged branches would cost a few bytes per event each). Then a TObjString
+``hepae_metadata`` with JSON metadata that follows ``schemas/container.schema.json``; and, for the
+``ae`` codec, a one-entry TTree ``hepae_decoder`` whose ``uint8`` branch holds the decoder as a
+pickle-free model file (see :mod:`hepae.model`). Nothing else is needed to decompress.
 """
 
 from __future__ import annotations
@@ -25,17 +29,28 @@ from hepae.model import HepaeModel
 from hepae.schema import validate, validate_versioned
 from hepae.writing import TreeWriter
 
-CONTAINER_FORMAT_VERSION = 1
+CONTAINER_FORMAT_VERSION = 2
 METADATA_KEY = "hepae_metadata"
 DECODER_TREE = "hepae_decoder"
 DECODER_BRANCH = "model_npz"
-LATENT_PREFIX = "hepae_latent_"
-LATENT_COUNTER = "nhepae_latent"
+STREAM_TREE = "hepae_streams"
+CHUNK_ENTRIES = "entries"
+STREAM_COUNTER = "n_objects"
+COUNT_BRANCH = "hepae_count"
 REST_COUNTER = "nhepae_rest"
 
 
-def latent_branch_names(latent_size: int) -> list[str]:
-    return [f"{LATENT_PREFIX}{i}" for i in range(latent_size)]
+def stream_specs(stream_dtypes: dict[str, str]) -> list[BranchSpec]:
+    """Branches of the stream tree: events per chunk, then one list per stream."""
+    return [BranchSpec(CHUNK_ENTRIES, "int64"), *(BranchSpec(n, d, STREAM_COUNTER) for n, d in stream_dtypes.items())]
+
+
+def stream_chunk(n_events: int, streams: dict[str, np.ndarray]) -> dict[str, object]:
+    """One entry of the stream tree."""
+    entry: dict[str, object] = {CHUNK_ENTRIES: np.array([n_events], dtype=np.int64)}
+    for name, values in streams.items():
+        entry[name] = ak.unflatten(np.ascontiguousarray(values), [len(values)])
+    return entry
 
 
 def write_decoder(file: uproot.WritableDirectory, model: HepaeModel) -> tuple[int, str]:
@@ -112,9 +127,13 @@ def tree_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
     """The branches of a compressed file's table, rebuilt from its metadata."""
     collection = metadata["collection"]
     replaced = {b["name"] for b in collection["branches"]} - set(collection["lossless_branches"])
-    latent = [BranchSpec(n, "float32", collection["latent_counter"]) for n in collection["latent_branches"]]
     rest = REST_COUNTER if collection["selection"] is not None else None
-    return compressed_tree_branches([BranchSpec.from_dict(b) for b in metadata["branches"]], replaced, latent, rest)
+    return compressed_tree_branches([BranchSpec.from_dict(b) for b in metadata["branches"]], replaced,
+                                    [BranchSpec(COUNT_BRANCH, "int32")], rest)
+
+
+def metadata_stream_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
+    return stream_specs({s["name"]: s["dtype"] for s in metadata["collection"]["streams"]})
 
 
 def _canonical_parts(array: ak.Array) -> list[np.ndarray]:

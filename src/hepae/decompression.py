@@ -17,44 +17,59 @@ import numpy as np
 import uproot
 from tqdm.auto import tqdm
 
-from hepae.container import TreeHasher, collection_specs, read_decoder, read_metadata, tree_specs
+from hepae.codecs import Codec, get_codec
+from hepae.container import (
+    CHUNK_ENTRIES,
+    COUNT_BRANCH,
+    STREAM_TREE,
+    TreeHasher,
+    collection_specs,
+    metadata_stream_specs,
+    read_decoder,
+    read_metadata,
+    tree_specs,
+)
 from hepae.darkmachines import CSVTableWriter, short_decimals
-from hepae.errors import ContainerFormatError, HepaeError, OutputFileError
+from hepae.errors import ContainerFormatError, HepaeError, OutputFileError, TreeNotFoundError
+from hepae.features import FeatureSet, load_featureset
 from hepae.layout import BranchSpec
 from hepae.model import HepaeModel
-from hepae.reading import DEFAULT_STEP_SIZE, tensor_to_collection
-from hepae.sources import CSV_SUFFIXES, Source, open_root, root_source
+from hepae.reading import tensor_to_collection
+from hepae.sources import CSV_SUFFIXES, Source, get_tree, iterate_arrays, open_root, root_source
 from hepae.writing import DEFAULT_COMPRESSION, atomic_output, make_writer, parse_compression
 
 PathArg = str | PathLike[str]
 
 
-def _latent_matrix(arrays: dict[str, ak.Array], latent_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    counts = ak.to_numpy(ak.num(arrays[latent_names[0]], axis=1))
-    for name in latent_names[1:]:
-        if not np.array_equal(ak.to_numpy(ak.num(arrays[name], axis=1)), counts):
-            raise ValueError(f"latent branches '{latent_names[0]}' and '{name}' disagree on the counts")
-    latent = np.stack([ak.to_numpy(ak.flatten(arrays[n])) for n in latent_names], axis=1)
-    if (counts < 0).any() or counts.sum() != len(latent):
-        raise ValueError("latent counts do not match the latent values")
-    return latent, counts
+def _stream_entry(entry: dict[str, ak.Array], names: list[str]) -> tuple[dict[str, np.ndarray], int]:
+    """The codec's streams of one chunk, flat, and the chunk's number of events."""
+    streams = {name: ak.to_numpy(entry[name][0]) for name in names}
+    lengths = {len(v) for v in streams.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"streams of one chunk have different lengths {sorted(lengths)}")
+    return streams, int(entry[CHUNK_ENTRIES][0])
 
 
 def _decode_chunk(
-    arrays: dict[str, ak.Array], model: HepaeModel, metadata: dict[str, Any], specs: list[BranchSpec],
-    replaced: dict[str, str], text_output: bool,
+    arrays: dict[str, ak.Array], streams: dict[str, np.ndarray], codec: Codec, model: HepaeModel | None,
+    metadata: dict[str, Any], featureset: FeatureSet, specs: list[BranchSpec], replaced: dict[str, str],
+    text_output: bool,
 ) -> tuple[dict[str, object], int]:
-    """One chunk of the compressed table -> the original branches (carried + reconstructed), n objects.
+    """One chunk of the compressed table and its streams -> the original branches (carried +
+    reconstructed), n objects.
 
     Inconsistent (damaged) data raise ValueError; the caller reports it with the file and entry.
     """
     collection = metadata["collection"]
-    latent, counts = _latent_matrix(arrays, collection["latent_branches"])
-    decoded = model.decode(latent)
+    counts = ak.to_numpy(arrays[COUNT_BRANCH]).astype(np.int64)
+    n_streamed = {len(v) for v in streams.values()}
+    if (counts < 0).any() or n_streamed != {int(counts.sum())}:
+        raise ValueError(f"the per-event counts add up to {counts.sum()} objects, the streams hold {n_streamed}")
+    decoded = codec.decode(streams, model)
     if text_output:
         decoded = np.stack([short_decimals(decoded[:, j]) for j in range(decoded.shape[1])], axis=1) \
             if len(decoded) else decoded
-    rebuilt = tensor_to_collection(decoded, counts, model.featureset, replaced)
+    rebuilt = tensor_to_collection(decoded, counts, featureset, replaced)
     n_objects = int(counts.sum())
     selection = collection["selection"]
     if selection is not None:  # put the decoded objects back among the ones that were kept
@@ -90,7 +105,6 @@ def decompress(
     input: PathArg,
     output: PathArg,
     *,
-    step_size: int | str = DEFAULT_STEP_SIZE,
     compression: str = DEFAULT_COMPRESSION,
     overwrite: bool = False,
     device: str = "auto",
@@ -100,9 +114,10 @@ def decompress(
 
     The output is ROOT (a TTree or an RNTuple, as the input was), or, for a file compressed from
     DarkMachines CSV and an ``output`` ending in ``.csv``, CSV lines in the original format.
-    Checksums of the embedded decoder and of all the data are verified; on a mismatch (or any
-    other failure) no output file is left behind. The decoder runs on ``device`` (``"auto"``: CUDA if
-    available). Returns a summary dict.
+    It works through the compressed file's chunks (as compression wrote them), so its memory use is
+    that of compression's ``step_size``. Checksums of the embedded decoder and of all the data are
+    verified; on a mismatch (or any other failure) no output file is left behind. The decoder runs on
+    ``device`` (``"auto"``: CUDA if available). Returns a summary dict.
     """
     started = time.perf_counter()
     input, output = Path(input), Path(output)
@@ -114,7 +129,10 @@ def decompress(
                 f"{output}: CSV output is for files compressed from DarkMachines CSV; {input} was compressed from a "
                 f"{metadata['source']['format']} (write a .root file)"
             )
-        model = read_decoder(directory, metadata, str(input)).to(device)
+        codec = get_codec(metadata["codec"])
+        featureset = load_featureset(metadata["featureset"])
+        model = read_decoder(directory, metadata, str(input)).to(device) if codec.needs_model else None
+        codec.prepare(featureset.column_names, featureset.dtype, model)
         source = root_source(directory, input, metadata["tree"])
         specs = [BranchSpec.from_dict(b) for b in metadata["branches"]]
         lossless = set(metadata["collection"]["lossless_branches"])
@@ -126,17 +144,28 @@ def decompress(
             raise ContainerFormatError(
                 f"{input}: branches listed in the metadata are missing from the tree: {missing[:10]}"
             )
-        hasher = TreeHasher(stored)
+        hasher, stream_hasher = TreeHasher(stored), TreeHasher(metadata_stream_specs(metadata))
+        stream_names = [s["name"] for s in metadata["collection"]["streams"]]
+        try:
+            stream_tree = get_tree(directory, STREAM_TREE, input)
+        except TreeNotFoundError:
+            raise ContainerFormatError(f"{input}: the codec streams (TTree '{STREAM_TREE}') are missing") from None
         n_objects = n_events = n_chunks = 0
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
             with _output_writer(tmp, text_output, source, specs, compression) as writer:
                 bar = tqdm(total=source.num_entries, disable=not progress, unit="event",
                            desc=f"decompress {input.name}")
                 with bar:
-                    for arrays in source.iterate([s.name for s in stored], step_size):
+                    for entry in iterate_arrays(stream_tree, [CHUNK_ENTRIES, *stream_names], step_size=1):
                         try:
+                            stream_hasher.update(entry)
+                            streams, chunk_events = _stream_entry(entry, stream_names)
+                            if chunk_events < 0 or n_events + chunk_events > source.num_entries:
+                                raise ValueError(f"a chunk of {chunk_events} events after entry {n_events}")
+                            arrays = source.read([s.name for s in stored], n_events, n_events + chunk_events)
                             hasher.update(arrays)
-                            data, chunk_objects = _decode_chunk(arrays, model, metadata, specs, replaced, text_output)
+                            data, chunk_objects = _decode_chunk(arrays, streams, codec, model, metadata, featureset,
+                                                                specs, replaced, text_output)
                             writer.extend(data)
                         except HepaeError:
                             raise
@@ -145,10 +174,11 @@ def decompress(
                                 f"{input}: damaged data after entry {n_events} ({type(err).__name__}: {err})"
                             ) from None
                         n_objects += chunk_objects
-                        n_events += len(arrays[stored[0].name])
+                        n_events += chunk_events
                         n_chunks += 1
-                        bar.update(len(arrays[stored[0].name]))
-                if hasher.hexdigest() != metadata["checksums"]["tree"]:
+                        bar.update(chunk_events)
+                if (hasher.hexdigest() != metadata["checksums"]["tree"]
+                        or stream_hasher.hexdigest() != metadata["checksums"]["streams"]):
                     raise ContainerFormatError(f"{input}: data checksum mismatch (file corrupted or edited)")
                 if n_events != metadata["source"]["num_entries"] or n_objects != metadata["collection"]["n_objects"]:
                     raise ContainerFormatError(

@@ -88,6 +88,10 @@ class ModelMismatchError(HepaeError, ValueError):
     """A model does not fit the data it is applied to (other feature set, other dimensions)."""
 
 
+class CodecError(HepaeError):
+    """A codec setting that cannot work: unknown codec, malformed error bound, a model missing."""
+
+
 class TrainingError(HepaeError, RuntimeError):
     """Training cannot proceed (no objects to train on, diverging loss, ...)."""
 

@@ -7,7 +7,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from hepae.container import METADATA_KEY, read_metadata
+from hepae.container import COUNT_BRANCH, METADATA_KEY, STREAM_TREE, read_metadata
 from hepae.errors import InputFileError
 from hepae.features import list_featuresets
 from hepae.model import load_model
@@ -22,10 +22,11 @@ def size_report(path: str | PathLike[str], metadata: dict[str, Any]) -> dict[str
     """Byte counts of a compressed file: whole files, and the compressed collection alone."""
     path = Path(path)
     with open_root(path) as directory:
-        latent_bytes = root_source(directory, path, metadata["tree"]).stored_bytes(
-            metadata["collection"]["latent_branches"])
+        streams = directory[STREAM_TREE]
+        latent_bytes = sum(int(b.compressed_bytes) for b in streams.branches)
+        latent_bytes += root_source(directory, path, metadata["tree"]).stored_bytes([COUNT_BRANCH])
     input_collection = metadata["collection"]["input_compressed_bytes"]
-    decoder = metadata["model"]["decoder_bytes"]
+    decoder = metadata["model"]["decoder_bytes"] if "model" in metadata else 0
     n_objects = metadata["collection"]["n_objects"]
     input_bytes = metadata["source"]["size_bytes"]
     output_bytes = path.stat().st_size

@@ -226,14 +226,12 @@ def decompress_many(
     workers: int | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    step_size: int | str = DEFAULT_STEP_SIZE,
     compression: str = DEFAULT_COMPRESSION,
     device: str = "cpu",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Decompress every compressed file of ``inputs`` into ``outdir``; see :func:`compress_many`."""
-    options = {"resume": resume, "overwrite": overwrite, "step_size": step_size, "compression": compression,
-               "device": device}
+    options = {"resume": resume, "overwrite": overwrite, "compression": compression, "device": device}
     return _many("decompress", inputs, outdir, None, client=client, scheduler=scheduler, workers=workers,
                  progress=progress, options=options)
 

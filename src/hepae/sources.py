@@ -95,6 +95,19 @@ def iterate_arrays(
         ) from None
 
 
+def read_range(table: Any, names: Sequence[str], entry_start: int, entry_stop: int) -> dict[str, ak.Array]:
+    """Entries ``[entry_start, entry_stop)`` of a TTree or RNTuple as ``{name: array}``."""
+    wanted = set(names)
+    try:
+        arrays = table.arrays(filter_name=lambda n: n in wanted, entry_start=entry_start, entry_stop=entry_stop,
+                              library="ak", how=dict)
+    except Exception as err:
+        raise InputFileError(
+            f"cannot read '{table.name}' of {table.file.file_path} (damaged file?): {_first_line(err)}"
+        ) from None
+    return {n: arrays[n] for n in names}
+
+
 class Source:
     """A table of events: its layout, and its data in chunks."""
 
@@ -121,13 +134,17 @@ class Source:
         """On-disk (compressed) bytes of these branches, if the format tells."""
         return None
 
+    def read(self, names: Sequence[str], entry_start: int, entry_stop: int) -> dict[str, ak.Array]:
+        """Entries ``[entry_start, entry_stop)`` (ROOT sources)."""
+        return read_range(self._table, names, entry_start, entry_stop)
+
 
 class TTreeSource(Source):
     format = storage = "ttree"
 
     def __init__(self, path: Path, tree: uproot.TTree):
         super().__init__(path, describe_tree(tree), tree.title)
-        self._tree = tree
+        self._tree = self._table = tree
 
     def iterate(self, names, step_size=DEFAULT_STEP_SIZE):
         return iterate_arrays(self._tree, names, step_size)
@@ -141,7 +158,7 @@ class RNTupleSource(Source):
 
     def __init__(self, path: Path, ntuple: Any):
         self.path, self.title = path, getattr(ntuple, "description", "") or ""
-        self._ntuple = ntuple
+        self._ntuple = self._table = ntuple
 
     @functools.cached_property
     def layout(self) -> TreeLayout:  # type: ignore[override]

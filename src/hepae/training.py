@@ -204,6 +204,22 @@ def _mean_loss(network: torch.nn.Module, batches: Iterator[torch.Tensor], device
     return total / count if count else float("nan")
 
 
+def _latent_std(encoder: torch.nn.Module, batches: Iterator[torch.Tensor]) -> list[float]:
+    """Standard deviation of each latent dimension (sets the codec's quantization steps)."""
+    n, total, total2 = 0, 0.0, 0.0
+    encoder.eval()
+    with torch.no_grad():
+        for batch in batches:
+            z = encoder(batch).double()
+            n += len(z)
+            total = total + z.sum(dim=0)
+            total2 = total2 + (z * z).sum(dim=0)
+    if n == 0:
+        return []
+    mean = total / n
+    return [float(v) for v in torch.sqrt(torch.clamp(total2 / n - mean * mean, min=0.0))]
+
+
 def train(
     inputs: str | PathLike[str] | Sequence[str | PathLike[str]],
     featureset: str | FeatureSet = "atlas-jets-4d",
@@ -302,6 +318,8 @@ def train(
     assert best is not None
     network.load_state_dict(best[2])
     network.cpu().eval()
+    latent_std = _latent_std(network.encoder, data.val_batches() if data.n_val else data.train_batches(
+        torch.Generator().manual_seed(seed)))
     summary = {
         "inputs": [str(p) for p in paths],
         "arch": spec.name,
@@ -323,6 +341,7 @@ def train(
         "steps_per_epoch": data.n_batches,
         "best_epoch": best[1],
         "best_val_loss": best[0],
+        "latent_std": latent_std,
         "history": history,
         "seconds": round(time.perf_counter() - started, 3),
         "torch_version": torch.__version__,

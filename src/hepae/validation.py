@@ -330,20 +330,27 @@ def validate(
 
 
 def _latent_moments(compressed: Path, step_size: int | str) -> tuple[list[str], _Moments]:
-    from hepae.container import read_metadata
-    from hepae.sources import open_root
+    """Moments of the latent values of an ``ae``-compressed file, chunk by chunk (none for other codecs)."""
+    from hepae.codecs import get_codec
+    from hepae.container import STREAM_TREE, read_metadata
+    from hepae.sources import get_tree, iterate_arrays, open_root
 
     with open_root(compressed) as directory:
         metadata = read_metadata(directory, str(compressed))
-    latent = metadata["collection"]["latent_branches"]
-    moments = _Moments(len(latent))
-    with open_source(compressed, metadata["tree"]) as source:
-        for chunk in source.iterate(latent, step_size):
+        codec = get_codec(metadata["codec"])
+        names = [s["name"] for s in metadata["collection"]["streams"] if s["name"].startswith("latent_")]
+        if codec.codec_id != "ae" or not names:
+            return [], _Moments(0)
+        moments: _Moments | None = None
+        for entry in iterate_arrays(get_tree(directory, STREAM_TREE, compressed), names, step_size=1):
             try:
-                moments.update(np.stack([ak.to_numpy(ak.flatten(chunk[n])) for n in latent], axis=1))
-            except ValueError as err:
-                raise ContainerFormatError(f"{compressed}: latent branches are inconsistent ({err})") from None
-    return latent, moments
+                latent = codec.latent_values({n: ak.to_numpy(entry[n][0]) for n in names})
+            except (ValueError, KeyError) as err:
+                raise ContainerFormatError(f"{compressed}: latent streams are inconsistent ({err})") from None
+            moments = moments or _Moments(latent.shape[1])
+            moments.update(latent)
+    labels = [f"latent_{i}" for i in range(codec.latent_size)]
+    return labels, moments or _Moments(len(labels))
 
 
 class _Figures:
@@ -433,7 +440,7 @@ def _write_report(work: Path, featureset: FeatureSet, style: str, formats: tuple
         figures.add("correlation_residuals", lambda p, look: p.matrix(look, correlation, labels,
                                                                       "correlation of residuals"))
         latent_correlation = None
-        if latent_moments is not None:
+        if latent_moments is not None and latent_moments[0]:
             latent_names, moments = latent_moments
             latent_correlation = moments.correlation()
             latent_labels = [n.rsplit("_", 1)[1] for n in latent_names]

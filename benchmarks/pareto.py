@@ -1,0 +1,230 @@
+"""Bytes per object against error: hepae's codecs beside the classical ones, on one file.
+
+    python benchmarks/pareto.py                                  # generated sample (train and test differ)
+    python benchmarks/pareto.py --input qcd.root --train other.root --features atlas-jets-4d
+    pip install pysz zfpy                                        # to include SZ3 and ZFP (optional)
+
+For each point: the bytes per object of the compressed collection (streams plus the per-event counts,
+measured as the marginal cost between the file and its first quarter, so per-file costs cancel; the
+embedded model's size beside it), and per variable the residual sigma and max |error|. Points:
+lossless float32; mantissa truncation at 6..16 bits; SZ3 and ZFP at the bounds (on log x for the
+relative variables); the autoencoder at its latent sizes and quantization steps; the autoencoder with
+error bounds; and the order-0 entropy of the values quantized uniformly to each bound (a limit for
+coders of independent values). The model is trained on ``--train``, never on the evaluated file.
+Prints a table, writes JSON and a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import uproot
+
+import hepae
+from hepae.codecs import AE, Lossless, Truncate
+from hepae.reading import collection_to_tensor
+from hepae.sources import open_source
+
+
+def _values(path: Path, featureset) -> tuple[np.ndarray, np.ndarray]:
+    with open_source(path, featureset.tree) as source:
+        chunks = [collection_to_tensor(a, featureset) for a in source.iterate(featureset.input_branches)]
+    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+
+
+def _errors(featureset, x: np.ndarray, reco: np.ndarray) -> dict[str, dict[str, float]]:
+    out = {}
+    for j, column in enumerate(featureset.columns):
+        a, b = x[:, j].astype(np.float64), reco[:, j].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = (b - a) / np.abs(a) if column.residual == "relative" else b - a
+        r = r[np.isfinite(r)]
+        out[column.name] = {"sigma": float(r.std()), "max": float(np.abs(r).max())}
+    return out
+
+
+def _container_bytes(path: Path) -> int:
+    sizes = hepae.inspect(path)["sizes"]
+    return sizes["collection_latent_bytes"]
+
+
+def _first_quarter(path: Path, target: Path, tree: str) -> Path:
+    with uproot.open(path) as f:
+        entries = f[tree].num_entries
+    from hepae.layout import describe_tree
+    from hepae.writing import TreeWriter
+
+    with uproot.open(path) as f:
+        t = f[tree]
+        layout, arrays = describe_tree(t), t.arrays(library="ak", how=dict, entry_stop=entries // 4)
+    with uproot.recreate(target) as out:
+        TreeWriter(out, tree, layout.branches).extend(arrays)
+    return target
+
+
+def _hepae_point(name, codec, model, featureset, big, small, n_big, n_small, tmp, x) -> dict:
+    started = time.perf_counter()
+    sizes = []
+    for source, label in ((big, "c_big"), (small, "c_small")):
+        out = tmp / f"{label}.root"
+        hepae.compress(source, out, model, codec=codec, featureset=featureset, overwrite=True, check=False,
+                       progress=False)
+        sizes.append(_container_bytes(out))
+    reco_path = tmp / "reco.root"
+    hepae.decompress(tmp / "c_big.root", reco_path, overwrite=True, progress=False)
+    reco, _ = _values(reco_path, featureset)
+    model_bytes = hepae.inspect(tmp / "c_big.root")["sizes"]["decoder_bytes"]
+    return {"name": name, "codec": codec.get_config(), "bytes_per_object": (sizes[0] - sizes[1]) / (n_big - n_small),
+            "model_bytes": model_bytes, "errors": _errors(featureset, x, reco),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _classical(name, compress_column, featureset, x, bound, count_bytes) -> dict:
+    """SZ3 or ZFP per column (log of |x| for relative bounds, as SZ3 does for pointwise-relative)."""
+    total, reco = count_bytes, np.empty_like(x)
+    for j, column in enumerate(featureset.columns):
+        values = x[:, j].astype(np.float64)
+        relative = column.residual == "relative"
+        sign = np.sign(values)
+        with np.errstate(divide="ignore"):
+            data = np.log(np.abs(values)) if relative else values
+        exact = ~np.isfinite(data)  # zeros under a relative bound: stored as exceptions
+        data = np.where(exact, 0.0, data)
+        tolerance = math.log1p(bound) if relative else bound
+        size, back = compress_column(data, tolerance)
+        total += size + exact.sum() * 8  # position and value of each exception
+        reco[:, j] = np.where(exact, values, sign * np.exp(back) if relative else back)
+    return {"name": f"{name} {bound:g}", "bytes_per_object": total / len(x), "model_bytes": 0,
+            "errors": _errors(featureset, x, reco)}
+
+
+def _sz3(data: np.ndarray, tolerance: float) -> tuple[int, np.ndarray]:
+    from pysz import sz, szConfig, szErrorBoundMode
+
+    config = szConfig()
+    config.errorBoundMode = szErrorBoundMode.ABS
+    config.absErrorBound = tolerance
+    compressed, _ = sz.compress(data, config)
+    back, _ = sz.decompress(compressed, np.float64, data.shape)
+    return len(compressed), back
+
+
+def _zfp(data: np.ndarray, tolerance: float) -> tuple[int, np.ndarray]:
+    import zfpy
+
+    compressed = zfpy.compress_numpy(data, tolerance=tolerance)
+    return len(compressed), zfpy.decompress_numpy(compressed)
+
+
+def _entropy_limit(featureset, x: np.ndarray, bound: float, count_bytes: int) -> dict:
+    bits = 0.0
+    for j, column in enumerate(featureset.columns):
+        values = x[:, j].astype(np.float64)
+        with np.errstate(divide="ignore"):
+            data = np.log(np.abs(values)) / (2 * math.log1p(bound)) if column.residual == "relative" else \
+                values / (2 * bound)
+        _, counts = np.unique(np.rint(data[np.isfinite(data)]), return_counts=True)
+        p = counts / counts.sum()
+        bits += float(-(p * np.log2(p)).sum()) * len(data)
+    return {"name": f"entropy limit {bound:g}", "bytes_per_object": (bits / 8 + count_bytes) / len(x),
+            "model_bytes": 0, "errors": {}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", help="ROOT file to evaluate (default: a generated sample)")
+    parser.add_argument("--train", help="ROOT file to train on (default: another generated sample)")
+    parser.add_argument("--features", default="atlas-jets-4d")
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--latents", default="3,4", help="latent sizes of the autoencoder points")
+    parser.add_argument("--latent-bits", default="6,10", help="quantization of the latent values")
+    parser.add_argument("--bounds", default="1e-2,1e-3,1e-4")
+    parser.add_argument("--json-out", default="pareto.json")
+    parser.add_argument("--png-out", default="pareto.png")
+    args = parser.parse_args()
+    featureset = hepae.load_featureset(args.features)
+    bounds = [float(b) for b in args.bounds.split(",")]
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        big = Path(args.input) if args.input else hepae.make_sample(tmp / "eval.root", featureset, n_events=args.events,
+                                                                     seed=2)
+        training = Path(args.train) if args.train else hepae.make_sample(tmp / "train.root", featureset,
+                                                                          n_events=args.events, seed=1)
+        small = _first_quarter(big, tmp / "quarter.root", featureset.tree)
+        x, counts = _values(big, featureset)
+        n_big, n_small = len(x), len(_values(small, featureset)[0])
+        common = (featureset, big, small, n_big, n_small, tmp, x)
+        rows.append(_hepae_point("lossless", Lossless(), None, *common))
+        hepae.compress(big, tmp / "l.root", codec="lossless", featureset=featureset, check=False, progress=False)
+        with uproot.open(tmp / "l.root") as f:  # what the per-event counts cost: the same for every codec
+            count_bytes = int(f[featureset.tree]["hepae_count"].compressed_bytes)
+        for bits in (6, 8, 10, 12, 14, 16):
+            rows.append(_hepae_point(f"truncate {bits} bits", Truncate(bits), None, *common))
+        models = {int(latent): hepae.train(training, featureset, latent=int(latent), epochs=args.epochs,
+                                           batch_size=512, max_lr=1e-2, progress=False)
+                  for latent in args.latents.split(",")}
+        for latent, model in models.items():
+            for bits in args.latent_bits.split(","):
+                rows.append(_hepae_point(f"ae latent {latent}, {bits} bits", AE(latent_bits=int(bits)), model,
+                                         *common))
+        model = models[min(models)]
+        for bound in bounds:
+            error_bounds = [f"{c.name}={'rel' if c.residual == 'relative' else 'abs'}:{bound:g}"
+                            for c in featureset.columns]
+            best = min((_hepae_point(f"ae bounded {bound:g}", AE(latent_bits=bits, error_bounds=error_bounds,
+                                                                  residual_bytes=width), model, *common)
+                        for bits in (4, 8) for width in (1, 2)), key=lambda r: r["bytes_per_object"])
+            rows.append(best)
+            rows.append(_entropy_limit(featureset, x, bound, count_bytes))
+            for name, compress_column in (("sz3", _sz3), ("zfp", _zfp)):
+                try:
+                    rows.append(_classical(name, compress_column, featureset, x, bound, count_bytes))
+                except ImportError:
+                    print(f"({name} not installed: pip install pysz zfpy)")
+    _report(rows, featureset, args)
+
+
+def _report(rows: list[dict], featureset, args) -> None:
+    names = featureset.column_names
+    header = f"{'point':34s} {'B/object':>9s} {'model B':>8s} " + " ".join(f"{n + ' max':>10s}" for n in names)
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        errors = " ".join(f"{r['errors'][n]['max']:10.2e}" if n in r["errors"] else f"{'':10s}" for n in names)
+        print(f"{r['name']:34s} {r['bytes_per_object']:9.3f} {r['model_bytes']:8d} {errors}")
+    Path(args.json_out).write_text(json.dumps({"featureset": featureset.name, "rows": rows}, indent=1))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for family, marker in (("truncate", "s"), ("sz3", "^"), ("zfp", "v"), ("ae bounded", "o"), ("ae latent", "x")):
+        points = [r for r in rows if r["name"].startswith(family) and r["errors"]]
+        if points:
+            worst = [max(e["max"] for e in r["errors"].values()) for r in points]
+            ax.scatter([r["bytes_per_object"] for r in points], np.maximum(worst, 1e-9), marker=marker, label=family)
+    for r in rows:
+        if r["name"].startswith("entropy limit"):
+            ax.axvline(r["bytes_per_object"], color="grey", ls=":", lw=1)
+        if r["name"] == "lossless":
+            ax.axvline(r["bytes_per_object"], color="black", ls="--", lw=1, label="lossless float32")
+    ax.set_xlabel("bytes per object (marginal; counts included, model not)")
+    ax.set_ylabel("max |error| over variables (relative or absolute)")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title(f"{featureset.name}: size vs error (dotted: entropy limits at the bounds)")
+    fig.savefig(args.png_out, dpi=110)
+    print(f"wrote {args.json_out} and {args.png_out}")
+
+
+if __name__ == "__main__":
+    main()

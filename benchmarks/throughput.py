@@ -1,0 +1,102 @@
+"""Objects/s, MB/s and peak memory of compress and decompress, file to file, against a plain copy.
+
+    python benchmarks/throughput.py                      # generated sample, 200k events
+    python benchmarks/throughput.py --input jets.root --features atlas-jets-4d
+
+Every step runs in its own process (peak RSS: the process's own VmHWM; ru_maxrss would include the
+size of this parent at fork time), in the same run, on the same machine:
+a plain uproot read-and-rewrite copy of the same branches (the baseline), then compress and decompress
+with the ``truncate`` codec and with the autoencoder (``ae``, quantized latents). MB/s counts the
+collection's float32 values (16 bytes per 4D object). Prints a table with ratios to the copy and writes
+JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import hepae
+
+STEP = r"""
+import json, sys, time
+import hepae
+step, source, target, features, model = sys.argv[1:6]
+started = time.perf_counter()
+if step == "copy":
+    import uproot
+    from hepae.sources import open_source
+    from hepae.writing import make_writer
+    fs = hepae.load_featureset(features)
+    with open_source(source, fs.tree) as table, uproot.recreate(target) as out:
+        writer = make_writer(out, table.storage, table.name, table.layout.branches)
+        for chunk in table.iterate(table.layout.names):
+            writer.extend(chunk)
+elif step.startswith("compress"):
+    codec = {"id": "truncate", "mantissa_bits": 10} if step.endswith("truncate") else {"id": "ae", "latent_bits": 10}
+    hepae.compress(source, target, None if "truncate" in step else model, codec=codec, featureset=features,
+                   check=False, progress=False, device="cpu")
+else:
+    hepae.decompress(source, target, progress=False, device="cpu")
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({"seconds": time.perf_counter() - started, "peak_kb": hwm}))
+"""
+
+
+def run_step(*args: str) -> tuple[float, float]:
+    """One step in a fresh process: (seconds inside the step, peak RSS in MB)."""
+    process = subprocess.Popen([sys.executable, "-c", STEP, *args], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")})
+    output = process.stdout.read()  # type: ignore[union-attr]
+    status = process.wait()
+    if status != 0:
+        raise SystemExit(f"step {args[0]} failed")
+    return json.loads(output)["seconds"], json.loads(output)["peak_kb"] / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", help="ROOT file (default: a generated sample)")
+    parser.add_argument("--features", default="atlas-jets-4d")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--epochs", type=int, default=2, help="training epochs of the model (speed does not care)")
+    parser.add_argument("--json-out", default="throughput.json")
+    args = parser.parse_args()
+    featureset = hepae.load_featureset(args.features)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        source = Path(args.input) if args.input else hepae.make_sample(tmp / "in.root", featureset,
+                                                                        n_events=args.events, seed=3)
+        model = hepae.train(source, featureset, epochs=args.epochs, progress=False).save(tmp / "m.hepae")
+        n_objects = hepae.compress(source, tmp / "probe.root", codec="lossless", featureset=featureset,
+                                   check=False, progress=False)["n_objects"]
+        megabytes = n_objects * featureset.n_features * 4 / 1e6
+        steps = [("plain uproot copy", "copy", source, tmp / "copy.root"),
+                 ("compress truncate", "compress-truncate", source, tmp / "t.root"),
+                 ("decompress truncate", "decompress", tmp / "t.root", tmp / "t.reco.root"),
+                 ("compress ae", "compress-ae", source, tmp / "a.root"),
+                 ("decompress ae", "decompress", tmp / "a.root", tmp / "a.reco.root")]
+        rows = []
+        for name, step, src, dst in steps:
+            seconds, rss = run_step(step, str(src), str(dst), featureset.name, str(model))
+            rows.append({"step": name, "seconds": round(seconds, 3), "objects_per_second": round(n_objects / seconds),
+                         "mb_per_second": round(megabytes / seconds, 2), "peak_rss_mb": round(rss, 1)})
+    baseline = rows[0]["seconds"]
+    for row in rows:
+        row["speed_vs_copy"] = round(baseline / row["seconds"], 3)
+    print(f"{n_objects} objects ({megabytes:.1f} MB of float32 values), {featureset.name}")
+    print(f"{'step':22s} {'seconds':>8s} {'objects/s':>11s} {'MB/s':>7s} {'vs copy':>8s} {'peak RSS MB':>12s}")
+    for r in rows:
+        print(f"{r['step']:22s} {r['seconds']:8.3f} {r['objects_per_second']:11d} {r['mb_per_second']:7.1f} "
+              f"{r['speed_vs_copy']:8.3f} {r['peak_rss_mb']:12.1f}")
+    Path(args.json_out).write_text(json.dumps({"n_objects": n_objects, "rows": rows}, indent=1))
+    print(f"wrote {args.json_out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""The benchmark scripts run (on a tiny file; their numbers are measured by running them, not here)."""
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def _run(script, tmp_path, *args):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_pareto_benchmark_runs(tmp_path):
+    out = _run("pareto.py", tmp_path, "--events", "600", "--epochs", "1", "--latents", "3", "--latent-bits", "6",
+               "--bounds", "1e-2")
+    rows = json.loads((tmp_path / "pareto.json").read_text())["rows"]
+    names = [r["name"] for r in rows]
+    expected = {"lossless", "truncate 10 bits", "ae latent 3, 6 bits", "ae bounded 0.01", "entropy limit 0.01"}
+    assert expected <= set(names)
+    bounded = rows[names.index("ae bounded 0.01")]
+    assert all(e["max"] <= 1e-2 for e in bounded["errors"].values())
+    assert (tmp_path / "pareto.png").stat().st_size > 0 and "B/object" in out
+
+
+def test_throughput_benchmark_runs(tmp_path):
+    out = _run("throughput.py", tmp_path, "--events", "500", "--epochs", "1")
+    rows = json.loads((tmp_path / "throughput.json").read_text())["rows"]
+    assert [r["step"] for r in rows][0] == "plain uproot copy" and rows[0]["speed_vs_copy"] == 1.0
+    assert "decompress ae" in out

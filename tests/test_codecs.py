@@ -1,0 +1,176 @@
+"""Codecs: error bounds that hold for every value, mantissa truncation, configs as JSON, files that shrink."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import hepae
+from hepae.cli import main
+from hepae.codecs import (
+    AE,
+    EXCEPTION,
+    ErrorBound,
+    Lossless,
+    Truncate,
+    apply_residuals,
+    get_codec,
+    quantize_residuals,
+    truncate_mantissa,
+    within_bound,
+)
+from hepae.errors import CodecError, FeatureSetError
+
+FS = "atlas-jets-4d"
+special = st.sampled_from([0.0, -0.0, 1e-38, -1e-38, 1e-45, np.nan, np.inf, -np.inf, 3.4e38, -3.4e38])
+values = st.one_of(st.floats(width=32, allow_nan=False, allow_infinity=False), special)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(values, values), min_size=1, max_size=60), st.sampled_from(["abs", "rel"]),
+       st.floats(1e-6, 0.5))
+def test_every_value_is_within_its_bound_or_exact(pairs, kind, bound):
+    x = np.array([p[0] for p in pairs], dtype=np.float32)
+    predicted = np.array([p[1] for p in pairs], dtype=np.float32)  # anything: a good or a useless prediction
+    residual, exact = quantize_residuals(x, predicted, kind, bound)
+    reco = apply_residuals(predicted, residual, exact, kind, bound)
+    assert reco.dtype == np.float32
+    assert within_bound(x, reco, kind, bound).all()
+    exceptions = residual == EXCEPTION
+    np.testing.assert_array_equal(reco[exceptions], x[exceptions])  # NaN, Inf, sign changes: exact
+    assert not exceptions[np.isfinite(x) & (x == predicted) & ((x != 0) | (kind == "abs"))].any()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1e4, 1e4, width=32), min_size=1, max_size=50), st.sampled_from(["abs", "rel"]),
+       st.floats(1e-4, 0.1), st.floats(-0.45, 0.45))
+def test_the_bound_survives_a_decoder_that_differs_by_less_than_half_the_margin(x, kind, bound, shift):
+    """Another machine's decoder may give slightly different predictions: the margin absorbs that."""
+    x = np.array(x, dtype=np.float32)
+    predicted = x * np.float32(1.01) + np.float32(0.3)
+    residual, exact = quantize_residuals(x, predicted, kind, bound, margin=0.1)
+    # the other decoder's prediction is off by up to 0.45 * margin/2 * bound (relative: in log space)
+    delta = shift * 0.05 * bound
+    other = predicted + delta if kind == "abs" else predicted * np.exp(delta)
+    reco = apply_residuals(other.astype(np.float32), residual, exact, kind, bound, margin=0.1)
+    assert within_bound(x, reco, kind, bound * 1.0001).all()  # float32 rounding of the shifted prediction
+
+
+def test_error_bound_text_is_parsed_and_checked():
+    assert ErrorBound.parse("pt=rel:1e-3") == ErrorBound("pt", "rel", 1e-3)
+    assert str(ErrorBound.parse(" eta = abs : 0.001 ")) == "eta=abs:0.001"
+    for bad in ("pt=1e-3", "pt=rel:0", "pt=rel:1.5", "pt=abs:nan", "=abs:1"):
+        with pytest.raises(CodecError, match="error bound"):
+            ErrorBound.parse(bad)
+
+
+def _reference_truncation(x: np.ndarray, bits: int) -> np.ndarray:
+    """Round the significand to ``bits`` bits after the leading one, with frexp/ldexp."""
+    m, e = np.frexp(x.astype(np.float64))  # x = m * 2**e, 0.5 <= |m| < 1
+    scaled = np.abs(m) * 2.0 ** (bits + 1)
+    rounded = np.sign(m) * np.floor(scaled + 0.5)
+    return np.ldexp(rounded, e - bits - 1).astype(np.float32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False, min_value=-2.0**120, max_value=2.0**120)
+                .filter(lambda v: v == 0 or abs(v) > 2.0**-120), min_size=1, max_size=50), st.integers(1, 23))
+def test_truncation_matches_a_frexp_reference(x, bits):
+    x = np.array(x, dtype=np.float32)
+    np.testing.assert_array_equal(truncate_mantissa(x, bits), _reference_truncation(x, bits))
+
+
+def test_truncation_keeps_inf_and_nan_and_bounds_the_relative_error():
+    x = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1.0, 3.14159, -2.5e-3], dtype=np.float32)
+    y = truncate_mantissa(x, 10)
+    assert np.isposinf(y[0]) and np.isneginf(y[1]) and np.isnan(y[2]) and y[3] == 0 and np.signbit(y[4])
+    assert np.all(np.abs(y[5:] / x[5:] - 1) <= 2.0**-11)
+
+
+@pytest.mark.parametrize("codec", [Lossless(), Truncate(7), AE(), AE(latent_bits=9),
+                                   AE(latent_bits=6, error_bounds=["pt=rel:1e-3", "eta=abs:2e-3"], margin=0.2,
+                                      residual_bytes=2)])
+def test_codec_configs_round_trip_through_json(codec):
+    again = get_codec(json.loads(json.dumps(codec.get_config())))
+    assert again == codec and type(again) is type(codec)
+    assert repr(again) == repr(codec)
+
+
+def test_bad_codec_settings_are_refused():
+    with pytest.raises(CodecError, match="unknown codec 'zip'"):
+        get_codec("zip")
+    with pytest.raises(CodecError, match="mantissa_bits must be in 1..23"):
+        get_codec({"id": "truncate", "mantissa_bits": 30})
+    with pytest.raises(CodecError, match="bad settings for codec 'lossless'"):
+        get_codec({"id": "lossless", "bits": 3})
+    with pytest.raises(CodecError, match="more than one error bound"):
+        AE(error_bounds=["pt=rel:1e-3", "pt=abs:1"])
+
+
+def test_ae_codec_keeps_bounds_with_nan_inf_and_out_of_domain_values(models):
+    model = models[FS]
+    codec = AE(latent_bits=8, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-2"])
+    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
+    rng = np.random.default_rng(0)
+    n = 2000
+    x = np.stack([20e3 * rng.uniform(0, 1, n) ** -0.3, rng.normal(0, 1.5, n), rng.uniform(-3.1, 3.1, n),
+                  5e3 * rng.uniform(0.5, 2, n)], axis=1).astype(np.float32)
+    x[:5, 0] = [np.nan, np.inf, -50e3, 0.0, 1e-30]  # the log normalization cannot take these pT values
+    x[5, 1] = np.nan
+    x[6, 3] = -1.0
+    streams = codec.encode(x, model)
+    assert all(v.ndim == 1 and len(v) == n for v in streams.values())
+    reco = codec.decode(streams, model)
+    for j, bound in enumerate(codec.error_bounds):
+        assert within_bound(x[:, j], reco[:, j], bound.kind, bound.value).all(), bound
+    np.testing.assert_array_equal(reco[:5, 0], x[:5, 0])  # stored exactly
+    assert np.isnan(reco[5, 1]) and reco[6, 3] == -1.0
+
+
+def test_ae_codec_without_bounds_refuses_values_outside_the_domain(models):
+    model = models[FS]
+    codec = AE()
+    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
+    x = np.array([[-1.0, 0.0, 0.0, 1.0]], dtype=np.float32)
+    with pytest.raises(hepae.errors.TransformDomainError, match="'pt'"):
+        codec.encode(x, model)
+    with pytest.raises(FeatureSetError, match="no such column"):
+        AE(error_bounds=["mass=rel:1e-3"]).prepare(model.featureset.column_names, model.featureset.dtype, model)
+
+
+def test_bounded_files_are_smaller_than_lossless_and_keep_every_value(samples, models, tmp_path):
+    sample = samples[FS]
+    lossless = hepae.compress(sample, tmp_path / "l.root", codec="lossless", featureset=FS, progress=False)
+    bounds = ["pt=rel:1e-2", "eta=abs:1e-2", "phi=abs:1e-2", "m=rel:1e-2"]
+    bounded = hepae.compress(sample, tmp_path / "b.root", models[FS], codec=AE(latent_bits=6, error_bounds=bounds),
+                             progress=False)
+    assert bounded["collection_latent_bytes"] < lossless["collection_latent_bytes"]
+    hepae.decompress(tmp_path / "b.root", tmp_path / "r.root", progress=False)
+    hepae.decompress(tmp_path / "l.root", tmp_path / "lr.root", progress=False)
+    exact = hepae.residual_summary(sample, tmp_path / "lr.root", FS)
+    assert all(r["max_abs"] == 0 for r in exact.values())
+    residuals = hepae.residual_summary(sample, tmp_path / "r.root", FS)
+    assert all(r["max_abs"] <= 1e-2 for r in residuals.values()), residuals
+    assert bounded["residuals"]["pt"]["max_abs"] == residuals["pt"]["max_abs"]  # the check saw the same values
+
+
+def test_cli_codecs(samples, model_files, tmp_path, capsys):
+    sample = str(samples[FS])
+    assert main(["compress", sample, "-o", str(tmp_path / "t.root"), "--codec", "truncate", "--mantissa-bits", "8",
+                 "--features", FS, "-q", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["codec"] == {"id": "truncate", "mantissa_bits": 8}
+    assert summary["residuals"]["pt"]["max_abs"] <= 2.0**-9
+    assert main(["compress", sample, "-o", str(tmp_path / "a.root"), "--codec", "ae", "--features", FS, "-q"]) == 1
+    assert "needs a trained model" in capsys.readouterr().err
+    assert main(["compress", sample, "-o", str(tmp_path / "a.root"), "-m", str(model_files[FS]), "--error-bound",
+                 "pt=relative:1", "-q"]) == 1
+    assert "is not of the form" in capsys.readouterr().err
+    assert main(["compress", sample, "-o", str(tmp_path / "a.root"), "-m", str(model_files[FS]), "--latent-bits", "8",
+                 "--error-bound", "pt=rel:1e-3", "-q"]) == 0
+    assert main(["inspect", str(tmp_path / "a.root")]) == 0
+    assert "codec       ae (error_bounds=['pt=rel:0.001'], latent_bits=8, margin=0.1, residual_bytes=1)" in \
+        capsys.readouterr().out
+    assert not (tmp_path / "x.root").exists()
