@@ -61,6 +61,8 @@ def test_the_bound_survives_a_decoder_that_differs_by_less_than_half_the_margin(
 def test_error_bound_text_is_parsed_and_checked():
     assert ErrorBound.parse("pt=rel:1e-3") == ErrorBound("pt", "rel", 1e-3)
     assert str(ErrorBound.parse(" eta = abs : 0.001 ")) == "eta=abs:0.001"
+    odd = ErrorBound.parse("pt=rel:1.23456789e-3")
+    assert ErrorBound.parse(str(odd)) == odd  # the metadata keeps the exact bound
     for bad in ("pt=1e-3", "pt=rel:0", "pt=rel:1.5", "pt=abs:nan", "=abs:1"):
         with pytest.raises(CodecError, match="error bound"):
             ErrorBound.parse(bad)

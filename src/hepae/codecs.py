@@ -65,7 +65,7 @@ class ErrorBound:
         return cls(match.group(1), match.group(2), value)
 
     def __str__(self) -> str:
-        return f"{self.column}={self.kind}:{self.value:g}"
+        return f"{self.column}={self.kind}:{self.value!r}"  # repr: the exact value, kept in the metadata
 
 
 def _step(kind: str, bound: float, margin: float) -> float:
@@ -248,7 +248,7 @@ class Lossless(Codec):
 
 
 class Truncate(Codec):
-    """Mantissa truncation to ``mantissa_bits`` (0..23) of float32, stored as the kept bits."""
+    """Mantissa truncation to ``mantissa_bits`` (1..23) of float32, stored as the kept bits."""
 
     codec_id = "truncate"
 
@@ -305,6 +305,7 @@ class AE(Codec):
         self.margin = float(margin)
         self.residual_bytes = int(residual_bytes)
         self.latent_step = None if latent_step is None else [float(s) for s in latent_step]
+        self._step_given = latent_step is not None  # else derived from each model's latent statistics
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"id": self.codec_id, "latent_bits": self.latent_bits,
@@ -322,7 +323,7 @@ class AE(Codec):
         unknown = [b.column for b in self.error_bounds if b.column not in self.columns]
         if unknown:
             raise FeatureSetError(f"error bound(s) for {unknown}: no such column; columns are {self.columns}")
-        if self.latent_bits is not None and self.latent_step is None:
+        if self.latent_bits is not None and not self._step_given:
             std = model.training.get("latent_std")
             if std is None or len(std) != model.latent_size:
                 raise CodecError("this model has no latent statistics (trained by an older hepae); retrain it to "
