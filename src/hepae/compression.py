@@ -88,10 +88,9 @@ def compress(
     as an RNTuple). Every other branch of the table is carried over with identical values; the
     collection's branches are replaced by the codec's streams (:mod:`hepae.codecs`) and a per-event
     object count (if the feature set selects objects, only the selected ones are encoded and the others
-    kept exactly). The ``ae`` codec (default) needs
-    ``model`` and embeds its decoder; ``truncate`` and ``lossless`` need only ``featureset``. Reading
-    and writing stream in chunks of ``step_size``; the encoder runs on ``device`` (``"auto"``: CUDA if
-    available).
+    kept exactly). The ``ae`` codec (default) needs ``model`` and embeds its decoder; ``truncate`` and
+    ``lossless`` need only ``featureset``. Reading and writing stream in chunks of ``step_size``; the
+    encoder runs on ``device`` (``"auto"``: CUDA if available).
 
     With ``check`` (default), the streams are also decoded as decompression will, and the summary
     gets per-variable ``residuals`` and the number of ``unphysical_objects`` (E below |p|, negative
