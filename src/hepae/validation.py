@@ -298,7 +298,7 @@ def validate(
                 values_b, _ = select_objects(values_b, counts, mask)
                 residuals = accumulator.residuals(values_a, values_b)
                 accumulator.update(values_a, values_b)
-                if not variables:
+                if not variables and len(values_a):  # binning from the first chunk that has objects
                     pt_axis = None
                     if pt_index is not None:
                         pt_axis = _axis("pt", _xlabel(featureset.columns[pt_index]), values_a[:, pt_index], True,
