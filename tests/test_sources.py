@@ -193,3 +193,16 @@ def test_real_hzz_cartesian_jets_round_trip_in_their_stored_representation(tmp_p
     assert len(_assert_fields_identical(arrays_a, arrays_b, jets)) == len(arrays_a.fields) - 4
     for name in jets:
         assert str(arrays_b[name].type) == str(arrays_a[name].type)
+
+
+def test_fields_an_rntuple_cannot_hold_are_named():
+    from hepae.layout import AWKWARD_DTYPE, BranchSpec
+    from hepae.writing import rntuple_refusals
+
+    fine = [BranchSpec("x", "float32"), BranchSpec("jets", "float32", "njets"),
+            BranchSpec("nested", AWKWARD_DTYPE, None, ak.Array([[[1.0]]]).layout.form.to_json())]
+    assert rntuple_refusals(fine) == {}
+    half = BranchSpec("half", AWKWARD_DTYPE, None, ak.Array(np.ones(2, np.float16)).layout.form.to_json())
+    complex_ = BranchSpec("z", AWKWARD_DTYPE, None, ak.Array(np.ones(2, np.complex128)).layout.form.to_json())
+    refused = rntuple_refusals([*fine, half, complex_])
+    assert sorted(refused) == ["half", "z"] and "float16" in refused["half"]

@@ -19,6 +19,7 @@ import uproot
 
 from hepae.errors import BranchTypeError, HepaeError, InputFileError, TreeNotFoundError, close_matches
 from hepae.layout import TreeLayout, describe_ntuple, describe_tree
+from hepae.writing import rntuple_refusals
 
 DEFAULT_STEP_SIZE = "50 MB"
 """Default chunk size for streaming: an entry count (int) or a memory size string."""
@@ -164,11 +165,15 @@ class RNTupleSource(Source):
     def layout(self) -> TreeLayout:  # type: ignore[override]
         """Described on first use: uproot builds the form of every field, slow for a thousand fields."""
         try:
-            return describe_ntuple(self._ntuple)
+            layout = describe_ntuple(self._ntuple)
         except Exception as err:
             raise BranchTypeError(
                 f"cannot read the fields of RNTuple '{self._ntuple.name}' in {self.path}: {_first_line(err)}"
             ) from None
+        refused = rntuple_refusals(layout.branches)  # fields uproot cannot write back
+        layout.branches = [b for b in layout.branches if b.name not in refused]
+        layout.unsupported.update(refused)
+        return layout
 
     def iterate(self, names, step_size=DEFAULT_STEP_SIZE):
         return iterate_arrays(self._ntuple, names, step_size)

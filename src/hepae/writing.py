@@ -15,7 +15,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from hepae.errors import BranchTypeError, OutputFileError
+from hepae.errors import BranchTypeError, OutputFileError, UnsupportedBranchError
 from hepae.layout import BranchSpec
 
 DEFAULT_COMPRESSION = "zstd:5"
@@ -156,7 +156,11 @@ class NTupleWriter:
         self.name = name
         self.branches = list(branches)
         form = ak.forms.RecordForm([s.awkward_form() for s in self.branches], [s.name for s in self.branches])
-        self._ntuple = file.mkrntuple(name, form, description=title)
+        try:
+            self._ntuple = file.mkrntuple(name, form, description=title)
+        except Exception:
+            raise UnsupportedBranchError(
+                f"RNTuple '{name}': uproot cannot write {_unwritable_fields(self.branches)}") from None
         self.num_entries = 0
 
     def extend(self, data: dict[str, object]) -> None:
@@ -170,8 +174,45 @@ class NTupleWriter:
             if spec.numeric:
                 values = ak.values_astype(ak.Array(values), spec.numpy_dtype.base)
             chunk[spec.name] = values
-        self._ntuple.extend(ak.zip(chunk, depth_limit=1))
+        try:
+            self._ntuple.extend(ak.zip(chunk, depth_limit=1))
+        except Exception:
+            reasons = _unwritable_fields(self.branches, chunk)
+            raise UnsupportedBranchError(f"RNTuple '{self.name}': uproot cannot write {reasons}") from None
         self.num_entries += length
+
+
+def rntuple_refusals(branches: Sequence[BranchSpec], chunk: dict[str, object] | None = None) -> dict[str, str]:
+    """The fields uproot refuses to declare (or, given a chunk, to write) in an RNTuple: name -> reason.
+
+    All fields are tried at once first; only if that fails, one by one (in memory, nothing is written).
+    """
+    import io
+
+    def attempt(specs: Sequence[BranchSpec]) -> None:
+        with uproot.recreate(io.BytesIO()) as probe:
+            form = ak.forms.RecordForm([s.awkward_form() for s in specs], [s.name for s in specs])
+            ntuple = probe.mkrntuple("probe", form)
+            if chunk is not None:
+                ntuple.extend(ak.zip({s.name: chunk[s.name] for s in specs}, depth_limit=1))
+
+    try:
+        attempt(branches)
+        return {}
+    except Exception:
+        pass
+    refused = {}
+    for spec in branches:
+        try:
+            attempt([spec])
+        except Exception as err:
+            refused[spec.name] = f"uproot cannot write it to an RNTuple ({type(err).__name__}: {err})"
+    return refused
+
+
+def _unwritable_fields(branches: Sequence[BranchSpec], chunk: dict[str, object] | None = None) -> str:
+    refused = rntuple_refusals(branches, chunk)
+    return ", ".join(f"'{name}': {reason}" for name, reason in refused.items()) or "these fields together"
 
 
 def make_writer(
