@@ -161,6 +161,14 @@ class RNTupleSource(Source):
         self.path, self.title = path, getattr(ntuple, "description", "") or ""
         self._ntuple = self._table = ntuple
 
+    @property
+    def name(self) -> str:
+        return self._ntuple.name
+
+    @property
+    def num_entries(self) -> int:
+        return int(self._ntuple.num_entries)
+
     @functools.cached_property
     def layout(self) -> TreeLayout:  # type: ignore[override]
         """Described on first use: uproot builds the form of every field, slow for a thousand fields."""
