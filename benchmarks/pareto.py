@@ -49,20 +49,13 @@ def _errors(featureset, x: np.ndarray, reco: np.ndarray) -> dict[str, dict[str, 
     return out
 
 
-def _container_bytes(path: Path) -> int:
-    sizes = hepae.inspect(path)["sizes"]
-    return sizes["collection_latent_bytes"]
-
-
 def _first_quarter(path: Path, target: Path, tree: str) -> Path:
-    with uproot.open(path) as f:
-        entries = f[tree].num_entries
     from hepae.layout import describe_tree
     from hepae.writing import TreeWriter
 
     with uproot.open(path) as f:
         t = f[tree]
-        layout, arrays = describe_tree(t), t.arrays(library="ak", how=dict, entry_stop=entries // 4)
+        layout, arrays = describe_tree(t), t.arrays(library="ak", how=dict, entry_stop=t.num_entries // 4)
     with uproot.recreate(target) as out:
         TreeWriter(out, tree, layout.branches).extend(arrays)
     return target
@@ -70,18 +63,15 @@ def _first_quarter(path: Path, target: Path, tree: str) -> Path:
 
 def _hepae_point(name, codec, model, featureset, big, small, n_big, n_small, tmp, x) -> dict:
     started = time.perf_counter()
-    sizes = []
-    for source, label in ((big, "c_big"), (small, "c_small")):
-        out = tmp / f"{label}.root"
-        hepae.compress(source, out, model, codec=codec, featureset=featureset, overwrite=True, check=False,
-                       progress=False)
-        sizes.append(_container_bytes(out))
+    summaries = [hepae.compress(source, tmp / f"{label}.root", model, codec=codec, featureset=featureset,
+                                overwrite=True, check=False, progress=False)
+                 for source, label in ((big, "c_big"), (small, "c_small"))]
+    sizes = [s["collection_latent_bytes"] for s in summaries]  # codec streams and per-event counts
     reco_path = tmp / "reco.root"
     hepae.decompress(tmp / "c_big.root", reco_path, overwrite=True, progress=False)
     reco, _ = _values(reco_path, featureset)
-    model_bytes = hepae.inspect(tmp / "c_big.root")["sizes"]["decoder_bytes"]
     return {"name": name, "codec": codec.get_config(), "bytes_per_object": (sizes[0] - sizes[1]) / (n_big - n_small),
-            "model_bytes": model_bytes, "errors": _errors(featureset, x, reco),
+            "model_bytes": summaries[0]["decoder_bytes"], "errors": _errors(featureset, x, reco),
             "seconds": round(time.perf_counter() - started, 2)}
 
 

@@ -112,7 +112,8 @@ def compress(
     if model is not None and model.featureset.to_dict() != featureset.to_dict():
         raise ModelMismatchError(
             f"the model was trained on feature set '{model.featureset.name}', not on '{featureset.name}'")
-    codec.prepare(featureset.column_names, featureset.dtype, model if codec.needs_model else None)
+    codec_model = model if codec.needs_model else None
+    codec.prepare(featureset.column_names, featureset.dtype, codec_model)
     input, output = Path(input), Path(output)
     with open_source(input, featureset.tree) as source:
         layout = source.layout
@@ -129,7 +130,6 @@ def compress(
         n_objects = n_encoded = n_chunks = unphysical = 0
         accumulator = ResidualAccumulator(featureset) if check else None
         lossless = [j for j, column in enumerate(featureset.columns) if column.lossless]
-        codec_model = model if codec.needs_model else None
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
             with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
                 writer = make_writer(file, source.storage, source.name, out_specs, title=source.title)

@@ -9,6 +9,8 @@ undefined (orig == 0) are counted separately.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from os import PathLike
 from typing import Any
 
@@ -18,7 +20,9 @@ import numpy as np
 from hepae.errors import ModelMismatchError
 from hepae.features import FeatureSet, load_featureset
 from hepae.reading import check_collection, collection_to_tensor, select_objects, selection_mask
-from hepae.sources import open_source
+from hepae.sources import Source, open_source
+
+PathArg = str | PathLike[str]
 
 _AXIS = bh.axis.Regular(4000, 1e-12, 1e8, transform=bh.axis.transform.log)
 
@@ -48,8 +52,9 @@ class ResidualAccumulator:
             out.append(r)
         return out
 
-    def update(self, original: np.ndarray, reco: np.ndarray) -> None:
-        for j, r in enumerate(self.residuals(original, reco)):
+    def update(self, original: np.ndarray, reco: np.ndarray, residuals: list[np.ndarray] | None = None) -> None:
+        """Add a chunk; ``residuals`` (from :meth:`residuals`) if the caller has them already."""
+        for j, r in enumerate(residuals if residuals is not None else self.residuals(original, reco)):
             finite = np.isfinite(r)
             self.undefined[j] += int((~finite).sum())
             r = r[finite]
@@ -92,9 +97,36 @@ class ResidualAccumulator:
         return out
 
 
+@contextlib.contextmanager
+def open_pair(original: PathArg, reconstructed: PathArg, featureset: FeatureSet) -> Iterator[tuple[Source, Source]]:
+    """Both files' tables, checked to hold the collection and the same number of events."""
+    with open_source(original, featureset.tree) as a, open_source(reconstructed, featureset.tree) as b:
+        check_collection(a.layout, featureset, original)
+        check_collection(b.layout, featureset, reconstructed)
+        if a.num_entries != b.num_entries:
+            raise ModelMismatchError(f"{original} has {a.num_entries} events, {reconstructed} {b.num_entries}")
+        yield a, b
+
+
+def paired_chunks(
+    a: Source, b: Source, featureset: FeatureSet, step_size: int | str
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Chunk by chunk, ``(original, reconstructed, counts)``: the objects the network encodes (the
+    feature set's selection, taken from the original) and their per-event counts."""
+    names = featureset.input_branches
+    for chunk_a, chunk_b in zip(a.iterate(names, step_size), b.iterate(names, step_size)):
+        values_a, counts = collection_to_tensor(chunk_a, featureset)
+        values_b, counts_b = collection_to_tensor(chunk_b, featureset)
+        if not np.array_equal(counts, counts_b):
+            raise ModelMismatchError(f"{a.path} and {b.path} differ in the number of objects per event")
+        mask = selection_mask(chunk_a, featureset)
+        values_a, selected = select_objects(values_a, counts, mask)
+        yield values_a, select_objects(values_b, counts, mask)[0], selected
+
+
 def residual_summary(
-    original: str | PathLike[str],
-    reconstructed: str | PathLike[str],
+    original: PathArg,
+    reconstructed: PathArg,
     featureset: str | FeatureSet,
     *,
     step_size: int = 200_000,
@@ -105,17 +137,7 @@ def residual_summary(
     """
     featureset = load_featureset(featureset)
     accumulator = ResidualAccumulator(featureset)
-    with open_source(original, featureset.tree) as a, open_source(reconstructed, featureset.tree) as b:
-        check_collection(a.layout, featureset, original)
-        check_collection(b.layout, featureset, reconstructed)
-        if a.num_entries != b.num_entries:
-            raise ModelMismatchError(f"{original} has {a.num_entries} events, {reconstructed} {b.num_entries}")
-        names = featureset.input_branches
-        for chunk_a, chunk_b in zip(a.iterate(names, step_size), b.iterate(names, step_size)):
-            values_a, counts_a = collection_to_tensor(chunk_a, featureset)
-            values_b, counts_b = collection_to_tensor(chunk_b, featureset)
-            if not np.array_equal(counts_a, counts_b):
-                raise ModelMismatchError(f"{original} and {reconstructed} differ in the number of objects per event")
-            mask = selection_mask(chunk_a, featureset)  # the objects the network reconstructed
-            accumulator.update(select_objects(values_a, counts_a, mask)[0], select_objects(values_b, counts_b, mask)[0])
+    with open_pair(original, reconstructed, featureset) as (a, b):
+        for values_a, values_b, _ in paired_chunks(a, b, featureset, step_size):
+            accumulator.update(values_a, values_b)
     return accumulator.summary()

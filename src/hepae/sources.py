@@ -91,9 +91,11 @@ def iterate_arrays(
     except HepaeError:
         raise
     except Exception as err:  # damaged baskets/pages: decompression, deserialization, size errors
-        raise InputFileError(
-            f"cannot read '{table.name}' of {table.file.file_path} (damaged file?): {_first_line(err)}"
-        ) from None
+        raise _damaged(table, err) from None
+
+
+def _damaged(table: Any, err: BaseException) -> InputFileError:
+    return InputFileError(f"cannot read '{table.name}' of {table.file.file_path} (damaged file?): {_first_line(err)}")
 
 
 def read_range(table: Any, names: Sequence[str], entry_start: int, entry_stop: int) -> dict[str, ak.Array]:
@@ -103,9 +105,7 @@ def read_range(table: Any, names: Sequence[str], entry_start: int, entry_stop: i
         arrays = table.arrays(filter_name=lambda n: n in wanted, entry_start=entry_start, entry_stop=entry_stop,
                               library="ak", how=dict)
     except Exception as err:
-        raise InputFileError(
-            f"cannot read '{table.name}' of {table.file.file_path} (damaged file?): {_first_line(err)}"
-        ) from None
+        raise _damaged(table, err) from None
     return {n: arrays[n] for n in names}
 
 

@@ -29,10 +29,10 @@ import uproot
 import vector
 from tqdm.auto import tqdm
 
-from hepae.errors import ContainerFormatError, FeatureSetError, InputFileError, ModelMismatchError, OutputFileError
+from hepae.errors import ContainerFormatError, FeatureSetError, InputFileError, OutputFileError
 from hepae.features import FeatureSet, list_featuresets, load_featureset
-from hepae.metrics import ResidualAccumulator
-from hepae.reading import DEFAULT_STEP_SIZE, check_collection, collection_to_tensor, select_objects, selection_mask
+from hepae.metrics import ResidualAccumulator, open_pair, paired_chunks
+from hepae.reading import DEFAULT_STEP_SIZE, check_collection
 from hepae.sources import open_source
 
 PathArg = str | PathLike[str]
@@ -277,27 +277,14 @@ def validate(
     variables: list[_Variable] = []
     residual_moments = _Moments(featureset.n_features)
     physics = _Physics(featureset)
-    names = featureset.input_branches
     pt_index = featureset.column_names.index("pt") if "pt" in featureset.column_names else None
     n_events = 0
-    with open_source(original, featureset.tree) as a, open_source(reconstructed, featureset.tree) as b:
-        check_collection(a.layout, featureset, original)
-        check_collection(b.layout, featureset, reconstructed)
-        if a.num_entries != b.num_entries:
-            raise ModelMismatchError(f"{original} has {a.num_entries} events, {reconstructed} {b.num_entries}")
+    with open_pair(original, reconstructed, featureset) as (a, b):
         bar = tqdm(total=a.num_entries, disable=not progress, unit="event", desc=f"validate {reconstructed.name}")
         with bar:
-            for chunk_a, chunk_b in zip(a.iterate(names, step_size), b.iterate(names, step_size)):
-                values_a, counts = collection_to_tensor(chunk_a, featureset)
-                values_b, counts_b = collection_to_tensor(chunk_b, featureset)
-                if not np.array_equal(counts, counts_b):
-                    raise ModelMismatchError(
-                        f"{original} and {reconstructed} differ in the number of objects per event")
-                mask = selection_mask(chunk_a, featureset)
-                values_a, selected = select_objects(values_a, counts, mask)
-                values_b, _ = select_objects(values_b, counts, mask)
+            for values_a, values_b, counts in paired_chunks(a, b, featureset, step_size):
                 residuals = accumulator.residuals(values_a, values_b)
-                accumulator.update(values_a, values_b)
+                accumulator.update(values_a, values_b, residuals)
                 if not variables and len(values_a):  # binning from the first chunk that has objects
                     pt_axis = None
                     if pt_index is not None:
@@ -309,7 +296,7 @@ def validate(
                 for j, variable in enumerate(variables):
                     variable.fill(values_a[:, j], values_b[:, j], residuals[j], pt)
                 residual_moments.update(np.stack(residuals, axis=1) if residuals else np.empty((0, 0)))
-                physics.fill(values_a, values_b, selected)
+                physics.fill(values_a, values_b, counts)
                 n_events += len(counts)
                 bar.update(len(counts))
     latent_moments = _latent_moments(compressed, step_size) if compressed is not None else None
