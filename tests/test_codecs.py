@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import hepae
 from hepae.cli import main
+from hepae import entropy
 from hepae.codecs import (
     AE,
     EXCEPTION,
@@ -21,6 +22,7 @@ from hepae.codecs import (
     truncate_mantissa,
     within_bound,
 )
+from hepae.codecs import _CodedChunk
 from hepae.errors import CodecError, FeatureSetError
 
 FS = "atlas-jets-4d"
@@ -91,9 +93,8 @@ def test_truncation_keeps_inf_and_nan_and_bounds_the_relative_error():
     assert np.all(np.abs(y[5:] / x[5:] - 1) <= 2.0**-11)
 
 
-@pytest.mark.parametrize("codec", [Lossless(), Truncate(7), AE(), AE(latent_bits=9),
-                                   AE(latent_bits=6, error_bounds=["pt=rel:1e-3", "eta=abs:2e-3"], margin=0.2,
-                                      residual_bytes=2)])
+@pytest.mark.parametrize("codec", [Lossless(), Truncate(7), AE(), AE(latent_bits=9), AE(error_bounds=["m=rel:1e-2"]),
+                                   AE(latent_bits=6, error_bounds=["pt=rel:1e-3", "eta=abs:2e-3"], margin=0.2)])
 def test_codec_configs_round_trip_through_json(codec):
     again = get_codec(json.loads(json.dumps(codec.get_config())))
     assert again == codec and type(again) is type(codec)
@@ -109,6 +110,11 @@ def test_bad_codec_settings_are_refused():
         get_codec({"id": "lossless", "bits": 3})
     with pytest.raises(CodecError, match="more than one error bound"):
         AE(error_bounds=["pt=rel:1e-3", "pt=abs:1"])
+    with pytest.raises(CodecError, match="needs error bounds"):
+        AE(latent_bits="auto")
+    with pytest.raises(CodecError, match="latent_bits must be 'auto' or in 0..24"):
+        AE(latent_bits=30)
+    assert AE(error_bounds=["pt=rel:1e-3"]).latent_bits == "auto"  # bounds without bits: chosen per file
 
 
 def test_ae_codec_keeps_bounds_with_nan_inf_and_out_of_domain_values(models):
@@ -119,15 +125,15 @@ def test_ae_codec_keeps_bounds_with_nan_inf_and_out_of_domain_values(models):
     n = 2000
     x = np.stack([20e3 * rng.uniform(0, 1, n) ** -0.3, rng.normal(0, 1.5, n), rng.uniform(-3.1, 3.1, n),
                   5e3 * rng.uniform(0.5, 2, n)], axis=1).astype(np.float32)
-    x[:5, 0] = [np.nan, np.inf, -50e3, 0.0, 1e-30]  # the log normalization cannot take these pT values
+    x[:5, 0] = [np.nan, np.inf, -50e3, 0.0, 1e-30]  # the log normalization cannot take the first four pT values
     x[5, 1] = np.nan
     x[6, 3] = -1.0
     streams = codec.encode(x, model)
-    assert all(v.ndim == 1 and len(v) == n for v in streams.values())
+    assert list(streams) == ["coded"] and streams["coded"].dtype == np.uint8  # one coded byte string per chunk
     reco = codec.decode(streams, model)
     for j, bound in enumerate(codec.error_bounds):
         assert within_bound(x[:, j], reco[:, j], bound.kind, bound.value).all(), bound
-    np.testing.assert_array_equal(reco[:5, 0], x[:5, 0])  # stored exactly
+    np.testing.assert_array_equal(reco[:4, 0], x[:4, 0])  # stored exactly
     assert np.isnan(reco[5, 1]) and reco[6, 3] == -1.0
 
 
@@ -173,6 +179,40 @@ def test_cli_codecs(samples, model_files, tmp_path, capsys):
     assert main(["compress", sample, "-o", str(tmp_path / "a.root"), "-m", str(model_files[FS]), "--latent-bits", "8",
                  "--error-bound", "pt=rel:1e-3", "-q"]) == 0
     assert main(["inspect", str(tmp_path / "a.root")]) == 0
-    assert "codec       ae (error_bounds=['pt=rel:0.001'], latent_bits=8, margin=0.1, residual_bytes=1)" in \
-        capsys.readouterr().out
+    assert "codec       ae (error_bounds=['pt=rel:0.001'], latent_bits=8, margin=0.1)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        main(["compress", sample, "-o", str(tmp_path / "a.root"), "-m", str(model_files[FS]), "--latent-bits", "some"])
+    assert refused.value.code == 2
+    assert "expected a number of bits or 'auto'" in capsys.readouterr().err
     assert not (tmp_path / "x.root").exists()
+
+
+def test_auto_latent_bits_spend_bits_only_where_they_pay(samples, models, tmp_path):
+    """'auto' chooses per latent dimension; its file is no bigger than fixed choices' (same data)."""
+    sample, model = samples[FS], models[FS]
+    bounds = ["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"]
+    sizes = {bits: hepae.compress(sample, tmp_path / f"{bits}.root", model, codec=AE(latent_bits=bits,
+                                                                                      error_bounds=bounds),
+                                  progress=False)["collection_latent_bytes"] for bits in ("auto", 0, 6)}
+    assert sizes["auto"] <= 1.01 * min(sizes[0], sizes[6]), sizes
+    hepae.decompress(tmp_path / "auto.root", tmp_path / "r.root", progress=False)
+    residuals = hepae.residual_summary(sample, tmp_path / "r.root", FS)
+    assert all(r["max_abs"] <= 1e-3 for r in residuals.values()), residuals
+
+
+def test_residual_prediction_codes_what_the_previous_columns_do_not_tell(models):
+    """m/pT is nearly constant in the generated sample: predicted from pT's residual, m costs far less."""
+    model = models[FS]
+    rng = np.random.default_rng(3)
+    n = 20_000
+    pt = 20e3 * rng.uniform(0, 1, n) ** -0.3
+    x = np.stack([pt, rng.normal(0, 1.5, n), rng.uniform(-3, 3, n), 0.1 * pt * rng.lognormal(0, 0.03, n)],
+                 axis=1).astype(np.float32)
+    codec = AE(latent_bits=0, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"])
+    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
+    chunk = _CodedChunk.read(codec.encode(x, model)["coded"], np.float32)
+    bits = [entropy.estimated_bits(t, tables=False) / n for t in chunk.residual_tokens]
+    assert chunk.coefficients[3, 0] > 0.9 * 2**16  # m's residual follows pT's
+    assert bits[3] < bits[0] - 3, bits  # log(m) - log(pT) has a 3 % spread; log(pT) spans orders of magnitude
+    reco = codec.decode({"coded": codec.encode(x, model)["coded"]}, model)
+    assert all(within_bound(x[:, j], reco[:, j], b.kind, b.value).all() for j, b in enumerate(codec.error_bounds))

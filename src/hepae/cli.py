@@ -157,13 +157,21 @@ def cmd_train(args: argparse.Namespace) -> None:
               f"{t['seconds']:.1f} s")
 
 
+def _latent_bits(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of bits or 'auto', got {text!r}") from None
+
+
 def cmd_compress(args: argparse.Namespace) -> None:
     from hepae.compression import compress
 
     codec: dict[str, Any] = {"id": args.codec}
     if args.codec == "ae":
-        codec.update(latent_bits=args.latent_bits, error_bounds=args.error_bound or [],
-                     residual_bytes=args.residual_bytes)
+        codec.update(latent_bits=args.latent_bits, error_bounds=args.error_bound or [])
     elif args.codec == "truncate":
         codec["mantissa_bits"] = args.mantissa_bits
     if (args.latent_bits is not None or args.error_bound) and args.codec != "ae":
@@ -378,12 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", default="ae", choices=("ae", "truncate", "lossless"),
                    help="ae: the autoencoder (default); truncate: mantissa truncation; lossless: float values")
     p.add_argument("--features", help="feature set, for codecs without a model (default: the model's)")
-    p.add_argument("--latent-bits", type=int, help="ae: quantize latent values to steps of std/2**BITS")
+    p.add_argument("--latent-bits", type=_latent_bits, metavar="BITS|auto",
+                   help="ae: quantize latent values to steps of std/2**BITS and entropy code them; 'auto' "
+                        "(the default with --error-bound) chooses per dimension, 0 drops a dimension")
     p.add_argument("--error-bound", action="append", metavar="COLUMN=rel|abs:VALUE",
                    help="ae: keep every value of COLUMN within this bound, e.g. pt=rel:1e-3 or eta=abs:1e-3 "
                         "(repeat for several columns)")
-    p.add_argument("--residual-bytes", type=int, default=1, choices=(1, 2, 3),
-                   help="ae with error bounds: bytes per residual (1: up to 127 steps, more become exact values)")
     p.add_argument("--mantissa-bits", type=int, default=10, help="truncate: mantissa bits kept (default 10)")
     p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION,
                    help="ROOT compression of the output (the streams' entropy coder), e.g. zstd:5, lzma:9, none")

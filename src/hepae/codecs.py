@@ -1,19 +1,20 @@
-"""Codecs: how a collection's ``(n_objects, D)`` values become per-object streams, and back.
+"""Codecs: how a collection's ``(n_objects, D)`` values become streams, and back.
 
 One interface in the spirit of numcodecs: a codec is configured by JSON data (:meth:`Codec.get_config`,
-:func:`get_codec`), which the compressed file keeps in its metadata; :meth:`Codec.encode` turns values
-into named 1-D streams with one entry per object, :meth:`Codec.decode` turns the streams back. The
-compressed file stores each stream as a jagged branch on the collection's counter, so the output's
-ROOT compression (zstd by default, ``--compression``) is the entropy coder.
+:func:`get_codec`), which the compressed file keeps in its metadata; :meth:`Codec.encode` turns one
+chunk's values into named 1-D streams, :meth:`Codec.decode` turns them back. A stream holds one entry
+per object, or (:meth:`Codec.chunk_streams`) is a byte string of its own length per chunk; the output's
+ROOT compression (zstd by default, ``--compression``) compresses them all again.
 
 * ``lossless``: the float values themselves, the reference for compression ratios.
 * ``truncate``: mantissa truncation to ``mantissa_bits`` with round-to-nearest (ROOT ``Float16_t``-like),
-  stored as the remaining bits (integers), so zstd sees the zeros.
+  stored as the remaining bits (integers, one byte plane per stream), so zstd sees the zeros.
 * ``ae``: the autoencoder's latent values, as float32 or quantized to integers (``latent_bits``: steps of
-  ``std / 2**latent_bits`` per latent dimension, the std measured on the training data); with
-  ``error_bounds``, the residual of every value after decoding is quantized to its bound and stored
-  (mostly zeros), so that every value comes back within its bound. Values that cannot (NaN, Inf, a
-  sign change, a residual too large) are stored exactly as exceptions.
+  ``std / 2**latent_bits`` per latent dimension, the std measured on the training data, or ``"auto"``);
+  with ``error_bounds``, the residual of every value after decoding is quantized to its bound and
+  stored, so that every value comes back within its bound. Values that cannot (NaN, Inf, a sign
+  change, a residual too large) are stored exactly as exceptions. The quantized integers are coded by
+  :mod:`hepae.entropy` (rANS with one frequency table per stream), close to their entropy.
 
 The error-bound guarantee and other machines: the quantization step is ``2 * bound * (1 - margin)``
 and compression accepts a value only if its reconstruction is within ``bound * (1 - margin / 2)``, so
@@ -32,15 +33,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hepae import entropy
 from hepae.errors import CodecError, FeatureSetError
 
 EXCEPTION = np.iinfo(np.int32).min
 """Residual value that marks an exception: the exact value is in the ``exact_<column>`` stream."""
 DEFAULT_MARGIN = 0.1
-DEFAULT_RESIDUAL_BYTES = 1
-"""Bytes per stored residual: 1 keeps residuals of up to 127 steps (others become exceptions, stored
-exactly in the ``exact_<column>`` stream; the top value of the folded residual marks them), 2 up to
-32767 steps, for bounds much tighter than the network's precision."""
 
 
 # -- error bounds -----------------------------------------------------------------------------------
@@ -215,6 +213,10 @@ class Codec:
         """Name -> dtype of each stream, in storage order (after :meth:`prepare`)."""
         raise NotImplementedError
 
+    def chunk_streams(self) -> set[str]:
+        """Streams whose length is their own (coded bytes), not one entry per object."""
+        return set()
+
     def encode(self, values: np.ndarray, model: Any = None) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
@@ -283,37 +285,45 @@ class Truncate(Codec):
 
 
 class AE(Codec):
-    """The autoencoder: latent values (float32, or integers with ``latent_bits``), optional error bounds."""
+    """The autoencoder: latent values (float32, or quantized and entropy coded), optional error bounds.
+
+    With ``latent_bits`` (an int for every latent dimension, or ``"auto"``), each chunk is one coded
+    byte stream (:mod:`hepae.entropy`): per latent dimension, integers in steps of
+    ``std * 2**-bits`` (the std measured on the validation split at training time; 0 bits drops
+    the dimension); per bounded column, the residual steps, predicted from the residuals of the
+    columns before it by an integer linear predictor fitted on the chunk (pT and m residuals are
+    correlated, so are eta and DetectorEta), so only what is new is coded. ``"auto"`` chooses each
+    dimension's bits for the fewest estimated bytes on a sample of the first chunk: a dimension that
+    costs more than it saves in residuals is dropped.
+    """
 
     codec_id = "ae"
     needs_model = True
+    _BIT_CHOICES = tuple(range(0, 11))
+    _AUTO_SAMPLE = 8192
 
-    def __init__(self, latent_bits: int | None = None, error_bounds: Iterable[str | ErrorBound] = (),
-                 margin: float = DEFAULT_MARGIN, residual_bytes: int = DEFAULT_RESIDUAL_BYTES,
-                 latent_step: Sequence[float] | None = None):
-        if latent_bits is not None and not 1 <= int(latent_bits) <= 24:
-            raise CodecError(f"ae: latent_bits must be in 1..24, got {latent_bits}")
+    def __init__(self, latent_bits: int | str | None = None, error_bounds: Iterable[str | ErrorBound] = (),
+                 margin: float = DEFAULT_MARGIN):
+        self.error_bounds = [b if isinstance(b, ErrorBound) else ErrorBound.parse(b) for b in error_bounds]
+        if latent_bits is None and self.error_bounds:
+            latent_bits = "auto"
+        if latent_bits == "auto" and not self.error_bounds:
+            raise CodecError("ae: latent_bits='auto' trades latent bits against residual bits, so it needs error "
+                             "bounds; give a number of bits without them")
+        if latent_bits not in (None, "auto") and not (isinstance(latent_bits, int | np.integer)
+                                                      and 0 <= int(latent_bits) <= 24):
+            raise CodecError(f"ae: latent_bits must be 'auto' or in 0..24, got {latent_bits!r}")
         if not 0 < margin < 1:
             raise CodecError(f"ae: margin must be in (0, 1), got {margin}")
-        self.latent_bits = None if latent_bits is None else int(latent_bits)
-        self.error_bounds = [b if isinstance(b, ErrorBound) else ErrorBound.parse(b) for b in error_bounds]
+        self.latent_bits = latent_bits if latent_bits in (None, "auto") else int(latent_bits)
         names = [b.column for b in self.error_bounds]
         if len(set(names)) != len(names):
             raise CodecError(f"ae: more than one error bound for a column: {names}")
-        if residual_bytes not in (1, 2, 3):
-            raise CodecError(f"ae: residual_bytes must be 1, 2 or 3, got {residual_bytes}")
         self.margin = float(margin)
-        self.residual_bytes = int(residual_bytes)
-        self.latent_step = None if latent_step is None else [float(s) for s in latent_step]
-        self._step_given = latent_step is not None  # else derived from each model's latent statistics
 
     def get_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"id": self.codec_id, "latent_bits": self.latent_bits,
-                                  "error_bounds": [str(b) for b in self.error_bounds], "margin": self.margin,
-                                  "residual_bytes": self.residual_bytes}
-        if self.latent_step is not None:
-            config["latent_step"] = self.latent_step
-        return config
+        return {"id": self.codec_id, "latent_bits": self.latent_bits,
+                "error_bounds": [str(b) for b in self.error_bounds], "margin": self.margin}
 
     def prepare(self, columns, dtype, model=None):
         super().prepare(columns, dtype)
@@ -323,50 +333,40 @@ class AE(Codec):
         unknown = [b.column for b in self.error_bounds if b.column not in self.columns]
         if unknown:
             raise FeatureSetError(f"error bound(s) for {unknown}: no such column; columns are {self.columns}")
-        if self.latent_bits is not None and not self._step_given:
+        self._bounded = [self.columns.index(b.column) for b in self.error_bounds]
+        self._chosen_bits: np.ndarray | None = None  # "auto": chosen on the first chunk, kept for the file
+        if self.latent_bits is not None:
             std = model.training.get("latent_std")
             if std is None or len(std) != model.latent_size:
                 raise CodecError("this model has no latent statistics (trained by an older hepae); retrain it to "
                                  "quantize its latent values, or leave latent_bits unset")
-            self.latent_step = [max(float(s), 1e-12) * 2.0**-self.latent_bits for s in std]
+            self._latent_std = np.maximum(np.asarray(std, dtype=np.float64), 1e-12)
 
     @property
-    def _escape(self) -> np.uint64:
-        return np.uint64(2 ** (8 * self.residual_bytes) - 1)
-
-    @property
-    def _latent_bytes(self) -> int:
-        return -(-(self.latent_bits + 5) // 8)  # |latent| up to ~16 std, zigzag-folded
+    def quantized(self) -> bool:
+        return self.latent_bits is not None
 
     def stream_dtypes(self) -> dict[str, str]:
-        if self.latent_step is None:
-            out = {f"latent_{i}": "float32" for i in range(self.latent_size)}
-        else:
-            out = {n: "uint8" for i in range(self.latent_size) for n in _plane_names(f"latent_{i}", self._latent_bytes)}
-        for b in self.error_bounds:
-            out.update({n: "uint8" for n in _plane_names(f"residual_{b.column}", self.residual_bytes)})
-            out[f"exact_{b.column}"] = self.dtype.name
-        return out
+        if self.quantized:
+            return {"coded": "uint8"}
+        return {f"latent_{i}": "float32" for i in range(self.latent_size)}
+
+    def chunk_streams(self) -> set[str]:
+        return {"coded"} if self.quantized else set()
 
     def latent_values(self, streams: dict[str, np.ndarray]) -> np.ndarray:
-        """The float32 latent values ``(n, latent)`` that the streams hold (dequantized)."""
-        if not hasattr(self, "latent_size"):
-            self.latent_size = len({n.split("_")[1] for n in streams if n.startswith("latent_")})
-        return self._latent(streams)
-
-    def _latent(self, streams: dict[str, np.ndarray]) -> np.ndarray:
-        if self.latent_step is None:
-            return np.stack([streams[f"latent_{i}"] for i in range(self.latent_size)], axis=1).astype(np.float32)
-        q = np.stack([unzigzag(from_planes([streams[n] for n in _plane_names(f"latent_{i}", self._latent_bytes)]))
-                      for i in range(self.latent_size)], axis=1)
-        return (q.astype(np.float64) * np.asarray(self.latent_step)).astype(np.float32)
+        """The float32 latent values ``(n, latent)`` that the streams hold (dequantized; a dropped dimension
+        holds its chunk's median)."""
+        if "coded" in streams:
+            return _CodedChunk.read(streams["coded"], self.dtype if hasattr(self, "dtype") else np.float32).latent
+        names = sorted((n for n in streams if n.startswith("latent_")), key=lambda n: int(n.split("_")[1]))
+        return np.stack([streams[n] for n in names], axis=1).astype(np.float32)
 
     def _safe_inputs(self, values: np.ndarray, model: Any) -> np.ndarray:
         """Values outside a bounded column's normalization domain (NaN, log of <= 0, ...) replaced by an
         in-domain value: the network can encode the object, and the bound stores the value exactly."""
         out = values
-        for b in self.error_bounds:
-            j = self.columns.index(b.column)
+        for j in self._bounded:
             transform = model.normalization.transforms[j]
             bad = transform.domain_violations(values[:, j])
             if bad.any():
@@ -376,37 +376,202 @@ class AE(Codec):
 
     def encode(self, values, model=None):
         latent = model.encode(self._safe_inputs(values, model))
-        streams: dict[str, np.ndarray] = {}
-        if self.latent_step is None:
-            streams.update({f"latent_{i}": latent[:, i] for i in range(self.latent_size)})
+        if not self.quantized:
+            return {f"latent_{i}": latent[:, i] for i in range(self.latent_size)}
+        if self.latent_bits == "auto":
+            if self._chosen_bits is None:
+                self._chosen_bits = self._choose_bits(values, latent, model)
+            bits = self._chosen_bits
         else:
-            limit = 2.0 ** (8 * self._latent_bytes - 1) - 1
-            q = np.clip(np.rint(latent.astype(np.float64) / np.asarray(self.latent_step)), -limit, limit)
-            for i in range(self.latent_size):
-                planes = to_planes(zigzag(q[:, i].astype(np.int64)), self._latent_bytes)
-                streams.update(zip(_plane_names(f"latent_{i}", self._latent_bytes), planes))
-        if self.error_bounds:
-            predicted = model.decode(self._latent(streams))
-            for b in self.error_bounds:
-                j = self.columns.index(b.column)
-                residual, exact = quantize_residuals(values[:, j], predicted[:, j], b.kind, b.value, self.margin)
-                folded, escape = zigzag(residual), self._escape
-                stored = np.where((residual == EXCEPTION) | (folded >= escape), escape, folded)
-                exact = np.where(stored == escape, values[:, j], exact).astype(exact.dtype)
-                streams.update(zip(_plane_names(f"residual_{b.column}", self.residual_bytes),
-                                   to_planes(stored, self.residual_bytes)))
-                streams[f"exact_{b.column}"] = exact
-        return streams
+            bits = np.full(self.latent_size, self.latent_bits, dtype=np.int64)
+        chunk = self._code(values, latent, bits, model)
+        return {"coded": chunk.to_bytes()}
 
     def decode(self, streams, model=None):
-        out = model.decode(self._latent(streams))
-        for b in self.error_bounds:
-            j = self.columns.index(b.column)
-            stored = from_planes([streams[n] for n in _plane_names(f"residual_{b.column}", self.residual_bytes)])
-            residual = np.where(stored == self._escape, EXCEPTION, unzigzag(stored)).astype(np.int32)
-            out[:, j] = apply_residuals(out[:, j], residual, streams[f"exact_{b.column}"], b.kind, b.value,
-                                        self.margin, out.dtype)
+        chunk = _CodedChunk.read(streams["coded"], self.dtype) if self.quantized else None
+        out = model.decode(chunk.latent if chunk else self.latent_values(streams))
+        if chunk is not None and self._bounded:
+            steps = _undo_prediction(chunk.residual_tokens, chunk.coefficients)
+            exact = np.split(chunk.exact, np.cumsum([(t == 0).sum() for t in chunk.residual_tokens])[:-1])
+            for k, (j, b) in enumerate(zip(self._bounded, self.error_bounds)):
+                is_exception = chunk.residual_tokens[k] == 0
+                residual = np.where(is_exception, EXCEPTION, steps[:, k]).astype(np.int32)
+                exact_column = np.zeros(len(out), dtype=self.dtype)
+                exact_column[is_exception] = exact[k]
+                out[:, j] = apply_residuals(out[:, j], residual, exact_column, b.kind, b.value, self.margin, out.dtype)
         return out
+
+    # -- coding one chunk ---------------------------------------------------------------------------
+    def _quantize_latent(self, latent: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(integer steps, per-dimension center, dequantized float32 latent)."""
+        center = np.median(latent, axis=0).astype(np.float32).astype(np.float64) if len(latent) else \
+            np.zeros(latent.shape[1])
+        step = self._latent_std * np.exp2(-bits.astype(np.float64))
+        limit = 2.0**40
+        q = np.clip(np.rint((latent.astype(np.float64) - center) / step), -limit, limit).astype(np.int64)
+        q[:, bits == 0] = 0
+        return q, center, _dequantize(q, center, step)
+
+    def _residual_steps(self, values, predicted) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``(n, bounded)`` int64 residual steps (exceptions 0) and, per bounded column, exception flags."""
+        steps = np.zeros((len(values), len(self._bounded)), dtype=np.int64)
+        flags = []
+        for k, (j, b) in enumerate(zip(self._bounded, self.error_bounds)):
+            residual, _ = quantize_residuals(values[:, j], predicted[:, j], b.kind, b.value, self.margin)
+            flag = residual == EXCEPTION
+            steps[:, k] = np.where(flag, 0, residual)
+            flags.append(flag)
+        return steps, flags
+
+    def _code(self, values, latent, bits, model) -> _CodedChunk:
+        q_latent, center, z = self._quantize_latent(latent, bits)
+        tokens: list[np.ndarray] = []
+        coefficients = np.zeros((len(self._bounded), len(self._bounded) + 1), dtype=np.int64)
+        exact: list[np.ndarray] = []
+        if self._bounded:
+            steps, flags = self._residual_steps(values, model.decode(z.astype(np.float32)))
+            coefficients = _fit_prediction(steps, flags)
+            tokens = _prediction_tokens(steps, flags, coefficients)
+            exact = [values[flag, j] for flag, j in zip(flags, self._bounded)]
+        return _CodedChunk(bits, center, q_latent, self._latent_std, coefficients, tokens,
+                           np.concatenate(exact).astype(self.dtype) if exact else np.zeros(0, self.dtype))
+
+    def _choose_bits(self, values, latent, model) -> np.ndarray:
+        """Per latent dimension, the bits that give the fewest estimated bits per object on a sample:
+        first one setting for all dimensions, then each dimension on its own."""
+        take = np.linspace(0, len(values) - 1, min(len(values), self._AUTO_SAMPLE)).astype(np.int64) \
+            if len(values) else np.zeros(0, np.int64)
+        sample_values, sample_latent = values[take], latent[take]
+
+        def cost(bits: np.ndarray) -> float:
+            chunk = self._code(sample_values, sample_latent, bits, model)
+            return chunk.estimated_bits()
+
+        uniform = {b: cost(np.full(self.latent_size, b)) for b in self._BIT_CHOICES}
+        best = np.full(self.latent_size, min(uniform, key=uniform.get), dtype=np.int64)
+        best_cost = uniform[int(best[0])]
+        for i in range(self.latent_size):
+            for b in sorted({0, *range(max(0, best[i] - 2), min(max(self._BIT_CHOICES), best[i] + 2) + 1)}):
+                trial = best.copy()
+                trial[i] = b
+                c = cost(trial)
+                if c < best_cost:
+                    best, best_cost = trial, c
+        return best
+
+
+def _dequantize(q: np.ndarray, center: np.ndarray, step: np.ndarray) -> np.ndarray:
+    return (center + q.astype(np.float64) * step).astype(np.float32)
+
+
+# Residual prediction: column k's residual steps predicted from those of columns < k by
+# round((sum_i c_ki q_i + c_k) / 2**_FRACTION), in int64 arithmetic so every machine gets the same.
+_FRACTION = 16
+_MAX_COEFFICIENT = 2**20  # |c| <= 16 in real units; |q| < 2**30: no overflow in int64
+
+
+def _fit_prediction(steps: np.ndarray, flags: list[np.ndarray]) -> np.ndarray:
+    """Least-squares coefficients (fixed point), per column over the columns before it and a constant;
+    a column keeps zero coefficients where the prediction would not shrink its coded size."""
+    n, k = steps.shape
+    coefficients = np.zeros((k, k + 1), dtype=np.int64)
+    clean = ~np.any(np.stack(flags, axis=1), axis=1) if k else np.ones(n, bool)
+    if clean.sum() < 16:
+        return coefficients
+    sample = np.flatnonzero(clean)[:: max(1, int(clean.sum()) // 50_000)]
+    x = steps[sample].astype(np.float64)
+    for j in range(1, k):
+        design = np.column_stack([x[:, :j], np.ones(len(sample))])
+        fit, *_ = np.linalg.lstsq(design, x[:, j], rcond=None)
+        fixed = np.clip(np.rint(fit * 2.0**_FRACTION), -_MAX_COEFFICIENT, _MAX_COEFFICIENT).astype(np.int64)
+        fixed[-1] = int(np.clip(np.rint(fit[-1] * 2.0**_FRACTION), -2.0**40, 2.0**40))
+        trial = coefficients.copy()
+        trial[j, :j], trial[j, k] = fixed[:-1], fixed[-1]
+        before = entropy.estimated_bits(zigzag(steps[sample, j]))
+        after = entropy.estimated_bits(zigzag(steps[sample, j] - _predict(steps[sample], trial, j)))
+        if after < before:
+            coefficients = trial
+    return coefficients
+
+
+def _predict(steps: np.ndarray, coefficients: np.ndarray, j: int) -> np.ndarray:
+    k = coefficients.shape[0]
+    total = steps[:, :j] @ coefficients[j, :j] + coefficients[j, k] + (1 << (_FRACTION - 1))
+    return total >> _FRACTION
+
+
+def _prediction_tokens(steps: np.ndarray, flags: list[np.ndarray], coefficients: np.ndarray) -> list[np.ndarray]:
+    """Per column: 0 for an exception, else 1 + zigzag(steps - prediction)."""
+    out = []
+    for j, flag in enumerate(flags):
+        difference = steps[:, j] - _predict(steps, coefficients, j)
+        out.append(np.where(flag, np.uint64(0), zigzag(difference) + np.uint64(1)))
+    return out
+
+
+def _undo_prediction(tokens: list[np.ndarray], coefficients: np.ndarray) -> np.ndarray:
+    n = len(tokens[0]) if tokens else 0
+    steps = np.zeros((n, len(tokens)), dtype=np.int64)
+    for j, t in enumerate(tokens):
+        difference = unzigzag(np.where(t == 0, np.uint64(1), t) - np.uint64(1))
+        steps[:, j] = np.where(t == 0, 0, difference + _predict(steps, coefficients, j))
+    return steps
+
+
+@dataclass
+class _CodedChunk:
+    """One chunk of the quantized ``ae`` codec: what :func:`hepae.entropy.pack_arrays` stores."""
+
+    bits: np.ndarray  # per latent dimension (0: dropped)
+    center: np.ndarray  # per latent dimension, float32 values
+    q_latent: np.ndarray  # (n, latent) integer steps
+    latent_std: np.ndarray  # per latent dimension: the step is std * 2**-bits
+    coefficients: np.ndarray  # residual prediction, fixed point
+    residual_tokens: list[np.ndarray]  # per bounded column
+    exact: np.ndarray  # exceptions' values, column after column
+
+    _VERSION: ClassVar[int] = 1
+
+    def _streams(self) -> list[np.ndarray]:
+        kept = np.flatnonzero(self.bits > 0)
+        return [zigzag(self.q_latent[:, i]) for i in kept] + list(self.residual_tokens)
+
+    def estimated_bits(self) -> float:
+        return sum(entropy.estimated_bits(s, tables=False) for s in self._streams())
+
+    def to_bytes(self) -> np.ndarray:
+        header = np.array([self._VERSION, len(self.q_latent), len(self.bits), len(self.residual_tokens)], np.int64)
+        return entropy.pack_arrays([header, self.bits.astype(np.int64), self.center.astype(np.float32),
+                                    self.latent_std.astype(np.float64), self.coefficients.ravel().astype(np.int64),
+                                    self.exact, entropy.encode_streams(self._streams())])
+
+    @property
+    def latent(self) -> np.ndarray:
+        return _dequantize(self.q_latent, self.center.astype(np.float64),
+                           self.latent_std * np.exp2(-self.bits.astype(np.float64)))
+
+    @classmethod
+    def read(cls, data: np.ndarray, dtype: Any) -> _CodedChunk:
+        try:
+            header, bits, center, std, coefficients, exact, coded = entropy.unpack_arrays(data)
+            version, n, n_latent, n_bounded = header.tolist()
+        except ValueError as err:
+            raise CodecError(f"coded ae chunk is damaged: {err}") from None
+        if version != cls._VERSION or len(bits) != n_latent or len(center) != n_latent or len(std) != n_latent \
+                or len(coefficients) != n_bounded * (n_bounded + 1) or ((bits < 0) | (bits > 24)).any():
+            raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
+        streams = entropy.decode_streams(coded)
+        kept = np.flatnonzero(bits > 0)
+        if len(streams) != len(kept) + n_bounded or any(len(s) != n for s in streams):
+            raise CodecError("coded ae chunk holds streams of the wrong number or length")
+        q_latent = np.zeros((n, n_latent), dtype=np.int64)
+        for i, s in zip(kept, streams):
+            q_latent[:, i] = unzigzag(s)
+        tokens = list(streams[len(kept):])
+        if len(exact) != sum(int((t == 0).sum()) for t in tokens):
+            raise CodecError("coded ae chunk: the number of exact values does not match its exceptions")
+        return cls(bits, center, q_latent, std, coefficients.reshape(n_bounded, n_bounded + 1), tokens,
+                   exact.astype(dtype))
 
 
 def get_codec(spec: str | dict[str, Any] | Codec) -> Codec:

@@ -126,14 +126,15 @@ def compress(
         selecting = featureset.select is not None
         out_specs = compressed_tree_branches(layout.branches, set(replaced), [BranchSpec(COUNT_BRANCH, "int32")],
                                              REST_COUNTER if selecting else None)
-        hasher, stream_hasher = TreeHasher(out_specs), TreeHasher(stream_specs(stream_dtypes))
+        chunk_streams = codec.chunk_streams()
+        hasher, stream_hasher = TreeHasher(out_specs), TreeHasher(stream_specs(stream_dtypes, chunk_streams))
         n_objects = n_encoded = n_chunks = unphysical = 0
         accumulator = ResidualAccumulator(featureset) if check else None
         lossless = [j for j, column in enumerate(featureset.columns) if column.lossless]
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
             with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
                 writer = make_writer(file, source.storage, source.name, out_specs, title=source.title)
-                stream_writer = TreeWriter(file, STREAM_TREE, stream_specs(stream_dtypes),
+                stream_writer = TreeWriter(file, STREAM_TREE, stream_specs(stream_dtypes, chunk_streams),
                                            title=f"hepae: {codec.codec_id} codec streams, one entry per chunk")
                 bar = tqdm(total=layout.num_entries, disable=not progress, unit="event", desc=f"compress {input.name}")
                 with bar:
@@ -181,7 +182,8 @@ def compress(
                         "n_objects": n_objects,
                         "n_compressed_objects": n_encoded,
                         "branches": [layout.spec(b).to_dict() for b in featureset.branches],
-                        "streams": [{"name": n, "dtype": d} for n, d in stream_dtypes.items()],
+                        "streams": [{"name": n, "dtype": d, "per": "chunk" if n in chunk_streams else "object"}
+                                    for n, d in stream_dtypes.items()],
                         "lossless_branches": [c.branch for c in featureset.columns if c.lossless],
                         "selection": featureset.select,
                         "input_compressed_bytes": source.stored_bytes(replaced),

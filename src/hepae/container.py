@@ -6,8 +6,9 @@ with every uncompressed branch carried over and, instead of the compressed colle
 selects objects, the unselected ones' values stay in the original branches, counted by
 ``nhepae_rest``). The codec's streams (:mod:`hepae.codecs`) are in the TTree ``hepae_streams``, one
 entry per compressed chunk: ``entries`` (events in the chunk) and one ``uint8``/``int32``/``float32``
-list per stream holding the chunk's objects, so that the ROOT compression sees each stream whole
-(per-event jagged branches would cost a few bytes per event each). Then a TObjString
+list per stream holding the chunk's objects (counted by ``n_objects``), or its coded bytes (counted by
+``n_<stream>``), so that the ROOT compression sees each stream whole (per-event jagged branches would
+cost a few bytes per event each). Then a TObjString
 ``hepae_metadata`` with JSON metadata that follows ``schemas/container.schema.json``; and, for the
 ``ae`` codec, a one-entry TTree ``hepae_decoder`` whose ``uint8`` branch holds the decoder as a
 pickle-free model file (see :mod:`hepae.model`). Nothing else is needed to decompress.
@@ -29,7 +30,7 @@ from hepae.model import HepaeModel
 from hepae.schema import validate, validate_versioned
 from hepae.writing import TreeWriter
 
-CONTAINER_FORMAT_VERSION = 2
+CONTAINER_FORMAT_VERSION = 3
 METADATA_KEY = "hepae_metadata"
 DECODER_TREE = "hepae_decoder"
 DECODER_BRANCH = "model_npz"
@@ -40,9 +41,13 @@ COUNT_BRANCH = "hepae_count"
 REST_COUNTER = "nhepae_rest"
 
 
-def stream_specs(stream_dtypes: dict[str, str]) -> list[BranchSpec]:
-    """Branches of the stream tree: events per chunk, then one list per stream."""
-    return [BranchSpec(CHUNK_ENTRIES, "int64"), *(BranchSpec(n, d, STREAM_COUNTER) for n, d in stream_dtypes.items())]
+def stream_specs(stream_dtypes: dict[str, str], chunk_streams: set[str] = frozenset()) -> list[BranchSpec]:
+    """Branches of the stream tree: events per chunk, then one list per stream (per-object streams share
+    the counter ``n_objects``, each coded stream has its own)."""
+    return [BranchSpec(CHUNK_ENTRIES, "int64"),
+            *(BranchSpec(n, d, f"n_{n}" if n in chunk_streams else STREAM_COUNTER) for n, d in stream_dtypes.items())]
+
+
 
 
 def stream_chunk(n_events: int, streams: dict[str, np.ndarray]) -> dict[str, object]:
@@ -133,7 +138,8 @@ def tree_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
 
 
 def metadata_stream_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
-    return stream_specs({s["name"]: s["dtype"] for s in metadata["collection"]["streams"]})
+    streams = metadata["collection"]["streams"]
+    return stream_specs({s["name"]: s["dtype"] for s in streams}, {s["name"] for s in streams if s["per"] == "chunk"})
 
 
 def _canonical_parts(array: ak.Array) -> list[np.ndarray]:

@@ -30,7 +30,7 @@ from hepae.container import (
     tree_specs,
 )
 from hepae.darkmachines import CSVTableWriter, short_decimals
-from hepae.errors import ContainerFormatError, HepaeError, OutputFileError, TreeNotFoundError
+from hepae.errors import CodecError, ContainerFormatError, HepaeError, OutputFileError, TreeNotFoundError
 from hepae.features import FeatureSet, load_featureset
 from hepae.layout import BranchSpec
 from hepae.model import HepaeModel
@@ -43,11 +43,7 @@ PathArg = str | PathLike[str]
 
 def _stream_entry(entry: dict[str, ak.Array], names: list[str]) -> tuple[dict[str, np.ndarray], int]:
     """The codec's streams of one chunk, flat, and the chunk's number of events."""
-    streams = {name: ak.to_numpy(entry[name][0]) for name in names}
-    lengths = {len(v) for v in streams.values()}
-    if len(lengths) > 1:
-        raise ValueError(f"streams of one chunk have different lengths {sorted(lengths)}")
-    return streams, int(entry[CHUNK_ENTRIES][0])
+    return {name: ak.to_numpy(entry[name][0]) for name in names}, int(entry[CHUNK_ENTRIES][0])
 
 
 def _decode_chunk(
@@ -62,7 +58,8 @@ def _decode_chunk(
     """
     collection = metadata["collection"]
     counts = ak.to_numpy(arrays[COUNT_BRANCH]).astype(np.int64)
-    n_streamed = {len(v) for v in streams.values()}
+    per_object = {s["name"] for s in collection["streams"] if s["per"] == "object"}
+    n_streamed = {len(v) for name, v in streams.items() if name in per_object} or {int(counts.sum())}
     if (counts < 0).any() or n_streamed != {int(counts.sum())}:
         raise ValueError(f"the per-event counts add up to {counts.sum()} objects, the streams hold {n_streamed}")
     decoded = codec.decode(streams, model)
@@ -167,6 +164,8 @@ def decompress(
                             data, chunk_objects = _decode_chunk(arrays, streams, codec, model, metadata, featureset,
                                                                 specs, replaced, text_output)
                             writer.extend(data)
+                        except CodecError as err:  # coded bytes that do not decode
+                            raise ContainerFormatError(f"{input}: damaged data after entry {n_events}: {err}") from None
                         except HepaeError:
                             raise
                         except Exception as err:  # damaged data that uproot could still read

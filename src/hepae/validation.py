@@ -29,7 +29,7 @@ import uproot
 import vector
 from tqdm.auto import tqdm
 
-from hepae.errors import ContainerFormatError, FeatureSetError, InputFileError, OutputFileError
+from hepae.errors import CodecError, ContainerFormatError, FeatureSetError, InputFileError, OutputFileError
 from hepae.features import FeatureSet, list_featuresets, load_featureset
 from hepae.metrics import ResidualAccumulator, open_pair, paired_chunks
 from hepae.reading import DEFAULT_STEP_SIZE, check_collection
@@ -325,19 +325,19 @@ def _latent_moments(compressed: Path, step_size: int | str) -> tuple[list[str], 
     with open_root(compressed) as directory:
         metadata = read_metadata(directory, str(compressed))
         codec = get_codec(metadata["codec"])
-        names = [s["name"] for s in metadata["collection"]["streams"] if s["name"].startswith("latent_")]
-        if codec.codec_id != "ae" or not names:
+        names = [s["name"] for s in metadata["collection"]["streams"]]
+        if codec.codec_id != "ae":
             return [], _Moments(0)
         moments: _Moments | None = None
         for entry in iterate_arrays(get_tree(directory, STREAM_TREE, compressed), names, step_size=1):
             try:
                 latent = codec.latent_values({n: ak.to_numpy(entry[n][0]) for n in names})
-            except (ValueError, KeyError) as err:
+            except (ValueError, KeyError, CodecError) as err:
                 raise ContainerFormatError(f"{compressed}: latent streams are inconsistent ({err})") from None
             moments = moments or _Moments(latent.shape[1])
             moments.update(latent)
-    labels = [f"latent_{i}" for i in range(codec.latent_size)]
-    return labels, moments or _Moments(len(labels))
+    size = len(moments.sum) if moments is not None else 0
+    return [f"latent_{i}" for i in range(size)], moments or _Moments(size)
 
 
 class _Figures:

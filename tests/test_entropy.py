@@ -1,0 +1,68 @@
+"""The rANS entropy coder: exact round trips for any integers, sizes close to the entropy, damage detected."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hepae import entropy
+from hepae.errors import CodecError
+
+uints = st.integers(0, 2**64 - 1)
+small = st.integers(0, 40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.one_of(small, small, uints), max_size=300), max_size=5))
+def test_any_unsigned_integers_come_back_exactly(streams):
+    arrays = [np.array(s, dtype=np.uint64) for s in streams]
+    back = entropy.decode_streams(entropy.encode_streams(arrays))
+    assert len(back) == len(arrays)
+    for a, b in zip(arrays, back):
+        np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(uints, min_size=1, max_size=200))
+def test_tokens_and_raw_bits_rebuild_the_value(values):
+    u = np.array(values, dtype=np.uint64)
+    token, width, raw = entropy.tokenize(u)
+    np.testing.assert_array_equal(entropy.token_width(token), width)
+    assert (raw < (np.uint64(1) << width.astype(np.uint64))).all()
+    np.testing.assert_array_equal(entropy.detokenize(token, raw), u)
+
+
+def test_many_lanes_round_trip_and_land_near_the_entropy():
+    rng = np.random.default_rng(1)
+    geometric = rng.geometric(0.4, 300_000).astype(np.uint64)  # peaked: Huffman (zstd) loses here
+    wide = np.abs(rng.normal(0, 400, 200_000)).astype(np.uint64)
+    constant = np.full(50_000, 7, np.uint64)
+    coded = entropy.encode_streams([geometric, wide, constant])
+    back = entropy.decode_streams(coded)
+    for a, b in zip([geometric, wide, constant], back):
+        np.testing.assert_array_equal(a, b)
+    limit = (entropy.entropy_bits(geometric) + entropy.entropy_bits(wide)) / 8  # the constant costs nothing
+    assert limit < len(coded) < 1.02 * limit + 4096
+
+
+def test_damaged_bytes_are_reported():
+    rng = np.random.default_rng(2)
+    coded = entropy.encode_streams([rng.geometric(0.3, 50_000).astype(np.uint64)])
+    for damage in (coded[:-7], np.concatenate([coded, coded[:3]])):
+        with pytest.raises(CodecError):
+            entropy.decode_streams(damage)
+    flipped = coded.copy()
+    flipped[len(flipped) // 2] ^= 0x10  # inside the rANS words
+    with pytest.raises(CodecError, match="corrupted|truncated"):
+        entropy.decode_streams(flipped)
+
+
+def test_arrays_are_packed_with_their_dtypes():
+    arrays = [np.array([1, -2], np.int64), np.array([1.5], np.float32), np.zeros(0, np.uint8),
+              np.array([3.25, np.nan], np.float64)]
+    back = entropy.unpack_arrays(entropy.pack_arrays(arrays))
+    for a, b in zip(arrays, back):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError):
+        entropy.unpack_arrays(np.zeros(5, np.uint8))
