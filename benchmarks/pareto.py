@@ -72,7 +72,20 @@ def _hepae_point(name, codec, model, featureset, big, small, n_big, n_small, tmp
     reco, _ = _values(reco_path, featureset)
     return {"name": name, "codec": codec.get_config(), "bytes_per_object": (sizes[0] - sizes[1]) / (n_big - n_small),
             "model_bytes": summaries[0]["decoder_bytes"], "errors": _errors(featureset, x, reco),
-            "seconds": round(time.perf_counter() - started, 2)}
+            "latent_bits": _latent_bits(tmp / "c_big.root"), "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _latent_bits(path: Path) -> list[int] | None:
+    """Bits per latent dimension of the first chunk of a quantized ae file (0: dimension dropped)."""
+    from hepae.codecs import _CodedChunk
+
+    with uproot.open(path) as f:
+        if "hepae_streams" not in f or "coded" not in f["hepae_streams"].keys():
+            return None
+        coded = f["hepae_streams"]["coded"].array(library="np", entry_stop=1)[0]
+    from hepae import entropy
+
+    return entropy.unpack_arrays(coded)[1].tolist()
 
 
 def _classical(name, compress_column, featureset, x, bound, count_bytes) -> dict:
@@ -136,6 +149,8 @@ def main() -> None:
     parser.add_argument("--latents", default="3,4", help="latent sizes of the autoencoder points")
     parser.add_argument("--latent-bits", default="6,10", help="quantization of the latent values")
     parser.add_argument("--bounds", default="1e-2,1e-3,1e-4")
+    parser.add_argument("--bounded-latent-bits", default="2,6",
+                        help="fixed latent bits of the bounded autoencoder, beside 'auto'")
     parser.add_argument("--json-out", default="pareto.json")
     parser.add_argument("--png-out", default="pareto.png")
     args = parser.parse_args()
@@ -168,11 +183,10 @@ def main() -> None:
         model = models[min(models)]
         for bound in bounds:
             error_bounds = [f"{c.name}={'rel' if c.residual == 'relative' else 'abs'}:{bound:g}"
-                            for c in featureset.columns]
-            best = min((_hepae_point(f"ae bounded {bound:g}", AE(latent_bits=bits, error_bounds=error_bounds,
-                                                                  residual_bytes=width), model, *common)
-                        for bits in (4, 8) for width in (1, 2)), key=lambda r: r["bytes_per_object"])
-            rows.append(best)
+                            for c in featureset.columns if not c.lossless]
+            for bits in ("auto", *args.bounded_latent_bits.split(",")):
+                codec = AE(latent_bits=bits if bits == "auto" else int(bits), error_bounds=error_bounds)
+                rows.append(_hepae_point(f"ae bounded {bound:g}, {bits} bits", codec, model, *common))
             rows.append(_entropy_limit(featureset, x, bound, count_bytes))
             for name, compress_column in (("sz3", _sz3), ("zfp", _zfp)):
                 try:
@@ -184,12 +198,15 @@ def main() -> None:
 
 def _report(rows: list[dict], featureset, args) -> None:
     names = featureset.column_names
-    header = f"{'point':34s} {'B/object':>9s} {'model B':>8s} " + " ".join(f"{n + ' max':>10s}" for n in names)
+    shown = names[:6]
+    header = f"{'point':34s} {'B/object':>9s} {'model B':>8s} " + " ".join(f"{n[:9] + ' max':>13s}" for n in shown) \
+        + "  latent bits"
     print(header)
     print("-" * len(header))
     for r in rows:
-        errors = " ".join(f"{r['errors'][n]['max']:10.2e}" if n in r["errors"] else f"{'':10s}" for n in names)
-        print(f"{r['name']:34s} {r['bytes_per_object']:9.3f} {r['model_bytes']:8d} {errors}")
+        errors = " ".join(f"{r['errors'][n]['max']:13.2e}" if n in r["errors"] else f"{'':13s}" for n in shown)
+        bits = r.get("latent_bits")
+        print(f"{r['name']:34s} {r['bytes_per_object']:9.3f} {r['model_bytes']:8d} {errors}  {bits if bits else ''}")
     Path(args.json_out).write_text(json.dumps({"featureset": featureset.name, "rows": rows}, indent=1))
     import matplotlib
 

@@ -16,13 +16,16 @@ def _run(script, tmp_path, *args):
 
 def test_pareto_benchmark_runs(tmp_path):
     out = _run("pareto.py", tmp_path, "--events", "600", "--epochs", "1", "--latents", "3", "--latent-bits", "6",
-               "--bounds", "1e-2")
+               "--bounds", "1e-2", "--bounded-latent-bits", "2")
     rows = json.loads((tmp_path / "pareto.json").read_text())["rows"]
     names = [r["name"] for r in rows]
-    expected = {"lossless", "truncate 10 bits", "ae latent 3, 6 bits", "ae bounded 0.01", "entropy limit 0.01"}
+    expected = {"lossless", "truncate 10 bits", "ae latent 3, 6 bits", "ae bounded 0.01, auto bits",
+                "ae bounded 0.01, 2 bits", "entropy limit 0.01"}
     assert expected <= set(names)
-    bounded = rows[names.index("ae bounded 0.01")]
-    assert all(e["max"] <= 1e-2 for e in bounded["errors"].values())
+    for bits in ("auto", "2"):
+        bounded = rows[names.index(f"ae bounded 0.01, {bits} bits")]
+        assert all(e["max"] <= 1e-2 for e in bounded["errors"].values())
+    assert rows[names.index("ae bounded 0.01, 2 bits")]["latent_bits"] == [2, 2, 2]
     assert (tmp_path / "pareto.png").stat().st_size > 0 and "B/object" in out
 
 

@@ -66,3 +66,23 @@ def test_arrays_are_packed_with_their_dtypes():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError):
         entropy.unpack_arrays(np.zeros(5, np.uint8))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(small, st.integers(0, 2)), max_size=400), st.integers(0, 3))
+def test_streams_coded_per_class_come_back_with_the_same_classes(pairs, shift):
+    values = np.array([v + shift * c for v, c in pairs], dtype=np.uint64)  # each class its own distribution
+    classes = np.array([c for _, c in pairs], dtype=np.int64)
+    coded = entropy.encode_streams([values, values], [classes, None])
+    np.testing.assert_array_equal(entropy.decode_streams(coded, [classes, None])[0], values)
+
+
+def test_classes_are_used_where_they_pay_for_their_tables():
+    rng = np.random.default_rng(4)
+    classes = rng.integers(0, 3, 100_000)
+    values = rng.geometric(0.5, 100_000).astype(np.uint64) + 20 * classes.astype(np.uint64)
+    plain, split = entropy.encode_streams([values]), entropy.encode_streams([values], [classes])
+    assert len(split) < 0.8 * len(plain)
+    np.testing.assert_array_equal(entropy.decode_streams(split, [classes])[0], values)
+    with pytest.raises(CodecError, match="classes"):
+        entropy.decode_streams(split)

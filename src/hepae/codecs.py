@@ -217,10 +217,13 @@ class Codec:
         """Streams whose length is their own (coded bytes), not one entry per object."""
         return set()
 
-    def encode(self, values: np.ndarray, model: Any = None) -> dict[str, np.ndarray]:
+    def encode(self, values: np.ndarray, model: Any = None, counts: np.ndarray | None = None
+               ) -> dict[str, np.ndarray]:
+        """One chunk's values -> streams. ``counts`` (objects per event) lets a codec model the events."""
         raise NotImplementedError
 
-    def decode(self, streams: dict[str, np.ndarray], model: Any = None) -> np.ndarray:
+    def decode(self, streams: dict[str, np.ndarray], model: Any = None, counts: np.ndarray | None = None
+               ) -> np.ndarray:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -242,10 +245,10 @@ class Lossless(Codec):
     def stream_dtypes(self) -> dict[str, str]:
         return {f"value_{c}": self.dtype.name for c in self.columns}
 
-    def encode(self, values, model=None):
+    def encode(self, values, model=None, counts=None):
         return {f"value_{c}": np.ascontiguousarray(values[:, j], dtype=self.dtype) for j, c in enumerate(self.columns)}
 
-    def decode(self, streams, model=None):
+    def decode(self, streams, model=None, counts=None):
         return np.stack([streams[f"value_{c}"] for c in self.columns], axis=1).astype(self.dtype)
 
 
@@ -269,14 +272,14 @@ class Truncate(Codec):
     def stream_dtypes(self) -> dict[str, str]:
         return {name: "uint8" for c in self.columns for name in _plane_names(f"bits_{c}", self._n_bytes)}
 
-    def encode(self, values, model=None):
+    def encode(self, values, model=None, counts=None):
         streams = {}
         for j, c in enumerate(self.columns):
             kept = _kept_bits(values[:, j], self.mantissa_bits).view(np.uint32)
             streams.update(zip(_plane_names(f"bits_{c}", self._n_bytes), to_planes(kept, self._n_bytes)))
         return streams
 
-    def decode(self, streams, model=None):
+    def decode(self, streams, model=None, counts=None):
         columns = []
         for c in self.columns:
             kept = from_planes([streams[n] for n in _plane_names(f"bits_{c}", self._n_bytes)]).astype(np.uint32)
@@ -354,11 +357,11 @@ class AE(Codec):
     def chunk_streams(self) -> set[str]:
         return {"coded"} if self.quantized else set()
 
-    def latent_values(self, streams: dict[str, np.ndarray]) -> np.ndarray:
+    def latent_values(self, streams: dict[str, np.ndarray], counts: np.ndarray | None = None) -> np.ndarray:
         """The float32 latent values ``(n, latent)`` that the streams hold (dequantized; a dropped dimension
         holds its chunk's median)."""
         if "coded" in streams:
-            return _CodedChunk.read(streams["coded"], self.dtype if hasattr(self, "dtype") else np.float32).latent
+            return _CodedChunk.read(streams["coded"], getattr(self, "dtype", np.float32), counts).latent
         names = sorted((n for n in streams if n.startswith("latent_")), key=lambda n: int(n.split("_")[1]))
         return np.stack([streams[n] for n in names], axis=1).astype(np.float32)
 
@@ -374,7 +377,7 @@ class AE(Codec):
                 out[bad, j] = transform.inverse_transform(np.zeros(1))[0]
         return out
 
-    def encode(self, values, model=None):
+    def encode(self, values, model=None, counts=None):
         latent = model.encode(self._safe_inputs(values, model))
         if not self.quantized:
             return {f"latent_{i}": latent[:, i] for i in range(self.latent_size)}
@@ -384,11 +387,11 @@ class AE(Codec):
             bits = self._chosen_bits
         else:
             bits = np.full(self.latent_size, self.latent_bits, dtype=np.int64)
-        chunk = self._code(values, latent, bits, model)
+        chunk = self._code(values, latent, bits, model, _rank_classes(counts, len(values)))
         return {"coded": chunk.to_bytes()}
 
-    def decode(self, streams, model=None):
-        chunk = _CodedChunk.read(streams["coded"], self.dtype) if self.quantized else None
+    def decode(self, streams, model=None, counts=None):
+        chunk = _CodedChunk.read(streams["coded"], self.dtype, counts) if self.quantized else None
         out = model.decode(chunk.latent if chunk else self.latent_values(streams))
         if chunk is not None and self._bounded:
             steps = _undo_prediction(chunk.residual_tokens, chunk.coefficients)
@@ -423,7 +426,7 @@ class AE(Codec):
             flags.append(flag)
         return steps, flags
 
-    def _code(self, values, latent, bits, model) -> _CodedChunk:
+    def _code(self, values, latent, bits, model, ranks: np.ndarray | None = None) -> _CodedChunk:
         q_latent, center, z = self._quantize_latent(latent, bits)
         tokens: list[np.ndarray] = []
         coefficients = np.zeros((len(self._bounded), len(self._bounded) + 1), dtype=np.int64)
@@ -434,7 +437,7 @@ class AE(Codec):
             tokens = _prediction_tokens(steps, flags, coefficients)
             exact = [values[flag, j] for flag, j in zip(flags, self._bounded)]
         return _CodedChunk(bits, center, q_latent, self._latent_std, coefficients, tokens,
-                           np.concatenate(exact).astype(self.dtype) if exact else np.zeros(0, self.dtype))
+                           np.concatenate(exact).astype(self.dtype) if exact else np.zeros(0, self.dtype), ranks)
 
     def _choose_bits(self, values, latent, model) -> np.ndarray:
         """Per latent dimension, the bits that give the fewest estimated bits per object on a sample:
@@ -444,7 +447,7 @@ class AE(Codec):
         sample_values, sample_latent = values[take], latent[take]
 
         def cost(bits: np.ndarray) -> float:
-            chunk = self._code(sample_values, sample_latent, bits, model)
+            chunk = self._code(sample_values, sample_latent, bits, model)  # without rank classes: a sample
             return chunk.estimated_bits()
 
         uniform = {b: cost(np.full(self.latent_size, b)) for b in self._BIT_CHOICES}
@@ -458,6 +461,21 @@ class AE(Codec):
                 if c < best_cost:
                     best, best_cost = trial, c
         return best
+
+
+_RANK_CLASSES = 3
+
+
+def _rank_classes(counts: np.ndarray | None, n: int) -> np.ndarray | None:
+    """Per object, its place in its event (0: leading, 1: second, 2: any other); objects are sorted
+    (by pT, mostly), so the leading ones' values follow other distributions than the rest's."""
+    if counts is None:
+        return None
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.sum() != n:
+        raise CodecError(f"the per-event counts add up to {counts.sum()} objects, not {n}")
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.minimum(np.arange(n) - starts, _RANK_CLASSES - 1)
 
 
 def _dequantize(q: np.ndarray, center: np.ndarray, step: np.ndarray) -> np.ndarray:
@@ -529,6 +547,7 @@ class _CodedChunk:
     coefficients: np.ndarray  # residual prediction, fixed point
     residual_tokens: list[np.ndarray]  # per bounded column
     exact: np.ndarray  # exceptions' values, column after column
+    ranks: np.ndarray | None = None  # per object, its rank class in its event: a table per class
 
     _VERSION: ClassVar[int] = 1
 
@@ -540,10 +559,13 @@ class _CodedChunk:
         return sum(entropy.estimated_bits(s, tables=False) for s in self._streams())
 
     def to_bytes(self) -> np.ndarray:
-        header = np.array([self._VERSION, len(self.q_latent), len(self.bits), len(self.residual_tokens)], np.int64)
+        streams = self._streams()
+        header = np.array([self._VERSION, len(self.q_latent), len(self.bits), len(self.residual_tokens),
+                           int(self.ranks is not None)], np.int64)
+        coded = entropy.encode_streams(streams, [self.ranks] * len(streams) if self.ranks is not None else None)
         return entropy.pack_arrays([header, self.bits.astype(np.int64), self.center.astype(np.float32),
                                     self.latent_std.astype(np.float64), self.coefficients.ravel().astype(np.int64),
-                                    self.exact, entropy.encode_streams(self._streams())])
+                                    self.exact, coded])
 
     @property
     def latent(self) -> np.ndarray:
@@ -551,17 +573,23 @@ class _CodedChunk:
                            self.latent_std * np.exp2(-self.bits.astype(np.float64)))
 
     @classmethod
-    def read(cls, data: np.ndarray, dtype: Any) -> _CodedChunk:
+    def read(cls, data: np.ndarray, dtype: Any, counts: np.ndarray | None = None) -> _CodedChunk:
+        """A chunk from its bytes; ``counts`` (objects per event) if it was coded with them."""
         try:
             header, bits, center, std, coefficients, exact, coded = entropy.unpack_arrays(data)
-            version, n, n_latent, n_bounded = header.tolist()
+            version, n, n_latent, n_bounded, by_rank = header.tolist()
         except ValueError as err:
             raise CodecError(f"coded ae chunk is damaged: {err}") from None
         if version != cls._VERSION or len(bits) != n_latent or len(center) != n_latent or len(std) != n_latent \
                 or len(coefficients) != n_bounded * (n_bounded + 1) or ((bits < 0) | (bits > 24)).any():
             raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
-        streams = entropy.decode_streams(coded)
         kept = np.flatnonzero(bits > 0)
+        ranks = None
+        if by_rank:
+            if counts is None:
+                raise CodecError("this chunk was coded per rank in the event: decoding needs the per-event counts")
+            ranks = _rank_classes(counts, n)
+        streams = entropy.decode_streams(coded, [ranks] * (len(kept) + n_bounded) if by_rank else None)
         if len(streams) != len(kept) + n_bounded or any(len(s) != n for s in streams):
             raise CodecError("coded ae chunk holds streams of the wrong number or length")
         q_latent = np.zeros((n, n_latent), dtype=np.int64)
@@ -571,7 +599,7 @@ class _CodedChunk:
         if len(exact) != sum(int((t == 0).sum()) for t in tokens):
             raise CodecError("coded ae chunk: the number of exact values does not match its exceptions")
         return cls(bits, center, q_latent, std, coefficients.reshape(n_bounded, n_bounded + 1), tokens,
-                   exact.astype(dtype))
+                   exact.astype(dtype), ranks)
 
 
 def get_codec(spec: str | dict[str, Any] | Codec) -> Codec:

@@ -142,9 +142,9 @@ def compress(
                         values, counts = collection_to_tensor(arrays, featureset)
                         mask = selection_mask(arrays, featureset)
                         encoded, encoded_counts = select_objects(values, counts, mask)
-                        streams = codec.encode(encoded, codec_model)
+                        streams = codec.encode(encoded, codec_model, encoded_counts)
                         if accumulator is not None:
-                            reco = codec.decode(streams, codec_model)
+                            reco = codec.decode(streams, codec_model, encoded_counts)
                             reco[:, lossless] = encoded[:, lossless]  # carried exactly
                             accumulator.update(encoded, reco)
                             unphysical += count_unphysical(featureset, reco)

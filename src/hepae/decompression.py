@@ -62,7 +62,7 @@ def _decode_chunk(
     n_streamed = {len(v) for name, v in streams.items() if name in per_object} or {int(counts.sum())}
     if (counts < 0).any() or n_streamed != {int(counts.sum())}:
         raise ValueError(f"the per-event counts add up to {counts.sum()} objects, the streams hold {n_streamed}")
-    decoded = codec.decode(streams, model)
+    decoded = codec.decode(streams, model, counts)
     if text_output:
         decoded = np.stack([short_decimals(decoded[:, j]) for j in range(decoded.shape[1])], axis=1) \
             if len(decoded) else decoded

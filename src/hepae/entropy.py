@@ -136,16 +136,16 @@ def estimated_bits(values: np.ndarray, tables: bool = True) -> float:
 
 # -- rANS -------------------------------------------------------------------------------------------
 
-def _rans_encode(symbols: np.ndarray, lengths: np.ndarray, freq: np.ndarray, lanes: int
+def _rans_encode(symbols: np.ndarray, rows: np.ndarray, freq: np.ndarray, lanes: int
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Symbols of consecutive streams (stream ``i`` coded with ``freq[i]``) -> (final lane states, 16-bit
-    words in the order decoding reads them).
+    """Symbols, each coded with table ``freq[row]`` -> (final lane states, 16-bit words in the order
+    decoding reads them).
 
     Lane ``j % lanes`` codes symbol ``j``. Integer division by a frequency uses float64, exact here
     (state < 2**32, frequency < 2**16) and faster than numpy's integer division.
     """
     freq, cum = _with_padding_row(freq)
-    entry = _table_entries(symbols, lengths, freq.shape[1], lanes)
+    entry = _padded(rows * freq.shape[1] + symbols, lanes, (len(freq) - 1) * freq.shape[1])
     flat_freq, flat_cum = freq.ravel(), cum.ravel()
     x = np.full(lanes, int(_STATE_LOW), dtype=np.int64)
     words: list[np.ndarray] = []
@@ -163,17 +163,12 @@ def _rans_encode(symbols: np.ndarray, lengths: np.ndarray, freq: np.ndarray, lan
     return x.astype(np.uint32), ordered
 
 
-def _table_entries(symbols: np.ndarray, lengths: np.ndarray, width: int, lanes: int) -> np.ndarray:
-    """Index of each symbol in the flattened tables, padded to whole steps with the padding row."""
-    n = len(symbols)
-    entry = np.empty(-(-n // lanes) * lanes, dtype=np.int64)
-    entry[:n] = symbols
-    entry[n:] = len(lengths) * width  # padding row, symbol 0
-    position = 0
-    for i, length in enumerate(lengths.tolist()):
-        entry[position:position + length] += i * width
-        position += length
-    return entry
+def _padded(values: np.ndarray, lanes: int, fill: int) -> np.ndarray:
+    """``values`` padded with ``fill`` to a whole number of steps."""
+    out = np.empty(-(-len(values) // lanes) * lanes, dtype=np.int64)
+    out[:len(values)] = values
+    out[len(values):] = fill
+    return out
 
 
 def _with_padding_row(freq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,9 +179,8 @@ def _with_padding_row(freq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return freq, np.concatenate([np.zeros((len(freq), 1), np.int64), np.cumsum(freq, axis=1)[:, :-1]], axis=1)
 
 
-def _rans_decode(states: np.ndarray, words: np.ndarray, lengths: np.ndarray, freq: np.ndarray) -> np.ndarray:
-    lanes, n = len(states), int(lengths.sum())
-    steps = -(-n // lanes)
+def _rans_decode(states: np.ndarray, words: np.ndarray, rows: np.ndarray, freq: np.ndarray) -> np.ndarray:
+    lanes, n = len(states), len(rows)
     freq, cum = _with_padding_row(freq)
     width = freq.shape[1]
     lookup = np.zeros((len(freq), PROB_SCALE), dtype=np.int64)  # (row, slot) -> symbol
@@ -194,14 +188,13 @@ def _rans_decode(states: np.ndarray, words: np.ndarray, lengths: np.ndarray, fre
         if freq[row].sum() == PROB_SCALE:
             lookup[row] = np.repeat(np.arange(width), freq[row])
     flat_lookup, flat_freq, flat_cum = lookup.ravel(), freq.ravel(), cum.ravel()
-    ends = np.cumsum(lengths)
+    all_rows = _padded(rows, lanes, len(freq) - 1)
     x = states.astype(np.int64)
-    out = np.empty(steps * lanes, dtype=np.int64)
+    out = np.empty(len(all_rows), dtype=np.int64)
     words64 = words.astype(np.int64)
     position = 0
-    lane_index = np.arange(lanes)
-    for t in range(steps):
-        row = np.searchsorted(ends, lane_index + t * lanes, side="right")  # stream of each symbol (or padding)
+    for t in range(len(all_rows) // lanes):
+        row = all_rows[t * lanes:(t + 1) * lanes]
         slot = x & (PROB_SCALE - 1)
         symbol = flat_lookup[row * PROB_SCALE + slot]
         out[t * lanes:(t + 1) * lanes] = symbol
@@ -223,47 +216,86 @@ def _rans_decode(states: np.ndarray, words: np.ndarray, lengths: np.ndarray, fre
 
 # -- streams <-> bytes ------------------------------------------------------------------------------
 
-def encode_streams(streams: Sequence[np.ndarray]) -> np.ndarray:
-    """Non-negative integer streams -> one uint8 array (each stream with its own frequency table)."""
+def _rows(lengths: Sequence[int], classes: Sequence[np.ndarray | None], n_classes: Sequence[int]) -> np.ndarray:
+    """The table row of every symbol: one row per (stream, class)."""
+    offsets = np.concatenate([[0], np.cumsum(n_classes)[:-1]]).astype(np.int64)
+    parts = [np.full(length, offset, np.int64) if c is None else offset + np.asarray(c, dtype=np.int64)
+             for length, c, offset in zip(lengths, classes, offsets)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def _table_and_entropy_bits(tokens: np.ndarray) -> float:
+    counts = np.bincount(tokens)
+    counts = counts[counts > 0]
+    return float(-(counts * np.log2(counts / len(tokens))).sum()) + 16 * len(counts) if len(tokens) else 0.0
+
+
+def _classes_pay(tokens: np.ndarray, classes: np.ndarray) -> bool:
+    split = sum(_table_and_entropy_bits(tokens[classes == k]) for k in np.unique(classes))
+    return split < _table_and_entropy_bits(tokens)
+
+
+def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+    """Non-negative integer streams -> one uint8 array.
+
+    Each stream has its own frequency tables: one, or one per class with ``classes`` (per stream, an
+    array of small non-negative ints beside the values, or None) where that makes the stream smaller,
+    tables included. Decoding must be given the same ``classes``.
+    """
+    classes = list(classes) if classes is not None else [None] * len(streams)
+    if len(classes) != len(streams) or any(c is not None and len(c) != len(s) for c, s in zip(classes, streams)):
+        raise ValueError("classes must match the streams in number and length")
     lengths = np.array([len(s) for s in streams], dtype=np.int64)
     tokenized = [tokenize(s) for s in streams]
-    tables = [np.bincount(t, minlength=1) if len(t) else np.zeros(1, np.int64) for t, _, _ in tokenized]
-    alphabet = max(len(t) for t in tables) if tables else 1
-    freq = np.zeros((len(streams), alphabet), dtype=np.int64)
-    for i, counts in enumerate(tables):
-        freq[i, :len(counts)] = normalized_frequencies(counts)
+    classes = [c if c is not None and len(c) and _classes_pay(t, np.asarray(c)) else None
+               for c, (t, _, _) in zip(classes, tokenized)]
+    n_classes = [int(c.max()) + 1 if c is not None else 1 for c in classes]
     symbols = np.concatenate([t for t, _, _ in tokenized]) if streams else np.zeros(0, np.int64)
+    rows = _rows(lengths, classes, n_classes)
+    n_rows = int(sum(n_classes))
+    alphabet = int(symbols.max()) + 1 if len(symbols) else 1
+    counts = np.bincount(rows * alphabet + symbols, minlength=n_rows * alphabet).reshape(n_rows, alphabet)
+    sizes = np.array([int(np.flatnonzero(c).max()) + 1 if c.any() else 0 for c in counts], dtype=np.int64)
+    freq = np.stack([normalized_frequencies(c) for c in counts]) if n_rows else np.zeros((0, 1), np.int64)
     lanes = int(min(_MAX_LANES, max(1, len(symbols) // _SYMBOLS_PER_LANE)))
-    states, words = _rans_encode(symbols, lengths, freq, lanes) if len(symbols) else (
+    states, words = _rans_encode(symbols, rows, freq, lanes) if len(symbols) else (
         np.zeros(0, np.uint32), np.zeros(0, np.uint16))
     width = np.concatenate([w for _, w, _ in tokenized]) if streams else np.zeros(0, np.int64)
     raw = np.concatenate([r for _, _, r in tokenized]) if streams else np.zeros(0, np.uint64)
-    sizes = np.array([len(t) for t in tables], dtype=np.int64)
-    table_values = np.concatenate([freq[i, :len(t)] for i, t in enumerate(tables)]) if tables else np.zeros(0)
-    return pack_arrays([np.array([_FORMAT], np.int64), lengths, sizes, table_values.astype(np.uint16), states, words,
-                        _pack_raw(width, raw)])
+    table_values = np.concatenate([freq[i, :size] for i, size in enumerate(sizes)]) if n_rows else np.zeros(0)
+    return pack_arrays([np.array([_FORMAT], np.int64), lengths, np.array(n_classes, np.int64), sizes,
+                        table_values.astype(np.uint16), states, words, _pack_raw(width, raw)])
 
 
-def decode_streams(coded: np.ndarray) -> list[np.ndarray]:
-    """Inverse of :func:`encode_streams` (uint64 arrays)."""
+def decode_streams(coded: np.ndarray, classes: Sequence[np.ndarray | None] | None = None) -> list[np.ndarray]:
+    """Inverse of :func:`encode_streams` (uint64 arrays), given the same ``classes``."""
     try:
-        version, lengths, sizes, table_values, states, words, packed = unpack_arrays(coded)
+        version, lengths, n_classes, sizes, table_values, states, words, packed = unpack_arrays(coded)
     except ValueError as err:
         raise CodecError(f"coded stream is damaged: {err}") from None
-    if version.tolist() != [_FORMAT] or len(sizes) != len(lengths) or int(sizes.sum()) != len(table_values):
+    if version.tolist() != [_FORMAT] or len(n_classes) != len(lengths) or len(sizes) != int(n_classes.sum()) \
+            or int(sizes.sum()) != len(table_values) or (n_classes < 1).any():
         raise CodecError("coded stream has an unknown layout (written by a newer hepae, or corrupted)")
-    alphabet = int(sizes.max()) if len(sizes) else 1
-    freq = np.zeros((len(lengths), alphabet), dtype=np.int64)
+    classes = list(classes) if classes is not None else [None] * len(lengths)
+    if len(classes) != len(lengths):
+        raise CodecError("coded stream: the classes given do not match the streams it holds")
+    classes = [None if k == 1 else c for c, k in zip(classes, n_classes.tolist())]  # one table: no classes
+    if any((c is None and k > 1) or (c is not None and (len(c) != n or c.min() < 0 or c.max() >= k))
+           for c, n, k in zip(classes, lengths.tolist(), n_classes.tolist())):
+        raise CodecError("coded stream: the classes given do not match the ones it was coded with")
+    freq = np.zeros((len(sizes), int(sizes.max()) if len(sizes) else 1), dtype=np.int64)
     start = 0
     for i, size in enumerate(sizes.tolist()):
         freq[i, :size] = table_values[start:start + size]
         start += size
-        if lengths[i] and int(freq[i].sum()) != PROB_SCALE:
+        if size and int(freq[i].sum()) != PROB_SCALE:
             raise CodecError("coded stream has a damaged frequency table")
-    n = int(lengths.sum())
-    if n and len(states) == 0:
+    rows = _rows(lengths.tolist(), classes, n_classes.tolist())
+    if len(rows) and len(states) == 0:
         raise CodecError("coded stream has no rANS state")
-    tokens = _rans_decode(states, words, lengths, freq) if n else np.zeros(0, np.int64)
+    if len(rows) and (freq.sum(axis=1)[rows] != PROB_SCALE).any():
+        raise CodecError("coded stream: a symbol's class has no frequency table")
+    tokens = _rans_decode(states, words, rows, freq) if len(rows) else np.zeros(0, np.int64)
     raw = _unpack_raw(token_width(tokens), packed)
     values = detokenize(tokens, raw)
     return np.split(values, np.cumsum(lengths)[:-1]) if len(lengths) else []

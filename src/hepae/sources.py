@@ -258,4 +258,9 @@ def root_source(directory: uproot.ReadOnlyDirectory, path: PathArg, name: str) -
     """The TTree or RNTuple ``name`` of a ROOT file already open."""
     table = _get_table(directory, name, path, ("TTree", RNTUPLE_CLASS))
     is_rntuple = _tables(directory, path)[name] == RNTUPLE_CLASS
-    return RNTupleSource(Path(path), table) if is_rntuple else TTreeSource(Path(path), table)
+    try:
+        return RNTupleSource(Path(path), table) if is_rntuple else TTreeSource(Path(path), table)
+    except HepaeError:
+        raise
+    except Exception as err:  # a damaged branch or field description (streamers, leaves)
+        raise _damaged(table, err) from None

@@ -319,21 +319,27 @@ def validate(
 def _latent_moments(compressed: Path, step_size: int | str) -> tuple[list[str], _Moments]:
     """Moments of the latent values of an ``ae``-compressed file, chunk by chunk (none for other codecs)."""
     from hepae.codecs import get_codec
-    from hepae.container import STREAM_TREE, read_metadata
+    from hepae.container import CHUNK_ENTRIES, COUNT_BRANCH, STREAM_TREE, read_metadata
     from hepae.sources import get_tree, iterate_arrays, open_root
 
+    moments: _Moments | None = None
     with open_root(compressed) as directory:
         metadata = read_metadata(directory, str(compressed))
         codec = get_codec(metadata["codec"])
-        names = [s["name"] for s in metadata["collection"]["streams"]]
         if codec.codec_id != "ae":
             return [], _Moments(0)
-        moments: _Moments | None = None
-        for entry in iterate_arrays(get_tree(directory, STREAM_TREE, compressed), names, step_size=1):
+        names = [s["name"] for s in metadata["collection"]["streams"]]
+    with open_source(compressed, metadata["tree"]) as table, open_root(compressed) as directory:
+        start = 0
+        for entry in iterate_arrays(get_tree(directory, STREAM_TREE, compressed), [CHUNK_ENTRIES, *names],
+                                    step_size=1):
+            stop = start + int(entry[CHUNK_ENTRIES][0])
             try:
-                latent = codec.latent_values({n: ak.to_numpy(entry[n][0]) for n in names})
+                counts = ak.to_numpy(table.read([COUNT_BRANCH], start, stop)[COUNT_BRANCH])
+                latent = codec.latent_values({n: ak.to_numpy(entry[n][0]) for n in names}, counts)
             except (ValueError, KeyError, CodecError) as err:
                 raise ContainerFormatError(f"{compressed}: latent streams are inconsistent ({err})") from None
+            start = stop
             moments = moments or _Moments(latent.shape[1])
             moments.update(latent)
     size = len(moments.sum) if moments is not None else 0
