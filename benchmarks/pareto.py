@@ -77,7 +77,6 @@ def _hepae_point(name, codec, model, featureset, big, small, n_big, n_small, tmp
 
 def _latent_bits(path: Path) -> list[int] | None:
     """Bits per latent dimension of the first chunk of a quantized ae file (0: dimension dropped)."""
-    from hepae.codecs import _CodedChunk
 
     with uproot.open(path) as f:
         if "hepae_streams" not in f or "coded" not in f["hepae_streams"].keys():

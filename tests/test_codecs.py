@@ -4,25 +4,26 @@ import json
 
 import numpy as np
 import pytest
+import uproot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hepae
-from hepae.cli import main
 from hepae import entropy
+from hepae.cli import main
 from hepae.codecs import (
     AE,
     EXCEPTION,
     ErrorBound,
     Lossless,
     Truncate,
+    _CodedChunk,
     apply_residuals,
     get_codec,
     quantize_residuals,
     truncate_mantissa,
     within_bound,
 )
-from hepae.codecs import _CodedChunk
 from hepae.errors import CodecError, FeatureSetError
 
 FS = "atlas-jets-4d"
@@ -216,3 +217,26 @@ def test_residual_prediction_codes_what_the_previous_columns_do_not_tell(models)
     assert bits[3] < bits[0] - 3, bits  # log(m) - log(pT) has a 3 % spread; log(pT) spans orders of magnitude
     reco = codec.decode({"coded": codec.encode(x, model)["coded"]}, model)
     assert all(within_bound(x[:, j], reco[:, j], b.kind, b.value).all() for j, b in enumerate(codec.error_bounds))
+
+
+def test_without_latent_values_the_file_carries_no_network(samples, models, tmp_path):
+    """0 latent bits: every object gets the same prediction, kept in the chunk; no decoder is embedded."""
+    sample, model = samples[FS], models[FS]
+    bounds = ["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"]
+    summary = hepae.compress(sample, tmp_path / "c.root", model, codec=AE(latent_bits=0, error_bounds=bounds),
+                             progress=False)
+    assert summary["decoder_bytes"] == 0
+    with uproot.open(tmp_path / "c.root") as f:
+        assert "hepae_decoder" not in f
+    codec = AE(latent_bits=0, error_bounds=bounds)
+    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
+    x = np.array([[30e3, 0.5, 1.0, 4e3], [50e3, -1.0, -2.0, 6e3]], dtype=np.float32)
+    assert _CodedChunk.read(codec.encode(x, model)["coded"], np.float32).margin == 0.01  # no network: exact arithmetic
+    tiny = AE(latent_bits=0, error_bounds=["pt=rel:1e-6", "eta=abs:1e-6"])
+    tiny.prepare(model.featureset.column_names, model.featureset.dtype, model)
+    assert tiny._constant_margin() == 0.1  # float32 rounding needs the whole default margin there
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    residuals = hepae.residual_summary(sample, tmp_path / "r.root", FS)
+    assert all(r["max_abs"] <= 1e-3 for r in residuals.values()), residuals
+    with pytest.raises(CodecError, match="give error bounds for \\['phi', 'm'\\]"):
+        AE(error_bounds=bounds[:2]).prepare(model.featureset.column_names, model.featureset.dtype, model)

@@ -20,7 +20,9 @@ The error-bound guarantee and other machines: the quantization step is ``2 * bou
 and compression accepts a value only if its reconstruction is within ``bound * (1 - margin / 2)``, so
 a decoder (another CPU, GPU or torch version) whose outputs differ from the compressing one by less
 than ``margin / 2`` of the bound still reconstructs every value within it. ``margin`` is 0.1 by
-default; float32 networks agree far closer than that in normalized units.
+default; float32 networks agree far closer than that in normalized units. A chunk that keeps no
+latent value runs no network when decoding (its constant prediction is stored), and uses a margin of
+0.01 (more for relative bounds below 1e-4), enough for ``exp``/``log`` differences between machines.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from hepae.errors import CodecError, FeatureSetError
 EXCEPTION = np.iinfo(np.int32).min
 """Residual value that marks an exception: the exact value is in the ``exact_<column>`` stream."""
 DEFAULT_MARGIN = 0.1
+CONSTANT_MARGIN = 0.01
+"""Margin of chunks whose prediction is a stored constant (no network): see ``AE._constant_margin``."""
 
 
 # -- error bounds -----------------------------------------------------------------------------------
@@ -217,6 +221,10 @@ class Codec:
         """Streams whose length is their own (coded bytes), not one entry per object."""
         return set()
 
+    def decoder_used(self) -> bool:
+        """After encoding: whether decoding needs the model's decoder (embedded in the file if so)."""
+        return self.needs_model
+
     def encode(self, values: np.ndarray, model: Any = None, counts: np.ndarray | None = None
                ) -> dict[str, np.ndarray]:
         """One chunk's values -> streams. ``counts`` (objects per event) lets a codec model the events."""
@@ -329,16 +337,26 @@ class AE(Codec):
                 "error_bounds": [str(b) for b in self.error_bounds], "margin": self.margin}
 
     def prepare(self, columns, dtype, model=None):
+        """Check the bounds against the columns and the model; without a model (a file whose chunks need
+        no network) the quantized codec can only decode."""
         super().prepare(columns, dtype)
-        if model is None:
-            raise CodecError("the ae codec needs a trained model")
-        self.latent_size = model.latent_size
         unknown = [b.column for b in self.error_bounds if b.column not in self.columns]
         if unknown:
             raise FeatureSetError(f"error bound(s) for {unknown}: no such column; columns are {self.columns}")
         self._bounded = [self.columns.index(b.column) for b in self.error_bounds]
         self._chosen_bits: np.ndarray | None = None  # "auto": chosen on the first chunk, kept for the file
-        if self.latent_bits is not None:
+        self._network_used = not self.quantized  # a chunk without latent values stores its constant prediction
+        if model is None:
+            if not self.quantized:
+                raise CodecError("the ae codec needs a trained model")
+            return
+        self.latent_size = model.latent_size
+        exact = {c.name for c in model.featureset.columns if c.lossless}
+        unbounded = [c for c in self.columns if c not in exact and c not in {b.column for b in self.error_bounds}]
+        if self.latent_bits == "auto" and unbounded:
+            raise CodecError(f"ae: latent_bits='auto' may drop the latent values, which only bounded columns survive; "
+                             f"give error bounds for {unbounded} too, or a number of latent bits")
+        if self.quantized and "encoder" in model.parts:
             std = model.training.get("latent_std")
             if std is None or len(std) != model.latent_size:
                 raise CodecError("this model has no latent statistics (trained by an older hepae); retrain it to "
@@ -356,6 +374,9 @@ class AE(Codec):
 
     def chunk_streams(self) -> set[str]:
         return {"coded"} if self.quantized else set()
+
+    def decoder_used(self) -> bool:
+        return self._network_used
 
     def latent_values(self, streams: dict[str, np.ndarray], counts: np.ndarray | None = None) -> np.ndarray:
         """The float32 latent values ``(n, latent)`` that the streams hold (dequantized; a dropped dimension
@@ -378,21 +399,31 @@ class AE(Codec):
         return out
 
     def encode(self, values, model=None, counts=None):
-        latent = model.encode(self._safe_inputs(values, model))
+        safe = self._safe_inputs(values, model)
         if not self.quantized:
+            latent = model.encode(safe)
             return {f"latent_{i}": latent[:, i] for i in range(self.latent_size)}
+        sample = _sample_rows(len(values), self._AUTO_SAMPLE)
         if self.latent_bits == "auto":
             if self._chosen_bits is None:
-                self._chosen_bits = self._choose_bits(values, latent, model)
+                self._chosen_bits = self._choose_bits(values[sample], model.encode(safe[sample]), model)
             bits = self._chosen_bits
         else:
             bits = np.full(self.latent_size, self.latent_bits, dtype=np.int64)
+        dropped = bool((bits == 0).all())  # then only the latent center matters: a sample gives it
+        latent = model.encode(safe[sample] if dropped else safe)
         chunk = self._code(values, latent, bits, model, _rank_classes(counts, len(values)))
+        self._network_used |= chunk.constant is None
         return {"coded": chunk.to_bytes()}
 
     def decode(self, streams, model=None, counts=None):
         chunk = _CodedChunk.read(streams["coded"], self.dtype, counts) if self.quantized else None
-        out = model.decode(chunk.latent if chunk else self.latent_values(streams))
+        if chunk is not None and chunk.constant is not None:  # no latent value: the network's output is constant
+            out = np.repeat(chunk.constant[None, :], len(chunk.q_latent), axis=0)
+        elif model is None:
+            raise CodecError("this chunk needs the autoencoder's decoder, and the file has none embedded")
+        else:
+            out = model.decode(chunk.latent if chunk else self.latent_values(streams))
         if chunk is not None and self._bounded:
             steps = _undo_prediction(chunk.residual_tokens, chunk.coefficients)
             exact = np.split(chunk.exact, np.cumsum([(t == 0).sum() for t in chunk.residual_tokens])[:-1])
@@ -401,50 +432,67 @@ class AE(Codec):
                 residual = np.where(is_exception, EXCEPTION, steps[:, k]).astype(np.int32)
                 exact_column = np.zeros(len(out), dtype=self.dtype)
                 exact_column[is_exception] = exact[k]
-                out[:, j] = apply_residuals(out[:, j], residual, exact_column, b.kind, b.value, self.margin, out.dtype)
+                out[:, j] = apply_residuals(out[:, j], residual, exact_column, b.kind, b.value, chunk.margin,
+                                            out.dtype)
         return out
 
     # -- coding one chunk ---------------------------------------------------------------------------
-    def _quantize_latent(self, latent: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(integer steps, per-dimension center, dequantized float32 latent)."""
+    def _quantize_latent(self, latent: np.ndarray, bits: np.ndarray, n: int
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(integer steps, per-dimension center, dequantized float32 latent) of ``n`` objects; with every
+        dimension dropped, ``latent`` may be a sample (only its median is used)."""
         center = np.median(latent, axis=0).astype(np.float32).astype(np.float64) if len(latent) else \
             np.zeros(latent.shape[1])
         step = self._latent_std * np.exp2(-bits.astype(np.float64))
-        limit = 2.0**40
-        q = np.clip(np.rint((latent.astype(np.float64) - center) / step), -limit, limit).astype(np.int64)
-        q[:, bits == 0] = 0
+        if (bits == 0).all():
+            q = np.zeros((n, len(bits)), dtype=np.int64)
+        else:
+            limit = 2.0**40
+            q = np.clip(np.rint((latent.astype(np.float64) - center) / step), -limit, limit).astype(np.int64)
+            q[:, bits == 0] = 0
         return q, center, _dequantize(q, center, step)
 
-    def _residual_steps(self, values, predicted) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _residual_steps(self, values, predicted, margin: float) -> tuple[np.ndarray, list[np.ndarray]]:
         """``(n, bounded)`` int64 residual steps (exceptions 0) and, per bounded column, exception flags."""
         steps = np.zeros((len(values), len(self._bounded)), dtype=np.int64)
         flags = []
         for k, (j, b) in enumerate(zip(self._bounded, self.error_bounds)):
-            residual, _ = quantize_residuals(values[:, j], predicted[:, j], b.kind, b.value, self.margin)
+            residual, _ = quantize_residuals(values[:, j], predicted[:, j], b.kind, b.value, margin)
             flag = residual == EXCEPTION
             steps[:, k] = np.where(flag, 0, residual)
             flags.append(flag)
         return steps, flags
 
     def _code(self, values, latent, bits, model, ranks: np.ndarray | None = None) -> _CodedChunk:
-        q_latent, center, z = self._quantize_latent(latent, bits)
+        q_latent, center, z = self._quantize_latent(latent, bits, len(values))
         tokens: list[np.ndarray] = []
         coefficients = np.zeros((len(self._bounded), len(self._bounded) + 1), dtype=np.int64)
         exact: list[np.ndarray] = []
+        constant = None
+        if (bits == 0).all():  # every object gets the same prediction: keep it, decoding needs no network
+            constant = model.decode(z[:1].astype(np.float32))[0] if len(z) else np.zeros(len(self.columns), np.float32)
+        margin = self.margin if constant is None else self._constant_margin()
         if self._bounded:
-            steps, flags = self._residual_steps(values, model.decode(z.astype(np.float32)))
+            predicted = np.repeat(constant[None, :], len(z), axis=0) if constant is not None else \
+                model.decode(z.astype(np.float32))
+            steps, flags = self._residual_steps(values, predicted, margin)
             coefficients = _fit_prediction(steps, flags)
             tokens = _prediction_tokens(steps, flags, coefficients)
             exact = [values[flag, j] for flag, j in zip(flags, self._bounded)]
         return _CodedChunk(bits, center, q_latent, self._latent_std, coefficients, tokens,
-                           np.concatenate(exact).astype(self.dtype) if exact else np.zeros(0, self.dtype), ranks)
+                           np.concatenate(exact).astype(self.dtype) if exact else np.zeros(0, self.dtype), ranks,
+                           None if constant is None else constant.astype(np.float32), margin)
 
-    def _choose_bits(self, values, latent, model) -> np.ndarray:
+    def _constant_margin(self) -> float:
+        """Margin for a stored constant prediction. No network runs when decoding, and the arithmetic is
+        the same on every machine but for ``exp``/``log`` (a few float64 ulps), which can flip the final
+        rounding to float32 by one ulp (2**-23 relative): a margin far above that suffices."""
+        smallest = min((b.value for b in self.error_bounds if b.kind == "rel"), default=1.0)
+        return min(self.margin, max(CONSTANT_MARGIN, 8 * 2.0**-23 / smallest))
+
+    def _choose_bits(self, sample_values, sample_latent, model) -> np.ndarray:
         """Per latent dimension, the bits that give the fewest estimated bits per object on a sample:
         first one setting for all dimensions, then each dimension on its own."""
-        take = np.linspace(0, len(values) - 1, min(len(values), self._AUTO_SAMPLE)).astype(np.int64) \
-            if len(values) else np.zeros(0, np.int64)
-        sample_values, sample_latent = values[take], latent[take]
 
         def cost(bits: np.ndarray) -> float:
             chunk = self._code(sample_values, sample_latent, bits, model)  # without rank classes: a sample
@@ -464,6 +512,11 @@ class AE(Codec):
 
 
 _RANK_CLASSES = 3
+
+
+def _sample_rows(n: int, size: int) -> np.ndarray:
+    """Up to ``size`` row indices spread evenly over ``n`` rows."""
+    return np.linspace(0, n - 1, min(n, size)).astype(np.int64) if n else np.zeros(0, np.int64)
 
 
 def _rank_classes(counts: np.ndarray | None, n: int) -> np.ndarray | None:
@@ -548,6 +601,8 @@ class _CodedChunk:
     residual_tokens: list[np.ndarray]  # per bounded column
     exact: np.ndarray  # exceptions' values, column after column
     ranks: np.ndarray | None = None  # per object, its rank class in its event: a table per class
+    constant: np.ndarray | None = None  # with no latent dimension kept: the prediction for every object
+    margin: float = DEFAULT_MARGIN  # of the error bounds in this chunk
 
     _VERSION: ClassVar[int] = 1
 
@@ -563,9 +618,10 @@ class _CodedChunk:
         header = np.array([self._VERSION, len(self.q_latent), len(self.bits), len(self.residual_tokens),
                            int(self.ranks is not None)], np.int64)
         coded = entropy.encode_streams(streams, [self.ranks] * len(streams) if self.ranks is not None else None)
+        constant = np.zeros(0, np.float32) if self.constant is None else self.constant
         return entropy.pack_arrays([header, self.bits.astype(np.int64), self.center.astype(np.float32),
                                     self.latent_std.astype(np.float64), self.coefficients.ravel().astype(np.int64),
-                                    self.exact, coded])
+                                    self.exact, constant, np.array([self.margin], np.float64), coded])
 
     @property
     def latent(self) -> np.ndarray:
@@ -576,7 +632,7 @@ class _CodedChunk:
     def read(cls, data: np.ndarray, dtype: Any, counts: np.ndarray | None = None) -> _CodedChunk:
         """A chunk from its bytes; ``counts`` (objects per event) if it was coded with them."""
         try:
-            header, bits, center, std, coefficients, exact, coded = entropy.unpack_arrays(data)
+            header, bits, center, std, coefficients, exact, constant, margin, coded = entropy.unpack_arrays(data)
             version, n, n_latent, n_bounded, by_rank = header.tolist()
         except ValueError as err:
             raise CodecError(f"coded ae chunk is damaged: {err}") from None
@@ -598,8 +654,12 @@ class _CodedChunk:
         tokens = list(streams[len(kept):])
         if len(exact) != sum(int((t == 0).sum()) for t in tokens):
             raise CodecError("coded ae chunk: the number of exact values does not match its exceptions")
+        if len(constant) and (bits > 0).any():
+            raise CodecError("coded ae chunk has both latent values and a constant prediction")
+        if len(margin) != 1 or not 0 < margin[0] < 1:
+            raise CodecError("coded ae chunk has no valid error-bound margin")
         return cls(bits, center, q_latent, std, coefficients.reshape(n_bounded, n_bounded + 1), tokens,
-                   exact.astype(dtype), ranks)
+                   exact.astype(dtype), ranks, constant if len(constant) else None, float(margin[0]))
 
 
 def get_codec(spec: str | dict[str, Any] | Codec) -> Codec:

@@ -194,7 +194,7 @@ def compress(
                     "checksums": {"algorithm": "sha256", "tree": hasher.hexdigest(),
                                   "streams": stream_hasher.hexdigest()},
                 }
-                if codec_model is not None:
+                if codec_model is not None and codec.decoder_used():  # not embedded if no chunk needs it
                     decoder_bytes, decoder_sha = write_decoder(file, model)
                     metadata["normalization"] = model.normalization.get_config()
                     metadata["model"] = {

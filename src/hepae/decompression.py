@@ -128,7 +128,7 @@ def decompress(
             )
         codec = get_codec(metadata["codec"])
         featureset = load_featureset(metadata["featureset"])
-        model = read_decoder(directory, metadata, str(input)).to(device) if codec.needs_model else None
+        model = read_decoder(directory, metadata, str(input)).to(device) if "model" in metadata else None
         codec.prepare(featureset.column_names, featureset.dtype, model)
         source = root_source(directory, input, metadata["tree"])
         specs = [BranchSpec.from_dict(b) for b in metadata["branches"]]

@@ -82,27 +82,28 @@ def _bit_length(u: np.ndarray) -> np.ndarray:
 # -- raw bits ---------------------------------------------------------------------------------------
 
 def _pack_raw(width: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """Raw bits, grouped by width: per group, each value's ``width`` low bits (little-endian), packed."""
     parts = []
-    for w in np.unique(width[width > 0]):
-        values = raw[width == w]
-        planes = np.empty((int(w), len(values)), dtype=np.uint8)
-        for k in range(int(w)):
-            planes[k] = (values >> np.uint64(k)) & np.uint64(1)
-        parts.append(np.packbits(planes.ravel(), bitorder="little"))
+    for w in np.unique(width[width > 0]).tolist():
+        values = np.ascontiguousarray(raw[width == w], dtype="<u8")
+        n_bytes = -(-w // 8)
+        bits = np.unpackbits(values.view(np.uint8).reshape(-1, 8)[:, :n_bytes], axis=1, bitorder="little")
+        parts.append(np.packbits(bits[:, :w].ravel(), bitorder="little"))
     return np.concatenate(parts) if parts else np.zeros(0, np.uint8)
 
 
 def _unpack_raw(width: np.ndarray, packed: np.ndarray) -> np.ndarray:
     raw = np.zeros(len(width), dtype=np.uint64)
     position = 0
-    for w in np.unique(width[width > 0]):
+    for w in np.unique(width[width > 0]).tolist():
         where = np.flatnonzero(width == w)
-        n_bytes = -(-int(w) * len(where) // 8)
+        n_bytes = -(-w * len(where) // 8)
         if position + n_bytes > len(packed):
             raise CodecError("coded stream is truncated (raw bits)")
-        bits = np.unpackbits(packed[position:position + n_bytes], bitorder="little")[:int(w) * len(where)]
-        planes = bits.reshape(int(w), len(where)).astype(np.uint64)
-        raw[where] = (planes << np.arange(int(w), dtype=np.uint64)[:, None]).sum(axis=0, dtype=np.uint64)
+        bits = np.unpackbits(packed[position:position + n_bytes], bitorder="little")[:w * len(where)]
+        padded = np.zeros((len(where), 64), dtype=np.uint8)
+        padded[:, :w] = bits.reshape(len(where), w)
+        raw[where] = np.packbits(padded, axis=1, bitorder="little").view("<u8").ravel()
         position += n_bytes
     if position != len(packed):
         raise CodecError("coded stream has trailing raw bytes")
