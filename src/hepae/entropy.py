@@ -29,7 +29,7 @@ PROB_BITS = 15
 PROB_SCALE = 1 << PROB_BITS
 _STATE_LOW = np.uint64(1 << 16)  # rANS state lives in [2**16, 2**32)
 _DIRECT = 16  # values below this are their own token
-_SYMBOLS_PER_LANE = 2048
+_SYMBOLS_PER_LANE = 1024
 _MAX_LANES = 2048
 _FORMAT = 1
 
@@ -126,7 +126,7 @@ def normalized_frequencies(counts: np.ndarray) -> np.ndarray:
 
 def estimated_bits(values: np.ndarray, tables: bool = True) -> float:
     """Bits :func:`encode_streams` needs for one stream (its frequency table too, unless ``tables`` is
-    False), within a fraction of a percent; the lanes' final states add 4 bytes per 2048 symbols."""
+    False), within a fraction of a percent; the lanes' final states add 4 bytes per 1024 symbols."""
     token, width, _ = tokenize(values)
     if len(token) == 0:
         return 0.0
