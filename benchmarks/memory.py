@@ -2,6 +2,7 @@
 
     python benchmarks/memory.py                                # 100k and 1M generated events, 2 MB chunks
     python benchmarks/memory.py --events 300000 --step-size "50 MB"
+    python benchmarks/memory.py --error-bound 1e-3         # the ae codec with this bound on every column
 
 Each step runs in its own process and reports its peak resident set size (VmHWM from /proc: ru_maxrss
 would include the parent's size at fork time on Linux).
@@ -25,7 +26,9 @@ import json, sys, hepae
 step, step_size, source, target = sys.argv[1:5]
 step_size = int(step_size) if step_size.isdigit() else step_size
 if step == "compress":
-    summary = hepae.compress(source, target, sys.argv[5], step_size=step_size, progress=False, device="cpu")
+    codec = json.loads(sys.argv[6])
+    summary = hepae.compress(source, target, sys.argv[5], codec=codec, step_size=step_size, progress=False,
+                             device="cpu")
 else:
     summary = hepae.decompress(source, target, progress=False, device="cpu")  # follows compression's chunks
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
@@ -48,8 +51,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="events of the 1x sample")
     parser.add_argument("--factor", type=int, default=10)
     parser.add_argument("--step-size", default="2 MB", help="chunk size passed to compress/decompress")
+    parser.add_argument("--error-bound", type=float, help="compress with the ae codec under this bound on every "
+                        "column (relative for pT and m); default: float32 latent values")
     parser.add_argument("--json-out", default="memory.json")
     args = parser.parse_args()
+    featureset = hepae.load_featureset("atlas-jets-4d")
+    codec = {"id": "ae"} if args.error_bound is None else {"id": "ae", "error_bounds": [
+        f"{c.name}={'rel' if c.residual == 'relative' else 'abs'}:{args.error_bound!r}" for c in featureset.columns]}
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,7 +67,7 @@ def main() -> None:
         for factor in (1, args.factor):
             source = small if factor == 1 else hepae.make_sample(tmp / f"x{factor}.root", n_events=args.events * factor)
             compress_mb, compress_chunks = run_step("compress", args.step_size, str(source),
-                                                    str(tmp / f"c{factor}.root"), str(model))
+                                                    str(tmp / f"c{factor}.root"), str(model), json.dumps(codec))
             decompress_mb, decompress_chunks = run_step("decompress", args.step_size, str(tmp / f"c{factor}.root"),
                                                         str(tmp / f"r{factor}.root"))
             rows.append({
@@ -73,7 +81,7 @@ def main() -> None:
             })
     ratios = {step: rows[1][f"{step}_peak_rss_mb"] / rows[0][f"{step}_peak_rss_mb"]
               for step in ("compress", "decompress")}
-    print(f"step size {args.step_size!r}")
+    print(f"step size {args.step_size!r}, codec {codec}")
     print(f"{'size':>5s} {'events':>9s} {'input MB':>9s} {'compress RSS MB':>16s} {'chunks':>7s} "
           f"{'decompress RSS MB':>18s} {'chunks':>7s}")
     for r in rows:
@@ -81,7 +89,8 @@ def main() -> None:
               f"{r['compress_chunks']:>7d} {r['decompress_peak_rss_mb']:>18.0f} {r['decompress_chunks']:>7d}")
     print(f"ratio {args.factor}x/1x: compress {ratios['compress']:.3f}, decompress {ratios['decompress']:.3f} "
           "(target <= 1.1)")
-    Path(args.json_out).write_text(json.dumps({"step_size": args.step_size, "rows": rows, "ratios": ratios}, indent=2))
+    Path(args.json_out).write_text(json.dumps({"step_size": args.step_size, "codec": codec, "rows": rows,
+                                               "ratios": ratios}, indent=2))
 
 
 if __name__ == "__main__":

@@ -33,4 +33,11 @@ def test_throughput_benchmark_runs(tmp_path):
     out = _run("throughput.py", tmp_path, "--events", "500", "--epochs", "1")
     rows = json.loads((tmp_path / "throughput.json").read_text())["rows"]
     assert [r["step"] for r in rows][0] == "plain uproot copy" and rows[0]["speed_vs_copy"] == 1.0
-    assert "decompress ae" in out
+    assert "decompress ae bounded" in out and "compress ae float32" in out
+
+
+def test_memory_benchmark_runs_with_error_bounds(tmp_path):
+    out = _run("memory.py", tmp_path, "--events", "400", "--factor", "2", "--error-bound", "1e-3")
+    result = json.loads((tmp_path / "memory.json").read_text())
+    assert result["codec"]["error_bounds"][0] == "pt=rel:0.001" and len(result["rows"]) == 2
+    assert "ratio 2x/1x" in out

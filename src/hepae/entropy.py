@@ -101,9 +101,10 @@ def _unpack_raw(width: np.ndarray, packed: np.ndarray) -> np.ndarray:
         if position + n_bytes > len(packed):
             raise CodecError("coded stream is truncated (raw bits)")
         bits = np.unpackbits(packed[position:position + n_bytes], bitorder="little")[:w * len(where)]
-        padded = np.zeros((len(where), 64), dtype=np.uint8)
+        size = next(b for b in (1, 2, 4, 8) if 8 * b >= w)  # bytes of the smallest integer that holds w bits
+        padded = np.zeros((len(where), 8 * size), dtype=np.uint8)
         padded[:, :w] = bits.reshape(len(where), w)
-        raw[where] = np.packbits(padded, axis=1, bitorder="little").view("<u8").ravel()
+        raw[where] = np.packbits(padded, axis=1, bitorder="little").view(f"<u{size}").ravel()
         position += n_bytes
     if position != len(packed):
         raise CodecError("coded stream has trailing raw bytes")
@@ -225,15 +226,16 @@ def _rows(lengths: Sequence[int], classes: Sequence[np.ndarray | None], n_classe
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
-def _table_and_entropy_bits(tokens: np.ndarray) -> float:
-    counts = np.bincount(tokens)
-    counts = counts[counts > 0]
-    return float(-(counts * np.log2(counts / len(tokens))).sum()) + 16 * len(counts) if len(tokens) else 0.0
-
-
 def _classes_pay(tokens: np.ndarray, classes: np.ndarray) -> bool:
-    split = sum(_table_and_entropy_bits(tokens[classes == k]) for k in np.unique(classes))
-    return split < _table_and_entropy_bits(tokens)
+    """Whether one table per class (their cost included) codes ``tokens`` in fewer bits than one table."""
+    n_classes, alphabet = int(classes.max()) + 1, int(tokens.max()) + 1
+    counts = np.bincount(classes * alphabet + tokens, minlength=n_classes * alphabet).reshape(n_classes, alphabet)
+    return sum(_bits_of_counts(c) for c in counts) < _bits_of_counts(counts.sum(axis=0))
+
+
+def _bits_of_counts(counts: np.ndarray) -> float:
+    counts = counts[counts > 0]
+    return float(-(counts * np.log2(counts / counts.sum())).sum()) + 16 * len(counts) if len(counts) else 0.0
 
 
 def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray | None] | None = None) -> np.ndarray:

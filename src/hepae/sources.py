@@ -36,14 +36,15 @@ def _first_line(err: BaseException) -> str:
 
 @contextlib.contextmanager
 def open_root(path: PathArg) -> Iterator[uproot.ReadOnlyDirectory]:
-    """``uproot.open`` with errors that say which file and what is wrong with it."""
+    """``uproot.open`` with errors that say which file and what is wrong with it. No array cache: data
+    are read once, chunk by chunk, and uproot's default cache (100 MB) would grow with the file."""
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"input file {path} does not exist")
     if not path.is_file():
         raise InputFileError(f"input {path} is not a regular file")
     try:
-        handle = uproot.open(path)
+        handle = uproot.open(path, array_cache=None)
     except Exception as err:  # uproot raises many kinds on damaged files; all mean the same here
         raise InputFileError(f"{path} is not a readable ROOT file: {_first_line(err)}") from None
     with handle:
