@@ -101,7 +101,7 @@ def main() -> None:
     for row in rows:
         row["speed_vs_copy"] = round(baseline / row["seconds"], 3)
     print(f"{n_objects} objects ({megabytes:.1f} MB of float32 values), {featureset.name}")
-    print(f"{"step":24s} {'seconds':>8s} {'objects/s':>11s} {'MB/s':>7s} {'vs copy':>8s} {'peak RSS MB':>12s}")
+    print(f"{'step':24s} {'seconds':>8s} {'objects/s':>11s} {'MB/s':>7s} {'vs copy':>8s} {'peak RSS MB':>12s}")
     for r in rows:
         print(f"{r['step']:24s} {r['seconds']:8.3f} {r['objects_per_second']:11d} {r['mb_per_second']:7.1f} "
               f"{r['speed_vs_copy']:8.3f} {r['peak_rss_mb']:12.1f}")
