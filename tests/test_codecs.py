@@ -115,6 +115,8 @@ def test_bad_codec_settings_are_refused():
         AE(latent_bits="auto")
     with pytest.raises(CodecError, match="latent_bits must be 'auto' or in 0..24"):
         AE(latent_bits=30)
+    with pytest.raises(CodecError, match="every object the same values"):
+        AE(latent_bits=0)
     assert AE(error_bounds=["pt=rel:1e-3"]).latent_bits == "auto"  # bounds without bits: chosen per file
 
 

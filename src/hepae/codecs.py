@@ -324,6 +324,8 @@ class AE(Codec):
         if latent_bits not in (None, "auto") and not (isinstance(latent_bits, int | np.integer)
                                                       and 0 <= int(latent_bits) <= 24):
             raise CodecError(f"ae: latent_bits must be 'auto' or in 0..24, got {latent_bits!r}")
+        if latent_bits == 0 and not self.error_bounds:
+            raise CodecError("ae: latent_bits=0 without error bounds would give every object the same values")
         if not 0 < margin < 1:
             raise CodecError(f"ae: margin must be in (0, 1), got {margin}")
         self.latent_bits = latent_bits if latent_bits in (None, "auto") else int(latent_bits)
