@@ -157,6 +157,11 @@ def cmd_train(args: argparse.Namespace) -> None:
               f"{t['seconds']:.1f} s")
 
 
+def _stream_names(streams: list[dict[str, str]]) -> str:
+    names = [s["name"] for s in streams]
+    return ", ".join(names) if len(names) <= 4 else f"{len(names)} streams"
+
+
 def _latent_bits(text: str) -> int | str:
     if text == "auto":
         return text
@@ -252,12 +257,15 @@ def cmd_inspect(args: argparse.Namespace) -> None:
         print(f"  tree        {m['tree']}; {len(m['branches'])} branches carried, "
               f"{len(m['dropped_branches'])} dropped")
         print(f"  collection  {m['featureset']['name']}: {', '.join(b['name'] for b in m['collection']['branches'])}"
-              f" -> {len(m['collection']['streams'])} streams in hepae_streams, {m['collection']['n_objects']} objects")
-        settings = ", ".join(f"{k}={v}" for k, v in m["codec"].items() if k not in ("id", "latent_step"))
+              f" -> {_stream_names(m['collection']['streams'])} in hepae_streams, "
+              f"{m['collection']['n_objects']} objects")
+        settings = ", ".join(f"{k}={v}" for k, v in m["codec"].items() if k != "id")
         print(f"  codec       {m['codec']['id']}" + (f" ({settings})" if settings else ""))
         if "model" in m:
             print(f"  model       {m['model']['architecture']['name']} id {m['model']['model_id']}, decoder "
                   f"{_human_bytes(m['model']['decoder_bytes'])} embedded")
+        elif m["codec"]["id"] == "ae":
+            print("  model       none embedded: no chunk keeps a latent value (decoding runs no network)")
         decoder = f", decoder {m['checksums']['decoder'][:16]}..." if "decoder" in m["checksums"] else ""
         print(f"  checksums   data {m['checksums']['tree'][:16]}...{decoder}")
         print(format_sizes(info["sizes"]))
