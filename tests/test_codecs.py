@@ -221,7 +221,7 @@ def test_residual_prediction_codes_what_the_previous_columns_do_not_tell(models)
     assert all(within_bound(x[:, j], reco[:, j], b.kind, b.value).all() for j, b in enumerate(codec.error_bounds))
 
 
-def test_without_latent_values_the_file_carries_no_network(samples, models, tmp_path):
+def test_without_latent_values_the_file_carries_no_network(samples, models, tmp_path, capsys):
     """0 latent bits: every object gets the same prediction, kept in the chunk; no decoder is embedded."""
     sample, model = samples[FS], models[FS]
     bounds = ["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"]
@@ -230,6 +230,8 @@ def test_without_latent_values_the_file_carries_no_network(samples, models, tmp_
     assert summary["decoder_bytes"] == 0
     with uproot.open(tmp_path / "c.root") as f:
         assert "hepae_decoder" not in f
+    assert main(["inspect", str(tmp_path / "c.root")]) == 0
+    assert "none embedded: no chunk keeps a latent value" in capsys.readouterr().out
     codec = AE(latent_bits=0, error_bounds=bounds)
     codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
     x = np.array([[30e3, 0.5, 1.0, 4e3], [50e3, -1.0, -2.0, 6e3]], dtype=np.float32)
