@@ -129,3 +129,16 @@ def test_csv_files_are_validated_on_the_selected_objects(tmp_path):
     events = hepae.darkmachines.read_events(csv)
     jets = int(ak.sum(events["objects"]["obj"] <= 1))
     assert report.metrics["variables"]["pt"]["n"] == jets and report.passed
+
+
+def test_a_constant_column_has_no_correlation_rather_than_an_infinite_one():
+    from hepae.validation import _Moments
+
+    moments = _Moments(3)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1000, 3))
+    x[:, 1] = 0.123456789  # e.g. a latent dimension the codec dropped
+    moments.update(x)
+    corr = moments.correlation()
+    assert np.isnan(corr[1]).all() and np.isnan(corr[:, 1]).all()
+    assert corr[0, 0] == pytest.approx(1.0) and abs(corr[0, 2]) < 0.1

@@ -48,8 +48,6 @@ def stream_specs(stream_dtypes: dict[str, str], chunk_streams: set[str] = frozen
             *(BranchSpec(n, d, f"n_{n}" if n in chunk_streams else STREAM_COUNTER) for n, d in stream_dtypes.items())]
 
 
-
-
 def stream_chunk(n_events: int, streams: dict[str, np.ndarray]) -> dict[str, object]:
     """One entry of the stream tree."""
     entry: dict[str, object] = {CHUNK_ENTRIES: np.array([n_events], dtype=np.int64)}

@@ -129,7 +129,10 @@ def decompress(
         codec = get_codec(metadata["codec"])
         featureset = load_featureset(metadata["featureset"])
         model = read_decoder(directory, metadata, str(input)).to(device) if "model" in metadata else None
-        codec.prepare(featureset.column_names, featureset.dtype, model)
+        try:
+            codec.prepare(featureset.column_names, featureset.dtype, model)
+        except CodecError as err:  # e.g. float32 latent values and no embedded decoder
+            raise ContainerFormatError(f"{input}: its codec cannot decode it: {err}") from None
         source = root_source(directory, input, metadata["tree"])
         specs = [BranchSpec.from_dict(b) for b in metadata["branches"]]
         lossless = set(metadata["collection"]["lossless_branches"])

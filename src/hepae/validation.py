@@ -140,9 +140,14 @@ class _Moments:
             return np.full(self.outer.shape, np.nan)
         mean = self.sum / self.n
         cov = self.outer / self.n - np.outer(mean, mean)
-        scale = np.sqrt(np.clip(np.diag(cov), 0, None))
+        variance = np.diag(cov)
+        constant = variance <= 1e-10 * np.maximum(mean**2, 1e-300)  # zero up to rounding: no correlation
+        scale = np.sqrt(np.clip(variance, 0, None))
         with np.errstate(divide="ignore", invalid="ignore"):
-            return cov / np.outer(scale, scale)
+            out = cov / np.outer(scale, scale)
+        out[constant, :] = np.nan
+        out[:, constant] = np.nan
+        return out
 
     def std(self) -> np.ndarray:
         mean = self.sum / max(self.n, 1)
@@ -326,7 +331,7 @@ def _latent_moments(compressed: Path, step_size: int | str) -> tuple[list[str], 
     with open_root(compressed) as directory:
         metadata = read_metadata(directory, str(compressed))
         codec = get_codec(metadata["codec"])
-        if codec.codec_id != "ae":
+        if codec.codec_id != "ae" or "model" not in metadata:  # no model: no chunk kept a latent value
             return [], _Moments(0)
         names = [s["name"] for s in metadata["collection"]["streams"]]
     with open_source(compressed, metadata["tree"]) as table, open_root(compressed) as directory:
