@@ -28,7 +28,10 @@ from hepae.errors import CodecError
 PROB_BITS = 15
 PROB_SCALE = 1 << PROB_BITS
 _STATE_LOW = np.uint64(1 << 16)  # rANS state lives in [2**16, 2**32)
-_DIRECT = 16  # values below this are their own token
+_DIRECT_BITS = 4
+_DIRECT = 1 << _DIRECT_BITS  # values below this are their own token
+_KEPT = 2  # bits below the leading one that a larger value keeps in its token
+_SUBBUCKETS = 1 << _KEPT
 _SYMBOLS_PER_LANE = 1024
 _MAX_LANES = 2048
 _FORMAT = 1
@@ -43,9 +46,9 @@ def tokenize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     big = u >= _DIRECT
     if big.any():
         n[big] = _bit_length(u[big]) - 1
-    width = np.where(big, n - 2, 0)
-    top = np.where(big, (u >> np.maximum(width, 0).astype(np.uint64)) & np.uint64(3), 0).astype(np.int64)
-    token = np.where(big, _DIRECT + (n - 4) * 4 + top, u.astype(np.int64) * ~big)
+    width = np.where(big, n - _KEPT, 0)
+    top = np.where(big, (u >> np.maximum(width, 0).astype(np.uint64)) & np.uint64(_SUBBUCKETS - 1), 0)
+    token = np.where(big, _DIRECT + (n - _DIRECT_BITS) * _SUBBUCKETS + top.astype(np.int64), u.astype(np.int64) * ~big)
     raw = np.where(big, u & ((np.uint64(1) << np.maximum(width, 0).astype(np.uint64)) - np.uint64(1)), 0)
     return token.astype(np.int64), width.astype(np.int64), raw.astype(np.uint64)
 
@@ -53,14 +56,14 @@ def tokenize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def token_width(token: np.ndarray) -> np.ndarray:
     """Raw bits that follow each token."""
     t = np.asarray(token, dtype=np.int64)
-    return np.where(t < _DIRECT, 0, (t - _DIRECT) // 4 + 2)
+    return np.where(t < _DIRECT, 0, (t - _DIRECT) // _SUBBUCKETS + _DIRECT_BITS - _KEPT)
 
 
 def detokenize(token: np.ndarray, raw: np.ndarray) -> np.ndarray:
     t = np.asarray(token, dtype=np.int64)
     big = t >= _DIRECT
     width = token_width(t)
-    top = np.where(big, 4 | ((t - _DIRECT) % 4), 0).astype(np.uint64)
+    top = np.where(big, _SUBBUCKETS | ((t - _DIRECT) % _SUBBUCKETS), 0).astype(np.uint64)
     value = (top << width.astype(np.uint64)) | np.asarray(raw, dtype=np.uint64)
     return np.where(big, value, t.astype(np.uint64))
 
