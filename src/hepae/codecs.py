@@ -312,6 +312,7 @@ class AE(Codec):
     needs_model = True
     _BIT_CHOICES = tuple(range(0, 11))
     _AUTO_SAMPLE = 8192
+    _AUTO_MINIMUM = 1024
 
     def __init__(self, latent_bits: int | str | None = None, error_bounds: Iterable[str | ErrorBound] = (),
                  margin: float = DEFAULT_MARGIN):
@@ -407,9 +408,11 @@ class AE(Codec):
             return {f"latent_{i}": latent[:, i] for i in range(self.latent_size)}
         sample = _sample_rows(len(values), self._AUTO_SAMPLE)
         if self.latent_bits == "auto":
-            if self._chosen_bits is None:
-                self._chosen_bits = self._choose_bits(values[sample], model.encode(safe[sample]), model)
             bits = self._chosen_bits
+            if bits is None:
+                bits = self._choose_bits(values[sample], model.encode(safe[sample]), model)
+                if len(sample) >= self._AUTO_MINIMUM:  # a small chunk chooses for itself only
+                    self._chosen_bits = bits
         else:
             bits = np.full(self.latent_size, self.latent_bits, dtype=np.int64)
         dropped = bool((bits == 0).all())  # then only the latent center matters: a sample gives it
