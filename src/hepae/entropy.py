@@ -9,7 +9,8 @@ within a fraction of a percent of their empirical (order-0) entropy:
   JPEG XL): ``u < 16`` is its own token; a larger ``u`` with ``n + 1`` significant bits keeps its
   top three bits in the token and stores its ``n - 2`` lower bits raw (they are close to uniform);
 * tokens are rANS coded (Duda 2013; 32-bit state, 16-bit words, 15-bit probabilities) with one
-  frequency table per stream, stored in the output; many lanes run side by side, so the loop runs
+  frequency table per stream, or per class of a stream (e.g. the object's place in its event) where
+  that pays for the extra tables, stored in the output; many lanes run side by side, so the loop runs
   over numpy vectors of lanes instead of over symbols;
 * raw bits are bit-packed, grouped by width.
 
@@ -124,7 +125,9 @@ def normalized_frequencies(counts: np.ndarray) -> np.ndarray:
         return np.zeros(len(counts), dtype=np.int64)
     freq = counts * PROB_SCALE // total
     freq[(counts > 0) & (freq == 0)] = 1
-    freq[int(np.argmax(counts))] += PROB_SCALE - int(freq.sum())
+    freq[int(np.argmax(counts))] += PROB_SCALE - int(freq.sum())  # stays >= 1: at most 256 tokens
+    if freq.min(initial=1) < 0 or freq[int(np.argmax(counts))] < 1:
+        raise CodecError("frequency table cannot be normalized (too many distinct tokens; hepae bug)")
     return freq
 
 
