@@ -86,3 +86,24 @@ def test_classes_are_used_where_they_pay_for_their_tables():
     np.testing.assert_array_equal(entropy.decode_streams(split, [classes])[0], values)
     with pytest.raises(CodecError, match="classes"):
         entropy.decode_streams(split)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.just(0), st.just(1), st.integers(0, 10**9)), min_size=1, max_size=600))
+def test_frequency_tables_sum_to_the_scale_and_keep_every_token(counts):
+    counts = np.array(counts, dtype=np.int64)
+    freq = entropy.normalized_frequencies(counts)
+    if counts.sum() == 0:
+        assert (freq == 0).all()
+        return
+    assert freq.sum() == entropy.PROB_SCALE
+    assert (freq[counts > 0] >= 1).all() and (freq[counts == 0] == 0).all()
+
+
+def test_a_lopsided_sign_costs_less_than_a_bit():
+    """Zigzag-folded values whose sign is nearly always the same: the sign is in the token, not raw."""
+    rng = np.random.default_rng(6)
+    steps = rng.integers(20, 2000, 100_000)  # all positive
+    folded = (steps << 1).astype(np.uint64)  # zigzag of a positive integer
+    plain = entropy.estimated_bits(folded >> np.uint64(1))
+    assert entropy.estimated_bits(folded) < plain + 0.01 * len(steps)  # the sign bit costs ~nothing

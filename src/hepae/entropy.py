@@ -5,9 +5,10 @@ peaked distributions of quantized latents and residuals (up to 1 bit per symbol 
 dominates). This coder models each stream's values with its own frequency table and codes them
 within a fraction of a percent of their empirical (order-0) entropy:
 
-* every non-negative integer ``u`` becomes a *token* and raw low bits (a "hybrid uint", as in
-  JPEG XL): ``u < 16`` is its own token; a larger ``u`` with ``n + 1`` significant bits keeps its
-  top three bits in the token and stores its ``n - 2`` lower bits raw (they are close to uniform);
+* every non-negative integer ``u`` becomes a *token* and raw bits (a "hybrid uint", as in JPEG XL):
+  ``u < 16`` is its own token; a larger ``u`` with ``n + 1`` significant bits keeps its top three
+  bits and its lowest bit (a zigzag-folded sign) in the token and stores the ``n - 3`` bits in
+  between raw (they are close to uniform);
 * tokens are rANS coded (Duda 2013; 32-bit state, 16-bit words, 15-bit probabilities) with one
   frequency table per stream, or per class of a stream (e.g. the object's place in its event) where
   that pays for the extra tables, stored in the output; many lanes run side by side, so the loop runs
@@ -41,31 +42,40 @@ _FORMAT = 1
 # -- hybrid uint tokens -----------------------------------------------------------------------------
 
 def tokenize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Non-negative integers -> ``(token, raw_width, raw_bits)`` (``values == detokenize(...)``)."""
+    """Non-negative integers -> ``(token, raw_width, raw_bits)`` (``values == detokenize(...)``).
+
+    A value ``u >= 16`` with ``n + 1`` significant bits keeps in its token ``n``, the ``_KEPT`` bits
+    below the leading one and its lowest bit (the sign of a zigzag-folded integer, often far from
+    50/50); the ``n - _KEPT - 1`` bits in between are raw.
+    """
     u = np.asarray(values, dtype=np.uint64)
     n = np.zeros(len(u), dtype=np.int64)  # index of the highest set bit
     big = u >= _DIRECT
     if big.any():
         n[big] = _bit_length(u[big]) - 1
-    width = np.where(big, n - _KEPT, 0)
-    top = np.where(big, (u >> np.maximum(width, 0).astype(np.uint64)) & np.uint64(_SUBBUCKETS - 1), 0)
-    token = np.where(big, _DIRECT + (n - _DIRECT_BITS) * _SUBBUCKETS + top.astype(np.int64), u.astype(np.int64) * ~big)
-    raw = np.where(big, u & ((np.uint64(1) << np.maximum(width, 0).astype(np.uint64)) - np.uint64(1)), 0)
+    width = np.where(big, n - _KEPT - 1, 0)
+    shift = np.maximum(width, 0).astype(np.uint64) + np.uint64(1)
+    top = np.where(big, (u >> shift) & np.uint64(_SUBBUCKETS - 1), 0).astype(np.int64)
+    low = (u & np.uint64(1)).astype(np.int64)
+    token = np.where(big, _DIRECT + ((n - _DIRECT_BITS) * _SUBBUCKETS + top) * 2 + low, u.astype(np.int64) * ~big)
+    raw = np.where(big, (u >> np.uint64(1)) & ((np.uint64(1) << np.maximum(width, 0).astype(np.uint64))
+                                               - np.uint64(1)), 0)
     return token.astype(np.int64), width.astype(np.int64), raw.astype(np.uint64)
 
 
 def token_width(token: np.ndarray) -> np.ndarray:
     """Raw bits that follow each token."""
     t = np.asarray(token, dtype=np.int64)
-    return np.where(t < _DIRECT, 0, (t - _DIRECT) // _SUBBUCKETS + _DIRECT_BITS - _KEPT)
+    return np.where(t < _DIRECT, 0, (t - _DIRECT) // (2 * _SUBBUCKETS) + _DIRECT_BITS - _KEPT - 1)
 
 
 def detokenize(token: np.ndarray, raw: np.ndarray) -> np.ndarray:
     t = np.asarray(token, dtype=np.int64)
     big = t >= _DIRECT
-    width = token_width(t)
-    top = np.where(big, _SUBBUCKETS | ((t - _DIRECT) % _SUBBUCKETS), 0).astype(np.uint64)
-    value = (top << width.astype(np.uint64)) | np.asarray(raw, dtype=np.uint64)
+    width = token_width(t).astype(np.uint64)
+    top = np.where(big, _SUBBUCKETS | (((t - _DIRECT) // 2) % _SUBBUCKETS), 0).astype(np.uint64)
+    low = np.where(big, (t - _DIRECT) % 2, 0).astype(np.uint64)
+    value = (top << (width + np.uint64(1))) | (np.asarray(raw, dtype=np.uint64) << np.uint64(1)) | low
     return np.where(big, value, t.astype(np.uint64))
 
 
@@ -123,11 +133,17 @@ def normalized_frequencies(counts: np.ndarray) -> np.ndarray:
     total = int(counts.sum())
     if total == 0:
         return np.zeros(len(counts), dtype=np.int64)
+    if int((counts > 0).sum()) > PROB_SCALE:
+        raise CodecError("frequency table cannot be normalized (more distinct tokens than probability steps)")
     freq = counts * PROB_SCALE // total
     freq[(counts > 0) & (freq == 0)] = 1
-    freq[int(np.argmax(counts))] += PROB_SCALE - int(freq.sum())  # stays >= 1: at most 256 tokens
-    if freq.min(initial=1) < 0 or freq[int(np.argmax(counts))] < 1:
-        raise CodecError("frequency table cannot be normalized (too many distinct tokens; hepae bug)")
+    excess = int(freq.sum()) - PROB_SCALE
+    while excess > 0:  # rare: many tokens were raised to 1; take it back from the most frequent ones
+        order = np.argsort(-freq, kind="stable")
+        give = np.minimum(freq[order] - 1, 1)[:excess]
+        freq[order[:len(give)]] -= give
+        excess -= int(give.sum())
+    freq[int(np.argmax(counts))] -= excess  # excess <= 0: the remainder goes to the most frequent token
     return freq
 
 
