@@ -216,7 +216,8 @@ def test_residual_prediction_codes_what_the_previous_columns_do_not_tell(models)
     chunk = _CodedChunk.read(codec.encode(x, model)["coded"], np.float32)
     bits = [entropy.estimated_bits(t, tables=False) / n for t in chunk.residual_tokens]
     assert chunk.coefficients[3, 0] > 0.9 * 2**16  # m's residual follows pT's
-    assert bits[3] < bits[0] - 3, bits  # log(m) - log(pT) has a 3 % spread; log(pT) spans orders of magnitude
+    # log(m) - log(pT) has a 3 % spread (~6 bits at steps of 0.18 %); log(pT) spans an order of magnitude (~9)
+    assert bits[3] < bits[0] - 2, bits
     reco = codec.decode({"coded": codec.encode(x, model)["coded"]}, model)
     assert all(within_bound(x[:, j], reco[:, j], b.kind, b.value).all() for j, b in enumerate(codec.error_bounds))
 
