@@ -107,3 +107,10 @@ def test_a_lopsided_sign_costs_less_than_a_bit():
     folded = (steps << 1).astype(np.uint64)  # zigzag of a positive integer
     plain = entropy.estimated_bits(folded >> np.uint64(1))
     assert entropy.estimated_bits(folded) < plain + 0.01 * len(steps)  # the sign bit costs ~nothing
+
+
+def test_a_stream_claiming_more_values_than_expected_is_refused_before_allocating():
+    coded = entropy.encode_streams([np.zeros(1000, np.uint64)])
+    assert len(entropy.decode_streams(coded, max_symbols=1000)[0]) == 1000
+    with pytest.raises(CodecError, match="more than the 999 expected"):
+        entropy.decode_streams(coded, max_symbols=999)

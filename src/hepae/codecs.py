@@ -644,13 +644,18 @@ class _CodedChunk:
         if version != cls._VERSION or len(bits) != n_latent or len(center) != n_latent or len(std) != n_latent \
                 or len(coefficients) != n_bounded * (n_bounded + 1) or ((bits < 0) | (bits > 24)).any():
             raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
+        if n < 0 or n_latent < 0 or n_bounded < 0:
+            raise CodecError("coded ae chunk has negative sizes (corrupted)")
+        if counts is not None and n != int(np.sum(counts)):
+            raise CodecError(f"coded ae chunk holds {n} objects, the per-event counts say {int(np.sum(counts))}")
         kept = np.flatnonzero(bits > 0)
         ranks = None
         if by_rank:
             if counts is None:
                 raise CodecError("this chunk was coded per rank in the event: decoding needs the per-event counts")
             ranks = _rank_classes(counts, n)
-        streams = entropy.decode_streams(coded, [ranks] * (len(kept) + n_bounded) if by_rank else None)
+        streams = entropy.decode_streams(coded, [ranks] * (len(kept) + n_bounded) if by_rank else None,
+                                         max_symbols=n * (len(kept) + n_bounded))
         if len(streams) != len(kept) + n_bounded or any(len(s) != n for s in streams):
             raise CodecError("coded ae chunk holds streams of the wrong number or length")
         q_latent = np.zeros((n, n_latent), dtype=np.int64)

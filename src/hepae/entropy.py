@@ -292,12 +292,16 @@ def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray |
                         table_values.astype(np.uint16), states, words, _pack_raw(width, raw)])
 
 
-def decode_streams(coded: np.ndarray, classes: Sequence[np.ndarray | None] | None = None) -> list[np.ndarray]:
-    """Inverse of :func:`encode_streams` (uint64 arrays), given the same ``classes``."""
+def decode_streams(coded: np.ndarray, classes: Sequence[np.ndarray | None] | None = None,
+                   max_symbols: int | None = None) -> list[np.ndarray]:
+    """Inverse of :func:`encode_streams` (uint64 arrays), given the same ``classes``; a coded stream
+    that claims more than ``max_symbols`` values is refused before anything is allocated."""
     try:
         version, lengths, n_classes, sizes, table_values, states, words, packed = unpack_arrays(coded)
     except ValueError as err:
         raise CodecError(f"coded stream is damaged: {err}") from None
+    if (lengths < 0).any() or (max_symbols is not None and int(lengths.sum()) > max_symbols):
+        raise CodecError(f"coded stream claims {lengths.tolist()} values, more than the {max_symbols} expected")
     if version.tolist() != [_FORMAT] or len(n_classes) != len(lengths) or len(sizes) != int(n_classes.sum()) \
             or int(sizes.sum()) != len(table_values) or (n_classes < 1).any():
         raise CodecError("coded stream has an unknown layout (written by a newer hepae, or corrupted)")
