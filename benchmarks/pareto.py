@@ -27,6 +27,7 @@ import numpy as np
 import uproot
 
 import hepae
+from hepae import entropy
 from hepae.codecs import AE, Lossless, Truncate
 from hepae.reading import collection_to_tensor
 from hepae.sources import open_source
@@ -77,14 +78,11 @@ def _hepae_point(name, codec, model, featureset, big, small, n_big, n_small, tmp
 
 def _latent_bits(path: Path) -> list[int] | None:
     """Bits per latent dimension of the first chunk of a quantized ae file (0: dimension dropped)."""
-
     with uproot.open(path) as f:
         if "hepae_streams" not in f or "coded" not in f["hepae_streams"].keys():
             return None
         coded = f["hepae_streams"]["coded"].array(library="np", entry_stop=1)[0]
-    from hepae import entropy
-
-    return entropy.unpack_arrays(coded)[1].tolist()
+    return entropy.unpack_arrays(coded)[1].tolist()  # the chunk's second array (hepae.codecs._CodedChunk)
 
 
 def _classical(name, compress_column, featureset, x, bound, count_bytes) -> dict:
@@ -131,9 +129,8 @@ def _entropy_limit(featureset, x: np.ndarray, bound: float, count_bytes: int) ->
         with np.errstate(divide="ignore"):
             data = np.log(np.abs(values)) / (2 * math.log1p(bound)) if column.residual == "relative" else \
                 values / (2 * bound)
-        _, counts = np.unique(np.rint(data[np.isfinite(data)]), return_counts=True)
-        p = counts / counts.sum()
-        bits += float(-(p * np.log2(p)).sum()) * len(data)
+        finite = data[np.isfinite(data)]
+        bits += entropy.entropy_bits(np.rint(finite)) / len(finite) * len(data)
     return {"name": f"entropy limit {bound:g}", "bytes_per_object": (bits / 8 + count_bytes) / len(x),
             "model_bytes": 0, "errors": {}}
 

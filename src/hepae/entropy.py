@@ -153,9 +153,8 @@ def estimated_bits(values: np.ndarray, tables: bool = True) -> float:
     token, width, _ = tokenize(values)
     if len(token) == 0:
         return 0.0
-    counts = np.bincount(token)
-    p = counts[counts > 0] / len(token)
-    return float(-(counts[counts > 0] * np.log2(p)).sum() + width.sum() + (16 * len(counts) if tables else 0))
+    counts = np.bincount(token)  # a stored table has an entry for every token up to the largest
+    return _bits_of_counts(counts, tables=False) + float(width.sum()) + (16 * len(counts) if tables else 0)
 
 
 # -- rANS -------------------------------------------------------------------------------------------
@@ -255,9 +254,11 @@ def _classes_pay(tokens: np.ndarray, classes: np.ndarray) -> bool:
     return sum(_bits_of_counts(c) for c in counts) < _bits_of_counts(counts.sum(axis=0))
 
 
-def _bits_of_counts(counts: np.ndarray) -> float:
+def _bits_of_counts(counts: np.ndarray, tables: bool = True) -> float:
+    """Bits of order-0 coding of tokens with these counts, plus 16 bits per table entry with ``tables``."""
     counts = counts[counts > 0]
-    return float(-(counts * np.log2(counts / counts.sum())).sum()) + 16 * len(counts) if len(counts) else 0.0
+    table = 16 * len(counts) if tables else 0
+    return float(-(counts * np.log2(counts / counts.sum())).sum()) + table if len(counts) else 0.0
 
 
 def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray | None] | None = None) -> np.ndarray:

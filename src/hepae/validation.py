@@ -325,7 +325,7 @@ def _latent_moments(compressed: Path, step_size: int | str) -> tuple[list[str], 
     """Moments of the latent values of an ``ae``-compressed file, chunk by chunk (none for other codecs)."""
     from hepae.codecs import get_codec
     from hepae.container import CHUNK_ENTRIES, COUNT_BRANCH, STREAM_TREE, read_metadata
-    from hepae.sources import get_tree, iterate_arrays, open_root
+    from hepae.sources import get_tree, iterate_arrays, open_root, root_source
 
     moments: _Moments | None = None
     with open_root(compressed) as directory:
@@ -334,7 +334,7 @@ def _latent_moments(compressed: Path, step_size: int | str) -> tuple[list[str], 
         if codec.codec_id != "ae" or "model" not in metadata:  # no model: no chunk kept a latent value
             return [], _Moments(0)
         names = [s["name"] for s in metadata["collection"]["streams"]]
-    with open_source(compressed, metadata["tree"]) as table, open_root(compressed) as directory:
+        table = root_source(directory, compressed, metadata["tree"])  # its per-event counts
         start = 0
         for entry in iterate_arrays(get_tree(directory, STREAM_TREE, compressed), [CHUNK_ENTRIES, *names],
                                     step_size=1):
