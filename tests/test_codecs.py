@@ -215,11 +215,45 @@ def test_residual_prediction_codes_what_the_previous_columns_do_not_tell(models)
     codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
     chunk = _CodedChunk.read(codec.encode(x, model)["coded"], np.float32)
     bits = [entropy.estimated_bits(t, tables=False) / n for t in chunk.residual_tokens]
-    assert chunk.coefficients[3, 0] > 0.9 * 2**16  # m's residual follows pT's
+    assert chunk.predictor.coefficients[3, 0] > 0.9 * 2**16  # m's residual follows pT's
     # log(m) - log(pT) has a 3 % spread (~6 bits at steps of 0.18 %); log(pT) spans an order of magnitude (~9)
     assert bits[3] < bits[0] - 2, bits
     reco = codec.decode({"coded": codec.encode(x, model)["coded"]}, model)
     assert all(within_bound(x[:, j], reco[:, j], b.kind, b.value).all() for j, b in enumerate(codec.error_bounds))
+
+
+def test_a_column_equal_to_an_earlier_one_with_the_same_bound_costs_nothing(models):
+    """The stored constant prediction sits on each column's quantization grid: equal values give equal
+    steps (OotFracClusters5 = OotFracClusters10 in most jets), not a rounding jitter between two grids."""
+    model = models[FS]
+    rng = np.random.default_rng(4)
+    pt = (20e3 * rng.uniform(0, 1, 5000) ** -0.3).astype(np.float32)
+    x = np.stack([pt, rng.normal(0, 1.5, 5000), rng.uniform(-3, 3, 5000), pt], axis=1).astype(np.float32)
+    codec = AE(latent_bits=0, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"])
+    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
+    coded = codec.encode(x, model)["coded"]
+    assert len(np.unique(_CodedChunk.read(coded, np.float32).residual_tokens[3])) == 1  # m: "same as pT" throughout
+    reco = codec.decode({"coded": coded}, model)
+    np.testing.assert_allclose(reco[:, 3], reco[:, 0], rtol=1e-6)  # the same step from another constant: ~1 ulp
+
+
+def test_a_chunk_written_before_context_curves_still_decodes(models):
+    """Chunk layout 1 (linear prediction only, hepae 0.x of 2026-11-27) reads as a predictor without curves."""
+    model = models[FS]
+    rng = np.random.default_rng(5)
+    x = np.stack([20e3 * rng.uniform(0, 1, 3000) ** -0.3, rng.normal(0, 1.5, 3000), rng.uniform(-3, 3, 3000),
+                  2e3 * rng.uniform(0.5, 2, 3000)], axis=1).astype(np.float32)
+    codec = AE(latent_bits=0, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"])
+    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
+    chunk = _CodedChunk.read(codec.encode(x, model)["coded"], np.float32)
+    chunk.predictor.context[:] = -1  # a layout-1 chunk had no curves: drop them, and the tokens that used them
+    chunk.predictor.knots = chunk.predictor.values = [np.zeros(0, np.int64)] * 4
+    steps, flags = codec._residual_steps(x, np.repeat(chunk.constant[None, :], len(x), axis=0), chunk.margin)
+    chunk.residual_tokens = chunk.predictor.tokens(steps, flags)
+    arrays = entropy.unpack_arrays(chunk.to_bytes())
+    arrays[0][0] = 1
+    old = entropy.pack_arrays([*arrays[:5], *arrays[9:]])  # layout 1: the coefficients only
+    np.testing.assert_array_equal(codec.decode({"coded": old}, model), codec.decode({"coded": chunk.to_bytes()}, model))
 
 
 def test_without_latent_values_the_file_carries_no_network(samples, models, tmp_path, capsys):

@@ -57,6 +57,21 @@ def test_damaged_bytes_are_reported():
         entropy.decode_streams(flipped)
 
 
+def test_streams_of_format_1_raw_bits_grouped_by_width_still_decode():
+    """hepae of 2026-11-27 stored the raw bits grouped by width (format 1); format 2 is one bit string."""
+    rng = np.random.default_rng(3)
+    stream = (rng.pareto(1.0, 20_000) * 50).astype(np.uint64)
+    arrays = entropy.unpack_arrays(entropy.encode_streams([stream]))
+    token, width, raw = entropy.tokenize(stream)
+    grouped = []
+    for w in np.unique(width[width > 0]).tolist():  # the format-1 layout, written out here as it was
+        bits = np.unpackbits(raw[width == w].astype("<u8").view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+        grouped.append(np.packbits(bits[:, :w].ravel(), bitorder="little"))
+    old = entropy.pack_arrays([np.array([1], np.int64), *arrays[1:-1], np.concatenate(grouped)])
+    np.testing.assert_array_equal(entropy.decode_streams(old)[0], stream)
+    assert len(arrays[-1]) == -(-int(width.sum()) // 8)  # format 2: no padding between widths
+
+
 def test_arrays_are_packed_with_their_dtypes():
     arrays = [np.array([1, -2], np.int64), np.array([1.5], np.float32), np.zeros(0, np.uint8),
               np.array([3.25, np.nan], np.float64)]

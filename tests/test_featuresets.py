@@ -2,6 +2,7 @@
 
 import json
 
+import jsonschema
 import pytest
 
 import hepae
@@ -27,7 +28,7 @@ def test_schemas_are_valid_json_schemas_and_shipped_at_top_level_too():
     from conftest import REPO
 
     for name in ("featureset.schema.json", "container.schema.json", "model.schema.json"):
-        load_schema(name)  # checks the schema itself
+        jsonschema.Draft202012Validator.check_schema(load_schema(name))  # raises if the schema is not valid
         assert (REPO / "schemas" / name).is_file()
 
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from hepae import entropy
 from hepae.errors import CodecError, FeatureSetError
+from hepae.prediction import Predictor, unzigzag, zigzag
 
 EXCEPTION = np.iinfo(np.int32).min
 """Residual value that marks an exception: the exact value is in the ``exact_<column>`` stream."""
@@ -125,16 +126,6 @@ def within_bound(values: np.ndarray, reco: np.ndarray, kind: str, bound: float) 
 # -- byte planes ------------------------------------------------------------------------------------
 # Integer streams are stored as one uint8 branch per byte (a byte shuffle), small values of either
 # sign first folded to small unsigned ones (zigzag): zstd then sees long runs of zero bytes.
-
-def zigzag(values: np.ndarray) -> np.ndarray:
-    v = np.asarray(values, dtype=np.int64)
-    return ((v << 1) ^ (v >> 63)).astype(np.uint64)
-
-
-def unzigzag(values: np.ndarray) -> np.ndarray:
-    u = np.asarray(values, dtype=np.uint64)
-    return ((u >> np.uint64(1)).astype(np.int64) ^ -(u & np.uint64(1)).astype(np.int64))
-
 
 def to_planes(values: np.ndarray, n_bytes: int) -> list[np.ndarray]:
     """Unsigned integers -> ``n_bytes`` uint8 arrays, least significant first."""
@@ -430,7 +421,7 @@ class AE(Codec):
         else:
             out = model.decode(chunk.latent if chunk else self.latent_values(streams))
         if chunk is not None and self._bounded:
-            steps = _undo_prediction(chunk.residual_tokens, chunk.coefficients)
+            steps = chunk.predictor.undo(chunk.residual_tokens)
             exact = np.split(chunk.exact, np.cumsum([(t == 0).sum() for t in chunk.residual_tokens])[:-1])
             for k, (j, b) in enumerate(zip(self._bounded, self.error_bounds)):
                 is_exception = chunk.residual_tokens[k] == 0
@@ -468,25 +459,44 @@ class AE(Codec):
             flags.append(flag)
         return steps, flags
 
-    def _code(self, values, latent, bits, model, ranks: np.ndarray | None = None) -> _CodedChunk:
+    def _code(self, values, latent, bits, model, ranks: np.ndarray | None = None, contexts: bool = True
+              ) -> _CodedChunk:
         q_latent, center, z = self._quantize_latent(latent, bits, len(values))
         tokens: list[np.ndarray] = []
-        coefficients = np.zeros((len(self._bounded), len(self._bounded) + 1), dtype=np.int64)
+        predictor = Predictor.empty(len(self._bounded))
         exact: list[np.ndarray] = []
         constant = None
         if (bits == 0).all():  # every object gets the same prediction: keep it, decoding needs no network
             constant = model.decode(z[:1].astype(np.float32))[0] if len(z) else np.zeros(len(self.columns), np.float32)
         margin = self.margin if constant is None else self._constant_margin()
+        if constant is not None:
+            constant = self._on_grid(constant, margin)
         if self._bounded:
             predicted = np.repeat(constant[None, :], len(z), axis=0) if constant is not None else \
                 model.decode(z.astype(np.float32))
             steps, flags = self._residual_steps(values, predicted, margin)
-            coefficients = _fit_prediction(steps, flags)
-            tokens = _prediction_tokens(steps, flags, coefficients)
+            predictor = Predictor.fit(steps, flags, contexts)
+            tokens = predictor.tokens(steps, flags)
             exact = [values[flag, j] for flag, j in zip(flags, self._bounded)]
-        return _CodedChunk(bits, center, q_latent, self._latent_std, coefficients, tokens,
+        return _CodedChunk(bits, center, q_latent, self._latent_std, predictor, tokens,
                            np.concatenate(exact).astype(self.dtype) if exact else np.zeros(0, self.dtype), ranks,
                            None if constant is None else constant.astype(np.float32), margin)
+
+    def _on_grid(self, constant: np.ndarray, margin: float) -> np.ndarray:
+        """The constant prediction moved onto each bounded column's quantization grid (a multiple of the
+        step, of ``log|x|`` for relative bounds): columns with the same bound then quantize equal values
+        (OotFracClusters5 = OotFracClusters10 in most jets) to equal steps, which the predictor codes as
+        zero differences instead of a rounding jitter."""
+        out = np.asarray(constant, dtype=np.float64).copy()
+        for j, b in zip(self._bounded, self.error_bounds):
+            step = _step(b.kind, b.value, margin)
+            if not np.isfinite(out[j]) or (b.kind == "rel" and out[j] == 0):
+                continue
+            if b.kind == "abs":
+                out[j] = np.rint(out[j] / step) * step
+            else:
+                out[j] = np.sign(out[j]) * np.exp(np.rint(np.log(np.abs(out[j])) / step) * step)
+        return out.astype(np.float32)
 
     def _constant_margin(self) -> float:
         """Margin for a stored constant prediction. No network runs when decoding, and the arithmetic is
@@ -500,7 +510,7 @@ class AE(Codec):
         first one setting for all dimensions, then each dimension on its own."""
 
         def cost(bits: np.ndarray) -> float:
-            chunk = self._code(sample_values, sample_latent, bits, model)  # without rank classes: a sample
+            chunk = self._code(sample_values, sample_latent, bits, model, contexts=False)  # a sample: no classes
             return chunk.estimated_bits()
 
         uniform = {b: cost(np.full(self.latent_size, b)) for b in self._BIT_CHOICES}
@@ -540,60 +550,6 @@ def _dequantize(q: np.ndarray, center: np.ndarray, step: np.ndarray) -> np.ndarr
     return (center + q.astype(np.float64) * step).astype(np.float32)
 
 
-# Residual prediction: column k's residual steps predicted from those of columns < k by
-# round((sum_i c_ki q_i + c_k) / 2**_FRACTION), in int64 arithmetic so every machine gets the same.
-_FRACTION = 16
-_MAX_COEFFICIENT = 2**20  # |c| <= 16 in real units; |q| < 2**30: no overflow in int64
-
-
-def _fit_prediction(steps: np.ndarray, flags: list[np.ndarray]) -> np.ndarray:
-    """Least-squares coefficients (fixed point), per column over the columns before it and a constant;
-    a column keeps zero coefficients where the prediction would not shrink its coded size."""
-    n, k = steps.shape
-    coefficients = np.zeros((k, k + 1), dtype=np.int64)
-    clean = ~np.any(np.stack(flags, axis=1), axis=1) if k else np.ones(n, bool)
-    if clean.sum() < 16:
-        return coefficients
-    sample = np.flatnonzero(clean)[:: max(1, int(clean.sum()) // 50_000)]
-    x = steps[sample].astype(np.float64)
-    for j in range(1, k):
-        design = np.column_stack([x[:, :j], np.ones(len(sample))])
-        fit, *_ = np.linalg.lstsq(design, x[:, j], rcond=None)
-        fixed = np.clip(np.rint(fit * 2.0**_FRACTION), -_MAX_COEFFICIENT, _MAX_COEFFICIENT).astype(np.int64)
-        fixed[-1] = int(np.clip(np.rint(fit[-1] * 2.0**_FRACTION), -2.0**40, 2.0**40))
-        trial = coefficients.copy()
-        trial[j, :j], trial[j, k] = fixed[:-1], fixed[-1]
-        before = entropy.estimated_bits(zigzag(steps[sample, j]))
-        after = entropy.estimated_bits(zigzag(steps[sample, j] - _predict(steps[sample], trial, j)))
-        if after < before:
-            coefficients = trial
-    return coefficients
-
-
-def _predict(steps: np.ndarray, coefficients: np.ndarray, j: int) -> np.ndarray:
-    k = coefficients.shape[0]
-    total = steps[:, :j] @ coefficients[j, :j] + coefficients[j, k] + (1 << (_FRACTION - 1))
-    return total >> _FRACTION
-
-
-def _prediction_tokens(steps: np.ndarray, flags: list[np.ndarray], coefficients: np.ndarray) -> list[np.ndarray]:
-    """Per column: 0 for an exception, else 1 + zigzag(steps - prediction)."""
-    out = []
-    for j, flag in enumerate(flags):
-        difference = steps[:, j] - _predict(steps, coefficients, j)
-        out.append(np.where(flag, np.uint64(0), zigzag(difference) + np.uint64(1)))
-    return out
-
-
-def _undo_prediction(tokens: list[np.ndarray], coefficients: np.ndarray) -> np.ndarray:
-    n = len(tokens[0]) if tokens else 0
-    steps = np.zeros((n, len(tokens)), dtype=np.int64)
-    for j, t in enumerate(tokens):
-        difference = unzigzag(np.where(t == 0, np.uint64(1), t) - np.uint64(1))
-        steps[:, j] = np.where(t == 0, 0, difference + _predict(steps, coefficients, j))
-    return steps
-
-
 @dataclass
 class _CodedChunk:
     """One chunk of the quantized ``ae`` codec: what :func:`hepae.entropy.pack_arrays` stores."""
@@ -602,14 +558,14 @@ class _CodedChunk:
     center: np.ndarray  # per latent dimension, float32 values
     q_latent: np.ndarray  # (n, latent) integer steps
     latent_std: np.ndarray  # per latent dimension: the step is std * 2**-bits
-    coefficients: np.ndarray  # residual prediction, fixed point
+    predictor: Predictor  # of each bounded column's residual steps from the columns before it
     residual_tokens: list[np.ndarray]  # per bounded column
     exact: np.ndarray  # exceptions' values, column after column
     ranks: np.ndarray | None = None  # per object, its rank class in its event: a table per class
     constant: np.ndarray | None = None  # with no latent dimension kept: the prediction for every object
     margin: float = DEFAULT_MARGIN  # of the error bounds in this chunk
 
-    _VERSION: ClassVar[int] = 1
+    _VERSION: ClassVar[int] = 2  # 2: the residual predictor has context curves
 
     def _streams(self) -> list[np.ndarray]:
         kept = np.flatnonzero(self.bits > 0)
@@ -625,7 +581,7 @@ class _CodedChunk:
         coded = entropy.encode_streams(streams, [self.ranks] * len(streams) if self.ranks is not None else None)
         constant = np.zeros(0, np.float32) if self.constant is None else self.constant
         return entropy.pack_arrays([header, self.bits.astype(np.int64), self.center.astype(np.float32),
-                                    self.latent_std.astype(np.float64), self.coefficients.ravel().astype(np.int64),
+                                    self.latent_std.astype(np.float64), *self.predictor.to_arrays(),
                                     self.exact, constant, np.array([self.margin], np.float64), coded])
 
     @property
@@ -637,15 +593,24 @@ class _CodedChunk:
     def read(cls, data: np.ndarray, dtype: Any, counts: np.ndarray | None = None) -> _CodedChunk:
         """A chunk from its bytes; ``counts`` (objects per event) if it was coded with them."""
         try:
-            header, bits, center, std, coefficients, exact, constant, margin, coded = entropy.unpack_arrays(data)
-            version, n, n_latent, n_bounded, by_rank = header.tolist()
+            arrays = entropy.unpack_arrays(data)
+            version, n, n_latent, n_bounded, by_rank = arrays[0].tolist()
         except ValueError as err:
             raise CodecError(f"coded ae chunk is damaged: {err}") from None
-        if version != cls._VERSION or len(bits) != n_latent or len(center) != n_latent or len(std) != n_latent \
-                or len(coefficients) != n_bounded * (n_bounded + 1) or ((bits < 0) | (bits > 24)).any():
+        n_predictor = {1: 1, 2: 5}.get(version)  # version 1: linear coefficients only
+        if n_predictor is None or len(arrays) != 8 + n_predictor:
             raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
         if n < 0 or n_latent < 0 or n_bounded < 0:
             raise CodecError("coded ae chunk has negative sizes (corrupted)")
+        bits, center, std = arrays[1:4]
+        exact, constant, margin, coded = arrays[4 + n_predictor:]
+        if len(bits) != n_latent or len(center) != n_latent or len(std) != n_latent or ((bits < 0) | (bits > 24)).any():
+            raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
+        predictor_arrays = arrays[4:4 + n_predictor]
+        if version == 1:
+            empty = Predictor.empty(n_bounded).to_arrays()
+            predictor_arrays = [predictor_arrays[0], *empty[1:]]
+        predictor = Predictor.from_arrays(predictor_arrays, n_bounded)
         if counts is not None and n != int(np.sum(counts)):
             raise CodecError(f"coded ae chunk holds {n} objects, the per-event counts say {int(np.sum(counts))}")
         kept = np.flatnonzero(bits > 0)
@@ -668,7 +633,7 @@ class _CodedChunk:
             raise CodecError("coded ae chunk has both latent values and a constant prediction")
         if len(margin) != 1 or not 0 < margin[0] < 1:
             raise CodecError("coded ae chunk has no valid error-bound margin")
-        return cls(bits, center, q_latent, std, coefficients.reshape(n_bounded, n_bounded + 1), tokens,
+        return cls(bits, center, q_latent, std, predictor, tokens,
                    exact.astype(dtype), ranks, constant if len(constant) else None, float(margin[0]))
 
 

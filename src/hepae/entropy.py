@@ -36,7 +36,7 @@ _KEPT = 2  # bits below the leading one that a larger value keeps in its token
 _SUBBUCKETS = 1 << _KEPT
 _SYMBOLS_PER_LANE = 1024
 _MAX_LANES = 2048
-_FORMAT = 1
+_FORMAT = 2  # 2: raw bits as one bit string (1: grouped by width)
 
 
 # -- hybrid uint tokens -----------------------------------------------------------------------------
@@ -96,17 +96,41 @@ def _bit_length(u: np.ndarray) -> np.ndarray:
 # -- raw bits ---------------------------------------------------------------------------------------
 
 def _pack_raw(width: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    """Raw bits, grouped by width: per group, each value's ``width`` low bits (little-endian), packed."""
-    parts = []
-    for w in np.unique(width[width > 0]).tolist():
-        values = np.ascontiguousarray(raw[width == w], dtype="<u8")
-        n_bytes = -(-w // 8)
-        bits = np.unpackbits(values.view(np.uint8).reshape(-1, 8)[:, :n_bytes], axis=1, bitorder="little")
-        parts.append(np.packbits(bits[:, :w].ravel(), bitorder="little"))
-    return np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+    """Raw bits as one little-endian bit string: each value's ``width`` low bits, in order."""
+    keep = np.asarray(width) > 0
+    w, v = np.asarray(width, np.int64)[keep], np.asarray(raw, np.uint64)[keep]
+    if len(w) == 0:
+        return np.zeros(0, np.uint8)
+    v = v & ((np.uint64(1) << w.astype(np.uint64)) - np.uint64(1))
+    start = np.cumsum(w) - w
+    total = int(start[-1] + w[-1])
+    word, shift = start >> 6, (start & 63).astype(np.uint64)
+    out = np.zeros(total // 64 + 2, np.uint64)
+    first = np.flatnonzero(np.r_[True, word[1:] != word[:-1]])  # the values that start in each word
+    out[word[first]] = np.bitwise_or.reduceat(v << shift, first)
+    spill = shift.astype(np.int64) + w > 64  # the value that crosses into the next word: its high bits
+    out[word[spill] + 1] |= v[spill] >> (np.uint64(64) - shift[spill])
+    return out.astype("<u8").view(np.uint8)[:-(-total // 8)].copy()
 
 
 def _unpack_raw(width: np.ndarray, packed: np.ndarray) -> np.ndarray:
+    w = np.asarray(width, np.int64)
+    start = np.cumsum(w) - w
+    total = int(w.sum())
+    if len(packed) != -(-total // 8):
+        raise CodecError("coded stream has the wrong number of raw bytes (truncated or corrupted)")
+    buffer = np.zeros(total // 64 + 2, "<u8")
+    buffer.view(np.uint8)[:len(packed)] = packed
+    buffer = buffer.astype(np.uint64)
+    word, shift = start >> 6, (start & 63).astype(np.uint64)
+    value = buffer[word] >> shift
+    spill = shift.astype(np.int64) + w > 64
+    value[spill] |= buffer[word[spill] + 1] << (np.uint64(64) - shift[spill])
+    return np.where(w > 0, value & ((np.uint64(1) << np.maximum(w, 0).astype(np.uint64)) - np.uint64(1)), 0)
+
+
+def _unpack_raw_by_width(width: np.ndarray, packed: np.ndarray) -> np.ndarray:
+    """Format 1 of :func:`encode_streams`: the raw bits grouped by width."""
     raw = np.zeros(len(width), dtype=np.uint64)
     position = 0
     for w in np.unique(width[width > 0]).tolist():
@@ -303,8 +327,8 @@ def decode_streams(coded: np.ndarray, classes: Sequence[np.ndarray | None] | Non
         raise CodecError(f"coded stream is damaged: {err}") from None
     if (lengths < 0).any() or (max_symbols is not None and int(lengths.sum()) > max_symbols):
         raise CodecError(f"coded stream claims {lengths.tolist()} values, more than the {max_symbols} expected")
-    if version.tolist() != [_FORMAT] or len(n_classes) != len(lengths) or len(sizes) != int(n_classes.sum()) \
-            or int(sizes.sum()) != len(table_values) or (n_classes < 1).any():
+    if version.tolist() not in ([1], [_FORMAT]) or len(n_classes) != len(lengths) \
+            or len(sizes) != int(n_classes.sum()) or int(sizes.sum()) != len(table_values) or (n_classes < 1).any():
         raise CodecError("coded stream has an unknown layout (written by a newer hepae, or corrupted)")
     classes = list(classes) if classes is not None else [None] * len(lengths)
     if len(classes) != len(lengths):
@@ -326,7 +350,7 @@ def decode_streams(coded: np.ndarray, classes: Sequence[np.ndarray | None] | Non
     if len(rows) and (freq.sum(axis=1)[rows] != PROB_SCALE).any():
         raise CodecError("coded stream: a symbol's class has no frequency table")
     tokens = _rans_decode(states, words, rows, freq) if len(rows) else np.zeros(0, np.int64)
-    raw = _unpack_raw(token_width(tokens), packed)
+    raw = (_unpack_raw if version[0] == _FORMAT else _unpack_raw_by_width)(token_width(tokens), packed)
     values = detokenize(tokens, raw)
     return np.split(values, np.cumsum(lengths)[:-1]) if len(lengths) else []
 

@@ -24,7 +24,7 @@ from hepae._version import __version__
 from hepae.devices import resolve_device
 from hepae.errors import HepaeError, ModelFormatError, ModelMismatchError
 from hepae.features import FeatureSet
-from hepae.networks import ArchSpec, Autoencoder
+from hepae.networks import ArchSpec, Autoencoder, inference_forward
 from hepae.schema import validate_versioned
 from hepae.transforms import ColumnTransform
 from hepae.writing import atomic_output
@@ -131,7 +131,7 @@ class HepaeModel:
         with torch.inference_mode():
             for start in range(0, len(x), _INFERENCE_BATCH):
                 batch = torch.from_numpy(np.ascontiguousarray(x[start:start + _INFERENCE_BATCH], dtype=np.float32))
-                out[start:start + len(batch)] = module(batch.to(device)).cpu().numpy()
+                out[start:start + len(batch)] = inference_forward(module, batch.to(device)).cpu().numpy()
         return out
 
     def encode(self, values: np.ndarray) -> np.ndarray:

@@ -109,3 +109,19 @@ class Autoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
+
+
+def inference_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` for inference (no gradients). On the CPU, a Sequential's Tanh layers are computed in
+    place as ``2 / (1 + exp(-2x)) - 1``: about twice as fast as ``torch.tanh`` there, within 2e-7."""
+    if x.device.type != "cpu" or not isinstance(module, nn.Sequential):
+        return module(x)
+    h, owned = x, False  # ``x`` may share memory with the caller's array: never changed in place
+    for layer in module:
+        if isinstance(layer, nn.Tanh):
+            h = h if owned else h.clone()
+            h.mul_(-2.0).exp_().add_(1.0).reciprocal_().mul_(2.0).sub_(1.0)
+        else:
+            h = layer(h)
+        owned = True
+    return h

@@ -1,0 +1,187 @@
+"""Residual prediction: each bounded column's residual steps predicted from the columns decoded before it.
+
+The ``ae`` codec quantizes every bounded column to integer steps; what it codes is each column's steps
+minus a prediction from the columns before it, so only what is new in a column costs bits. Two parts,
+both in integer arithmetic, so that every machine decodes the same:
+
+* a **linear predictor** over the previous columns' steps (fixed-point coefficients, ``2**-16``), fitted
+  by least squares per chunk: m follows pT, DetectorEta follows eta;
+* a **context curve**: a piecewise-linear function of one previous column's steps, through knots at
+  that column's median in quantile bins, valued the median of what the linear predictor left there.
+  It takes the dependences a line cannot: CentroidR against eta (``1/sin(theta)``, saturating), a phi
+  that wraps around at +-pi, a fraction that is non-zero only inside one detector region.
+
+Each part is kept for a column only where it makes the column's coded size (its tables included) smaller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hepae import entropy
+from hepae.errors import CodecError
+
+FRACTION = 16
+"""Fixed-point bits of the linear coefficients."""
+_MAX_COEFFICIENT = 2**20  # |c| <= 16 in real units; |steps| < 2**30: no overflow in int64
+_MAX_CURVE = 2**30  # curve values and knot positions stay within the int64-safe range of the steps
+_FIT_ROWS = 50_000  # rows of a chunk that the fits look at
+_SCREEN_ROWS = 8192  # rows on which each candidate context column is tried
+_BINS = 48  # quantile bins of the context column (at most: equal quantiles merge)
+_KNOT_BITS = 128  # storage of one knot (position and value, int64 each)
+
+
+def zigzag(values: np.ndarray) -> np.ndarray:
+    """Signed integers -> unsigned, small magnitudes first (0, -1, 1, -2, ...)."""
+    v = np.asarray(values, dtype=np.int64)
+    return ((v << 1) ^ (v >> 63)).astype(np.uint64)
+
+
+def unzigzag(values: np.ndarray) -> np.ndarray:
+    u = np.asarray(values, dtype=np.uint64)
+    return ((u >> np.uint64(1)).astype(np.int64) ^ -(u & np.uint64(1)).astype(np.int64))
+
+
+def curve(position: np.ndarray, knots: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The piecewise-linear function through ``(knots, values)`` at integer ``position`` (int64, floor
+    division: exact and the same everywhere); constant beyond the first and last knot."""
+    p = np.asarray(position, dtype=np.int64)
+    if len(knots) == 1:
+        return np.full(len(p), values[0], dtype=np.int64)
+    i = np.clip(np.searchsorted(knots, p, side="right") - 1, 0, len(knots) - 2)
+    left, right = knots[i], knots[i + 1]
+    inside = np.clip(p, left, right) - left
+    return values[i] + ((values[i + 1] - values[i]) * inside) // (right - left)
+
+
+def _fit_curve(position: np.ndarray, remainder: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knots at the median position of each quantile bin, valued the median remainder in the bin."""
+    edges = np.unique(np.quantile(position, np.linspace(0, 1, _BINS + 1)[1:-1], method="nearest"))
+    bins = np.searchsorted(edges, position, side="right")
+    order = np.lexsort((position, bins))
+    sorted_bins = bins[order]
+    starts = np.flatnonzero(np.r_[True, sorted_bins[1:] != sorted_bins[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    middle = (starts + ends - 1) // 2  # the lower median of each bin, of positions and of remainders
+    knots = position[order[middle]]
+    values = remainder[np.lexsort((remainder, bins))[middle]]
+    keep = np.r_[True, knots[1:] > knots[:-1]]  # strictly increasing positions
+    return knots[keep].astype(np.int64), np.clip(np.rint(values[keep]), -_MAX_CURVE, _MAX_CURVE).astype(np.int64)
+
+
+def _bits(difference: np.ndarray) -> float:
+    return entropy.estimated_bits(zigzag(difference))
+
+
+@dataclass
+class Predictor:
+    """Per bounded column: linear coefficients over the columns before it, and an optional context curve."""
+
+    coefficients: np.ndarray  # (k, k + 1) int64, fixed point; the last column is the constant
+    context: np.ndarray  # (k,) int64: the column whose steps the curve reads, -1 for none
+    knots: list[np.ndarray] = field(default_factory=list)  # per column, increasing int64 positions
+    values: list[np.ndarray] = field(default_factory=list)  # per column, int64 curve values at the knots
+
+    @classmethod
+    def empty(cls, k: int) -> Predictor:
+        return cls(np.zeros((k, k + 1), np.int64), np.full(k, -1, np.int64),
+                   [np.zeros(0, np.int64)] * k, [np.zeros(0, np.int64)] * k)
+
+    def predict(self, steps: np.ndarray, j: int) -> np.ndarray:
+        """Column ``j``'s prediction from ``steps[:, :j]`` (the later columns are not read)."""
+        k = len(self.coefficients)
+        total = steps[:, :j] @ self.coefficients[j, :j] + self.coefficients[j, k] + (1 << (FRACTION - 1))
+        out = total >> FRACTION
+        if self.context[j] >= 0:
+            out = out + curve(steps[:, self.context[j]], self.knots[j], self.values[j])
+        return out
+
+    def tokens(self, steps: np.ndarray, flags: list[np.ndarray]) -> list[np.ndarray]:
+        """Per column: 0 for an exception, else ``1 + zigzag(steps - prediction)``."""
+        out = []
+        for j, flag in enumerate(flags):
+            difference = steps[:, j] - self.predict(steps, j)
+            out.append(np.where(flag, np.uint64(0), zigzag(difference) + np.uint64(1)))
+        return out
+
+    def undo(self, tokens: list[np.ndarray]) -> np.ndarray:
+        """The ``(n, k)`` steps back from :meth:`tokens` (exceptions: 0), column after column."""
+        n = len(tokens[0]) if tokens else 0
+        steps = np.zeros((n, len(tokens)), dtype=np.int64)
+        for j, t in enumerate(tokens):
+            difference = unzigzag(np.where(t == 0, np.uint64(1), t) - np.uint64(1))
+            steps[:, j] = np.where(t == 0, 0, difference + self.predict(steps, j))
+        return steps
+
+    # -- fitting ------------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, steps: np.ndarray, flags: list[np.ndarray], contexts: bool = True) -> Predictor:
+        """Fitted on (a sample of) one chunk's steps, exceptions left out; ``contexts=False`` fits the
+        linear part only (quicker, for comparing settings)."""
+        n, k = steps.shape
+        predictor = cls.empty(k)
+        clean = ~np.any(np.stack(flags, axis=1), axis=1) if k else np.ones(n, bool)
+        if clean.sum() < 16:
+            return predictor
+        sample = np.flatnonzero(clean)[:: max(1, int(clean.sum()) // _FIT_ROWS)]
+        x = steps[sample]
+        knot_bits = _KNOT_BITS * len(sample) / n  # a knot's storage, in proportion to the rows fitted on
+        for j in range(1, k):
+            predictor._fit_linear(x, j)
+            if contexts:
+                predictor._fit_context(x, j, knot_bits)
+        return predictor
+
+    def _fit_linear(self, x: np.ndarray, j: int) -> None:
+        k = len(self.coefficients)
+        design = np.column_stack([x[:, :j].astype(np.float64), np.ones(len(x))])
+        fit, *_ = np.linalg.lstsq(design, x[:, j].astype(np.float64), rcond=None)
+        fixed = np.clip(np.rint(fit * 2.0**FRACTION), -_MAX_COEFFICIENT, _MAX_COEFFICIENT).astype(np.int64)
+        fixed[-1] = int(np.clip(np.rint(fit[-1] * 2.0**FRACTION), -2.0**40, 2.0**40))
+        before = _bits(x[:, j] - self.predict(x, j))
+        kept = self.coefficients[j].copy()
+        self.coefficients[j, :j], self.coefficients[j, k] = fixed[:-1], fixed[-1]
+        if _bits(x[:, j] - self.predict(x, j)) >= before:
+            self.coefficients[j] = kept
+
+    def _fit_context(self, x: np.ndarray, j: int, knot_bits: float) -> None:
+        remainder = x[:, j] - self.predict(x, j)
+        screen = np.linspace(0, len(x) - 1, min(len(x), _SCREEN_ROWS)).astype(np.int64)
+        best, best_bits = -1, _bits(remainder[screen])
+        for c in range(j):  # the candidates, on fewer rows
+            knots, values = _fit_curve(x[screen, c], remainder[screen])
+            bits = _bits(remainder[screen] - curve(x[screen, c], knots, values)) + \
+                knot_bits * len(knots) * len(screen) / len(x)
+            if bits < best_bits:
+                best, best_bits = c, bits
+        if best < 0:
+            return
+        knots, values = _fit_curve(x[:, best], remainder)
+        if _bits(remainder - curve(x[:, best], knots, values)) + knot_bits * len(knots) < _bits(remainder):
+            self.context[j], self.knots[j], self.values[j] = best, knots, values
+
+    # -- storage ------------------------------------------------------------------------------------
+    def to_arrays(self) -> list[np.ndarray]:
+        """``[coefficients, context, knots per column, knots, values]`` (int64, flat)."""
+        return [self.coefficients.ravel(), self.context, np.array([len(v) for v in self.knots], np.int64),
+                np.concatenate([*self.knots, np.zeros(0, np.int64)]),
+                np.concatenate([*self.values, np.zeros(0, np.int64)])]
+
+    @classmethod
+    def from_arrays(cls, arrays: list[np.ndarray], k: int) -> Predictor:
+        """Inverse of :meth:`to_arrays`, checked (a damaged chunk raises :class:`CodecError`)."""
+        coefficients, context, n_knots, knots, values = (np.asarray(a, dtype=np.int64) for a in arrays)
+        if len(coefficients) != k * (k + 1) or len(context) != k or len(n_knots) != k or (n_knots < 0).any() \
+                or len(knots) != n_knots.sum() or len(values) != len(knots):
+            raise CodecError("coded ae chunk: its residual predictor has the wrong size (corrupted)")
+        if (np.abs(coefficients.reshape(k, k + 1)[:, :k]) > _MAX_COEFFICIENT).any() \
+                or (np.abs(knots) > _MAX_CURVE).any() or (np.abs(values) > _MAX_CURVE).any():
+            raise CodecError("coded ae chunk: its residual predictor is out of range (corrupted)")
+        split = np.cumsum(n_knots)[:-1]
+        knots_per, values_per = np.split(knots, split), np.split(values, split)
+        for j, (c, kn) in enumerate(zip(context.tolist(), knots_per)):
+            if not (c == -1 and len(kn) == 0 or 0 <= c < j and len(kn) >= 1 and (np.diff(kn) > 0).all()):
+                raise CodecError("coded ae chunk: its residual predictor has a bad context (corrupted)")
+        return cls(coefficients.reshape(k, k + 1), context, list(knots_per), list(values_per))

@@ -1,0 +1,83 @@
+"""Residual prediction: integer arithmetic that every machine repeats, and what it takes out of a column."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hepae import entropy
+from hepae.errors import CodecError
+from hepae.prediction import Predictor, curve, zigzag
+
+
+def test_curve_is_the_floor_of_the_exact_piecewise_linear_interpolation_and_flat_outside():
+    knots = np.array([-50, -7, 0, 3, 400], dtype=np.int64)
+    values = np.array([9, -4, 11, 11, -2**29], dtype=np.int64)
+    position = np.arange(-80, 430, dtype=np.int64)
+    got = curve(position, knots, values)
+    for p, g in zip(position.tolist(), got.tolist()):
+        if p <= knots[0]:
+            expected = values[0]
+        elif p >= knots[-1]:
+            expected = values[-1]
+        else:
+            i = int(np.searchsorted(knots, p, side="right")) - 1
+            exact = values[i] + Fraction(int(values[i + 1] - values[i]) * (p - int(knots[i])),
+                                         int(knots[i + 1] - knots[i]))
+            expected = exact.numerator // exact.denominator
+        assert g == expected, p
+    assert (curve(position, knots[:1], values[:1]) == values[0]).all()  # one knot: a constant
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 5), st.integers(20, 400), st.integers(0, 2**32 - 1), st.sampled_from([3, 2**12, 2**29]),
+       st.floats(0, 0.2))
+def test_tokens_undo_to_the_same_steps_for_any_integers(k, n, seed, scale, exception_rate):
+    rng = np.random.default_rng(seed)
+    steps = rng.integers(-scale, scale, (n, k), dtype=np.int64)
+    steps[:, 1:] += (steps[:, :1] ** 2) // max(scale, 1)  # some dependence for the fit to find
+    flags = [rng.uniform(size=n) < exception_rate for _ in range(k)]
+    for j, flag in enumerate(flags):
+        steps[flag, j] = 0  # exceptions carry no steps
+    predictor = Predictor.fit(steps, flags)
+    tokens = predictor.tokens(steps, flags)
+    assert all((t == 0).tolist() == f.tolist() for t, f in zip(tokens, flags))
+    np.testing.assert_array_equal(predictor.undo(tokens), steps)
+    again = Predictor.from_arrays(predictor.to_arrays(), k)
+    np.testing.assert_array_equal(again.undo(tokens), steps)
+
+
+def test_a_nonlinear_dependence_is_taken_by_a_context_curve():
+    """CentroidR against eta in the 27D jets: log(1/sin(theta)) saturating, what a line cannot follow."""
+    rng = np.random.default_rng(1)
+    n = 60_000
+    eta = rng.normal(0, 1.6, n)
+    centroid = np.log(np.minimum(np.cosh(eta), 4.0)) + rng.normal(0, 0.05, n)
+    steps = np.rint(np.stack([eta / 2e-3, rng.normal(0, 1, n) / 2e-3, centroid / 2e-3], axis=1)).astype(np.int64)
+    flags = [np.zeros(n, bool)] * 3
+    linear, full = Predictor.fit(steps, flags, contexts=False), Predictor.fit(steps, flags)
+    assert full.context.tolist() == [-1, -1, 0]  # the curve of column 2 reads column 0, column 1 has none
+    bits = [entropy.estimated_bits(t) / n for t in (linear.tokens(steps, flags)[2], full.tokens(steps, flags)[2])]
+    noise_bits = np.log2(0.05 * np.sqrt(2 * np.pi * np.e) / 2e-3)  # what no predictor removes
+    assert bits[1] < noise_bits + 0.3 < bits[0] - 1, bits
+
+
+def test_a_damaged_predictor_is_refused():
+    good = Predictor.empty(3)
+    good.context[2], good.knots[2], good.values[2] = 0, np.array([1, 5]), np.array([0, 3])
+    arrays = good.to_arrays()
+    Predictor.from_arrays(arrays, 3)
+    for bad in (
+        [arrays[0][:-1], *arrays[1:]],  # coefficients of the wrong size
+        [arrays[0], np.array([-1, -1, 2]), *arrays[2:]],  # a column's curve reading itself
+        [*arrays[:3], np.array([5, 1]), arrays[4]],  # knots not increasing
+        [*arrays[:4], np.array([0, 2**40])],  # a value out of range
+    ):
+        with pytest.raises(CodecError, match="residual predictor"):
+            Predictor.from_arrays(bad, 3)
+
+
+def test_zigzag_orders_small_magnitudes_first():
+    assert zigzag(np.array([0, -1, 1, -2, 2])).tolist() == [0, 1, 2, 3, 4]
