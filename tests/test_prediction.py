@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from hepae import entropy
 from hepae.errors import CodecError
-from hepae.prediction import Predictor, curve, zigzag
+from hepae.prediction import Predictor, curve, unzigzag, zigzag
 
 
 def test_curve_is_the_floor_of_the_exact_piecewise_linear_interpolation_and_flat_outside():
@@ -62,6 +62,21 @@ def test_a_nonlinear_dependence_is_taken_by_a_context_curve():
     bits = [entropy.estimated_bits(t) / n for t in (linear.tokens(steps, flags)[2], full.tokens(steps, flags)[2])]
     noise_bits = np.log2(0.05 * np.sqrt(2 * np.pi * np.e) / 2e-3)  # what no predictor removes
     assert bits[1] < noise_bits + 0.3 < bits[0] - 1, bits
+
+
+def test_a_column_equal_to_another_in_half_the_objects_is_predicted_exactly_there():
+    """OotFracClusters5 = OotFracClusters10 + (0 in half the jets, else an exponential): among twenty
+    unrelated columns, least squares alone gives small spurious terms; the sparse refit gives 1 and 0s."""
+    rng = np.random.default_rng(2)
+    n = 40_000
+    noise = rng.normal(0, 800, (n, 20))
+    base = np.where(rng.uniform(size=n) < 0.7, 0, rng.exponential(15, n))
+    extra = np.where(rng.uniform(size=n) < 0.5, 0, rng.exponential(15, n))
+    steps = np.rint(np.column_stack([noise, base, base + extra - 7])).astype(np.int64)
+    predictor = Predictor.fit(steps, [np.zeros(n, bool)] * 22, contexts=False)
+    assert predictor.coefficients[21, 20] == 2**16 and not predictor.coefficients[21, :20].any()
+    difference = unzigzag(predictor.tokens(steps, [np.zeros(n, bool)] * 22)[21] - np.uint64(1))
+    assert len(np.unique(difference[extra == 0])) == 1  # one symbol where the columns are equal: ~free
 
 
 def test_a_damaged_predictor_is_refused():
