@@ -25,6 +25,7 @@ from hepae.codecs import (
     within_bound,
 )
 from hepae.errors import CodecError, FeatureSetError
+from hepae.prediction import Predictor
 
 FS = "atlas-jets-4d"
 special = st.sampled_from([0.0, -0.0, 1e-38, -1e-38, 1e-45, np.nan, np.inf, -np.inf, 3.4e38, -3.4e38])
@@ -237,6 +238,23 @@ def test_a_column_equal_to_an_earlier_one_with_the_same_bound_costs_nothing(mode
     np.testing.assert_allclose(reco[:, 3], reco[:, 0], rtol=1e-6)  # the same step from another constant: ~1 ulp
 
 
+def test_tables_chosen_by_an_earlier_decoded_column_come_back(models):
+    """The entropy coder's classes for m taken from eta's bins: decoding rebuilds them column by column."""
+    model = models[FS]
+    rng = np.random.default_rng(7)
+    n = 30_000
+    pt = 20e3 * rng.uniform(0, 1, n) ** -0.3
+    eta = rng.normal(0, 1.6, n)
+    m = 0.1 * pt * np.where(np.abs(eta) > 1.5, rng.lognormal(0, 0.5, n), rng.lognormal(0, 0.002, n))
+    x = np.stack([pt, eta, rng.uniform(-3, 3, n), m], axis=1).astype(np.float32)
+    codec = AE(latent_bits=0, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"])
+    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
+    coded = codec.encode(x, model)["coded"]
+    assert _CodedChunk.read(coded, np.float32).predictor.class_context[3] == 1  # m's tables by eta
+    reco = codec.decode({"coded": coded}, model)
+    assert all(within_bound(x[:, j], reco[:, j], b.kind, b.value).all() for j, b in enumerate(codec.error_bounds))
+
+
 def test_a_chunk_written_before_context_curves_still_decodes(models):
     """Chunk layout 1 (linear prediction only, hepae 0.x of 2026-11-27) reads as a predictor without curves."""
     model = models[FS]
@@ -246,13 +264,13 @@ def test_a_chunk_written_before_context_curves_still_decodes(models):
     codec = AE(latent_bits=0, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"])
     codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
     chunk = _CodedChunk.read(codec.encode(x, model)["coded"], np.float32)
-    chunk.predictor.context[:] = -1  # a layout-1 chunk had no curves: drop them, and the tokens that used them
-    chunk.predictor.knots = chunk.predictor.values = [np.zeros(0, np.int64)] * 4
+    chunk.predictor = Predictor(chunk.predictor.coefficients, np.full(4, -1), [np.zeros(0, np.int64)] * 4,
+                                [np.zeros(0, np.int64)] * 4)  # layout 1 had no curves nor class contexts
     steps, flags = codec._residual_steps(x, np.repeat(chunk.constant[None, :], len(x), axis=0), chunk.margin)
     chunk.residual_tokens = chunk.predictor.tokens(steps, flags)
     arrays = entropy.unpack_arrays(chunk.to_bytes())
     arrays[0][0] = 1
-    old = entropy.pack_arrays([*arrays[:5], *arrays[9:]])  # layout 1: the coefficients only
+    old = entropy.pack_arrays([*arrays[:5], *arrays[13:]])  # layout 1: the coefficients only
     np.testing.assert_array_equal(codec.decode({"coded": old}, model), codec.decode({"coded": chunk.to_bytes()}, model))
 
 

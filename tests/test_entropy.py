@@ -92,6 +92,27 @@ def test_streams_coded_per_class_come_back_with_the_same_classes(pairs, shift):
     np.testing.assert_array_equal(entropy.decode_streams(coded, [classes, None])[0], values)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), small), min_size=1, max_size=3000), st.integers(1, 3))
+def test_a_stream_may_take_its_classes_from_the_streams_decoded_before_it(pairs, n_later):
+    """Each stream starts at a whole lane step: decoding can compute a stream's classes from earlier ones."""
+    first = np.array([a for a, _ in pairs], dtype=np.uint64)
+    later = [np.array([b * (1 + 40 * a) for a, b in pairs], dtype=np.uint64) for _ in range(n_later)]
+    region = (first >= 2).astype(np.int64)  # the class of a later value: the first stream's value
+    coded = entropy.encode_streams([first, *later], [None] + [region] * n_later)
+    asked = []
+
+    def classes(index, before):
+        asked.append(index)
+        assert len(before) == index  # every stream before this one, decoded
+        return (before[0] >= 2).astype(np.int64)
+
+    back = entropy.decode_streams(coded, classes)
+    for a, b in zip([first, *later], back):
+        np.testing.assert_array_equal(a, b)
+    assert 0 not in asked  # asked only for streams coded with classes
+
+
 def test_classes_are_used_where_they_pay_for_their_tables():
     rng = np.random.default_rng(4)
     classes = rng.integers(0, 3, 100_000)

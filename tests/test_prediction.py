@@ -79,6 +79,26 @@ def test_a_column_equal_to_another_in_half_the_objects_is_predicted_exactly_ther
     assert len(np.unique(difference[extra == 0])) == 1  # one symbol where the columns are equal: ~free
 
 
+def test_a_column_broad_in_one_region_of_another_gets_a_table_per_region():
+    """HECFrac: ~0 outside the hadronic end-cap (1.5 < |eta| < 3.2), broad inside: class context eta."""
+    rng = np.random.default_rng(6)
+    n = 50_000
+    eta = rng.normal(0, 1.6, n)
+    inside = (np.abs(eta) > 1.5) & (np.abs(eta) < 3.2)
+    hec = np.where(inside, rng.uniform(0.1, 0.6, n), np.abs(rng.normal(0, 0.001, n)))
+    steps = np.rint(np.stack([eta, rng.normal(0, 1, n), hec], axis=1) / 2e-3).astype(np.int64)
+    flags = [np.zeros(n, bool)] * 3
+    predictor = Predictor.fit(steps, flags)
+    assert predictor.class_context.tolist() == [-1, -1, 0]
+    classes = predictor.classes(steps, 2)
+    assert set(classes[inside]).isdisjoint(set(classes[np.abs(eta) < 1.0]))  # the barrel never shares the HEC's table
+    tokens = predictor.tokens(steps, flags)[2]
+    with_classes = sum(entropy.estimated_bits_per_class(tokens, classes))
+    assert with_classes < 0.85 * entropy.estimated_bits(tokens)
+    again = Predictor.from_arrays(predictor.to_arrays(), 3)
+    np.testing.assert_array_equal(again.classes(steps, 2), classes)
+
+
 def test_a_damaged_predictor_is_refused():
     good = Predictor.empty(3)
     good.context[2], good.knots[2], good.values[2] = 0, np.array([1, 5]), np.array([0, 3])
@@ -87,8 +107,10 @@ def test_a_damaged_predictor_is_refused():
     for bad in (
         [arrays[0][:-1], *arrays[1:]],  # coefficients of the wrong size
         [arrays[0], np.array([-1, -1, 2]), *arrays[2:]],  # a column's curve reading itself
-        [*arrays[:3], np.array([5, 1]), arrays[4]],  # knots not increasing
-        [*arrays[:4], np.array([0, 2**40])],  # a value out of range
+        [*arrays[:3], np.array([5, 1]), *arrays[4:]],  # knots not increasing
+        [*arrays[:4], np.array([0, 2**40]), *arrays[5:]],  # a value out of range
+        [*arrays[:5], np.array([-1, 1, -1]), *arrays[6:]],  # a class context without its bins
+        [*arrays[:5], np.array([-1, -1, 2]), np.array([0, 0, 1]), np.array([7]), np.array([0, 1])],  # reads itself
     ):
         with pytest.raises(CodecError, match="residual predictor"):
             Predictor.from_arrays(bad, 3)

@@ -475,7 +475,7 @@ class AE(Codec):
             predicted = np.repeat(constant[None, :], len(z), axis=0) if constant is not None else \
                 model.decode(z.astype(np.float32))
             steps, flags = self._residual_steps(values, predicted, margin)
-            predictor = Predictor.fit(steps, flags, contexts)
+            predictor = Predictor.fit(steps, flags, contexts, ranks)
             tokens = predictor.tokens(steps, flags)
             exact = [values[flag, j] for flag, j in zip(flags, self._bounded)]
         return _CodedChunk(bits, center, q_latent, self._latent_std, predictor, tokens,
@@ -574,11 +574,20 @@ class _CodedChunk:
     def estimated_bits(self) -> float:
         return sum(entropy.estimated_bits(s, tables=False) for s in self._streams())
 
+    def _classes(self) -> list[np.ndarray | None]:
+        """Per stream, the entropy coder's classes: a bounded column's class context, else the ranks."""
+        n_kept = int((self.bits > 0).sum())
+        if not (self.predictor.class_context >= 0).any():
+            return [self.ranks] * (n_kept + len(self.residual_tokens))
+        steps = self.predictor.undo(self.residual_tokens)
+        own = [self.predictor.classes(steps, j) for j in range(len(self.residual_tokens))]
+        return [self.ranks] * n_kept + [self.ranks if c is None else c for c in own]
+
     def to_bytes(self) -> np.ndarray:
         streams = self._streams()
         header = np.array([self._VERSION, len(self.q_latent), len(self.bits), len(self.residual_tokens),
                            int(self.ranks is not None)], np.int64)
-        coded = entropy.encode_streams(streams, [self.ranks] * len(streams) if self.ranks is not None else None)
+        coded = entropy.encode_streams(streams, self._classes())
         constant = np.zeros(0, np.float32) if self.constant is None else self.constant
         return entropy.pack_arrays([header, self.bits.astype(np.int64), self.center.astype(np.float32),
                                     self.latent_std.astype(np.float64), *self.predictor.to_arrays(),
@@ -597,7 +606,7 @@ class _CodedChunk:
             version, n, n_latent, n_bounded, by_rank = arrays[0].tolist()
         except ValueError as err:
             raise CodecError(f"coded ae chunk is damaged: {err}") from None
-        n_predictor = {1: 1, 2: 5}.get(version)  # version 1: linear coefficients only
+        n_predictor = {1: 1, 2: 9}.get(version)  # version 1: linear coefficients only
         if n_predictor is None or len(arrays) != 8 + n_predictor:
             raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
         if n < 0 or n_latent < 0 or n_bounded < 0:
@@ -619,7 +628,20 @@ class _CodedChunk:
             if counts is None:
                 raise CodecError("this chunk was coded per rank in the event: decoding needs the per-event counts")
             ranks = _rank_classes(counts, n)
-        streams = entropy.decode_streams(coded, [ranks] * (len(kept) + n_bounded) if by_rank else None,
+        steps = np.zeros((n, n_bounded), dtype=np.int64)
+        undone = [0]
+
+        def classes(i: int, before: list[np.ndarray]) -> np.ndarray | None:
+            """Stream ``i``'s classes, from the residual steps of the columns decoded before it."""
+            j = i - len(kept)
+            if j < 0 or predictor.class_context[j] < 0:
+                return ranks
+            while undone[0] < j:
+                predictor.undo_column(steps, before[len(kept) + undone[0]], undone[0])
+                undone[0] += 1
+            return predictor.classes(steps, j)
+
+        streams = entropy.decode_streams(coded, classes if version > 1 else [ranks] * (len(kept) + n_bounded),
                                          max_symbols=n * (len(kept) + n_bounded))
         if len(streams) != len(kept) + n_bounded or any(len(s) != n for s in streams):
             raise CodecError("coded ae chunk holds streams of the wrong number or length")

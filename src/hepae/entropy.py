@@ -21,7 +21,7 @@ Decoding depends only on integer arithmetic, so it gives the same symbols on eve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -36,7 +36,7 @@ _KEPT = 2  # bits below the leading one that a larger value keeps in its token
 _SUBBUCKETS = 1 << _KEPT
 _SYMBOLS_PER_LANE = 1024
 _MAX_LANES = 2048
-_FORMAT = 2  # 2: raw bits as one bit string (1: grouped by width)
+_FORMAT = 2  # 2: each stream from a whole lane step on, raw bits as one bit string
 
 
 # -- hybrid uint tokens -----------------------------------------------------------------------------
@@ -113,14 +113,16 @@ def _pack_raw(width: np.ndarray, raw: np.ndarray) -> np.ndarray:
     return out.astype("<u8").view(np.uint8)[:-(-total // 8)].copy()
 
 
-def _unpack_raw(width: np.ndarray, packed: np.ndarray) -> np.ndarray:
+def _unpack_raw(width: np.ndarray, packed: np.ndarray, first_bit: int = 0) -> np.ndarray:
+    """The raw values of ``width`` bits each, read from bit ``first_bit`` of ``packed`` on."""
     w = np.asarray(width, np.int64)
-    start = np.cumsum(w) - w
-    total = int(w.sum())
-    if len(packed) != -(-total // 8):
-        raise CodecError("coded stream has the wrong number of raw bytes (truncated or corrupted)")
+    start = np.cumsum(w) - w + first_bit
+    total = int(w.sum()) + first_bit
+    if len(packed) < -(-total // 8):
+        raise CodecError("coded stream has too few raw bytes (truncated or corrupted)")
     buffer = np.zeros(total // 64 + 2, "<u8")
-    buffer.view(np.uint8)[:len(packed)] = packed
+    used = min(len(packed), 8 * len(buffer))
+    buffer.view(np.uint8)[:used] = packed[:used]
     buffer = buffer.astype(np.uint64)
     word, shift = start >> 6, (start & 63).astype(np.uint64)
     value = buffer[word] >> shift
@@ -181,18 +183,29 @@ def estimated_bits(values: np.ndarray, tables: bool = True) -> float:
     return _bits_of_counts(counts, tables=False) + float(width.sum()) + (16 * len(counts) if tables else 0)
 
 
+def estimated_bits_per_class(values: np.ndarray, classes: np.ndarray) -> tuple[float, float]:
+    """``(bits, table bits)`` of one stream coded with a frequency table per class."""
+    token, width, _ = tokenize(values)
+    if len(token) == 0:
+        return 0.0, 0.0
+    classes = np.asarray(classes, dtype=np.int64)
+    alphabet = int(token.max()) + 1
+    counts = np.bincount(classes * alphabet + token, minlength=(int(classes.max()) + 1) * alphabet)
+    counts = counts.reshape(-1, alphabet)
+    bits = sum(_bits_of_counts(c, tables=False) for c in counts) + float(width.sum())
+    return bits, 16.0 * sum(int(np.flatnonzero(c).max()) + 1 for c in counts if c.any())
+
+
 # -- rANS -------------------------------------------------------------------------------------------
 
-def _rans_encode(symbols: np.ndarray, rows: np.ndarray, freq: np.ndarray, lanes: int
+def _rans_encode(entry: np.ndarray, freq: np.ndarray, cum: np.ndarray, lanes: int
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Symbols, each coded with table ``freq[row]`` -> (final lane states, 16-bit words in the order
-    decoding reads them).
+    """Symbols (``entry``: row * width + symbol into the flat tables, a whole number of lane steps) ->
+    (final lane states, 16-bit words in the order decoding reads them).
 
     Lane ``j % lanes`` codes symbol ``j``. Integer division by a frequency uses float64, exact here
     (state < 2**32, frequency < 2**16) and faster than numpy's integer division.
     """
-    freq, cum = _with_padding_row(freq)
-    entry = _padded(rows * freq.shape[1] + symbols, lanes, (len(freq) - 1) * freq.shape[1])
     flat_freq, flat_cum = freq.ravel(), cum.ravel()
     x = np.full(lanes, int(_STATE_LOW), dtype=np.int64)
     words: list[np.ndarray] = []
@@ -226,39 +239,51 @@ def _with_padding_row(freq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return freq, np.concatenate([np.zeros((len(freq), 1), np.int64), np.cumsum(freq, axis=1)[:, :-1]], axis=1)
 
 
-def _rans_decode(states: np.ndarray, words: np.ndarray, rows: np.ndarray, freq: np.ndarray) -> np.ndarray:
-    lanes, n = len(states), len(rows)
-    freq, cum = _with_padding_row(freq)
-    width = freq.shape[1]
-    lookup = np.zeros((len(freq), PROB_SCALE), dtype=np.int64)  # (row, slot) -> symbol
-    for row in range(len(freq)):
-        if freq[row].sum() == PROB_SCALE:
-            lookup[row] = np.repeat(np.arange(width), freq[row])
-    flat_lookup, flat_freq, flat_cum = lookup.ravel(), freq.ravel(), cum.ravel()
-    all_rows = _padded(rows, lanes, len(freq) - 1)
-    x = states.astype(np.int64)
-    out = np.empty(len(all_rows), dtype=np.int64)
-    words64 = words.astype(np.int64)
-    position = 0
-    for t in range(len(all_rows) // lanes):
-        row = all_rows[t * lanes:(t + 1) * lanes]
-        slot = x & (PROB_SCALE - 1)
-        symbol = flat_lookup[row * PROB_SCALE + slot]
-        out[t * lanes:(t + 1) * lanes] = symbol
-        entry = row * width + symbol
-        x >>= PROB_BITS
-        x *= flat_freq[entry]
-        x += slot - flat_cum[entry]
-        need = x < int(_STATE_LOW)
-        k = int(np.count_nonzero(need))
-        if k:
-            if position + k > len(words64):
-                raise CodecError("coded stream is truncated (rANS words)")
-            x[need] = (x[need] << 16) | words64[position:position + k]
-            position += k
-    if position != len(words64) or (x != int(_STATE_LOW)).any():
-        raise CodecError("coded stream does not decode to its initial state (corrupted)")
-    return out[:n]
+class _RansDecoder:
+    """Decodes lane step after lane step; the rows (tables) of each step's symbols may be given late,
+    once what they depend on has been decoded."""
+
+    def __init__(self, states: np.ndarray, words: np.ndarray, freq: np.ndarray):
+        self.freq, self.cum = _with_padding_row(freq)
+        self.padding_row = len(self.freq) - 1
+        width = self.freq.shape[1]
+        lookup = np.zeros((len(self.freq), PROB_SCALE), dtype=np.int64)  # (row, slot) -> symbol
+        for row in range(len(self.freq)):
+            if self.freq[row].sum() == PROB_SCALE:
+                lookup[row] = np.repeat(np.arange(width), self.freq[row])
+        self.flat_lookup, self.flat_freq, self.flat_cum = lookup.ravel(), self.freq.ravel(), self.cum.ravel()
+        self.x, self.words, self.position = states.astype(np.int64), words.astype(np.int64), 0
+
+    @property
+    def lanes(self) -> int:
+        return len(self.x)
+
+    def decode(self, rows: np.ndarray) -> np.ndarray:
+        """The symbols of ``rows`` (padded here to whole lane steps with the zero-cost padding row)."""
+        all_rows = _padded(rows, self.lanes, self.padding_row)
+        out = np.empty(len(all_rows), dtype=np.int64)
+        lanes, width, x = self.lanes, self.freq.shape[1], self.x
+        for t in range(len(all_rows) // lanes):
+            row = all_rows[t * lanes:(t + 1) * lanes]
+            slot = x & (PROB_SCALE - 1)
+            symbol = self.flat_lookup[row * PROB_SCALE + slot]
+            out[t * lanes:(t + 1) * lanes] = symbol
+            entry = row * width + symbol
+            x >>= PROB_BITS
+            x *= self.flat_freq[entry]
+            x += slot - self.flat_cum[entry]
+            need = x < int(_STATE_LOW)
+            k = int(np.count_nonzero(need))
+            if k:
+                if self.position + k > len(self.words):
+                    raise CodecError("coded stream is truncated (rANS words)")
+                x[need] = (x[need] << 16) | self.words[self.position:self.position + k]
+                self.position += k
+        return out[:len(rows)]
+
+    def finish(self) -> None:
+        if self.position != len(self.words) or (self.x != int(_STATE_LOW)).any():
+            raise CodecError("coded stream does not decode to its initial state (corrupted)")
 
 
 # -- streams <-> bytes ------------------------------------------------------------------------------
@@ -285,12 +310,18 @@ def _bits_of_counts(counts: np.ndarray, tables: bool = True) -> float:
     return float(-(counts * np.log2(counts / counts.sum())).sum()) + table if len(counts) else 0.0
 
 
+StreamClasses = Sequence[np.ndarray | None] | Callable[[int, list[np.ndarray]], np.ndarray | None]
+"""Per stream, the class of each value (or None): given as a list, or, for decoding, as a function of
+the stream's index and the streams decoded before it (a class may depend on values decoded earlier)."""
+
+
 def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
     """Non-negative integer streams -> one uint8 array.
 
     Each stream has its own frequency tables: one, or one per class with ``classes`` (per stream, an
     array of small non-negative ints beside the values, or None) where that makes the stream smaller,
-    tables included. Decoding must be given the same ``classes``.
+    tables included. Each stream starts at a whole step of the interleaved lanes, so decoding can take
+    a stream's classes from the streams decoded before it (see :func:`decode_streams`).
     """
     classes = list(classes) if classes is not None else [None] * len(streams)
     if len(classes) != len(streams) or any(c is not None and len(c) != len(s) for c, s in zip(classes, streams)):
@@ -308,8 +339,14 @@ def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray |
     sizes = np.array([int(np.flatnonzero(c).max()) + 1 if c.any() else 0 for c in counts], dtype=np.int64)
     freq = np.stack([normalized_frequencies(c) for c in counts]) if n_rows else np.zeros((0, 1), np.int64)
     lanes = int(min(_MAX_LANES, max(1, len(symbols) // _SYMBOLS_PER_LANE)))
-    states, words = _rans_encode(symbols, rows, freq, lanes) if len(symbols) else (
-        np.zeros(0, np.uint32), np.zeros(0, np.uint16))
+    states, words = np.zeros(0, np.uint32), np.zeros(0, np.uint16)
+    if len(symbols):
+        padded_freq, cum = _with_padding_row(freq)
+        entry = rows * alphabet + symbols
+        padding = (len(padded_freq) - 1) * alphabet
+        ends = np.cumsum(lengths)
+        entry = np.concatenate([_padded(entry[end - n:end], lanes, padding) for n, end in zip(lengths.tolist(), ends)])
+        states, words = _rans_encode(entry, padded_freq, cum, lanes)
     width = np.concatenate([w for _, w, _ in tokenized]) if streams else np.zeros(0, np.int64)
     raw = np.concatenate([r for _, _, r in tokenized]) if streams else np.zeros(0, np.uint64)
     table_values = np.concatenate([freq[i, :size] for i, size in enumerate(sizes)]) if n_rows else np.zeros(0)
@@ -317,10 +354,11 @@ def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray |
                         table_values.astype(np.uint16), states, words, _pack_raw(width, raw)])
 
 
-def decode_streams(coded: np.ndarray, classes: Sequence[np.ndarray | None] | None = None,
+def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
                    max_symbols: int | None = None) -> list[np.ndarray]:
-    """Inverse of :func:`encode_streams` (uint64 arrays), given the same ``classes``; a coded stream
-    that claims more than ``max_symbols`` values is refused before anything is allocated."""
+    """Inverse of :func:`encode_streams` (uint64 arrays), given the same ``classes`` (a list, or a
+    function ``classes(index, decoded_before)``, asked only for streams coded with classes); a coded
+    stream that claims more than ``max_symbols`` values is refused before anything is allocated."""
     try:
         version, lengths, n_classes, sizes, table_values, states, words, packed = unpack_arrays(coded)
     except ValueError as err:
@@ -330,13 +368,10 @@ def decode_streams(coded: np.ndarray, classes: Sequence[np.ndarray | None] | Non
     if version.tolist() not in ([1], [_FORMAT]) or len(n_classes) != len(lengths) \
             or len(sizes) != int(n_classes.sum()) or int(sizes.sum()) != len(table_values) or (n_classes < 1).any():
         raise CodecError("coded stream has an unknown layout (written by a newer hepae, or corrupted)")
-    classes = list(classes) if classes is not None else [None] * len(lengths)
-    if len(classes) != len(lengths):
+    if classes is None:
+        classes = [None] * len(lengths)
+    if not callable(classes) and len(classes) != len(lengths):
         raise CodecError("coded stream: the classes given do not match the streams it holds")
-    classes = [None if k == 1 else c for c, k in zip(classes, n_classes.tolist())]  # one table: no classes
-    if any((c is None and k > 1) or (c is not None and (len(c) != n or c.min() < 0 or c.max() >= k))
-           for c, n, k in zip(classes, lengths.tolist(), n_classes.tolist())):
-        raise CodecError("coded stream: the classes given do not match the ones it was coded with")
     freq = np.zeros((len(sizes), int(sizes.max()) if len(sizes) else 1), dtype=np.int64)
     start = 0
     for i, size in enumerate(sizes.tolist()):
@@ -344,15 +379,42 @@ def decode_streams(coded: np.ndarray, classes: Sequence[np.ndarray | None] | Non
         start += size
         if size and int(freq[i].sum()) != PROB_SCALE:
             raise CodecError("coded stream has a damaged frequency table")
-    rows = _rows(lengths.tolist(), classes, n_classes.tolist())
-    if len(rows) and len(states) == 0:
+    if int(lengths.sum()) and len(states) == 0:
         raise CodecError("coded stream has no rANS state")
-    if len(rows) and (freq.sum(axis=1)[rows] != PROB_SCALE).any():
-        raise CodecError("coded stream: a symbol's class has no frequency table")
-    tokens = _rans_decode(states, words, rows, freq) if len(rows) else np.zeros(0, np.int64)
-    raw = (_unpack_raw if version[0] == _FORMAT else _unpack_raw_by_width)(token_width(tokens), packed)
-    values = detokenize(tokens, raw)
-    return np.split(values, np.cumsum(lengths)[:-1]) if len(lengths) else []
+    decoder = _RansDecoder(states, words, freq) if len(states) else None
+    offsets = np.concatenate([[0], np.cumsum(n_classes)[:-1]]).astype(np.int64)
+    out: list[np.ndarray] = []
+
+    def rows_of(i: int) -> np.ndarray:
+        n, k = int(lengths[i]), int(n_classes[i])
+        c = None if k == 1 else (classes(i, out) if callable(classes) else classes[i])
+        if (c is None and k > 1) or (c is not None and (len(c) != n or (n and (c.min() < 0 or c.max() >= k)))):
+            raise CodecError("coded stream: the classes given do not match the ones it was coded with")
+        rows = offsets[i] + (np.zeros(n, np.int64) if c is None else np.asarray(c, dtype=np.int64))
+        if n and (freq.sum(axis=1)[rows] != PROB_SCALE).any():
+            raise CodecError("coded stream: a symbol's class has no frequency table")
+        return rows
+
+    if version[0] == 1:  # streams one after the other across the lanes, raw bits grouped by width
+        if callable(classes):
+            raise CodecError("coded stream of format 1: its classes must be given as a list")
+        rows = np.concatenate([rows_of(i) for i in range(len(lengths))]) if len(lengths) else np.zeros(0, np.int64)
+        tokens = decoder.decode(rows) if decoder is not None else np.zeros(0, np.int64)
+        values = detokenize(tokens, _unpack_raw_by_width(token_width(tokens), packed))
+        out = np.split(values, np.cumsum(lengths)[:-1]) if len(lengths) else []
+    else:  # each stream from a whole lane step on: its classes may depend on the streams before it
+        bit = 0
+        for i in range(len(lengths)):
+            rows = rows_of(i)
+            tokens = decoder.decode(rows) if decoder is not None else np.zeros(0, np.int64)
+            width = token_width(tokens)
+            out.append(detokenize(tokens, _unpack_raw(width, packed, bit)))
+            bit += int(width.sum())
+        if len(packed) != -(-bit // 8):
+            raise CodecError("coded stream has the wrong number of raw bytes (corrupted)")
+    if decoder is not None:
+        decoder.finish()
+    return list(out)
 
 
 # -- several arrays in one byte array ---------------------------------------------------------------

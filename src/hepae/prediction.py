@@ -15,6 +15,11 @@ both in integer arithmetic, so that every machine decodes the same:
   that wraps around at +-pi, a fraction that is non-zero only inside one detector region.
 
 Each part is kept for a column only where it makes the column's coded size (its tables included) smaller.
+
+The entropy coder's tables can be conditioned on decoded values too: a column may take its **classes**
+(a frequency table each) from the quantile bin of an earlier column, bins grouped by how spread the
+remainders in them are. HECFrac is ~0 outside the hadronic end-cap and broad inside: two tables, one
+per region of eta, code it in fewer bits than one table for both.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ _FIT_ROWS = 50_000  # rows of a chunk that the fits look at
 _SCREEN_ROWS = 8192  # rows on which each candidate context column is tried
 _BINS = 48  # quantile bins of the context column (at most: equal quantiles merge)
 _KNOT_BITS = 128  # storage of one knot (position and value, int64 each)
+_CLASS_BINS = 16  # quantile bins of a class context column
+_CLASSES = 4  # classes (frequency tables) the bins are grouped into
 
 
 def zigzag(values: np.ndarray) -> np.ndarray:
@@ -86,11 +93,28 @@ class Predictor:
     context: np.ndarray  # (k,) int64: the column whose steps the curve reads, -1 for none
     knots: list[np.ndarray] = field(default_factory=list)  # per column, increasing int64 positions
     values: list[np.ndarray] = field(default_factory=list)  # per column, int64 curve values at the knots
+    class_context: np.ndarray | None = None  # (k,): the column whose bin gives the class, -1 for none
+    class_edges: list[np.ndarray] = field(default_factory=list)  # per column, increasing bin edges
+    class_groups: list[np.ndarray] = field(default_factory=list)  # per column, the class of each bin
+
+    def __post_init__(self) -> None:
+        k = len(self.coefficients)
+        if self.class_context is None:
+            self.class_context = np.full(k, -1, np.int64)
+            self.class_edges = [np.zeros(0, np.int64)] * k
+            self.class_groups = [np.zeros(0, np.int64)] * k
 
     @classmethod
     def empty(cls, k: int) -> Predictor:
         return cls(np.zeros((k, k + 1), np.int64), np.full(k, -1, np.int64),
                    [np.zeros(0, np.int64)] * k, [np.zeros(0, np.int64)] * k)
+
+    def classes(self, steps: np.ndarray, j: int) -> np.ndarray | None:
+        """Column ``j``'s entropy-coder class of each object, from ``steps[:, :j]``; None: no class context."""
+        c = int(self.class_context[j])
+        if c < 0:
+            return None
+        return self.class_groups[j][np.searchsorted(self.class_edges[j], steps[:, c], side="right")]
 
     def predict(self, steps: np.ndarray, j: int) -> np.ndarray:
         """Column ``j``'s prediction from ``steps[:, :j]`` (the later columns are not read)."""
@@ -114,15 +138,21 @@ class Predictor:
         n = len(tokens[0]) if tokens else 0
         steps = np.zeros((n, len(tokens)), dtype=np.int64)
         for j, t in enumerate(tokens):
-            difference = unzigzag(np.where(t == 0, np.uint64(1), t) - np.uint64(1))
-            steps[:, j] = np.where(t == 0, 0, difference + self.predict(steps, j))
+            self.undo_column(steps, t, j)
         return steps
+
+    def undo_column(self, steps: np.ndarray, tokens: np.ndarray, j: int) -> None:
+        """Fill ``steps[:, j]`` from column ``j``'s tokens (``steps[:, :j]`` already filled)."""
+        difference = unzigzag(np.where(tokens == 0, np.uint64(1), tokens) - np.uint64(1))
+        steps[:, j] = np.where(tokens == 0, 0, difference + self.predict(steps, j))
 
     # -- fitting ------------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, steps: np.ndarray, flags: list[np.ndarray], contexts: bool = True) -> Predictor:
+    def fit(cls, steps: np.ndarray, flags: list[np.ndarray], contexts: bool = True,
+            classes: np.ndarray | None = None) -> Predictor:
         """Fitted on (a sample of) one chunk's steps, exceptions left out; ``contexts=False`` fits the
-        linear part only (quicker, for comparing settings)."""
+        linear part only (quicker, for comparing settings). ``classes``: the entropy coder's classes of
+        the objects otherwise (their rank in the event), which a class context has to beat."""
         n, k = steps.shape
         predictor = cls.empty(k)
         clean = ~np.any(np.stack(flags, axis=1), axis=1) if k else np.ones(n, bool)
@@ -131,10 +161,12 @@ class Predictor:
         sample = np.flatnonzero(clean)[:: max(1, int(clean.sum()) // _FIT_ROWS)]
         x = steps[sample]
         knot_bits = _KNOT_BITS * len(sample) / n  # a knot's storage, in proportion to the rows fitted on
+        fallback = classes[sample] if classes is not None else None
         for j in range(1, k):
             predictor._fit_linear(x, j)
             if contexts:
                 predictor._fit_context(x, j, knot_bits)
+                predictor._fit_classes(x, j, len(sample) / n, fallback)
         return predictor
 
     def _fit_linear(self, x: np.ndarray, j: int) -> None:
@@ -180,26 +212,85 @@ class Predictor:
         if _bits(remainder - curve(x[:, best], knots, values)) + knot_bits * len(knots) < _bits(remainder):
             self.context[j], self.knots[j], self.values[j] = best, knots, values
 
+    def _fit_classes(self, x: np.ndarray, j: int, share: float, fallback: np.ndarray | None) -> None:
+        """A class context for column ``j`` where its tables pay (``share``: of the chunk's rows in ``x``)."""
+        values = zigzag(x[:, j] - self.predict(x, j))
+
+        def cost(rows: np.ndarray, classes: np.ndarray | None) -> float:
+            if classes is None:
+                return entropy.estimated_bits(values[rows], tables=False) + \
+                    share * (entropy.estimated_bits(values[rows]) - entropy.estimated_bits(values[rows], False))
+            bits, table_bits = entropy.estimated_bits_per_class(values[rows], classes)
+            return bits + share * table_bits
+
+        def grouping(rows: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
+            """Bin edges on column ``c`` and each bin's class: bins ranked by their remainders' spread."""
+            edges = np.unique(np.quantile(x[rows, c], np.linspace(0, 1, _CLASS_BINS + 1)[1:-1], method="nearest"))
+            bins = np.searchsorted(edges, x[rows, c], side="right")
+            spread = np.bincount(bins, np.log2(values[rows] + 1.0), len(edges) + 1) / \
+                np.maximum(np.bincount(bins, minlength=len(edges) + 1), 1)
+            order = np.argsort(spread, kind="stable")  # classes: cut the ranked spreads at their largest gaps
+            cuts = np.zeros(len(order), np.int64)
+            cuts[1 + np.sort(np.argsort(-np.diff(spread[order]), kind="stable")[:_CLASSES - 1])] = 1
+            groups = np.empty(len(order), np.int64)
+            groups[order] = np.cumsum(cuts)
+            return edges, groups
+
+        def best_of(rows: np.ndarray, candidates: list[int]) -> tuple[int, float]:
+            base = cost(rows, None)
+            if fallback is not None:
+                base = min(base, cost(rows, fallback[rows]))
+            best, best_bits = -1, base
+            for c in candidates:
+                edges, groups = grouping(rows, c)
+                bits = cost(rows, groups[np.searchsorted(edges, x[rows, c], side="right")])
+                if bits < best_bits:
+                    best, best_bits = c, bits
+            return best, best_bits
+
+        screen = np.linspace(0, len(x) - 1, min(len(x), _SCREEN_ROWS)).astype(np.int64)
+        chosen, _ = best_of(screen, list(range(j)))
+        if chosen < 0:
+            return
+        everything = np.arange(len(x))
+        if best_of(everything, [chosen])[0] == chosen:  # confirmed on all the rows fitted on
+            self.class_context[j] = chosen
+            self.class_edges[j], self.class_groups[j] = grouping(everything, chosen)
+
     # -- storage ------------------------------------------------------------------------------------
     def to_arrays(self) -> list[np.ndarray]:
-        """``[coefficients, context, knots per column, knots, values]`` (int64, flat)."""
+        """``[coefficients, context, knots per column, knots, values, class context, edges per column,
+        edges, groups]`` (int64, flat; a column has one group more than edges)."""
         return [self.coefficients.ravel(), self.context, np.array([len(v) for v in self.knots], np.int64),
                 np.concatenate([*self.knots, np.zeros(0, np.int64)]),
-                np.concatenate([*self.values, np.zeros(0, np.int64)])]
+                np.concatenate([*self.values, np.zeros(0, np.int64)]),
+                self.class_context, np.array([len(e) for e in self.class_edges], np.int64),
+                np.concatenate([*self.class_edges, np.zeros(0, np.int64)]),
+                np.concatenate([*self.class_groups, np.zeros(0, np.int64)])]
 
     @classmethod
     def from_arrays(cls, arrays: list[np.ndarray], k: int) -> Predictor:
         """Inverse of :meth:`to_arrays`, checked (a damaged chunk raises :class:`CodecError`)."""
-        coefficients, context, n_knots, knots, values = (np.asarray(a, dtype=np.int64) for a in arrays)
+        if len(arrays) != 9:
+            raise CodecError("coded ae chunk: its residual predictor has the wrong layout (corrupted)")
+        coefficients, context, n_knots, knots, values, class_context, n_edges, edges, groups = \
+            (np.asarray(a, dtype=np.int64) for a in arrays)
         if len(coefficients) != k * (k + 1) or len(context) != k or len(n_knots) != k or (n_knots < 0).any() \
-                or len(knots) != n_knots.sum() or len(values) != len(knots):
+                or len(knots) != n_knots.sum() or len(values) != len(knots) or len(class_context) != k \
+                or len(n_edges) != k or (n_edges < 0).any() or len(edges) != n_edges.sum() \
+                or len(groups) != len(edges) + int((class_context >= 0).sum()):
             raise CodecError("coded ae chunk: its residual predictor has the wrong size (corrupted)")
         if (np.abs(coefficients.reshape(k, k + 1)[:, :k]) > _MAX_COEFFICIENT).any() \
-                or (np.abs(knots) > _MAX_CURVE).any() or (np.abs(values) > _MAX_CURVE).any():
+                or (np.abs(knots) > _MAX_CURVE).any() or (np.abs(values) > _MAX_CURVE).any() \
+                or (groups < 0).any() or (groups >= 256).any():
             raise CodecError("coded ae chunk: its residual predictor is out of range (corrupted)")
         split = np.cumsum(n_knots)[:-1]
         knots_per, values_per = np.split(knots, split), np.split(values, split)
-        for j, (c, kn) in enumerate(zip(context.tolist(), knots_per)):
-            if not (c == -1 and len(kn) == 0 or 0 <= c < j and len(kn) >= 1 and (np.diff(kn) > 0).all()):
+        edges_per = np.split(edges, np.cumsum(n_edges)[:-1])
+        groups_per = np.split(groups, np.cumsum(n_edges + (class_context >= 0))[:-1])
+        for j, (c, kn, cc, e) in enumerate(zip(context.tolist(), knots_per, class_context.tolist(), edges_per)):
+            if not (c == -1 and len(kn) == 0 or 0 <= c < j and len(kn) >= 1 and (np.diff(kn) > 0).all()) \
+                    or not (cc == -1 and len(e) == 0 or 0 <= cc < j and (np.diff(e) > 0).all()):
                 raise CodecError("coded ae chunk: its residual predictor has a bad context (corrupted)")
-        return cls(coefficients.reshape(k, k + 1), context, list(knots_per), list(values_per))
+        return cls(coefficients.reshape(k, k + 1), context, list(knots_per), list(values_per), class_context,
+                   list(edges_per), list(groups_per))
