@@ -270,7 +270,7 @@ def test_a_chunk_written_before_context_curves_still_decodes(models):
     chunk.residual_tokens = chunk.predictor.tokens(steps, flags)
     arrays = entropy.unpack_arrays(chunk.to_bytes())
     arrays[0][0] = 1
-    old = entropy.pack_arrays([*arrays[:5], *arrays[13:]])  # layout 1: the coefficients only
+    old = entropy.pack_arrays([*arrays[:5], *arrays[9:]])  # layout 1: the coefficients only
     np.testing.assert_array_equal(codec.decode({"coded": old}, model), codec.decode({"coded": chunk.to_bytes()}, model))
 
 

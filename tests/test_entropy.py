@@ -58,7 +58,7 @@ def test_damaged_bytes_are_reported():
 
 
 def test_streams_of_format_1_raw_bits_grouped_by_width_still_decode():
-    """hepae of 2026-11-27 stored the raw bits grouped by width (format 1); format 2 is one bit string."""
+    """hepae of 2026-11-27 stored the raw bits grouped by width and tables as uint16 (format 1)."""
     rng = np.random.default_rng(3)
     stream = (rng.pareto(1.0, 20_000) * 50).astype(np.uint64)
     arrays = entropy.unpack_arrays(entropy.encode_streams([stream]))
@@ -67,7 +67,8 @@ def test_streams_of_format_1_raw_bits_grouped_by_width_still_decode():
     for w in np.unique(width[width > 0]).tolist():  # the format-1 layout, written out here as it was
         bits = np.unpackbits(raw[width == w].astype("<u8").view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
         grouped.append(np.packbits(bits[:, :w].ravel(), bitorder="little"))
-    old = entropy.pack_arrays([np.array([1], np.int64), *arrays[1:-1], np.concatenate(grouped)])
+    tables = entropy._from_varints(arrays[4]).astype(np.uint16)  # format 1: uint16 table entries
+    old = entropy.pack_arrays([np.array([1], np.int64), *arrays[1:4], tables, *arrays[5:-1], np.concatenate(grouped)])
     np.testing.assert_array_equal(entropy.decode_streams(old)[0], stream)
     assert len(arrays[-1]) == -(-int(width.sum()) // 8)  # format 2: no padding between widths
 

@@ -102,15 +102,18 @@ def test_a_column_broad_in_one_region_of_another_gets_a_table_per_region():
 def test_a_damaged_predictor_is_refused():
     good = Predictor.empty(3)
     good.context[2], good.knots[2], good.values[2] = 0, np.array([1, 5]), np.array([0, 3])
+    good.class_context[2], good.class_edges[2], good.class_groups[2] = 1, np.array([4]), np.array([0, 1])
     arrays = good.to_arrays()
-    Predictor.from_arrays(arrays, 3)
+    assert Predictor.from_arrays(arrays, 3).class_groups[2].tolist() == [0, 1]
+    layout = arrays[1].copy()
     for bad in (
         [arrays[0][:-1], *arrays[1:]],  # coefficients of the wrong size
-        [arrays[0], np.array([-1, -1, 2]), *arrays[2:]],  # a column's curve reading itself
-        [*arrays[:3], np.array([5, 1]), *arrays[4:]],  # knots not increasing
-        [*arrays[:4], np.array([0, 2**40]), *arrays[5:]],  # a value out of range
-        [*arrays[:5], np.array([-1, 1, -1]), *arrays[6:]],  # a class context without its bins
-        [*arrays[:5], np.array([-1, -1, 2]), np.array([0, 0, 1]), np.array([7]), np.array([0, 1])],  # reads itself
+        [arrays[0], np.r_[layout[:2], 2, layout[3:]], *arrays[2:]],  # a column's curve reading itself
+        [*arrays[:2], np.array([5, 1, 0, 3]), *arrays[3:]],  # knots not increasing
+        [*arrays[:2], np.array([1, 5, 0, 2**31 - 1]), *arrays[3:]],  # a value out of range
+        [arrays[0], np.r_[layout[:8], -1, layout[9:]], *arrays[2:]],  # class groups without a class context
+        [arrays[0], np.r_[layout[:8], 2, layout[9:]], *arrays[2:]],  # a class context reading itself
+        arrays[:4],  # an array missing
     ):
         with pytest.raises(CodecError, match="residual predictor"):
             Predictor.from_arrays(bad, 3)

@@ -435,8 +435,8 @@ class AE(Codec):
     # -- coding one chunk ---------------------------------------------------------------------------
     def _quantize_latent(self, latent: np.ndarray, bits: np.ndarray, n: int
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(integer steps, per-dimension center, dequantized float32 latent) of ``n`` objects; with every
-        dimension dropped, ``latent`` may be a sample (only its median is used)."""
+        """(integer steps, per-dimension center, step) of ``n`` objects; with every dimension dropped,
+        ``latent`` may be a sample (only its median is used)."""
         center = np.median(latent, axis=0).astype(np.float32).astype(np.float64) if len(latent) else \
             np.zeros(latent.shape[1])
         step = self._latent_std * np.exp2(-bits.astype(np.float64))
@@ -446,7 +446,7 @@ class AE(Codec):
             limit = 2.0**40
             q = np.clip(np.rint((latent.astype(np.float64) - center) / step), -limit, limit).astype(np.int64)
             q[:, bits == 0] = 0
-        return q, center, _dequantize(q, center, step)
+        return q, center, step
 
     def _residual_steps(self, values, predicted, margin: float) -> tuple[np.ndarray, list[np.ndarray]]:
         """``(n, bounded)`` int64 residual steps (exceptions 0) and, per bounded column, exception flags."""
@@ -461,19 +461,20 @@ class AE(Codec):
 
     def _code(self, values, latent, bits, model, ranks: np.ndarray | None = None, contexts: bool = True
               ) -> _CodedChunk:
-        q_latent, center, z = self._quantize_latent(latent, bits, len(values))
+        q_latent, center, step = self._quantize_latent(latent, bits, len(values))
         tokens: list[np.ndarray] = []
         predictor = Predictor.empty(len(self._bounded))
         exact: list[np.ndarray] = []
         constant = None
         if (bits == 0).all():  # every object gets the same prediction: keep it, decoding needs no network
-            constant = model.decode(z[:1].astype(np.float32))[0] if len(z) else np.zeros(len(self.columns), np.float32)
+            constant = model.decode(_dequantize(q_latent[:1], center, step))[0] if len(values) else \
+                np.zeros(len(self.columns), np.float32)
         margin = self.margin if constant is None else self._constant_margin()
         if constant is not None:
             constant = self._on_grid(constant, margin)
         if self._bounded:
-            predicted = np.repeat(constant[None, :], len(z), axis=0) if constant is not None else \
-                model.decode(z.astype(np.float32))
+            predicted = np.repeat(constant[None, :], len(values), axis=0) if constant is not None else \
+                model.decode(_dequantize(q_latent, center, step))
             steps, flags = self._residual_steps(values, predicted, margin)
             predictor = Predictor.fit(steps, flags, contexts, ranks)
             tokens = predictor.tokens(steps, flags)
@@ -507,17 +508,22 @@ class AE(Codec):
 
     def _choose_bits(self, sample_values, sample_latent, model) -> np.ndarray:
         """Per latent dimension, the bits that give the fewest estimated bits per object on a sample:
-        first one setting for all dimensions, then each dimension on its own."""
+        first one setting for all dimensions (from 0 bits up, until the cost has risen twice in a row),
+        then each dimension on its own (0, and up to 2 bits either side)."""
 
         def cost(bits: np.ndarray) -> float:
             chunk = self._code(sample_values, sample_latent, bits, model, contexts=False)  # a sample: no classes
             return chunk.estimated_bits()
 
-        uniform = {b: cost(np.full(self.latent_size, b)) for b in self._BIT_CHOICES}
+        uniform: dict[int, float] = {}
+        for b in self._BIT_CHOICES:  # up to two rises in a row: past the minimum
+            uniform[b] = cost(np.full(self.latent_size, b))
+            if b >= 2 and uniform[b] > uniform[b - 1] > uniform[b - 2]:
+                break
         best = np.full(self.latent_size, min(uniform, key=uniform.get), dtype=np.int64)
         best_cost = uniform[int(best[0])]
         for i in range(self.latent_size):
-            for b in sorted({0, *range(max(0, best[i] - 2), min(max(self._BIT_CHOICES), best[i] + 2) + 1)}):
+            for b in sorted({0, *range(max(0, best[i] - 2), min(max(self._BIT_CHOICES), best[i] + 2) + 1)} - {best[i]}):
                 trial = best.copy()
                 trial[i] = b
                 c = cost(trial)
@@ -606,7 +612,7 @@ class _CodedChunk:
             version, n, n_latent, n_bounded, by_rank = arrays[0].tolist()
         except ValueError as err:
             raise CodecError(f"coded ae chunk is damaged: {err}") from None
-        n_predictor = {1: 1, 2: 9}.get(version)  # version 1: linear coefficients only
+        n_predictor = {1: 1, 2: 5}.get(version)  # version 1: linear coefficients only
         if n_predictor is None or len(arrays) != 8 + n_predictor:
             raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
         if n < 0 or n_latent < 0 or n_bounded < 0:

@@ -153,6 +153,44 @@ def _unpack_raw_by_width(width: np.ndarray, packed: np.ndarray) -> np.ndarray:
 
 # -- frequency tables -------------------------------------------------------------------------------
 
+def _varints(values: np.ndarray) -> np.ndarray:
+    """Non-negative integers < 2**21 as LEB128 bytes (7 bits each, the high bit set on all but the last):
+    most table entries are small, so a table costs 1-2 bytes per entry instead of 2."""
+    v = np.asarray(values, dtype=np.int64)
+    n_bytes = 1 + (v >= 1 << 7) + (v >= 1 << 14)
+    out = np.zeros(int(n_bytes.sum()), np.uint8)
+    start = np.cumsum(n_bytes) - n_bytes
+    for k in range(3):
+        has = n_bytes > k
+        more = n_bytes[has] > k + 1
+        out[start[has] + k] = ((v[has] >> (7 * k)) & 0x7F) | (more.astype(np.int64) << 7)
+    return out
+
+
+def _table_bits(counts: np.ndarray) -> float:
+    """Bits of the stored table of tokens with these counts: its entries up to the last used token."""
+    used = np.flatnonzero(counts)
+    if len(used) == 0:
+        return 0.0
+    frequency = counts[:used[-1] + 1] * (PROB_SCALE / counts.sum())
+    return 8.0 * float(len(frequency) + (frequency >= 1 << 7).sum() + (frequency >= 1 << 14).sum())
+
+
+def _from_varints(data: np.ndarray) -> np.ndarray:
+    data = np.asarray(data, dtype=np.int64)
+    if len(data) and data[-1] & 0x80:
+        raise ValueError("truncated table")
+    last = np.flatnonzero((data & 0x80) == 0)
+    start = np.r_[0, last[:-1] + 1]
+    if (last - start >= 3).any():
+        raise ValueError("table entry too long")
+    out = np.zeros(len(last), np.int64)
+    for k in range(3):
+        has = start + k <= last
+        out[has] |= (data[start[has] + k] & 0x7F) << (7 * k)
+    return out
+
+
 def normalized_frequencies(counts: np.ndarray) -> np.ndarray:
     """Counts -> frequencies summing to ``PROB_SCALE``, every counted token at least 1."""
     counts = np.asarray(counts, dtype=np.int64)
@@ -180,7 +218,7 @@ def estimated_bits(values: np.ndarray, tables: bool = True) -> float:
     if len(token) == 0:
         return 0.0
     counts = np.bincount(token)  # a stored table has an entry for every token up to the largest
-    return _bits_of_counts(counts, tables=False) + float(width.sum()) + (16 * len(counts) if tables else 0)
+    return _bits_of_counts(counts, tables=tables) + float(width.sum())
 
 
 def estimated_bits_per_class(values: np.ndarray, classes: np.ndarray) -> tuple[float, float]:
@@ -193,7 +231,7 @@ def estimated_bits_per_class(values: np.ndarray, classes: np.ndarray) -> tuple[f
     counts = np.bincount(classes * alphabet + token, minlength=(int(classes.max()) + 1) * alphabet)
     counts = counts.reshape(-1, alphabet)
     bits = sum(_bits_of_counts(c, tables=False) for c in counts) + float(width.sum())
-    return bits, 16.0 * sum(int(np.flatnonzero(c).max()) + 1 for c in counts if c.any())
+    return bits, sum(_table_bits(c) for c in counts)
 
 
 # -- rANS -------------------------------------------------------------------------------------------
@@ -304,9 +342,9 @@ def _classes_pay(tokens: np.ndarray, classes: np.ndarray) -> bool:
 
 
 def _bits_of_counts(counts: np.ndarray, tables: bool = True) -> float:
-    """Bits of order-0 coding of tokens with these counts, plus 16 bits per table entry with ``tables``."""
+    """Bits of order-0 coding of tokens with these counts (per token), plus their stored table with ``tables``."""
+    table = _table_bits(counts) if tables else 0.0
     counts = counts[counts > 0]
-    table = 16 * len(counts) if tables else 0
     return float(-(counts * np.log2(counts / counts.sum())).sum()) + table if len(counts) else 0.0
 
 
@@ -350,8 +388,8 @@ def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray |
     width = np.concatenate([w for _, w, _ in tokenized]) if streams else np.zeros(0, np.int64)
     raw = np.concatenate([r for _, _, r in tokenized]) if streams else np.zeros(0, np.uint64)
     table_values = np.concatenate([freq[i, :size] for i, size in enumerate(sizes)]) if n_rows else np.zeros(0)
-    return pack_arrays([np.array([_FORMAT], np.int64), lengths, np.array(n_classes, np.int64), sizes,
-                        table_values.astype(np.uint16), states, words, _pack_raw(width, raw)])
+    return pack_arrays([np.array([_FORMAT], np.int64), lengths, np.array(n_classes, np.int32), sizes.astype(np.int32),
+                        _varints(table_values), states, words, _pack_raw(width, raw)])
 
 
 def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
@@ -361,6 +399,8 @@ def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
     stream that claims more than ``max_symbols`` values is refused before anything is allocated."""
     try:
         version, lengths, n_classes, sizes, table_values, states, words, packed = unpack_arrays(coded)
+        if version.tolist() == [_FORMAT]:
+            table_values = _from_varints(table_values)
     except ValueError as err:
         raise CodecError(f"coded stream is damaged: {err}") from None
     if (lengths < 0).any() or (max_symbols is not None and int(lengths.sum()) > max_symbols):

@@ -259,30 +259,31 @@ class Predictor:
 
     # -- storage ------------------------------------------------------------------------------------
     def to_arrays(self) -> list[np.ndarray]:
-        """``[coefficients, context, knots per column, knots, values, class context, edges per column,
-        edges, groups]`` (int64, flat; a column has one group more than edges)."""
-        return [self.coefficients.ravel(), self.context, np.array([len(v) for v in self.knots], np.int64),
-                np.concatenate([*self.knots, np.zeros(0, np.int64)]),
-                np.concatenate([*self.values, np.zeros(0, np.int64)]),
-                self.class_context, np.array([len(e) for e in self.class_edges], np.int64),
-                np.concatenate([*self.class_edges, np.zeros(0, np.int64)]),
-                np.concatenate([*self.class_groups, np.zeros(0, np.int64)])]
+        """``[coefficients (int64), layout (int32: context, knots per column, class context, edges per
+        column), knots then curve values (int32), class edges (int32), class of each bin (uint8)]``."""
+        layout = np.concatenate([self.context, [len(v) for v in self.knots], self.class_context,
+                                 [len(e) for e in self.class_edges]])
+        return [self.coefficients.ravel().astype(np.int64), layout.astype(np.int32),
+                np.concatenate([*self.knots, *self.values, np.zeros(0, np.int64)]).astype(np.int32),
+                np.concatenate([*self.class_edges, np.zeros(0, np.int64)]).astype(np.int32),
+                np.concatenate([*self.class_groups, np.zeros(0, np.int64)]).astype(np.uint8)]
 
     @classmethod
     def from_arrays(cls, arrays: list[np.ndarray], k: int) -> Predictor:
         """Inverse of :meth:`to_arrays`, checked (a damaged chunk raises :class:`CodecError`)."""
-        if len(arrays) != 9:
+        if len(arrays) != 5:
             raise CodecError("coded ae chunk: its residual predictor has the wrong layout (corrupted)")
-        coefficients, context, n_knots, knots, values, class_context, n_edges, edges, groups = \
-            (np.asarray(a, dtype=np.int64) for a in arrays)
-        if len(coefficients) != k * (k + 1) or len(context) != k or len(n_knots) != k or (n_knots < 0).any() \
-                or len(knots) != n_knots.sum() or len(values) != len(knots) or len(class_context) != k \
-                or len(n_edges) != k or (n_edges < 0).any() or len(edges) != n_edges.sum() \
+        coefficients, layout, points, edges, groups = (np.asarray(a, dtype=np.int64) for a in arrays)
+        if len(layout) != 4 * k:
+            raise CodecError("coded ae chunk: its residual predictor has the wrong size (corrupted)")
+        context, n_knots, class_context, n_edges = layout.reshape(4, k)
+        knots, values = points[:len(points) // 2], points[len(points) // 2:]
+        if len(coefficients) != k * (k + 1) or (n_knots < 0).any() or len(points) != 2 * n_knots.sum() \
+                or (n_edges < 0).any() or len(edges) != n_edges.sum() \
                 or len(groups) != len(edges) + int((class_context >= 0).sum()):
             raise CodecError("coded ae chunk: its residual predictor has the wrong size (corrupted)")
         if (np.abs(coefficients.reshape(k, k + 1)[:, :k]) > _MAX_COEFFICIENT).any() \
-                or (np.abs(knots) > _MAX_CURVE).any() or (np.abs(values) > _MAX_CURVE).any() \
-                or (groups < 0).any() or (groups >= 256).any():
+                or (np.abs(knots) > _MAX_CURVE).any() or (np.abs(values) > _MAX_CURVE).any():
             raise CodecError("coded ae chunk: its residual predictor is out of range (corrupted)")
         split = np.cumsum(n_knots)[:-1]
         knots_per, values_per = np.split(knots, split), np.split(values, split)
