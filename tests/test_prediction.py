@@ -73,7 +73,7 @@ def test_a_column_equal_to_another_in_half_the_objects_is_predicted_exactly_ther
     base = np.where(rng.uniform(size=n) < 0.7, 0, rng.exponential(15, n))
     extra = np.where(rng.uniform(size=n) < 0.5, 0, rng.exponential(15, n))
     steps = np.rint(np.column_stack([noise, base, base + extra - 7])).astype(np.int64)
-    predictor = Predictor.fit(steps, [np.zeros(n, bool)] * 22, contexts=False)
+    predictor = Predictor.fit(steps, [np.zeros(n, bool)] * 22)
     assert predictor.coefficients[21, 20] == 2**16 and not predictor.coefficients[21, :20].any()
     difference = unzigzag(predictor.tokens(steps, [np.zeros(n, bool)] * 22)[21] - np.uint64(1))
     assert len(np.unique(difference[extra == 0])) == 1  # one symbol where the columns are equal: ~free

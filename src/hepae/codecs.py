@@ -13,8 +13,10 @@ ROOT compression (zstd by default, ``--compression``) compresses them all again.
   ``std / 2**latent_bits`` per latent dimension, the std measured on the training data, or ``"auto"``);
   with ``error_bounds``, the residual of every value after decoding is quantized to its bound and
   stored, so that every value comes back within its bound. Values that cannot (NaN, Inf, a sign
-  change, a residual too large) are stored exactly as exceptions. The quantized integers are coded by
-  :mod:`hepae.entropy` (rANS with one frequency table per stream), close to their entropy.
+  change, a residual too large) are stored exactly as exceptions. Each bounded column's residual steps
+  are predicted from the columns decoded before it (:mod:`hepae.prediction`), and the quantized
+  integers are coded by :mod:`hepae.entropy` (rANS, a frequency table per stream or per class), close
+  to their entropy.
 
 The error-bound guarantee and other machines: the quantization step is ``2 * bound * (1 - margin)``
 and compression accepts a value only if its reconstruction is within ``bound * (1 - margin / 2)``, so
@@ -292,9 +294,9 @@ class AE(Codec):
     With ``latent_bits`` (an int for every latent dimension, or ``"auto"``), each chunk is one coded
     byte stream (:mod:`hepae.entropy`): per latent dimension, integers in steps of
     ``std * 2**-bits`` (the std measured on the validation split at training time; 0 bits drops
-    the dimension); per bounded column, the residual steps, predicted from the residuals of the
-    columns before it by an integer linear predictor fitted on the chunk (pT and m residuals are
-    correlated, so are eta and DetectorEta), so only what is new is coded. ``"auto"`` chooses each
+    the dimension); per bounded column, the residual steps, predicted from those of the columns
+    before it (:class:`hepae.prediction.Predictor`, fitted on the chunk: m follows pT, DetectorEta
+    follows eta, CentroidR is a curve of eta), so only what is new is coded. ``"auto"`` chooses each
     dimension's bits for the fewest estimated bytes on a sample of the first chunk: a dimension that
     costs more than it saves in residuals is dropped.
     """

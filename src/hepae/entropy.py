@@ -97,18 +97,18 @@ def _bit_length(u: np.ndarray) -> np.ndarray:
 
 def _pack_raw(width: np.ndarray, raw: np.ndarray) -> np.ndarray:
     """Raw bits as one little-endian bit string: each value's ``width`` low bits, in order."""
-    keep = np.asarray(width) > 0
-    w, v = np.asarray(width, np.int64)[keep], np.asarray(raw, np.uint64)[keep]
-    if len(w) == 0:
+    w = np.asarray(width, np.int64)
+    end = np.cumsum(w)
+    total = int(end[-1]) if len(end) else 0
+    if total == 0:
         return np.zeros(0, np.uint8)
-    v = v & ((np.uint64(1) << w.astype(np.uint64)) - np.uint64(1))
-    start = np.cumsum(w) - w
-    total = int(start[-1] + w[-1])
+    v = np.asarray(raw, np.uint64) & ((np.uint64(1) << w.astype(np.uint64)) - np.uint64(1))
+    start = end - w
     word, shift = start >> 6, (start & 63).astype(np.uint64)
     out = np.zeros(total // 64 + 2, np.uint64)
     first = np.flatnonzero(np.r_[True, word[1:] != word[:-1]])  # the values that start in each word
     out[word[first]] = np.bitwise_or.reduceat(v << shift, first)
-    spill = shift.astype(np.int64) + w > 64  # the value that crosses into the next word: its high bits
+    spill = np.flatnonzero((start & 63) + w > 64)  # the value that crosses into the next word: its high bits
     out[word[spill] + 1] |= v[spill] >> (np.uint64(64) - shift[spill])
     return out.astype("<u8").view(np.uint8)[:-(-total // 8)].copy()
 

@@ -111,17 +111,55 @@ class Autoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
+def _inference_ops(module: nn.Sequential) -> list[tuple[str, torch.Tensor, torch.Tensor]] | None:
+    """A Linear/Tanh Sequential as ``linear`` (W^T, b), ``sigmoid`` and ``affine`` (a, c) steps, with
+    ``tanh(z) = 2 / (1 + exp(-2z)) - 1`` and its factors folded into the neighbouring Linear layers:
+    three elementwise passes per activation instead of ``torch.tanh``'s slower one. None for other layers."""
+    layers = list(module)
+    if not layers or not all(isinstance(layer, nn.Linear | nn.Tanh) for layer in layers):
+        return None
+    ops: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+    none = torch.zeros(0)
+    folded = False  # the last step left s, with the activation's value 2s - 1
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.Linear):
+            weight, bias = layer.weight.detach().double(), layer.bias.detach().double()
+            if folded:
+                weight, bias = 2 * weight, bias - weight.sum(dim=1)
+            if i + 1 < len(layers) and isinstance(layers[i + 1], nn.Tanh):
+                weight, bias = -2 * weight, -2 * bias  # the sigmoid step takes exp(-2z)
+            ops.append(("linear", weight.t().float().contiguous(), bias.float()))
+            folded = False
+        else:
+            if not ops or ops[-1][0] != "linear":  # a Tanh on the input or on an activation: -2z first
+                ops.append(("affine", torch.tensor(-4.0 if folded else -2.0), torch.tensor(2.0 if folded else 0.0)))
+            ops.append(("sigmoid", none, none))
+            folded = True
+    if folded:
+        ops.append(("affine", torch.tensor(2.0), torch.tensor(-1.0)))
+    return ops
+
+
 def inference_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``module(x)`` for inference (no gradients). On the CPU, a Sequential's Tanh layers are computed in
-    place as ``2 / (1 + exp(-2x)) - 1``: about twice as fast as ``torch.tanh`` there, within 2e-7."""
+    """``module(x)`` for inference (no gradients). On the CPU, a Linear/Tanh Sequential runs with its
+    Tanh layers as ``1 / (1 + exp(.))`` and the rest folded into the Linear layers: about twice as fast
+    as ``torch.tanh`` there, within ~1e-6 of ``module(x)``."""
     if x.device.type != "cpu" or not isinstance(module, nn.Sequential):
         return module(x)
-    h, owned = x, False  # ``x`` may share memory with the caller's array: never changed in place
-    for layer in module:
-        if isinstance(layer, nn.Tanh):
-            h = h if owned else h.clone()
-            h.mul_(-2.0).exp_().add_(1.0).reciprocal_().mul_(2.0).sub_(1.0)
+    key = tuple((p.data_ptr(), p._version) for p in module.parameters())  # refolded after any training step
+    cached = getattr(module, "_hepae_inference", None)
+    if cached is None or cached[0] != key:
+        cached = (key, _inference_ops(module))
+        module._hepae_inference = cached
+    ops = cached[1]
+    if ops is None:
+        return module(x)
+    h = x
+    for kind, a, c in ops:
+        if kind == "linear":
+            h = torch.addmm(c, h, a)
+        elif kind == "sigmoid":
+            h.exp_().add_(1.0).reciprocal_()
         else:
-            h = layer(h)
-        owned = True
+            h = h * a + c
     return h

@@ -151,8 +151,9 @@ class Predictor:
     def fit(cls, steps: np.ndarray, flags: list[np.ndarray], contexts: bool = True,
             classes: np.ndarray | None = None) -> Predictor:
         """Fitted on (a sample of) one chunk's steps, exceptions left out; ``contexts=False`` fits the
-        linear part only (quicker, for comparing settings). ``classes``: the entropy coder's classes of
-        the objects otherwise (their rank in the event), which a class context has to beat."""
+        linear part only, by least squares alone (quicker, for comparing settings). ``classes``: the
+        entropy coder's classes of the objects otherwise (their rank in the event), which a class
+        context has to beat."""
         n, k = steps.shape
         predictor = cls.empty(k)
         clean = ~np.any(np.stack(flags, axis=1), axis=1) if k else np.ones(n, bool)
@@ -163,33 +164,36 @@ class Predictor:
         knot_bits = _KNOT_BITS * len(sample) / n  # a knot's storage, in proportion to the rows fitted on
         fallback = classes[sample] if classes is not None else None
         for j in range(1, k):
-            predictor._fit_linear(x, j)
+            predictor._fit_linear(x, j, sparse=contexts)
             if contexts:
                 predictor._fit_context(x, j, knot_bits)
                 predictor._fit_classes(x, j, len(sample) / n, fallback)
         return predictor
 
-    def _fit_linear(self, x: np.ndarray, j: int) -> None:
+    def _fit_linear(self, x: np.ndarray, j: int, sparse: bool = True) -> None:
         k = len(self.coefficients)
         design = np.column_stack([x[:, :j].astype(np.float64), np.ones(len(x))])
         fit, *_ = np.linalg.lstsq(design, x[:, j].astype(np.float64), rcond=None)
         fixed = np.clip(np.rint(fit * 2.0**FRACTION), -_MAX_COEFFICIENT, _MAX_COEFFICIENT).astype(np.int64)
         fixed[-1] = int(np.clip(np.rint(fit[-1] * 2.0**FRACTION), -2.0**40, 2.0**40))
-        # also: the columns that matter (|c| >= 1/8) refitted alone, snapped to sixteenths and a whole
-        # constant. A column that equals another in many objects (OotFracClusters5 = OotFracClusters10
-        # + 0 in half the jets) is then predicted exactly there, not off by the noise of 25 small terms.
-        strong = np.flatnonzero(np.abs(fit[:-1]) >= 0.125)
-        refit, *_ = np.linalg.lstsq(design[:, [*strong, j]], x[:, j].astype(np.float64), rcond=None)
-        sparse = np.zeros(j + 1, np.int64)
-        sparse[strong] = np.rint(refit[:-1] * 16).astype(np.int64) << (FRACTION - 4)
-        sparse[-1] = int(np.clip(np.rint(refit[-1]), -2.0**24, 2.0**24)) << FRACTION
-        sparse[:-1] = np.clip(sparse[:-1], -_MAX_COEFFICIENT, _MAX_COEFFICIENT)
-        offset = x[:, j] - ((x[:, :j] @ sparse[:-1] + (1 << (FRACTION - 1))) >> FRACTION)
-        values, counts = np.unique(offset, return_counts=True)
-        mode = sparse.copy()  # the constant of the most frequent remainder: zero where the columns are equal
-        mode[-1] = int(np.clip(values[np.argmax(counts)], -2**24, 2**24)) << FRACTION
+        trials = [fixed]
+        if sparse:
+            # also: the columns that matter (|c| >= 1/8) refitted alone, snapped to sixteenths and a whole
+            # constant. A column that equals another in many objects (OotFracClusters5 = OotFracClusters10
+            # + 0 in half the jets) is then predicted exactly there, not off by the noise of 25 small terms.
+            strong = np.flatnonzero(np.abs(fit[:-1]) >= 0.125)
+            refit, *_ = np.linalg.lstsq(design[:, [*strong, j]], x[:, j].astype(np.float64), rcond=None)
+            snapped = np.zeros(j + 1, np.int64)
+            snapped[strong] = np.rint(refit[:-1] * 16).astype(np.int64) << (FRACTION - 4)
+            snapped[-1] = int(np.clip(np.rint(refit[-1]), -2.0**24, 2.0**24)) << FRACTION
+            snapped[:-1] = np.clip(snapped[:-1], -_MAX_COEFFICIENT, _MAX_COEFFICIENT)
+            offset = x[:, j] - ((x[:, :j] @ snapped[:-1] + (1 << (FRACTION - 1))) >> FRACTION)
+            values, counts = np.unique(offset, return_counts=True)
+            mode = snapped.copy()  # the constant of the most frequent remainder: zero where the columns are equal
+            mode[-1] = int(np.clip(values[np.argmax(counts)], -2**24, 2**24)) << FRACTION
+            trials += [snapped, mode]
         best, best_bits = self.coefficients[j].copy(), _bits(x[:, j] - self.predict(x, j))
-        for trial in (fixed, sparse, mode):
+        for trial in trials:
             self.coefficients[j, :j], self.coefficients[j, k] = trial[:-1], trial[-1]
             bits = _bits(x[:, j] - self.predict(x, j))
             if bits < best_bits:
