@@ -496,9 +496,11 @@ class AE(Codec):
             if not np.isfinite(out[j]) or (b.kind == "rel" and out[j] == 0):
                 continue
             if b.kind == "abs":
-                out[j] = np.rint(out[j] / step) * step
+                moved = np.rint(out[j] / step) * step
             else:
-                out[j] = np.sign(out[j]) * np.exp(np.rint(np.log(np.abs(out[j])) / step) * step)
+                moved = np.sign(out[j]) * np.exp(np.rint(np.log(np.abs(out[j])) / step) * step)
+            if np.isfinite(np.float32(moved)):  # not pushed past the largest float32
+                out[j] = moved
         return out.astype(np.float32)
 
     def _constant_margin(self) -> float:
@@ -573,7 +575,7 @@ class _CodedChunk:
     constant: np.ndarray | None = None  # with no latent dimension kept: the prediction for every object
     margin: float = DEFAULT_MARGIN  # of the error bounds in this chunk
 
-    _VERSION: ClassVar[int] = 2  # 2: the residual predictor has context curves
+    _VERSION: ClassVar[int] = 2  # 2: the residual predictor has curves and class contexts
 
     def _streams(self) -> list[np.ndarray]:
         kept = np.flatnonzero(self.bits > 0)

@@ -96,20 +96,22 @@ def _bit_length(u: np.ndarray) -> np.ndarray:
 # -- raw bits ---------------------------------------------------------------------------------------
 
 def _pack_raw(width: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    """Raw bits as one little-endian bit string: each value's ``width`` low bits, in order."""
-    w = np.asarray(width, np.int64)
-    end = np.cumsum(w)
+    """Raw bits as one little-endian bit string: each value's ``width`` bits, in order (``raw < 2**width``,
+    as :func:`tokenize` gives them)."""
+    end = np.cumsum(width, dtype=np.int64)
     total = int(end[-1]) if len(end) else 0
     if total == 0:
         return np.zeros(0, np.uint8)
-    v = np.asarray(raw, np.uint64) & ((np.uint64(1) << w.astype(np.uint64)) - np.uint64(1))
-    start = end - w
-    word, shift = start >> 6, (start & 63).astype(np.uint64)
+    start = end
+    start -= width  # in place: fewer fresh arrays (page faults) on large chunks
+    word = start >> 6
+    start &= 63  # now the shift within the word
+    shift = start.astype(np.uint64)
     out = np.zeros(total // 64 + 2, np.uint64)
     first = np.flatnonzero(np.r_[True, word[1:] != word[:-1]])  # the values that start in each word
-    out[word[first]] = np.bitwise_or.reduceat(v << shift, first)
-    spill = np.flatnonzero((start & 63) + w > 64)  # the value that crosses into the next word: its high bits
-    out[word[spill] + 1] |= v[spill] >> (np.uint64(64) - shift[spill])
+    out[word[first]] = np.bitwise_or.reduceat(np.left_shift(raw, shift), first)
+    spill = np.flatnonzero(start + width > 64)  # the value that crosses into the next word: its high bits
+    out[word[spill] + 1] |= raw[spill] >> (np.uint64(64) - shift[spill])
     return out.astype("<u8").view(np.uint8)[:-(-total // 8)].copy()
 
 
