@@ -38,7 +38,7 @@ _MAX_CURVE = 2**30  # curve values and knot positions stay within the int64-safe
 _FIT_ROWS = 50_000  # rows of a chunk that the fits look at
 _SCREEN_ROWS = 8192  # rows on which each candidate context column is tried
 _BINS = 48  # quantile bins of the context column (at most: equal quantiles merge)
-_KNOT_BITS = 128  # storage of one knot (position and value, int64 each)
+_KNOT_BITS = 128  # what a knot is charged: twice its storage (two int32), so a curve must clearly pay
 _CLASS_BINS = 16  # quantile bins of a class context column
 _CLASSES = 4  # classes (frequency tables) the bins are grouped into
 
