@@ -87,7 +87,8 @@ def _bits(difference: np.ndarray) -> float:
 
 @dataclass
 class Predictor:
-    """Per bounded column: linear coefficients over the columns before it, and an optional context curve."""
+    """Per bounded column: linear coefficients over the columns before it, an optional context curve and
+    an optional class context (the entropy coder's table chosen by an earlier column's bin)."""
 
     coefficients: np.ndarray  # (k, k + 1) int64, fixed point; the last column is the constant
     context: np.ndarray  # (k,) int64: the column whose steps the curve reads, -1 for none
@@ -221,11 +222,13 @@ class Predictor:
         values = zigzag(x[:, j] - self.predict(x, j))
 
         def cost(rows: np.ndarray, classes: np.ndarray | None) -> float:
+            """Bits of the rows, the tables charged in proportion to the rows' share of the chunk."""
+            tables = share * len(rows) / len(x)
             if classes is None:
                 return entropy.estimated_bits(values[rows], tables=False) + \
-                    share * (entropy.estimated_bits(values[rows]) - entropy.estimated_bits(values[rows], False))
+                    tables * (entropy.estimated_bits(values[rows]) - entropy.estimated_bits(values[rows], False))
             bits, table_bits = entropy.estimated_bits_per_class(values[rows], classes)
-            return bits + share * table_bits
+            return bits + tables * table_bits
 
         def grouping(rows: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
             """Bin edges on column ``c`` and each bin's class: bins ranked by their remainders' spread."""
