@@ -10,10 +10,11 @@ within a fraction of a percent of their empirical (order-0) entropy:
   bits and its lowest bit (a zigzag-folded sign) in the token and stores the ``n - 3`` bits in
   between raw (they are close to uniform);
 * tokens are rANS coded (Duda 2013; 32-bit state, 16-bit words, 15-bit probabilities) with one
-  frequency table per stream, or per class of a stream (e.g. the object's place in its event) where
-  that pays for the extra tables, stored in the output; many lanes run side by side, so the loop runs
-  over numpy vectors of lanes instead of over symbols;
-* raw bits are bit-packed, grouped by width.
+  frequency table per stream, or per class of a stream (the object's place in its event, or the bin
+  of a value decoded earlier) where that pays for the extra tables, stored in the output as varints;
+  many lanes run side by side, so the loop runs over numpy vectors of lanes instead of over symbols;
+  each stream starts at a whole lane step, so a stream's classes may come from the streams before it;
+* raw bits are one bit string.
 
 Decoding depends only on integer arithmetic, so it gives the same symbols on every machine.
 :func:`pack_arrays`/:func:`unpack_arrays` hold a codec's other per-chunk data next to the coded bytes.
