@@ -39,7 +39,7 @@ import numpy as np
 
 from hepae import entropy
 from hepae.errors import CodecError, FeatureSetError
-from hepae.prediction import Predictor, unzigzag, zigzag
+from hepae.prediction import Predictor, evenly_spaced, unzigzag, zigzag
 
 EXCEPTION = np.iinfo(np.int32).min
 """Residual value that marks an exception: the exact value is in the ``exact_<column>`` stream."""
@@ -399,7 +399,7 @@ class AE(Codec):
         if not self.quantized:
             latent = model.encode(safe)
             return {f"latent_{i}": latent[:, i] for i in range(self.latent_size)}
-        sample = _sample_rows(len(values), self._AUTO_SAMPLE)
+        sample = evenly_spaced(len(values), self._AUTO_SAMPLE)
         if self.latent_bits == "auto":
             bits = self._chosen_bits
             if bits is None:
@@ -423,7 +423,7 @@ class AE(Codec):
         else:
             out = model.decode(chunk.latent if chunk else self.latent_values(streams))
         if chunk is not None and self._bounded:
-            steps = chunk.predictor.undo(chunk.residual_tokens)
+            steps = chunk.steps
             exact = np.split(chunk.exact, np.cumsum([(t == 0).sum() for t in chunk.residual_tokens])[:-1])
             for k, (j, b) in enumerate(zip(self._bounded, self.error_bounds)):
                 is_exception = chunk.residual_tokens[k] == 0
@@ -466,6 +466,7 @@ class AE(Codec):
         q_latent, center, step = self._quantize_latent(latent, bits, len(values))
         tokens: list[np.ndarray] = []
         predictor = Predictor.empty(len(self._bounded))
+        steps = np.zeros((len(values), 0), dtype=np.int64)
         exact: list[np.ndarray] = []
         constant = None
         if (bits == 0).all():  # every object gets the same prediction: keep it, decoding needs no network
@@ -483,7 +484,7 @@ class AE(Codec):
             exact = [values[flag, j] for flag, j in zip(flags, self._bounded)]
         return _CodedChunk(bits, center, q_latent, self._latent_std, predictor, tokens,
                            np.concatenate(exact).astype(self.dtype) if exact else np.zeros(0, self.dtype), ranks,
-                           None if constant is None else constant.astype(np.float32), margin)
+                           None if constant is None else constant.astype(np.float32), margin, steps)
 
     def _on_grid(self, constant: np.ndarray, margin: float) -> np.ndarray:
         """The constant prediction moved onto each bounded column's quantization grid (a multiple of the
@@ -539,11 +540,6 @@ class AE(Codec):
 _RANK_CLASSES = 3
 
 
-def _sample_rows(n: int, size: int) -> np.ndarray:
-    """Up to ``size`` row indices spread evenly over ``n`` rows."""
-    return np.linspace(0, n - 1, min(n, size)).astype(np.int64) if n else np.zeros(0, np.int64)
-
-
 def _rank_classes(counts: np.ndarray | None, n: int) -> np.ndarray | None:
     """Per object, its place in its event (0: leading, 1: second, 2: any other); objects are sorted
     (by pT, mostly), so the leading ones' values follow other distributions than the rest's."""
@@ -574,6 +570,7 @@ class _CodedChunk:
     ranks: np.ndarray | None = None  # per object, its rank class in its event: a table per class
     constant: np.ndarray | None = None  # with no latent dimension kept: the prediction for every object
     margin: float = DEFAULT_MARGIN  # of the error bounds in this chunk
+    steps: np.ndarray | None = None  # (n, bounded) residual steps, as the tokens give them back
 
     _VERSION: ClassVar[int] = 2  # 2: the residual predictor has curves and class contexts
 
@@ -587,10 +584,7 @@ class _CodedChunk:
     def _classes(self) -> list[np.ndarray | None]:
         """Per stream, the entropy coder's classes: a bounded column's class context, else the ranks."""
         n_kept = int((self.bits > 0).sum())
-        if not (self.predictor.class_context >= 0).any():
-            return [self.ranks] * (n_kept + len(self.residual_tokens))
-        steps = self.predictor.undo(self.residual_tokens)
-        own = [self.predictor.classes(steps, j) for j in range(len(self.residual_tokens))]
+        own = [self.predictor.classes(self.steps, j) for j in range(len(self.residual_tokens))]
         return [self.ranks] * n_kept + [self.ranks if c is None else c for c in own]
 
     def to_bytes(self) -> np.ndarray:
@@ -659,6 +653,8 @@ class _CodedChunk:
         for i, s in zip(kept, streams):
             q_latent[:, i] = unzigzag(s)
         tokens = list(streams[len(kept):])
+        for j in range(undone[0], n_bounded):  # the columns no class asked for yet
+            predictor.undo_column(steps, tokens[j], j)
         if len(exact) != sum(int((t == 0).sum()) for t in tokens):
             raise CodecError("coded ae chunk: the number of exact values does not match its exceptions")
         if len(constant) and (bits > 0).any():
@@ -666,7 +662,7 @@ class _CodedChunk:
         if len(margin) != 1 or not 0 < margin[0] < 1:
             raise CodecError("coded ae chunk has no valid error-bound margin")
         return cls(bits, center, q_latent, std, predictor, tokens,
-                   exact.astype(dtype), ranks, constant if len(constant) else None, float(margin[0]))
+                   exact.astype(dtype), ranks, constant if len(constant) else None, float(margin[0]), steps)
 
 
 def get_codec(spec: str | dict[str, Any] | Codec) -> Codec:

@@ -229,10 +229,7 @@ def estimated_bits_per_class(values: np.ndarray, classes: np.ndarray) -> tuple[f
     token, width, _ = tokenize(values)
     if len(token) == 0:
         return 0.0, 0.0
-    classes = np.asarray(classes, dtype=np.int64)
-    alphabet = int(token.max()) + 1
-    counts = np.bincount(classes * alphabet + token, minlength=(int(classes.max()) + 1) * alphabet)
-    counts = counts.reshape(-1, alphabet)
+    counts = _class_counts(token, classes)
     bits = sum(_bits_of_counts(c, tables=False) for c in counts) + float(width.sum())
     return bits, sum(_table_bits(c) for c in counts)
 
@@ -337,10 +334,16 @@ def _rows(lengths: Sequence[int], classes: Sequence[np.ndarray | None], n_classe
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
+def _class_counts(tokens: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """``(n_classes, alphabet)`` counts of each token in each class."""
+    classes = np.asarray(classes, dtype=np.int64)
+    alphabet = int(tokens.max()) + 1
+    return np.bincount(classes * alphabet + tokens, minlength=(int(classes.max()) + 1) * alphabet).reshape(-1, alphabet)
+
+
 def _classes_pay(tokens: np.ndarray, classes: np.ndarray) -> bool:
     """Whether one table per class (their cost included) codes ``tokens`` in fewer bits than one table."""
-    n_classes, alphabet = int(classes.max()) + 1, int(tokens.max()) + 1
-    counts = np.bincount(classes * alphabet + tokens, minlength=n_classes * alphabet).reshape(n_classes, alphabet)
+    counts = _class_counts(tokens, classes)
     return sum(_bits_of_counts(c) for c in counts) < _bits_of_counts(counts.sum(axis=0))
 
 

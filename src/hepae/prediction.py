@@ -54,6 +54,11 @@ def unzigzag(values: np.ndarray) -> np.ndarray:
     return ((u >> np.uint64(1)).astype(np.int64) ^ -(u & np.uint64(1)).astype(np.int64))
 
 
+def evenly_spaced(n: int, size: int) -> np.ndarray:
+    """Up to ``size`` row indices spread evenly over ``n`` rows."""
+    return np.linspace(0, n - 1, min(n, size)).astype(np.int64) if n else np.zeros(0, np.int64)
+
+
 def curve(position: np.ndarray, knots: np.ndarray, values: np.ndarray) -> np.ndarray:
     """The piecewise-linear function through ``(knots, values)`` at integer ``position`` (int64, floor
     division: exact and the same everywhere); constant beyond the first and last knot."""
@@ -203,7 +208,7 @@ class Predictor:
 
     def _fit_context(self, x: np.ndarray, j: int, knot_bits: float) -> None:
         remainder = x[:, j] - self.predict(x, j)
-        screen = np.linspace(0, len(x) - 1, min(len(x), _SCREEN_ROWS)).astype(np.int64)
+        screen = evenly_spaced(len(x), _SCREEN_ROWS)
         best, best_bits = -1, _bits(remainder[screen])
         for c in range(j):  # the candidates, on fewer rows
             knots, values = _fit_curve(x[screen, c], remainder[screen])
@@ -255,7 +260,7 @@ class Predictor:
                     best, best_bits = c, bits
             return best, best_bits
 
-        screen = np.linspace(0, len(x) - 1, min(len(x), _SCREEN_ROWS)).astype(np.int64)
+        screen = evenly_spaced(len(x), _SCREEN_ROWS)
         chosen, _ = best_of(screen, list(range(j)))
         if chosen < 0:
             return
