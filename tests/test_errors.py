@@ -7,13 +7,10 @@ fails if the file differs from the catalogue. In an example message, ``<...>`` s
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import awkward as ak
@@ -24,6 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hepae
+from catalogue import Case
+from catalogue_cli import CLI_CASES
+from catalogue_models import MODEL_CASES
 from hepae import errors
 from hepae.darkmachines import read_events
 from hepae.layout import BranchSpec
@@ -33,18 +33,6 @@ from roundtrip_checks import rewrite_container
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 FS = "atlas-jets-4d"
 JETS = hepae.load_featureset(FS).branches
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str  # the bad input
-    error: type[BaseException] | None  # None: handled, no error
-    example: str  # the message, with <...> for the parts that vary
-    trigger: Callable[[dict], object]
-
-    @property
-    def pattern(self) -> str:
-        return ".*".join(re.escape(part) for part in re.split(r"<[^>]*>", self.example))
 
 
 def _jets_file(path: Path, jets: list[list[float]], values=None) -> Path:
@@ -187,6 +175,8 @@ CATALOGUE = [
          "<path>, line 2: object 'j,1,2,3' must have 5 ','-separated fields (obj,E,pt,eta,phi)",
          lambda c: (c["tmp"] / "bad.csv").write_text("1;tt;1;2;3;j,1,2,3,4;\n2;tt;1;2;3;j,1,2,3;\n")
          and read_events(c["tmp"] / "bad.csv")),
+    *MODEL_CASES,
+    *CLI_CASES,
 ]
 CLI_ROWS = [
     ("interrupted (SIGINT or SIGTERM) while writing", "exit status 130",
