@@ -42,16 +42,22 @@ def assert_passthrough_identical(original, reconstructed, tree: str, compressed_
         return compared
 
 
-def rewrite_container(source, target, *, edit_metadata=None, edit_arrays=None):
-    """Copy a compressed file, letting a test edit its metadata or its tree's arrays (an attacker/bit rot)."""
+def rewrite_container(source, target, *, edit_metadata=None, edit_arrays=None, metadata_checksum=True):
+    """Copy a compressed file, letting a test edit its metadata or its tree's arrays (an attacker/bit rot).
+
+    The metadata's checksum is recomputed for the edited metadata (a deliberate, consistent edit, so
+    that the checks behind it are tested) unless ``metadata_checksum=False`` (then the original one is kept).
+    """
+    import hashlib
     import json
 
-    from hepae.container import METADATA_KEY, STREAM_TREE
+    from hepae.container import METADATA_CHECKSUM_KEY, METADATA_KEY, STREAM_TREE
     from hepae.layout import describe_tree
     from hepae.writing import TreeWriter
 
     with uproot.open(source) as f:
         metadata = json.loads(str(f[METADATA_KEY]))
+        checksum = str(f[METADATA_CHECKSUM_KEY])
         trees = {}
         for name in {k.split(";")[0] for k, c in f.classnames().items() if c == "TTree"}:
             tree = f[name]
@@ -66,5 +72,7 @@ def rewrite_container(source, target, *, edit_metadata=None, edit_arrays=None):
     with uproot.recreate(target) as out:
         for name, (layout, arrays) in trees.items():
             TreeWriter(out, name, layout.branches).extend(arrays)
-        out[METADATA_KEY] = json.dumps(metadata)
+        text = json.dumps(metadata, sort_keys=True)
+        out[METADATA_KEY] = text
+        out[METADATA_CHECKSUM_KEY] = hashlib.sha256(text.encode()).hexdigest() if metadata_checksum else checksum
     return target

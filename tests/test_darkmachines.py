@@ -1,5 +1,7 @@
 """DarkMachines/PhenoML CSV events: parse -> write -> parse identity, chunking, clear line errors."""
 
+import os
+
 import awkward as ak
 import numpy as np
 import pytest
@@ -8,7 +10,16 @@ from hypothesis import strategies as st
 
 import hepae
 from conftest import shared_file
-from hepae.darkmachines import OBJECT_CODES, format_lines, iterate_events, parse_lines, read_events, write_events
+from hepae.darkmachines import (
+    BOM,
+    OBJECT_CODES,
+    count_events,
+    format_lines,
+    iterate_events,
+    parse_lines,
+    read_events,
+    write_events,
+)
 from hepae.errors import InputFileError, MalformedCSVError
 
 ALL_CODES = (
@@ -136,3 +147,74 @@ def test_an_empty_file_has_no_events(tmp_path):
     events = read_events(path)
     assert len(events) == 0 and events.fields == ["event_id", "process_id", "event_weight", "MET", "METphi", "objects"]
     assert write_events(tmp_path / "out.csv", events).read_text() == ""
+
+
+# -- one definition of a line: split on '\n', strip one trailing '\r'; a byte order mark is skipped ---------
+LINES = ["1;ttbar;1;2;3;j,1,2,3,4;", "2;ttbar;0.5;100;-3.1;", "3;wjets;2;5.5e+04;0;e-,1,2,3,4;g,5,6,7,8;"]
+
+
+def _joined(endings: list[str], final: bool) -> bytes:
+    text = "".join(line + ending for line, ending in zip(LINES, endings))
+    return (text if final else text[: -len(endings[-1])]).encode()
+
+
+@pytest.mark.parametrize("bom", [b"", BOM], ids=["no-bom", "bom"])
+@pytest.mark.parametrize("endings", [["\n"] * 3, ["\r\n"] * 3, ["\r\n", "\n", "\r\n"]], ids=["LF", "CRLF", "mixed"])
+@pytest.mark.parametrize("final", [True, False], ids=["final-newline", "no-final-newline"])
+def test_line_endings_and_a_byte_order_mark_are_counted_as_they_are_parsed(tmp_path, bom, endings, final):
+    path = tmp_path / "events.csv"
+    path.write_bytes(bom + _joined(endings, final))
+    events = read_events(path)
+    assert count_events(path) == len(events) == 3
+    assert events["event_id"].tolist() == [1, 2, 3] and events["process_id"].tolist() == ["ttbar", "ttbar", "wjets"]
+    assert ak.num(events["objects"]).tolist() == [1, 0, 2]
+    assert [len(c) for c in iterate_events(path, chunk_lines=2)] == [2, 1]
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        ("\r".join(LINES) + "\r", 1),  # old Mac line endings: one line for the counter, so an error
+        ("\r".join(LINES), 1),
+        (LINES[0] + "\n" + LINES[1] + "\r" + LINES[2] + "\n", 2),  # mixed
+        (LINES[0] + "\r\r\n" + LINES[1] + "\n", 1),  # one '\r' too many
+        ("\n".join(LINES * 40) + "\n" + LINES[0] + "\r" + LINES[1] + "\n", 121),  # in a later chunk
+    ],
+    ids=["CR", "CR-no-final", "mixed", "CR-CR-LF", "later-chunk"],
+)
+def test_a_lone_carriage_return_names_the_file_and_line(tmp_path, data, line):
+    path = tmp_path / "mac.csv"
+    path.write_bytes(data.encode())
+    message = rf"mac.csv, line {line}: a carriage return .*\(old Mac line endings\?\)"
+    with pytest.raises(MalformedCSVError, match=message):
+        list(iterate_events(path, chunk_lines=50))
+
+
+def test_only_a_byte_order_mark_is_an_empty_file(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(BOM)
+    assert count_events(path) == len(read_events(path)) == 0
+
+
+def test_a_crlf_file_compresses_and_decompresses_like_its_lf_twin(tmp_path):
+    """The data-loss bug: counting and parsing disagreed, compress exited 0 and every decompress failed."""
+    lf, crlf = tmp_path / "lf.csv", tmp_path / "crlf.csv"
+    lf.write_bytes(_joined(["\n"] * 3, True))
+    crlf.write_bytes(BOM + _joined(["\r\n"] * 3, False))
+    for source in (lf, crlf):
+        hepae.compress(source, tmp_path / f"{source.stem}.c.root", codec="lossless",
+                       featureset="darkmachines-jets-4d", progress=False)
+        hepae.decompress(tmp_path / f"{source.stem}.c.root", tmp_path / f"{source.stem}.r.csv", progress=False)
+    assert (tmp_path / "crlf.r.csv").read_bytes() == (tmp_path / "lf.r.csv").read_bytes()
+    assert ak.array_equal(read_events(tmp_path / "crlf.r.csv"), read_events(lf))
+
+
+def test_special_files_are_refused_without_reading_them(tmp_path):
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(InputFileError, match=r"fifo.csv is not a regular file \(a FIFO\)"):
+        read_events(fifo)  # a blocking read would hang here
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(loop.name)
+    with pytest.raises(InputFileError, match="loop.csv is a symbolic link loop"):
+        count_events(loop)

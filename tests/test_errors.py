@@ -120,7 +120,38 @@ CATALOGUE = [
     Case("an event with thousands of objects", None, "compressed and decompressed like any other",
          lambda c: _thousands(c)),
     Case("compressed data edited or corrupted", errors.ContainerFormatError,
-         "<path>: data checksum mismatch (file corrupted or edited)", lambda c: _edited_data(c)),
+         "<path>: data checksum mismatch in chunk 0 (entries 0 to 1500; file corrupted or edited)",
+         lambda c: _edited_data(c)),
+    Case("compressed file's metadata damaged (a bit flip that still parses)",
+         errors.ContainerFormatError, "<path>: metadata checksum mismatch (file corrupted or edited)",
+         lambda c: hepae.decompress(rewrite_container(
+             c["container"], c["tmp"] / "flipped.root", metadata_checksum=False,
+             edit_metadata=lambda m: m["featureset"]["columns"][0].update(unit="GeV")),
+             c["tmp"] / "o.root", progress=False)),
+    Case("compressed file without its metadata checksum", errors.ContainerFormatError,
+         "<path>: its metadata checksum ('hepae_metadata_sha256') is missing (file corrupted or edited)",
+         lambda c: _without_metadata_checksum(c)),
+    Case("other objects in the input that cannot be written back (a TGraph)", errors.UnsupportedBranchError,
+         "1 object(s) of <path> cannot be carried over: <which and why>; pass drop_unsupported=True "
+         "(CLI: --drop-unsupported) to leave them out; they are then listed in the output's metadata",
+         lambda c: _compress(c, _with_graph(c))),
+    Case("other objects in the input (trees, histograms, strings, directories)", None,
+         "carried over to the compressed file and the reconstruction, checked by checksum",
+         lambda c: _carried_round_trip(c)),
+    Case("float64 branches compressed (lossless, truncate, error bounds)", None,
+         "kept float64 through the codecs: lossless identical, bounds met in float64",
+         lambda c: _float64_round_trip(c)),
+    Case("compress output path equal to the model file (with overwrite)", errors.OutputFileError,
+         "output <path> is the input file; choose another output path",
+         lambda c: hepae.compress(c["sample"], c["model"], c["model"], overwrite=True, progress=False)),
+    Case("report directory that holds the inputs (validate --overwrite)", errors.OutputFileError,
+         "report directory <dir> holds the input <path>; choose another report directory",
+         lambda c: _report_over_inputs(c)),
+    Case("report directory with files hepae did not write (validate --overwrite)", errors.OutputFileError,
+         "report directory <dir> was not written by 'hepae validate' (no .hepae-report.json); --overwrite replaces "
+         "only a hepae report: choose another directory or empty it yourself",
+         lambda c: (c["tmp"] / "mine").mkdir() or (c["tmp"] / "mine" / "notes.txt").write_text("x")
+         and hepae.validate(c["sample"], c["sample"], c["tmp"] / "mine", overwrite=True, formats=(), progress=False)),
     Case("compressed file's metadata tampered with (object count edited)", errors.ContainerFormatError,
          "<path>: holds <n> events / <m> objects, metadata says <n2> / <m2>",
          lambda c: hepae.decompress(rewrite_container(
@@ -218,6 +249,91 @@ def _edited_data(ctx: dict) -> None:
 
     edited = rewrite_container(ctx["container"], ctx["tmp"] / "edited.root", edit_arrays=edit)
     hepae.decompress(edited, ctx["tmp"] / "o.root", progress=False)
+
+
+def _without_metadata_checksum(ctx: dict) -> None:
+    import shutil
+
+    path = ctx["tmp"] / "unsigned.root"
+    shutil.copy(ctx["container"], path)
+    with uproot.update(path) as f:
+        del f["hepae_metadata_sha256"]
+    hepae.decompress(path, ctx["tmp"] / "o.root", progress=False)
+
+
+def _with_graph(ctx: dict) -> Path:
+    """The sample with a TGraph beside its tree (uproot cannot write one)."""
+    import shutil
+
+    path = ctx["tmp"] / "with-graph.root"
+    shutil.copy(ctx["sample"], path)
+    graph = uproot.as_TGraph({"x": np.arange(3.0), "y": np.arange(3.0) ** 2})
+    with uproot.update(path) as f:
+        f["calibration"] = graph
+    return path
+
+
+def _carried_round_trip(ctx: dict) -> None:
+    import shutil
+
+    import hist
+
+    source = ctx["tmp"] / "many-objects.root"
+    shutil.copy(ctx["sample"], source)
+    histogram = hist.Hist.new.Reg(10, 0, 1, name="x").Double().fill(np.linspace(0, 1, 50))
+    with uproot.update(source) as f:
+        f["cutflow"] = histogram
+        f["info/generator"] = "pythia8 8.317"
+        f.mktree("runs", {"run": np.uint32, "lumi": np.float64}).extend(
+            {"run": np.array([1, 2], np.uint32), "lumi": np.array([0.5, 0.25])})
+    summary = _compress(ctx, source)
+    assert summary["carried_objects"] == ["cutflow", "info", "info/generator", "runs"]
+    hepae.decompress(ctx["tmp"] / "out.root", ctx["tmp"] / "r.root", progress=False)
+    with uproot.open(ctx["tmp"] / "r.root") as f:
+        assert f["cutflow"].values().tolist() == histogram.values().tolist()
+        assert str(f["info/generator"]) == "pythia8 8.317"
+        assert f["runs"]["lumi"].array().tolist() == [0.5, 0.25]
+
+
+def _float64_round_trip(ctx: dict) -> None:
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 4, 300)
+    n = int(counts.sum())
+    columns = [rng.lognormal(10, 1, n) * (1 + 1e-12), rng.normal(0, 2, n) + 1e-13, rng.uniform(-3, 3, n),
+               rng.lognormal(8, 1, n)]
+    path = ctx["tmp"] / "doubles.root"
+    with uproot.recreate(path) as f:
+        TreeWriter(f, "CollectionTree", [BranchSpec(b, "float64", "nJets") for b in JETS]).extend(
+            {b: ak.unflatten(c, counts) for b, c in zip(JETS, columns)})
+    for codec in ("lossless", {"id": "truncate", "mantissa_bits": 10},
+                  {"id": "ae", "error_bounds": ["pt=rel:1e-6", "eta=abs:1e-9", "phi=abs:1e-9", "m=rel:1e-6"]}):
+        out = ctx["tmp"] / "d.root"
+        hepae.compress(path, out, ctx["model"] if isinstance(codec, dict) and codec["id"] == "ae" else None,
+                       codec=codec, featureset=FS, overwrite=True, progress=False)
+        hepae.decompress(out, ctx["tmp"] / "r.root", overwrite=True, progress=False)
+        with uproot.open(ctx["tmp"] / "r.root") as f:
+            back = [ak.to_numpy(ak.flatten(f["CollectionTree"][b].array())) for b in JETS]
+        assert all(b.dtype == np.float64 for b in back)
+        if codec == "lossless":
+            assert all(np.array_equal(a, b) for a, b in zip(columns, back))
+        elif codec["id"] == "truncate":
+            assert all((np.abs(b - a) <= 2.0**-11 * np.abs(a)).all() for a, b in zip(columns, back))
+        else:
+            assert (np.abs(back[0] - columns[0]) <= 1e-6 * columns[0]).all()
+            assert (np.abs(back[1] - columns[1]) <= 1e-9).all() and (np.abs(back[2] - columns[2]) <= 1e-9).all()
+
+
+def _report_over_inputs(ctx: dict) -> None:
+    import shutil
+
+    folder = ctx["tmp"] / "work"
+    folder.mkdir()
+    shutil.copy(ctx["sample"], folder / "jets.root")
+    (folder / "notes.txt").write_text("keep me")
+    try:
+        hepae.validate(folder / "jets.root", folder / "jets.root", folder, overwrite=True, formats=(), progress=False)
+    finally:
+        assert (folder / "notes.txt").read_text() == "keep me" and (folder / "jets.root").is_file()
 
 
 def _pickled_model(ctx: dict) -> None:

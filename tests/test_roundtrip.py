@@ -90,7 +90,8 @@ def test_inspect_reports_metadata_and_sizes(roundtrips):
     assert info["metadata"]["collection"]["counter"] == "nJet"
     assert info["sizes"]["collection_latent_bytes"] == summary["collection_latent_bytes"]
     assert info["metadata"]["model"]["architecture"]["latent"] == 3
-    assert len(info["metadata"]["checksums"]["tree"]) == 64
+    digests = info["metadata"]["checksums"]["chunks"]  # one per chunk, each checked before the chunk is decoded
+    assert len(digests) == summary["chunks"] and all(len(d) == 64 for d in digests)
 
 
 def test_model_of_another_featureset_is_refused(samples, model_files, tmp_path):
@@ -128,6 +129,43 @@ def test_tampered_latents_and_metadata_are_detected_and_leave_no_output(roundtri
         hepae.decompress(edited, tmp_path / "out.root", progress=False)
     rewrite_container(compressed, edited, edit_metadata=lambda m: m.update(format_version="one"))
     with pytest.raises(ContainerFormatError, match="format_version"):
+        hepae.decompress(edited, tmp_path / "out.root", progress=False)
+    assert not (tmp_path / "out.root").exists()
+
+
+def test_metadata_that_decoding_depends_on_is_verified_before_it_is_used(samples, model_files, models, tmp_path):
+    compressed = tmp_path / "bounded.root"
+    hepae.compress(samples["atlas-jets-4d"], compressed, model_files["atlas-jets-4d"], progress=False,
+                   codec={"id": "ae", "latent_bits": 4, "error_bounds": ["pt=rel:1e-3", "m=rel:1e-3"]})
+    edited = tmp_path / "edited.root"
+
+    def looser_bound(m):  # a bit flip that still parses: rel:1e-3 -> rel:2e-3
+        m["codec"]["error_bounds"][0] = "pt=rel:0.002"
+
+    rewrite_container(compressed, edited, edit_metadata=looser_bound, metadata_checksum=False)
+    with pytest.raises(ContainerFormatError, match="metadata checksum mismatch"):
+        hepae.decompress(edited, tmp_path / "out.root", progress=False)
+    with pytest.raises(ContainerFormatError, match="metadata checksum mismatch"):
+        hepae.inspect(edited)
+
+    other = models["physlite-jets-4d"].to_bytes(("decoder",))  # another decoder, its checksum updated to match
+
+    def new_checksum(m):
+        import hashlib
+
+        m["checksums"]["decoder"] = hashlib.sha256(other).hexdigest()
+        m["model"]["decoder_bytes"] = len(other)
+
+    rewrite_container(compressed, edited, edit_metadata=new_checksum)
+    with uproot.update(edited) as f:
+        del f["hepae_decoder"]
+        from hepae.container import DECODER_BRANCH, DECODER_TREE
+        from hepae.layout import BranchSpec
+        from hepae.writing import TreeWriter
+
+        TreeWriter(f, DECODER_TREE, [BranchSpec(DECODER_BRANCH, "uint8", f"{DECODER_BRANCH}_size")]).extend(
+            {DECODER_BRANCH: ak.unflatten(np.frombuffer(other, np.uint8), [len(other)])})
+    with pytest.raises(ContainerFormatError, match="not the one the metadata records"):
         hepae.decompress(edited, tmp_path / "out.root", progress=False)
     assert not (tmp_path / "out.root").exists()
 

@@ -70,10 +70,20 @@ def test_rntuple_field_names_are_checked_like_branches(rntuple_sample):
 def test_real_physlite_rntuple_round_trips(rntuple_model, tmp_path):
     source = shared_file("data/real/uproot-physlite-rntuple_v1-0-0-0.root")
     compressed, reco = tmp_path / "c.root", tmp_path / "r.root"
-    hepae.compress(source, compressed, rntuple_model, check=False, progress=False)
+    with pytest.raises(hepae.errors.UnsupportedBranchError, match="6 object.* cannot be carried over: '##Params'"):
+        hepae.compress(source, compressed, rntuple_model, check=False, progress=False)  # never silently
+    with pytest.warns(UserWarning, match="leaving out 6 object"):
+        summary = hepae.compress(source, compressed, rntuple_model, check=False, progress=False,
+                                 drop_unsupported=True)
+    # the metadata trees uproot cannot write (char* and split-object branches) are named; the RNTuples carried
+    assert sorted(summary["dropped_objects"]) == ["##Links", "##Params", "##Shapes", "MetaData", "MetaDataHdr",
+                                                  "MetaDataHdrForm"]
+    assert summary["carried_objects"] == ["DataHeader", "DataHeaderForm", "EventTag"]
     hepae.decompress(compressed, reco, progress=False)
     with uproot.open(source) as fa, uproot.open(reco) as fb:
         a, b = fa["EventData"].arrays(), fb["EventData"].arrays()
+        for name in summary["carried_objects"]:
+            assert ak.array_equal(fa[name].arrays(), fb[name].arrays()), name
     assert a.fields == b.fields
     jets = set(hepae.load_featureset("physlite-rntuple-jets-4d").branches)
     # 850 fields of every kind: records, ElementLinks, strings, doubly-jagged lists, all identical

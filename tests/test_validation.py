@@ -72,7 +72,7 @@ def test_every_output_exists_and_the_th1_file_matches_the_histograms(original, t
     smeared = _edited(original, tmp_path / "smear.root", {PT: lambda pt: pt * (1 + rng.normal(0, 0.01, len(pt)))})
     outdir = tmp_path / "report"
     report = hepae.validate(original, smeared, outdir, featureset=FS, compressed=None, style="CMS", progress=False)
-    assert sorted(p.name for p in outdir.iterdir()) == sorted(report.files)
+    assert sorted(p.name for p in outdir.iterdir()) == sorted([*report.files, ".hepae-report.json"])  # + its manifest
     assert all((outdir / name).stat().st_size > 0 for name in report.files)
     for kind in ("distribution", "residual", "profile", "migration"):
         assert {f"{kind}_pt.png", f"{kind}_pt.pdf"} <= set(report.files)
@@ -142,3 +142,18 @@ def test_a_constant_column_has_no_correlation_rather_than_an_infinite_one():
     corr = moments.correlation()
     assert np.isnan(corr[1]).all() and np.isnan(corr[:, 1]).all()
     assert corr[0, 0] == pytest.approx(1.0) and abs(corr[0, 2]) < 0.1
+
+
+def test_overwrite_replaces_a_hepae_report_and_nothing_else(original, tmp_path):
+    outdir = tmp_path / "report"
+    hepae.validate(original, original, outdir, featureset=FS, formats=(), progress=False)
+    first = sorted(p.name for p in outdir.iterdir())
+    hepae.validate(original, original, outdir, featureset=FS, formats=(), overwrite=True, progress=False)
+    assert sorted(p.name for p in outdir.iterdir()) == first  # replaced: the same report, no leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary directory left behind
+    (outdir / "my-notes.txt").write_text("mine")
+    with pytest.raises(hepae.errors.OutputFileError, match=r"did not write: \['my-notes.txt'\]"):
+        hepae.validate(original, original, outdir, featureset=FS, formats=(), overwrite=True, progress=False)
+    assert (outdir / "my-notes.txt").read_text() == "mine"
+    with pytest.raises(hepae.errors.OutputFileError, match="exists and is not a directory"):
+        hepae.validate(original, original, outdir / "my-notes.txt", featureset=FS, formats=(), progress=False)

@@ -1,8 +1,9 @@
 """The ``hepae`` command line: argument parsing and printing only; the work is done by the facade.
 
-Exit codes: 0 success, 1 a hepae error (one clear line on stderr; ``--debug`` for the traceback),
-2 bad command-line usage, 130 interrupted (SIGINT/SIGTERM). Progress bars go to stderr, results to
-stdout (``--json`` for machine-readable output).
+Exit codes: 0 success, 1 a hepae error or a failing file system (one clear line on stderr; ``--debug``
+for the traceback), 2 bad command-line usage, 130 interrupted (SIGINT/SIGTERM), 141 stdout closed early
+(``hepae inspect f | head -2``: quietly, as a command killed by SIGPIPE). Progress bars go to stderr,
+results to stdout (``--json`` for machine-readable output).
 """
 
 from __future__ import annotations
@@ -30,13 +31,39 @@ class ManyFilesFailed(HepaeError):
     """Some files of a compress-many/decompress-many run failed (the others are done)."""
 
 
+MIN_STEP_ENTRIES = 1000
+"""The smallest ``--step-size`` in entries: every chunk costs an entry of the codec streams and a pass of
+the codec, so 1-entry chunks made outputs ~50x larger and runs 5-9x slower. A file with fewer entries is
+read in one chunk anyway."""
+MIN_STEP_BYTES = 1_000_000
+"""The smallest ``--step-size`` as a memory size (1 MB), for the same reason."""
+_SIZE_UNITS = {"B": 1, "kB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+
+
 def _step_size(text: str) -> int | str:
-    """Entries (``100000``) or a memory size (``'100 MB'``), checked here rather than deep in uproot."""
-    if text.isdigit() and int(text) > 0:
+    """Entries (``100000``) or a memory size (``'100 MB'``), checked here rather than deep in uproot.
+
+    Refuses chunks below :data:`MIN_STEP_ENTRIES` entries or :data:`MIN_STEP_BYTES` bytes.
+    """
+    if text.strip().isdigit():
+        if int(text) < MIN_STEP_ENTRIES:
+            raise argparse.ArgumentTypeError(
+                f"{text.strip()} entries per chunk is too small (per-chunk overhead multiplies the output size and "
+                f"time); give at least {MIN_STEP_ENTRIES} (a file with fewer entries is read in one chunk anyway)")
         return int(text)
-    if re.fullmatch(r"\s*\d+(\.\d+)?\s*(B|kB|MB|GB|KiB|MiB|GiB)\s*", text):
+    size = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(B|kB|MB|GB|KiB|MiB|GiB)\s*", text)
+    if size:
+        if float(size[1]) * _SIZE_UNITS[size[2]] < MIN_STEP_BYTES:
+            raise argparse.ArgumentTypeError(f"{text!r} per chunk is too small; give at least '1 MB'")
         return text
     raise argparse.ArgumentTypeError(f"{text!r}: give a number of entries (e.g. 100000) or a size like '100 MB'")
+
+
+def _workers(text: str) -> int:
+    """A number of Dask worker processes: a positive integer."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of worker processes (e.g. 4)")
+    return int(text)
 
 
 def _compression(text: str) -> str:
@@ -128,11 +155,19 @@ def cmd_make_sample(args: argparse.Namespace) -> None:
         print(f"wrote {args.events} events ({args.features} layout) to {path}")
 
 
+def _check_device(name: str) -> None:
+    """Fail before any work if the torch device ``name`` does not exist here (:class:`DeviceError`)."""
+    from hepae.devices import resolve_device
+
+    resolve_device(name)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from hepae.reading import expand_inputs
     from hepae.training import train
     from hepae.writing import check_output_path
 
+    _check_device(args.device)
     inputs = expand_inputs(args.inputs)
     check_output_path(args.output, overwrite=args.overwrite, inputs=inputs)  # fail before training, not after
     model = train(
@@ -181,6 +216,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
         codec["mantissa_bits"] = args.mantissa_bits
     if (args.latent_bits is not None or args.error_bound) and args.codec != "ae":
         raise CodecError("--latent-bits and --error-bound belong to the ae codec")
+    _check_device(args.device)
     summary = compress(args.input, args.output, args.model, codec=codec, featureset=args.features,
                        step_size=args.step_size, compression=args.compression, overwrite=args.overwrite,
                        drop_unsupported=args.drop_unsupported, device=args.device, check=not args.no_check,
@@ -199,6 +235,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
 def cmd_decompress(args: argparse.Namespace) -> None:
     from hepae.decompression import decompress
 
+    _check_device(args.device)
     summary = decompress(args.input, args.output, compression=args.compression,
                          overwrite=args.overwrite, device=args.device, progress=not args.quiet)
     if args.json:
@@ -225,6 +262,8 @@ def _report_many(summary: dict[str, Any], as_json: bool) -> None:
 def cmd_compress_many(args: argparse.Namespace) -> None:
     from hepae.many import compress_many
 
+    if args.scheduler is None:  # a local cluster: its workers have this machine's devices
+        _check_device(args.device)
     summary = compress_many(args.inputs, args.model, args.output, scheduler=args.scheduler, workers=args.workers,
                             resume=args.resume, overwrite=args.overwrite, step_size=args.step_size,
                             compression=args.compression, drop_unsupported=args.drop_unsupported,
@@ -235,6 +274,8 @@ def cmd_compress_many(args: argparse.Namespace) -> None:
 def cmd_decompress_many(args: argparse.Namespace) -> None:
     from hepae.many import decompress_many
 
+    if args.scheduler is None:
+        _check_device(args.device)
     summary = decompress_many(args.inputs, args.output, scheduler=args.scheduler, workers=args.workers,
                               resume=args.resume, overwrite=args.overwrite, compression=args.compression,
                               device=args.device, progress=not args.quiet)
@@ -267,7 +308,10 @@ def cmd_inspect(args: argparse.Namespace) -> None:
         elif m["codec"]["id"] == "ae":
             print("  model       none embedded: no chunk keeps a latent value (decoding runs no network)")
         decoder = f", decoder {m['checksums']['decoder'][:16]}..." if "decoder" in m["checksums"] else ""
-        print(f"  checksums   data {m['checksums']['tree'][:16]}...{decoder}")
+        chunks = m["checksums"].get("chunks")
+        data = f"{len(chunks)} chunk(s) sha256, metadata sha256" if chunks is not None else \
+            f"data {m['checksums']['tree'][:16]}... (format 3: metadata unprotected)"
+        print(f"  checksums   {data}{decoder}")
         print(format_sizes(info["sizes"]))
     elif info["kind"] == "hepae-model":
         h = info["header"]
@@ -338,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compress the object collections of HEP ROOT files (TTree or RNTuple) and DarkMachines CSV event "
                     "files with deep autoencoders, and get them back.",
         epilog="Exit status: 0 success, 1 error (one line on stderr; --debug for the traceback), 2 bad usage, "
-               "3 validation failed (validate --fail-on-mismatch), 130 interrupted. "
+               "3 validation failed (validate --fail-on-mismatch), 130 interrupted, 141 output pipe closed. "
                "'hepae COMMAND --help' for each command; docs/errors.md lists every error.",
     )
     parser.add_argument("--version", action="version", version=f"hepae {_version.__version__}")
@@ -354,8 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
         if stream:
             p.add_argument("--step-size", type=_step_size, default=DEFAULT_STEP_SIZE,
-                           help="chunk size: entries (e.g. 100000) or memory (e.g. '100 MB'); "
-                                f"default {DEFAULT_STEP_SIZE!r}")
+                           help=f"chunk size: entries (e.g. 100000, at least {MIN_STEP_ENTRIES}) or memory "
+                                f"(e.g. '100 MB', at least '1 MB'); default {DEFAULT_STEP_SIZE!r}")
 
     p = sub.add_parser("featuresets", help="list the built-in feature sets")
     p.add_argument("--json", action="store_true", help="print the full definitions as JSON")
@@ -421,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     def many(p: argparse.ArgumentParser, stream: bool = True) -> None:
         cluster = p.add_mutually_exclusive_group()
         cluster.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
-        cluster.add_argument("--workers", type=int, help="size of the local Dask cluster (default: one per core)")
+        cluster.add_argument("--workers", type=_workers,
+                             help="size of the local Dask cluster, at least 1 (default: one per core)")
         p.add_argument("--resume", action="store_true", help="skip files whose valid output already exists")
         p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION)
         p.add_argument("--device", default="cpu", help="torch device of each worker (default cpu: one task per core)")
@@ -487,23 +532,74 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _os_error_line(err: OSError) -> str:
+    """An OSError hepae did not anticipate, as one line: the file(s) concerned and the system's reason."""
+    files = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"{files}: {reason}" if files else reason
+
+
+def _stdout_is_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on its write end)."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows) or no real stdout: assume it was stdout
+        return True
+
+
+def _stdout_closed() -> int:
+    """stdout's reader went away (``hepae inspect f | head -2``): exit quietly, as Python's docs advise.
+
+    Python ignores SIGPIPE, so a write to a closed pipe raises BrokenPipeError. stdout is pointed at
+    /dev/null so that the flush at exit cannot fail again; the status is 141 (128 + SIGPIPE), the one a
+    command killed by SIGPIPE gives, so ``set -o pipefail`` sees it.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:  # --help, --version, usage errors: their text may meet a closed pipe too
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _stdout_closed()
+        raise
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # clean up partial outputs on SIGTERM too
     try:
         status = args.func(args) or 0
+        sys.stdout.flush()  # here, where a closed pipe can still be handled, not at interpreter exit
+    except BrokenPipeError as err:
+        if _stdout_is_closed():
+            return _stdout_closed()
+        return _fail(args, _os_error_line(err))
     except HepaeError as err:
-        if args.debug:
-            traceback.print_exc()
-        print(f"hepae {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        return _fail(args, str(err))
+    except OSError as err:  # the environment (permissions, a vanished file, a failing disk): still one line
+        return _fail(args, _os_error_line(err))
     except KeyboardInterrupt:
         print(f"hepae {args.command}: interrupted; no partial output was left", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
     return status
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    """Print the one error line (after the traceback with ``--debug``); the exit status 1."""
+    if args.debug:
+        traceback.print_exc()
+    print(f"hepae {args.command}: error: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -149,35 +149,47 @@ def _plane_names(stem: str, n_bytes: int) -> list[str]:
 # -- mantissa truncation ----------------------------------------------------------------------------
 
 def truncate_mantissa(values: np.ndarray, bits: int) -> np.ndarray:
-    """float32 values rounded to ``bits`` mantissa bits (round to nearest, ties away from zero).
+    """Values rounded to ``bits`` mantissa bits (round to nearest, ties away from zero), in their own
+    precision (float32, or float64).
 
     Inf stays Inf, NaN becomes the canonical quiet NaN; a value that rounds past the largest float
     becomes Inf, as in hardware.
     """
-    return _from_kept_bits(_kept_bits(values, bits), bits)
+    dtype = np.dtype(np.float64 if np.asarray(values).dtype == np.float64 else np.float32)
+    return _from_kept_bits(_kept_bits(values, bits, dtype), bits, dtype)
 
 
-def _kept_bits(values: np.ndarray, bits: int) -> np.ndarray:
-    u = np.asarray(values, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    drop = 23 - bits
-    nan = (u & 0x7F800000 == 0x7F800000) & (u & 0x007FFFFF != 0)
-    u = np.where(nan, np.uint64(0x7FC00000), u)
+_FLOAT_LAYOUT = {  # dtype -> (unsigned view, mantissa bits, exponent mask, canonical quiet NaN)
+    np.dtype(np.float32): (np.uint32, 23, 0x7F800000, 0x7FC00000),
+    np.dtype(np.float64): (np.uint64, 52, 0x7FF0000000000000, 0x7FF8000000000000),
+}
+
+
+def _kept_bits(values: np.ndarray, bits: int, dtype: Any = np.float32) -> np.ndarray:
+    """Sign, exponent and the ``bits`` rounded leading mantissa bits of each value, as uint64."""
+    view, mantissa, exponent, quiet_nan = _FLOAT_LAYOUT[np.dtype(dtype)]
+    u = np.asarray(values, dtype=dtype).view(view).astype(np.uint64)
+    width = 8 * np.dtype(dtype).itemsize
+    sign_bit = np.uint64(1 << (width - 1))
+    drop = mantissa - bits
+    nan = (u & np.uint64(exponent) == np.uint64(exponent)) & (u & np.uint64((1 << mantissa) - 1) != 0)
+    u = np.where(nan, np.uint64(quiet_nan), u)
     if drop > 0:
-        sign = u & 0x80000000
-        magnitude = u & 0x7FFFFFFF
-        special = magnitude >= 0x7F800000  # Inf and (canonical) NaN stay as they are
-        rounded = np.where(special, magnitude, np.minimum(magnitude + (1 << (drop - 1)), 0x7F800000))  # overflow: Inf
-        rounded = rounded >> drop
-        u = (sign >> drop) | rounded
-    return u.astype(np.uint32).view(np.int32)
+        sign = u & sign_bit
+        magnitude = u & (sign_bit - np.uint64(1))
+        special = magnitude >= np.uint64(exponent)  # Inf and (canonical) NaN stay as they are
+        rounded = np.where(special, magnitude,
+                           np.minimum(magnitude + np.uint64(1 << (drop - 1)), np.uint64(exponent)))  # overflow: Inf
+        u = (sign >> np.uint64(drop)) | (rounded >> np.uint64(drop))
+    return u
 
 
-def _from_kept_bits(kept: np.ndarray, bits: int) -> np.ndarray:
-    drop = 23 - bits
-    u = np.asarray(kept, dtype=np.int32).view(np.uint32).astype(np.uint64)
-    sign = (u << drop) & 0x80000000
-    magnitude = (u << drop) & 0x7FFFFFFF
-    return (sign | magnitude).astype(np.uint32).view(np.float32)
+def _from_kept_bits(kept: np.ndarray, bits: int, dtype: Any = np.float32) -> np.ndarray:
+    view, mantissa, _, _ = _FLOAT_LAYOUT[np.dtype(dtype)]
+    width = 8 * np.dtype(dtype).itemsize
+    u = np.asarray(kept, dtype=np.uint64) << np.uint64(mantissa - bits)
+    sign_bit = np.uint64(1 << (width - 1))
+    return ((u & sign_bit) | (u & (sign_bit - np.uint64(1)))).astype(view).view(dtype)
 
 
 # -- codecs -----------------------------------------------------------------------------------------
@@ -254,7 +266,9 @@ class Lossless(Codec):
 
 
 class Truncate(Codec):
-    """Mantissa truncation to ``mantissa_bits`` (1..23) of float32, stored as the kept bits."""
+    """Mantissa rounding to ``mantissa_bits`` (1..23), stored as the kept bits: sign, exponent and
+    mantissa bits of float32 values, or of float64 ones (a float64 collection keeps its precision:
+    its values are rounded in float64, never narrowed to float32 first)."""
 
     codec_id = "truncate"
 
@@ -268,7 +282,8 @@ class Truncate(Codec):
 
     @property
     def _n_bytes(self) -> int:
-        return -(-(9 + self.mantissa_bits) // 8)  # sign, exponent, kept mantissa
+        exponent_bits = 11 if self.dtype == np.float64 else 8
+        return -(-(1 + exponent_bits + self.mantissa_bits) // 8)  # sign, exponent, kept mantissa
 
     def stream_dtypes(self) -> dict[str, str]:
         return {name: "uint8" for c in self.columns for name in _plane_names(f"bits_{c}", self._n_bytes)}
@@ -276,16 +291,20 @@ class Truncate(Codec):
     def encode(self, values, model=None, counts=None):
         streams = {}
         for j, c in enumerate(self.columns):
-            kept = _kept_bits(values[:, j], self.mantissa_bits).view(np.uint32)
+            kept = _kept_bits(values[:, j], self.mantissa_bits, self._float)
             streams.update(zip(_plane_names(f"bits_{c}", self._n_bytes), to_planes(kept, self._n_bytes)))
         return streams
 
     def decode(self, streams, model=None, counts=None):
         columns = []
         for c in self.columns:
-            kept = from_planes([streams[n] for n in _plane_names(f"bits_{c}", self._n_bytes)]).astype(np.uint32)
-            columns.append(_from_kept_bits(kept.view(np.int32), self.mantissa_bits))
-        return np.stack(columns, axis=1)
+            kept = from_planes([streams[n] for n in _plane_names(f"bits_{c}", self._n_bytes)])
+            columns.append(_from_kept_bits(kept, self.mantissa_bits, self._float))
+        return np.stack(columns, axis=1) if columns else np.zeros((0, 0), self._float)
+
+    @property
+    def _float(self) -> np.dtype:
+        return np.dtype(np.float64 if self.dtype == np.float64 else np.float32)
 
 
 class AE(Codec):
@@ -415,13 +434,15 @@ class AE(Codec):
         return {"coded": chunk.to_bytes()}
 
     def decode(self, streams, model=None, counts=None):
-        chunk = _CodedChunk.read(streams["coded"], self.dtype, counts) if self.quantized else None
+        chunk = _CodedChunk.read(streams["coded"], self.dtype, counts, len(self._bounded),
+                                 model.latent_size if model is not None else None) if self.quantized else None
         if chunk is not None and chunk.constant is not None:  # no latent value: the network's output is constant
             out = np.repeat(chunk.constant[None, :], len(chunk.q_latent), axis=0)
         elif model is None:
             raise CodecError("this chunk needs the autoencoder's decoder, and the file has none embedded")
         else:
             out = model.decode(chunk.latent if chunk else self.latent_values(streams))
+        out = np.asarray(out, dtype=self.dtype)  # float64 inputs: bounds and exceptions in float64
         if chunk is not None and self._bounded:
             steps = chunk.steps
             exact = np.split(chunk.exact, np.cumsum([(t == 0).sum() for t in chunk.residual_tokens])[:-1])
@@ -538,6 +559,7 @@ class AE(Codec):
 
 
 _RANK_CLASSES = 3
+_MAX_LATENT = 1024  # latent dimensions a chunk may declare when no model says how many
 
 
 def _rank_classes(counts: np.ndarray | None, n: int) -> np.ndarray | None:
@@ -603,8 +625,13 @@ class _CodedChunk:
                            self.latent_std * np.exp2(-self.bits.astype(np.float64)))
 
     @classmethod
-    def read(cls, data: np.ndarray, dtype: Any, counts: np.ndarray | None = None) -> _CodedChunk:
-        """A chunk from its bytes; ``counts`` (objects per event) if it was coded with them."""
+    def read(cls, data: np.ndarray, dtype: Any, counts: np.ndarray | None = None, n_bounded_expected: int | None = None,
+             n_latent_expected: int | None = None) -> _CodedChunk:
+        """A chunk from its bytes; ``counts`` (objects per event) if it was coded with them.
+
+        Every size the chunk declares is checked against the codec's columns, its model and ``counts``
+        before anything of that size is allocated, so a crafted chunk cannot exhaust memory.
+        """
         try:
             arrays = entropy.unpack_arrays(data)
             version, n, n_latent, n_bounded, by_rank = arrays[0].tolist()
@@ -615,6 +642,12 @@ class _CodedChunk:
             raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
         if n < 0 or n_latent < 0 or n_bounded < 0:
             raise CodecError("coded ae chunk has negative sizes (corrupted)")
+        if (n_bounded_expected is not None and n_bounded != n_bounded_expected) or n_latent > _MAX_LATENT \
+                or (n_latent_expected is not None and n_latent != n_latent_expected):
+            raise CodecError(f"coded ae chunk declares {n_bounded} bounded column(s) and {n_latent} latent "
+                             f"dimension(s); the codec has {n_bounded_expected} and {n_latent_expected} (corrupted)")
+        if counts is not None and n != int(np.sum(counts)):
+            raise CodecError(f"coded ae chunk holds {n} objects, the per-event counts say {int(np.sum(counts))}")
         bits, center, std = arrays[1:4]
         exact, constant, margin, coded = arrays[4 + n_predictor:]
         if len(bits) != n_latent or len(center) != n_latent or len(std) != n_latent or ((bits < 0) | (bits > 24)).any():
@@ -646,7 +679,7 @@ class _CodedChunk:
             return predictor.classes(steps, j)
 
         streams = entropy.decode_streams(coded, classes if version > 1 else [ranks] * (len(kept) + n_bounded),
-                                         max_symbols=n * (len(kept) + n_bounded))
+                                         max_symbols=n * (len(kept) + n_bounded), n_streams=len(kept) + n_bounded)
         if len(streams) != len(kept) + n_bounded or any(len(s) != n for s in streams):
             raise CodecError("coded ae chunk holds streams of the wrong number or length")
         q_latent = np.zeros((n, n_latent), dtype=np.int64)

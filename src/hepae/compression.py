@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import time
 import warnings
@@ -17,22 +18,34 @@ import uproot
 from tqdm.auto import tqdm
 
 from hepae._version import __version__
+from hepae.carryover import copy_objects, plan_carryover
 from hepae.codecs import Codec, CodecError, get_codec
 from hepae.container import (
+    CHUNK_ENTRIES,
     CONTAINER_FORMAT_VERSION,
     COUNT_BRANCH,
     DECODER_BRANCH,
     DECODER_TREE,
+    METADATA_CHECKSUM_KEY,
+    METADATA_KEY,
     REST_COUNTER,
     STREAM_TREE,
-    TreeHasher,
+    chunk_digest,
     compressed_tree_branches,
+    read_metadata,
     stream_chunk,
     stream_specs,
     write_decoder,
     write_metadata,
 )
-from hepae.errors import BranchTypeError, FeatureSetError, ModelMismatchError, UnsupportedBranchError
+from hepae.errors import (
+    BranchTypeError,
+    ContainerFormatError,
+    FeatureSetError,
+    InputFileError,
+    ModelMismatchError,
+    UnsupportedBranchError,
+)
 from hepae.features import FeatureSet, load_featureset
 from hepae.inspection import size_report
 from hepae.layout import BranchSpec, TreeLayout
@@ -45,8 +58,9 @@ from hepae.reading import (
     collection_to_tensor,
     select_objects,
     selection_mask,
+    tensor_dtype,
 )
-from hepae.sources import open_source
+from hepae.sources import get_tree, iterate_arrays, open_root, open_source, root_source
 from hepae.writing import DEFAULT_COMPRESSION, TreeWriter, atomic_output, make_writer, parse_compression
 
 PathArg = str | PathLike[str]
@@ -65,6 +79,49 @@ def unsupported_policy(layout: TreeLayout, path: PathArg, drop_unsupported: bool
         )
     warnings.warn(f"leaving out {len(layout.unsupported)} branch(es) that cannot be written: {listing}", stacklevel=3)
     return dict(layout.unsupported)
+
+
+def _plan_other_objects(input: Path, source: Any, drop_unsupported: bool) -> tuple[list[Any], dict[str, str]]:
+    """The input file's objects besides the table (:mod:`hepae.carryover`): carried, or refused by name."""
+    if source.format == "darkmachines-csv":
+        return [], {}
+    with open_root(input) as directory:
+        try:
+            names = set(directory.keys(cycle=False, recursive=False))
+        except Exception as err:  # damaged directory records
+            raise InputFileError(f"cannot list the objects in {input} (damaged file?): {type(err).__name__}") from None
+        own = sorted(names & {METADATA_KEY, METADATA_CHECKSUM_KEY, STREAM_TREE, DECODER_TREE})
+        if own:
+            raise BranchTypeError(f"{input} already holds {own}, which hepae writes; is it already compressed?")
+        return plan_carryover(directory, input, {source.name}, drop_unsupported=drop_unsupported)
+
+
+def verify_written(path: Path, metadata: dict[str, Any], output: Path) -> None:
+    """Check that the file just written reads back as what was meant: its metadata (checksum and all),
+    and the events, chunks and objects it holds. :class:`ContainerFormatError` if not.
+
+    The values themselves are checked by the check decode; this catches a file that holds other
+    counts than its metadata says, which no later command could decompress.
+    """
+    def fail(what: str) -> ContainerFormatError:
+        return ContainerFormatError(f"{output}: the file written does not read back as written ({what}); "
+                                    "nothing was written (this is a hepae bug: please report it)")
+
+    with open_root(path) as directory:
+        if read_metadata(directory, str(output)) != json.loads(json.dumps(metadata)):
+            raise fail("metadata differ")
+        table = root_source(directory, path, metadata["tree"])
+        expected = metadata["source"]["num_entries"]
+        if table.num_entries != expected:
+            raise fail(f"{table.num_entries} events in '{metadata['tree']}', {expected} meant")
+        streams = get_tree(directory, STREAM_TREE, path)
+        if streams.num_entries != len(metadata["checksums"]["chunks"]):
+            raise fail(f"{streams.num_entries} chunks, {len(metadata['checksums']['chunks'])} meant")
+        events = sum(int(np.sum(c[CHUNK_ENTRIES])) for c in iterate_arrays(streams, [CHUNK_ENTRIES]))
+        objects = sum(int(np.sum(c[COUNT_BRANCH])) for c in table.iterate([COUNT_BRANCH]))
+        if events != expected or objects != metadata["collection"]["n_compressed_objects"]:
+            raise fail(f"chunks of {events} events holding {objects} objects, "
+                       f"{expected} / {metadata['collection']['n_compressed_objects']} meant")
 
 
 def compress(
@@ -100,6 +157,7 @@ def compress(
     """
     started = time.perf_counter()
     codec = get_codec(codec)
+    model_path = None if model is None or isinstance(model, HepaeModel) else Path(model)
     if model is not None:
         model = (model if isinstance(model, HepaeModel) else load_model(model)).to(device)
     elif codec.needs_model:
@@ -113,12 +171,14 @@ def compress(
         raise ModelMismatchError(
             f"the model was trained on feature set '{model.featureset.name}', not on '{featureset.name}'")
     codec_model = model if codec.needs_model else None
-    codec.prepare(featureset.column_names, featureset.dtype, codec_model)
     input, output = Path(input), Path(output)
     with open_source(input, featureset.tree) as source:
         layout = source.layout
         counter = check_collection(layout, featureset, input)
+        dtype = tensor_dtype(layout, featureset)  # float64 inputs stay float64: no value is narrowed
+        codec.prepare(featureset.column_names, dtype, codec_model)
         dropped = unsupported_policy(layout, input, drop_unsupported)
+        carried, dropped_objects = _plan_other_objects(input, source, drop_unsupported)
         stream_dtypes = codec.stream_dtypes()
         if COUNT_BRANCH in layout.all_names():
             raise BranchTypeError(f"{input} already has a branch named '{COUNT_BRANCH}'; is it already compressed?")
@@ -127,11 +187,13 @@ def compress(
         out_specs = compressed_tree_branches(layout.branches, set(replaced), [BranchSpec(COUNT_BRANCH, "int32")],
                                              REST_COUNTER if selecting else None)
         chunk_streams = codec.chunk_streams()
-        hasher, stream_hasher = TreeHasher(out_specs), TreeHasher(stream_specs(stream_dtypes, chunk_streams))
-        n_objects = n_encoded = n_chunks = unphysical = 0
+        streams_specs = stream_specs(stream_dtypes, chunk_streams)
+        digests: list[str] = []
+        n_objects = n_encoded = n_events = unphysical = 0
         accumulator = ResidualAccumulator(featureset) if check else None
         lossless = [j for j, column in enumerate(featureset.columns) if column.lossless]
-        with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
+        inputs = [input] + ([model_path] if model_path is not None else [])
+        with atomic_output(output, overwrite=overwrite, inputs=inputs) as tmp:
             with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
                 writer = make_writer(file, source.storage, source.name, out_specs, title=source.title)
                 stream_writer = TreeWriter(file, STREAM_TREE, stream_specs(stream_dtypes, chunk_streams),
@@ -139,7 +201,7 @@ def compress(
                 bar = tqdm(total=layout.num_entries, disable=not progress, unit="event", desc=f"compress {input.name}")
                 with bar:
                     for arrays in source.iterate(layout.names, step_size):
-                        values, counts = collection_to_tensor(arrays, featureset)
+                        values, counts = collection_to_tensor(arrays, featureset, dtype)
                         mask = selection_mask(arrays, featureset)
                         encoded, encoded_counts = select_objects(values, counts, mask)
                         streams = codec.encode(encoded, codec_model, encoded_counts)
@@ -158,12 +220,14 @@ def compress(
                                 data[name] = ak.unflatten(flat[rest], counts - encoded_counts)
                         data[COUNT_BRANCH] = encoded_counts.astype(np.int32)
                         writer.extend(data)
-                        hasher.update(data)
                         entry = stream_chunk(len(counts), streams)
                         stream_writer.extend(entry)
-                        stream_hasher.update(entry)
-                        n_chunks += 1
+                        digests.append(chunk_digest(out_specs, data, streams_specs, entry))
+                        n_events += len(counts)
                         bar.update(len(counts))
+                if n_events != layout.num_entries:
+                    raise InputFileError(f"{input}: {layout.num_entries} events were counted but {n_events} read "
+                                         "(was the file changed while it was being compressed?)")
                 metadata = {
                     "format": "hepae-container",
                     "format_version": CONTAINER_FORMAT_VERSION,
@@ -177,6 +241,7 @@ def compress(
                         "num_entries": layout.num_entries,
                     },
                     "collection": {
+                        "dtype": dtype.name,
                         "counter": counter,
                         "counter_in_input": counter in layout.counters,
                         "n_objects": n_objects,
@@ -191,8 +256,7 @@ def compress(
                     "branches": [s.to_dict() for s in layout.branches],
                     "counters": layout.counters,
                     "dropped_branches": dropped,
-                    "checksums": {"algorithm": "sha256", "tree": hasher.hexdigest(),
-                                  "streams": stream_hasher.hexdigest()},
+                    "checksums": {"algorithm": "sha256", "chunks": digests},
                 }
                 if codec_model is not None and codec.decoder_used():  # not embedded if no chunk needs it
                     decoder_bytes, decoder_sha = write_decoder(file, model)
@@ -207,7 +271,14 @@ def compress(
                         "training": {k: v for k, v in model.training.items() if k != "history"},
                     }
                     metadata["checksums"]["decoder"] = decoder_sha
+                if carried or dropped_objects:
+                    with open_root(input) as directory:  # the other objects, as they are
+                        metadata["checksums"]["objects"] = copy_objects(directory, file, carried, input,
+                                                                        step_size=step_size)
+                    metadata["carried_objects"] = [o.to_dict() for o in carried]
+                    metadata["dropped_objects"] = dropped_objects
                 write_metadata(file, metadata)
+            verify_written(tmp, metadata, output)
     sizes = size_report(output, metadata)
     seconds = time.perf_counter() - started
     return {
@@ -217,8 +288,10 @@ def compress(
         "n_events": layout.num_entries,
         "n_objects": n_objects,
         "n_compressed_objects": n_encoded,
-        "chunks": n_chunks,
+        "chunks": len(digests),
         "dropped_branches": dropped,
+        "carried_objects": [o.path for o in carried],
+        "dropped_objects": dropped_objects,
         "residuals": accumulator.summary() if accumulator is not None else None,
         "unphysical_objects": unphysical if check else None,
         "seconds": round(seconds, 3),

@@ -9,15 +9,24 @@ entry per compressed chunk: ``entries`` (events in the chunk) and one ``uint8``/
 list per stream holding the chunk's objects (counted by ``n_objects``), or its coded bytes (counted by
 ``n_<stream>``), so that the ROOT compression sees each stream whole (per-event jagged branches would
 cost a few bytes per event each). Then a TObjString
-``hepae_metadata`` with JSON metadata that follows ``schemas/container.schema.json``; and, for the
-``ae`` codec, a one-entry TTree ``hepae_decoder`` whose ``uint8`` branch holds the decoder as a
-pickle-free model file (see :mod:`hepae.model`). Nothing else is needed to decompress.
+``hepae_metadata`` with JSON metadata that follows ``schemas/container.schema.json``, and a TObjString
+``hepae_metadata_sha256`` with the sha256 of that JSON text; and, for the ``ae`` codec, a one-entry
+TTree ``hepae_decoder`` whose ``uint8`` branch holds the decoder as a pickle-free model file (see
+:mod:`hepae.model`). Nothing else is needed to decompress.
+
+Integrity (format 4): everything decoding depends on is verified before it is used. The metadata
+text against its own sha256 (so the checksums inside it can be trusted); each chunk (its rows of
+the table and its entry of the stream tree) against its sha256 in ``checksums.chunks`` before it is
+decoded; the embedded decoder against ``checksums.decoder`` and against the identity, architecture
+and normalization the metadata records. Format 3 files (hepae 0.1.0: no metadata checksum, one
+digest over all chunks, checked at the end) are still read, with a warning.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from typing import Any
 
 import awkward as ak
@@ -30,8 +39,9 @@ from hepae.model import HepaeModel
 from hepae.schema import validate, validate_versioned
 from hepae.writing import TreeWriter
 
-CONTAINER_FORMAT_VERSION = 3
+CONTAINER_FORMAT_VERSION = 4
 METADATA_KEY = "hepae_metadata"
+METADATA_CHECKSUM_KEY = "hepae_metadata_sha256"
 DECODER_TREE = "hepae_decoder"
 DECODER_BRANCH = "model_npz"
 STREAM_TREE = "hepae_streams"
@@ -66,12 +76,25 @@ def write_decoder(file: uproot.WritableDirectory, model: HepaeModel) -> tuple[in
 
 
 def write_metadata(file: uproot.WritableDirectory, metadata: dict[str, Any]) -> None:
+    """Store the metadata (validated) and the sha256 of its JSON text, which protects it."""
     validate(metadata, "container.schema.json", what="container metadata (hepae bug)")
-    file[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
+    text = json.dumps(metadata, sort_keys=True)
+    file[METADATA_KEY] = text
+    file[METADATA_CHECKSUM_KEY] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read_string(file: uproot.ReadOnlyDirectory, key: str, path: str) -> str:
+    try:
+        return str(file[key])
+    except Exception as err:  # an unreadable TObjString: uproot raises many kinds on damaged bytes
+        raise ContainerFormatError(f"{path}: '{key}' cannot be read (damaged file?): {type(err).__name__}") from None
 
 
 def read_metadata(file: uproot.ReadOnlyDirectory, path: str) -> dict[str, Any]:
-    """Metadata of a compressed file, validated; :class:`ContainerFormatError` if absent or invalid."""
+    """Metadata of a compressed file, verified against its checksum and its schema.
+
+    Raises :class:`ContainerFormatError` if it is absent, damaged, edited or invalid.
+    """
     try:
         keys = file.keys(cycle=False)
     except Exception as err:
@@ -81,25 +104,75 @@ def read_metadata(file: uproot.ReadOnlyDirectory, path: str) -> dict[str, Any]:
             f"{path} is not a hepae compressed file (no '{METADATA_KEY}' object); "
             "was it written by 'hepae compress'?"
         )
+    text = _read_string(file, METADATA_KEY, path)
+    protected = METADATA_CHECKSUM_KEY in keys
+    if protected:
+        expected = _read_string(file, METADATA_CHECKSUM_KEY, path)
+        if hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest() != expected:
+            raise ContainerFormatError(f"{path}: metadata checksum mismatch (file corrupted or edited)")
     try:
-        metadata = json.loads(str(file[METADATA_KEY]))
-    except Exception as err:  # unreadable TObjString or invalid JSON
+        metadata = json.loads(text)
+    except (ValueError, RecursionError) as err:
         raise ContainerFormatError(f"{path}: metadata cannot be read as JSON ({type(err).__name__}: {err})") from None
     validate_versioned(metadata, "container.schema.json", what=f"metadata of {path}",
                        max_version=CONTAINER_FORMAT_VERSION, error=ContainerFormatError)
+    version = metadata["format_version"]
+    if not protected:
+        if version >= 4:
+            raise ContainerFormatError(f"{path}: its metadata checksum ('{METADATA_CHECKSUM_KEY}') is missing "
+                                       "(file corrupted or edited)")
+        warnings.warn(f"{path} was written by hepae {metadata['hepae_version']} (container format {version}), "
+                      "whose metadata has no checksum: damage to it cannot be detected", stacklevel=2)
+    if (version >= 4) != ("chunks" in metadata["checksums"]):
+        raise ContainerFormatError(f"{path}: its checksums do not match container format {version} (corrupted?)")
     return metadata
 
 
 def read_decoder(file: uproot.ReadOnlyDirectory, metadata: dict[str, Any], path: str) -> HepaeModel:
-    """The embedded decoder, checked against the metadata's checksum."""
+    """The embedded decoder, checked against the metadata's checksum and the identity it records."""
     tree_name, branch = metadata["model"]["decoder_tree"], metadata["model"]["decoder_branch"]
+    if (tree_name, branch) != (DECODER_TREE, DECODER_BRANCH):
+        raise ContainerFormatError(f"{path}: the metadata names the decoder '{tree_name}/{branch}', not "
+                                   f"'{DECODER_TREE}/{DECODER_BRANCH}' (corrupted?)")
+    expected_bytes = metadata["model"]["decoder_bytes"]
     try:
-        blob = ak.to_numpy(ak.flatten(file[tree_name][branch].array(library="ak"))).tobytes()
+        tree = file[tree_name]
+        sizes = ak.to_numpy(tree[f"{DECODER_BRANCH}_size"].array(library="np"))
+        if tree.num_entries != 1 or sizes.tolist() != [expected_bytes]:
+            raise ContainerFormatError(f"{path}: the embedded decoder holds {sizes.tolist()[:3]} bytes, the metadata "
+                                       f"says {expected_bytes} (file corrupted or edited)")
+        blob = ak.to_numpy(ak.flatten(tree[branch].array(library="ak"))).tobytes()
+    except ContainerFormatError:
+        raise
     except Exception as err:
         raise ContainerFormatError(f"{path}: cannot read the embedded decoder '{tree_name}/{branch}': {err}") from None
     if hashlib.sha256(blob).hexdigest() != metadata["checksums"]["decoder"]:
         raise ContainerFormatError(f"{path}: embedded decoder checksum mismatch (file corrupted or edited)")
-    return HepaeModel.from_bytes(blob, source=f"decoder embedded in {path}")
+    model = HepaeModel.from_bytes(blob, source=f"decoder embedded in {path}")
+    recorded = metadata["model"]
+    mismatches = [what for what, ok in (
+        ("decoder id", model.model_id == recorded["decoder_id"]),
+        ("architecture", model.arch.to_dict() == recorded["architecture"]),
+        ("normalization", model.normalization.get_config() == metadata["normalization"]),
+        ("feature set", model.featureset.to_dict() == metadata["featureset"]),
+    ) if not ok]
+    if mismatches:
+        raise ContainerFormatError(f"{path}: the embedded decoder is not the one the metadata records "
+                                   f"({', '.join(mismatches)} differ; file corrupted or edited)")
+    return model
+
+
+def chunk_digest(tree_specs_: list[BranchSpec], table_chunk: dict[str, object], stream_specs_: list[BranchSpec],
+                 stream_entry: dict[str, object]) -> str:
+    """sha256 of one chunk: its rows of the compressed table and its entry of the stream tree.
+
+    Compression stores one per chunk in ``checksums.chunks``; decompression checks each before
+    decoding the chunk, so no damaged or edited chunk is ever decoded.
+    """
+    table, streams = TreeHasher(tree_specs_), TreeHasher(stream_specs_)
+    table.update(table_chunk)
+    streams.update(stream_entry)
+    return hashlib.sha256(f"{table.hexdigest()}:{streams.hexdigest()}".encode()).hexdigest()
 
 
 def collection_specs(metadata: dict[str, Any]) -> list[BranchSpec]:

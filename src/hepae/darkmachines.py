@@ -10,6 +10,10 @@ Energies and momenta in MeV. :func:`iterate_events` yields chunks of lines as an
 (one record per event: ``event_id``, ``process_id``, ``event_weight``, ``MET``, ``METphi`` and a jagged
 list ``objects`` of ``{obj, E, pt, eta, phi}`` with ``obj`` the int8 index of the object code in
 :data:`OBJECT_CODES`).
+A line is what lies between two ``\n`` bytes, less one trailing ``\r`` (so ``\n`` and ``\r\n`` endings
+both work, and :func:`count_events` and :func:`iterate_events` count the same lines); a ``\r`` anywhere
+else (old Mac line endings) is a :class:`~hepae.errors.MalformedCSVError`. A UTF-8 byte order mark at
+the start of the file is skipped.
 Parsing splits whole chunks at the C level (no Python loop per object). Numbers are float64 and
 :func:`write_events` writes each in the shortest form that reads back as the same value (float32
 values, such as reconstructed ones, in the shortest float32 form), so a parse -> write -> parse round
@@ -33,6 +37,7 @@ import numpy as np
 
 from hepae.errors import InputFileError, MalformedCSVError
 from hepae.layout import AWKWARD_DTYPE, BranchSpec
+from hepae.sources import check_input_file
 from hepae.writing import atomic_output
 
 OBJECT_CODES = ("j", "b", "e-", "e+", "m-", "m+", "g")
@@ -43,6 +48,9 @@ _CODE_INDEX = {code: i for i, code in enumerate(OBJECT_CODES)}
 TABLE_NAME = "events"
 OBJECT_COUNTER = "nobj"
 _OBJECT_BRANCHES = {"obj": "obj_type", **{f: f"obj_{f}" for f in OBJECT_FIELDS}}
+BOM = b"\xef\xbb\xbf"
+"""The UTF-8 byte order mark some editors (Excel) write at the start of a file; skipped when reading."""
+_SNIFF_BYTES = 1 << 20
 _STRING_FORM = '{"class":"ListOffsetArray","offsets":"i64","content":{"class":"NumpyArray","primitive":"uint8",' \
                '"parameters":{"__array__":"char"}},"parameters":{"__array__":"string"}}'
 
@@ -133,22 +141,64 @@ def parse_lines(lines: list[str], path: Path, first_line: int = 1) -> ak.Array:
     return ak.zip(records, depth_limit=1)
 
 
+def _stray_return(path: Path, block: bytes, first_line: int) -> MalformedCSVError | None:
+    """The error for the first ``\r`` in ``block`` (lines already without their endings), if any."""
+    position = block.find(b"\r")
+    if position < 0:
+        return None
+    line = first_line + block.count(b"\n", 0, position)
+    return _fail(path, line, "a carriage return ('\\r') inside the line (old Mac line endings?); lines must end "
+                             "with '\\n' or '\\r\\n'")
+
+
+def _text_lines(raw: list[bytes], path: Path, first_line: int) -> list[str]:
+    """Lines as read in binary (each up to and with its ``\n``) -> text without line endings.
+
+    One ``\n`` and then one ``\r`` are stripped from the end of each line, as :func:`count_events`
+    counts them; any other ``\r`` is an error, and so are bytes that are not UTF-8.
+    """
+    stripped = [line[:-1] if line.endswith(b"\n") else line for line in raw]
+    block = b"\n".join(line[:-1] if line.endswith(b"\r") else line for line in stripped)
+    stray = _stray_return(path, block, first_line)
+    if stray is not None:
+        raise stray
+    try:
+        return block.decode("utf-8").split("\n")
+    except UnicodeDecodeError as err:
+        line = first_line + block.count(b"\n", 0, err.start)
+        raise InputFileError(f"{path} is not a text file (line {line} is not UTF-8: {err.reason})") from None
+
+
 def iterate_events(path: str | PathLike[str], *, chunk_lines: int = DEFAULT_CHUNK_LINES) -> Iterator[ak.Array]:
-    """Stream a DarkMachines CSV file in chunks of ``chunk_lines`` events."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"input file {path} does not exist")
-    with open(path, encoding="utf-8", newline="") as handle:
-        first = 1
-        while True:
-            try:
-                block = [line.rstrip("\r\n") for line in itertools.islice(handle, chunk_lines)]
-            except UnicodeDecodeError as err:
-                raise InputFileError(f"{path} is not a text file ({err})") from None
-            if not block:
-                return
-            yield parse_lines(block, path, first)
-            first += len(block)
+    """Stream a DarkMachines CSV file in chunks of ``chunk_lines`` events.
+
+    Lines end with ``\n`` or ``\r\n`` (see the module docstring); a UTF-8 byte order mark is skipped.
+    Raises :class:`~hepae.errors.MalformedCSVError` naming the file and line of the first problem.
+    """
+    path = check_input_file(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)  # a file with '\r' line endings is one huge line: refuse it early
+            head = head[:-1] if head.endswith(b"\r") else head  # its '\n' may be in the next block
+            stray = _stray_return(path, head.replace(b"\r\n", b"\n"), 1)
+            if stray is not None:
+                raise stray
+            handle.seek(0)
+            first = 1
+            while True:
+                raw = list(itertools.islice(handle, chunk_lines))
+                if first == 1 and raw and raw[0].startswith(BOM):
+                    raw[0] = raw[0][len(BOM):]
+                    if raw == [b""]:  # nothing but the mark: an empty file
+                        return
+                if not raw:
+                    return
+                yield parse_lines(_text_lines(raw, path, first), path, first)
+                first += len(raw)
+    except OSError as err:
+        if isinstance(err, InputFileError):
+            raise
+        raise InputFileError(f"cannot read {path}: {err.strerror or err}") from None
 
 
 def read_events(path: str | PathLike[str]) -> ak.Array:
@@ -222,13 +272,20 @@ def short_decimals(values: np.ndarray) -> np.ndarray:
 
 
 def count_events(path: str | PathLike[str]) -> int:
-    """Number of event lines in a CSV file (one fast pass over the bytes)."""
-    n, last = 0, b"\n"
-    with open(path, "rb") as handle:
+    """Number of event lines in a CSV file (one fast pass over the bytes).
+
+    The lines :func:`iterate_events` yields: one per ``\n``, plus a last line without one; a byte order
+    mark alone is no line.
+    """
+    n, last, size = 0, b"\n", 0
+    with open(check_input_file(path), "rb") as handle:
         while block := handle.read(1 << 24):
+            if size == 0 and block.startswith(BOM):
+                block = block[len(BOM):]
+            size += len(block)
             n += block.count(b"\n")
-            last = block[-1:]
-    return n + (last != b"\n")
+            last = block[-1:] or last
+    return n + (size > 0 and last != b"\n")
 
 
 def table_specs() -> list[BranchSpec]:

@@ -38,6 +38,8 @@ _SUBBUCKETS = 1 << _KEPT
 _SYMBOLS_PER_LANE = 1024
 _MAX_LANES = 2048
 _FORMAT = 2  # 2: each stream from a whole lane step on, raw bits as one bit string
+MAX_TOKEN = _DIRECT + ((63 - _DIRECT_BITS) * _SUBBUCKETS + _SUBBUCKETS - 1) * 2 + 1  # the token of 2**64 - 1
+MAX_CLASSES = 16  # frequency tables per stream a decoder accepts (hepae's codecs use at most 4)
 
 
 # -- hybrid uint tokens -----------------------------------------------------------------------------
@@ -285,7 +287,7 @@ class _RansDecoder:
         self.freq, self.cum = _with_padding_row(freq)
         self.padding_row = len(self.freq) - 1
         width = self.freq.shape[1]
-        lookup = np.zeros((len(self.freq), PROB_SCALE), dtype=np.int64)  # (row, slot) -> symbol
+        lookup = np.zeros((len(self.freq), PROB_SCALE), dtype=np.int16)  # (row, slot) -> symbol
         for row in range(len(self.freq)):
             if self.freq[row].sum() == PROB_SCALE:
                 lookup[row] = np.repeat(np.arange(width), self.freq[row])
@@ -399,18 +401,30 @@ def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray |
 
 
 def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
-                   max_symbols: int | None = None) -> list[np.ndarray]:
+                   max_symbols: int | None = None, n_streams: int | None = None) -> list[np.ndarray]:
     """Inverse of :func:`encode_streams` (uint64 arrays), given the same ``classes`` (a list, or a
-    function ``classes(index, decoded_before)``, asked only for streams coded with classes); a coded
-    stream that claims more than ``max_symbols`` values is refused before anything is allocated."""
+    function ``classes(index, decoded_before)``, asked only for streams coded with classes).
+
+    Sizes are checked before anything is allocated: coded data that claim more than ``max_symbols``
+    values, another number of streams than ``n_streams``, more than :data:`MAX_CLASSES` tables per
+    stream or tables longer than the token alphabet are refused with :class:`CodecError`.
+    """
     try:
         version, lengths, n_classes, sizes, table_values, states, words, packed = unpack_arrays(coded)
-        if version.tolist() == [_FORMAT]:
-            table_values = _from_varints(table_values)
     except ValueError as err:
         raise CodecError(f"coded stream is damaged: {err}") from None
     if (lengths < 0).any() or (max_symbols is not None and int(lengths.sum()) > max_symbols):
-        raise CodecError(f"coded stream claims {lengths.tolist()} values, more than the {max_symbols} expected")
+        raise CodecError(f"coded stream claims {lengths.tolist()[:8]} values, more than the {max_symbols} expected")
+    if (n_streams is not None and len(lengths) != n_streams) or (n_classes > MAX_CLASSES).any() \
+            or (len(sizes) and (sizes.min() < 0 or sizes.max() > MAX_TOKEN + 1)):
+        raise CodecError(f"coded stream declares {len(lengths)} streams ({n_streams} expected), up to "
+                         f"{n_classes.max() if len(n_classes) else 0} tables per stream and tables of up to "
+                         f"{sizes.max() if len(sizes) else 0} symbols: more than it can hold (corrupted)")
+    if version.tolist() == [_FORMAT]:
+        try:
+            table_values = _from_varints(table_values)
+        except ValueError as err:
+            raise CodecError(f"coded stream is damaged: {err}") from None
     if version.tolist() not in ([1], [_FORMAT]) or len(n_classes) != len(lengths) \
             or len(sizes) != int(n_classes.sum()) or int(sizes.sum()) != len(table_values) or (n_classes < 1).any():
         raise CodecError("coded stream has an unknown layout (written by a newer hepae, or corrupted)")

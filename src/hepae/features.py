@@ -12,7 +12,6 @@ the network ``pt, eta, phi, m`` computed with :mod:`vector` (written back as ``p
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from os import PathLike
@@ -22,8 +21,11 @@ from typing import Any
 import numpy as np
 
 from hepae.errors import FeatureSetError
-from hepae.schema import validate
+from hepae.schema import parse_json, validate
 from hepae.transforms import ColumnTransform, Quantile, Standard, get_transform
+
+MAX_FEATURESET_BYTES = 16 * 2**20
+"""Largest feature-set JSON file read (the built-in ones are a few kB)."""
 
 NORMALIZATIONS = ("featureset", "standard", "quantile")
 """Choices of :func:`FeatureSet.make_normalization`: the per-column configs declared in the feature
@@ -196,13 +198,15 @@ def load_featureset(spec: str | PathLike[str] | FeatureSet | dict[str, Any]) -> 
     text_spec = str(spec)
     builtin = _builtin_dir().joinpath(f"{text_spec}.json")
     if not text_spec.endswith(".json") and builtin.is_file():
-        return FeatureSet.from_dict(json.loads(builtin.read_text(encoding="utf-8")), source=f"'{text_spec}'")
+        document = parse_json(builtin.read_bytes(), what=f"feature set '{text_spec}'", error=FeatureSetError)
+        return FeatureSet.from_dict(document, source=f"'{text_spec}'")
     path = Path(text_spec)
     if path.is_file():
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise FeatureSetError(f"feature set file {path} is not valid JSON: {err}") from None
+        size = path.stat().st_size
+        if size > MAX_FEATURESET_BYTES:
+            raise FeatureSetError(f"feature set file {path} is {size} bytes; a feature set is at most "
+                                  f"{MAX_FEATURESET_BYTES} bytes of JSON")
+        document = parse_json(path.read_bytes(), what=f"feature set file {path}", error=FeatureSetError)
         return FeatureSet.from_dict(document, source=str(path))
     known = sorted(p.name[: -len(".json")] for p in _builtin_dir().iterdir() if p.name.endswith(".json"))
     raise FeatureSetError(

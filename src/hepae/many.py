@@ -35,6 +35,36 @@ from hepae.writing import DEFAULT_COMPRESSION, atomic_output
 PathArg = str | PathLike[str]
 
 
+class ClusterError(HepaeError, ValueError):
+    """A Dask cluster setting that cannot work (e.g. fewer than one worker)."""
+
+
+def _check_workers(workers: int | None) -> None:
+    """:class:`ClusterError` unless ``workers`` is None (one per core) or a positive integer."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ClusterError(f"workers={workers!r}: a local Dask cluster needs at least one worker process "
+                           "(CLI: --workers N with N >= 1)")
+
+
+def _check_output_directory(outdir: PathArg) -> Path:
+    """:class:`OutputFileError` if ``outdir`` exists and is not a directory; creates nothing."""
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputFileError(f"output directory {outdir} exists and is not a directory; -o takes a directory "
+                              "for the output files")
+    return outdir
+
+
+def _output_directory(outdir: PathArg) -> Path:
+    """``outdir``, created if missing; :class:`OutputFileError` if it is a file or cannot be created."""
+    outdir = _check_output_directory(outdir)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputFileError(f"cannot create output directory {outdir}: {err.strerror}") from None
+    return outdir
+
+
 def output_name(input: Path, command: str) -> str:
     """``jets.root`` -> ``jets.compressed.root`` (compress); ``jets.compressed.root`` -> ``jets.reco.root``."""
     stem = input.name[: -len(".root")] if input.name.endswith(".root") else input.name
@@ -45,17 +75,13 @@ def output_name(input: Path, command: str) -> str:
 
 
 def _valid_compressed(output: Path, input: Path) -> bool:
-    """True if ``output`` is a readable container made from ``input`` (same name, size and entries)."""
-    from hepae.container import read_metadata
-    from hepae.sources import open_root, root_source
+    """True if ``output`` is a container made from ``input`` (same name and size) whose every checksum
+    holds (metadata, decoder, each chunk, carried objects: :func:`hepae.decompression.verify`)."""
+    from hepae.decompression import verify
 
     try:
-        with open_root(output) as directory:
-            metadata = read_metadata(directory, str(output))
-            table = root_source(directory, output, metadata["tree"])
-            source = metadata["source"]
-            return (source["file"] == input.name and source["size_bytes"] == input.stat().st_size
-                    and table.num_entries == source["num_entries"])
+        source = verify(output)["source"]
+        return source["file"] == input.name and source["size_bytes"] == input.stat().st_size
     except (HepaeError, OSError):
         return False
 
@@ -71,8 +97,12 @@ def _valid_reconstruction(output: Path, input: Path) -> bool:
         with open_root(output) as directory:
             table = root_source(directory, output, metadata["tree"])
             names = set(table.layout.all_names())
-            return (table.num_entries == metadata["source"]["num_entries"]
-                    and all(b["name"] in names for b in metadata["branches"]))
+            if (table.num_entries != metadata["source"]["num_entries"]
+                    or not all(b["name"] in names for b in metadata["branches"])):
+                return False
+            for _ in table.iterate([b["name"] for b in metadata["branches"]]):  # every basket readable
+                pass
+            return True
     except (HepaeError, OSError):
         return False
 
@@ -113,6 +143,7 @@ def dask_client(client: Any = None, scheduler: str | None = None, workers: int |
     if client is not None:
         yield client
         return
+    _check_workers(workers)
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -138,9 +169,9 @@ def _many(
     options: dict[str, Any],
 ) -> dict[str, Any]:
     started = time.perf_counter()
+    _check_workers(workers)
     files = expand_inputs(inputs)
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    outdir = _output_directory(outdir)
     outputs = [outdir / output_name(f, command) for f in files]
     clashes = sorted({o.name for o in outputs if outputs.count(o) > 1})
     if clashes:
@@ -210,6 +241,8 @@ def compress_many(
         resume: skip files whose valid output already exists.
     Returns the summary dict (also written to ``<outdir>/hepae-compress-many.json``).
     """
+    _check_workers(workers)  # the cheap checks before loading the model
+    _check_output_directory(outdir)
     model = model if isinstance(model, HepaeModel) else load_model(model)
     options = {"resume": resume, "overwrite": overwrite, "step_size": step_size, "compression": compression,
                "drop_unsupported": drop_unsupported, "device": device}

@@ -34,8 +34,8 @@ class ResidualAccumulator:
         self.featureset = featureset
         d = featureset.n_features
         self.n = np.zeros(d, np.int64)
-        self.sum = np.zeros(d)
-        self.sum2 = np.zeros(d)
+        self.sum = np.zeros(d)  # of residual / max, so that neither sum can overflow (residuals up to 1e308)
+        self.sum2 = np.zeros(d)  # of (residual / max)**2
         self.max = np.zeros(d)
         self.undefined = np.zeros(d, np.int64)
         self.hists = [bh.Histogram(_AXIS) for _ in range(d)]
@@ -59,10 +59,17 @@ class ResidualAccumulator:
             self.undefined[j] += int((~finite).sum())
             r = r[finite]
             self.n[j] += r.size
-            self.sum[j] += r.sum()
-            self.sum2[j] += (r * r).sum()
             if r.size:
-                self.max[j] = max(self.max[j], float(np.abs(r).max()))
+                largest = float(np.abs(r).max())
+                if largest > self.max[j]:  # a new scale: rescale the sums so far
+                    ratio = self.max[j] / largest
+                    self.sum[j] *= ratio
+                    self.sum2[j] *= ratio * ratio
+                    self.max[j] = largest
+                if self.max[j] > 0:
+                    scaled = r / self.max[j]
+                    self.sum[j] += scaled.sum()
+                    self.sum2[j] += (scaled * scaled).sum()
             self.hists[j].fill(np.abs(r))
 
     def _quantile(self, j: int, q: float) -> float:
@@ -81,9 +88,10 @@ class ResidualAccumulator:
     def summary(self) -> dict[str, dict[str, Any]]:
         out = {}
         for j, column in enumerate(self.featureset.columns):
-            n = int(self.n[j])
-            mean = self.sum[j] / n if n else float("nan")
-            std = float(np.sqrt(max(self.sum2[j] / n - mean * mean, 0.0))) if n else float("nan")
+            n, scale = int(self.n[j]), float(self.max[j])
+            mean_scaled = self.sum[j] / n if n else float("nan")
+            mean = mean_scaled * scale if n else float("nan")
+            std = scale * float(np.sqrt(max(self.sum2[j] / n - mean_scaled * mean_scaled, 0.0))) if n else float("nan")
             out[column.name] = {
                 "kind": column.residual,
                 "n": n,
@@ -114,9 +122,14 @@ def paired_chunks(
     """Chunk by chunk, ``(original, reconstructed, counts)``: the objects the network encodes (the
     feature set's selection, taken from the original) and their per-event counts."""
     names = featureset.input_branches
+    entry_start = 0
     for chunk_a, chunk_b in zip(a.iterate(names, step_size), b.iterate(names, step_size)):
-        values_a, counts = collection_to_tensor(chunk_a, featureset)
-        values_b, counts_b = collection_to_tensor(chunk_b, featureset)
+        # float64: the files' values as stored (a float32 tensor would overflow on large float64 values)
+        values_a, counts = collection_to_tensor(chunk_a, featureset, np.float64, source=a.path,
+                                                entry_start=entry_start)
+        values_b, counts_b = collection_to_tensor(chunk_b, featureset, np.float64, source=b.path,
+                                                  entry_start=entry_start)
+        entry_start += len(counts)
         if not np.array_equal(counts, counts_b):
             raise ModelMismatchError(f"{a.path} and {b.path} differ in the number of objects per event")
         mask = selection_mask(chunk_a, featureset)

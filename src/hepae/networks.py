@@ -5,11 +5,15 @@
 * ``AE_3D_200``: Linear layers with Tanh between them, none on the output
   (seed: 4-200-100-50-3-50-100-200-4); the encoder's latent is linear and the decoder starts with Tanh.
 
-An :class:`ArchSpec` is plain data (JSON), so a model file describes its network completely.
+An :class:`ArchSpec` is plain data (JSON), so a model file describes its network completely. Its
+:meth:`ArchSpec.tensor_shapes` are computed without building the network, so that a model file's
+tensors can be checked against its architecture, and the architecture against :data:`MAX_PARAMETERS`
+and :data:`MAX_HIDDEN_LAYERS`, before anything is allocated.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,6 +26,13 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     "AE_bn_LeakyReLU": {"hidden": [400, 400, 200], "activation": "leaky_relu", "batchnorm": True},
     "AE_3D_200": {"hidden": [200, 100, 50], "activation": "tanh", "batchnorm": False},
 }
+MAX_PARAMETERS = 50_000_000
+"""Most numbers (weights, biases, batch-norm statistics) a hepae network may hold: 200 MB as float32,
+about 250 times the seed's 27-200-200-200-N network. Larger architectures are refused before a
+network is built or a model file's tensors are read."""
+MAX_HIDDEN_LAYERS = 32
+"""Most hidden layers on each side of the latent layer."""
+_BATCHNORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
 
 
 @dataclass(frozen=True)
@@ -43,7 +54,9 @@ class ArchSpec:
         if latent < 1 or n_features < 1:
             raise ModelFormatError(f"latent size and number of features must be positive (got {latent}, {n_features})")
         hidden_sizes = tuple(hidden or preset["hidden"])
-        return cls(name, n_features, latent, hidden_sizes, preset["activation"], preset["batchnorm"])
+        spec = cls(name, n_features, latent, hidden_sizes, preset["activation"], preset["batchnorm"])
+        spec.check_size()
+        return spec
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -63,6 +76,65 @@ class ArchSpec:
         nodes = [self.n_features, *self.hidden, self.latent, *reversed(self.hidden), self.n_features]
         return "-".join(str(n) for n in nodes)
 
+    def _plans(self) -> dict[str, list[tuple[str, int, int]]]:
+        """The layers of ``encoder`` and ``decoder`` (see :func:`_plan`), as :class:`Autoencoder` builds them."""
+        down = [self.n_features, *self.hidden, self.latent]
+        up = [self.latent, *reversed(self.hidden), self.n_features]
+        if self.batchnorm:  # seed AE_bn_LeakyReLU: activation + BatchNorm on the latent too
+            return {"encoder": _plan(down, self, last_plain=False, lead_activation=False),
+                    "decoder": _plan(up, self, last_plain=True, lead_activation=False)}
+        # seed AE_3D_200: linear latent, decoder starts with the activation
+        return {"encoder": _plan(down, self, last_plain=True, lead_activation=False),
+                "decoder": _plan(up, self, last_plain=True, lead_activation=True)}
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every tensor in the network's ``state_dict``, computed without building it.
+
+        Returns
+        -------
+        dict
+            e.g. ``{"encoder.0.weight": (200, 4), "encoder.0.bias": (200,), ...}``; batch-norm layers
+            add ``running_mean``, ``running_var`` and a 0-d ``num_batches_tracked`` (int64).
+        """
+        shapes: dict[str, tuple[int, ...]] = {}
+        for part, plan in self._plans().items():
+            for index, (kind, n_in, n_out) in enumerate(plan):
+                if kind == "linear":
+                    shapes[f"{part}.{index}.weight"] = (n_out, n_in)
+                    shapes[f"{part}.{index}.bias"] = (n_out,)
+                elif kind == "batchnorm":
+                    shapes.update({f"{part}.{index}.{name}": (n_out,) for name in _BATCHNORM_TENSORS})
+                    shapes[f"{part}.{index}.num_batches_tracked"] = ()
+        return shapes
+
+    @property
+    def n_parameters(self) -> int:
+        """Numbers held by all tensors of :meth:`tensor_shapes` (exact, as a Python int)."""
+        return sum(math.prod(shape) for shape in self.tensor_shapes().values())
+
+    def check_size(self, where: str = "") -> None:
+        """Refuse an architecture beyond :data:`MAX_HIDDEN_LAYERS` or :data:`MAX_PARAMETERS`.
+
+        Parameters
+        ----------
+        where
+            Prefix of the message naming the file concerned (e.g. ``"jets.hepae: "``).
+
+        Raises
+        ------
+        ModelFormatError
+            With the number of layers or parameters and the limit.
+        """
+        if len(self.hidden) > MAX_HIDDEN_LAYERS:
+            raise ModelFormatError(f"{where}architecture {self.name!r} has {len(self.hidden)} hidden layers; "
+                                   f"hepae networks have at most {MAX_HIDDEN_LAYERS}")
+        if min(self.n_features, self.latent, *self.hidden) < 1:
+            raise ModelFormatError(f"{where}architecture {self.layout} has a layer without nodes")
+        n = self.n_parameters
+        if n > MAX_PARAMETERS:
+            raise ModelFormatError(f"{where}architecture {self.layout} has {n:,} parameters; "
+                                   f"hepae networks have at most {MAX_PARAMETERS:,}")
+
 
 def _activation(name: str) -> nn.Module:
     if name == "leaky_relu":
@@ -72,17 +144,31 @@ def _activation(name: str) -> nn.Module:
     raise ModelFormatError(f"unknown activation {name!r}")
 
 
-def _stack(sizes: list[int], spec: ArchSpec, *, last_plain: bool, lead_activation: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
+def _plan(sizes: list[int], spec: ArchSpec, *, last_plain: bool, lead_activation: bool) -> list[tuple[str, int, int]]:
+    """The layers of one half, in order: ``("linear", n_in, n_out)``, ``("activation", n, n)`` or
+    ``("batchnorm", n, n)``. Both :func:`_stack` and :meth:`ArchSpec.tensor_shapes` follow it."""
+    layers: list[tuple[str, int, int]] = []
     if lead_activation:
-        layers.append(_activation(spec.activation))
+        layers.append(("activation", sizes[0], sizes[0]))
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
+        layers.append(("linear", n_in, n_out))
         if last_plain and i == len(sizes) - 2:
             break
-        layers.append(_activation(spec.activation))
+        layers.append(("activation", n_out, n_out))
         if spec.batchnorm:
+            layers.append(("batchnorm", n_out, n_out))
+    return layers
+
+
+def _stack(plan: list[tuple[str, int, int]], spec: ArchSpec) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for kind, n_in, n_out in plan:
+        if kind == "linear":
+            layers.append(nn.Linear(n_in, n_out))
+        elif kind == "batchnorm":
             layers.append(nn.BatchNorm1d(n_out))
+        else:
+            layers.append(_activation(spec.activation))
     return nn.Sequential(*layers)
 
 
@@ -92,14 +178,9 @@ class Autoencoder(nn.Module):
     def __init__(self, spec: ArchSpec):
         super().__init__()
         self.spec = spec
-        down = [spec.n_features, *spec.hidden, spec.latent]
-        up = [spec.latent, *reversed(spec.hidden), spec.n_features]
-        if spec.batchnorm:  # seed AE_bn_LeakyReLU: activation + BatchNorm on the latent too
-            self.encoder = _stack(down, spec, last_plain=False, lead_activation=False)
-            self.decoder = _stack(up, spec, last_plain=True, lead_activation=False)
-        else:  # seed AE_3D_200: linear latent, decoder starts with the activation
-            self.encoder = _stack(down, spec, last_plain=True, lead_activation=False)
-            self.decoder = _stack(up, spec, last_plain=True, lead_activation=True)
+        plans = spec._plans()
+        self.encoder = _stack(plans["encoder"], spec)
+        self.decoder = _stack(plans["decoder"], spec)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)

@@ -117,7 +117,10 @@ def profile(style: Style, edges: np.ndarray, mean: np.ndarray, sigma: np.ndarray
     ax.fill_between(centers[ok], (mean - sigma)[ok], (mean + sigma)[ok], color=COLORS["reconstructed"], alpha=0.3,
                     step=None, label="mean ± σ")
     ax.axhline(0.0, color="grey", lw=1)
-    ax.set_xscale("log")
+    if edges[0] > 0:  # log-spaced pT bins
+        if not ok.any():  # nothing drawn (too few objects): without limits the log axis cannot be drawn
+            ax.set_xlim(edges[0], edges[-1])
+        ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend()

@@ -97,36 +97,76 @@ def check_collection(layout: TreeLayout, featureset: FeatureSet, path: PathArg) 
     return counter
 
 
-def _counts(arrays: dict[str, ak.Array], branches: Sequence[str]) -> np.ndarray:
-    """Per-event object counts, the same for every branch of one collection."""
+def _counts(
+    arrays: dict[str, ak.Array], branches: Sequence[str], source: PathArg | None = None, entry_start: int = 0
+) -> np.ndarray:
+    """Per-event object counts, the same for every branch of one collection.
+
+    Parameters
+    ----------
+    arrays
+        One chunk, ``{branch: jagged array}``.
+    branches
+        The collection's branches (an RNTuple stores each field's counts, which may disagree).
+    source, entry_start
+        The file the chunk comes from and the index of its first event, for the message.
+
+    Raises
+    ------
+    BranchTypeError
+        Two branches differ in their number of objects; the message names the file and the first event.
+    """
     counts = ak.to_numpy(ak.num(arrays[branches[0]], axis=1)).astype(np.int64)
     for branch in branches[1:]:
-        if not np.array_equal(ak.to_numpy(ak.num(arrays[branch], axis=1)), counts):
-            raise BranchTypeError(
-                f"branches '{branches[0]}' and '{branch}' have different numbers of objects per event; "
-                f"they cannot be one collection"
-            )
+        other = ak.to_numpy(ak.num(arrays[branch], axis=1))
+        if np.array_equal(other, counts):
+            continue
+        n = min(len(other), len(counts))
+        differ = np.flatnonzero(other[:n] != counts[:n])
+        event = int(differ[0]) if len(differ) else n
+        found = f" ({counts[event]} and {other[event]})" if event < n else ""
+        where = f" in {source}" if source is not None else ""
+        of = "" if source is not None else " of a chunk"
+        raise BranchTypeError(
+            f"branches '{branches[0]}' and '{branch}'{where} have different numbers of objects in event "
+            f"{entry_start + event}{of}{found}; they cannot be one collection (expected equal counts per event)"
+        )
     return counts
 
 
 def collection_to_tensor(
-    arrays: dict[str, ak.Array], featureset: FeatureSet
+    arrays: dict[str, ak.Array], featureset: FeatureSet, dtype: np.dtype | str | None = None, *,
+    source: PathArg | None = None, entry_start: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(values, counts)``: a C-contiguous ``(n_objects, D)`` array and per-event object counts.
 
-    All objects of the collection, selected or not (see :func:`select_objects`).
+    All objects of the collection, selected or not (see :func:`select_objects`). ``dtype`` defaults to
+    the feature set's; :func:`tensor_dtype` gives the one that keeps a file's values unchanged.
+    ``source`` (the file) and ``entry_start`` (the chunk's first event) name where the branches'
+    object counts disagree, if they do (:class:`BranchTypeError`).
     """
     branches = featureset.branches
-    counts = _counts(arrays, branches)
+    counts = _counts(arrays, [b for b in featureset.input_branches if b in arrays], source, entry_start)
     stored = {b: ak.to_numpy(ak.flatten(arrays[b], axis=1)) for b in branches}
     if featureset.representation is not None:
         r = featureset.representation
         momenta = vector.array({k: stored[r[k]].astype(np.float64) for k in CARTESIAN_BRANCHES})
         stored = {"pt": momenta.pt, "eta": momenta.eta, "phi": momenta.phi, "m": momenta.mass}
-    values = np.empty((int(counts.sum()), len(featureset.columns)), dtype=featureset.dtype)
+    values = np.empty((int(counts.sum()), len(featureset.columns)), dtype=dtype or featureset.dtype)
     for j, column in enumerate(featureset.columns):
         values[:, j] = stored[column.branch or column.name]
     return values, counts
+
+
+def tensor_dtype(layout: TreeLayout, featureset: FeatureSet) -> np.dtype:
+    """The dtype that holds every value of the collection's branches in ``layout`` unchanged: float64 if
+    the feature set asks for it or a compressed branch is float64 (or an integer of 32 bits or more,
+    which float32 cannot hold exactly), else float32."""
+    for branch in featureset.compressed_branches:
+        dtype = np.dtype(layout.spec(branch).dtype)
+        if (dtype.kind == "f" and dtype.itemsize > 4) or (dtype.kind in "iu" and dtype.itemsize >= 4):
+            return np.dtype("float64")
+    return featureset.dtype
 
 
 def tensor_to_collection(
@@ -185,7 +225,7 @@ def iterate_collection(
             check_collection(source.layout, featureset, path)
             entry_start = 0
             for arrays in source.iterate(featureset.input_branches, step_size):
-                values, counts = collection_to_tensor(arrays, featureset)
+                values, counts = collection_to_tensor(arrays, featureset, source=path, entry_start=entry_start)
                 values, counts = select_objects(values, counts, selection_mask(arrays, featureset))
                 yield CollectionChunk(values, counts, file_index, entry_start)
                 entry_start += len(counts)

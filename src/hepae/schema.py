@@ -2,11 +2,16 @@
 
 The schemas are package data (read with :mod:`importlib.resources`, never from the network), and the
 same files appear at the repository's top-level ``schemas/``.
+
+Documents from files are parsed with :func:`parse_json`, which refuses nesting deeper than
+:data:`MAX_JSON_DEPTH` (``json.loads`` itself would raise ``RecursionError`` on very deep nesting),
+and :func:`validate` refuses such documents before walking them.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from importlib import resources
 from typing import Any
@@ -15,6 +20,57 @@ import jsonschema
 import referencing
 
 from hepae.errors import HepaeError, SchemaValidationError
+
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of JSON arrays and objects accepted in a feature set, model header or metadata (the
+shipped documents nest at most 6 deep)."""
+_MAX_MESSAGE = 200  # characters of a jsonschema message kept (it quotes the offending value)
+_MAX_ERRORS = 100  # schema violations collected before giving up
+
+
+def json_depth(document: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of arrays and objects in ``document`` (a scalar: 0), without recursion.
+
+    Stops counting once ``limit + 1`` is reached, so the walk is cheap for hostile documents.
+    """
+    deepest = 0
+    stack = [(document, 1)] if isinstance(document, dict | list) else []
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def parse_json(text: str | bytes, *, what: str, error: type[HepaeError]) -> Any:
+    """``json.loads(text)``, with every failure raised as one-line ``error`` naming ``what``.
+
+    Parameters
+    ----------
+    text
+        The JSON text (bytes must be UTF-8).
+    what
+        The document, for messages, e.g. ``"feature set file jets.json"``.
+    error
+        The :class:`hepae.errors.HepaeError` subclass to raise.
+
+    Raises
+    ------
+    HepaeError
+        ``error`` if ``text`` is not UTF-8 or not JSON, or nests deeper than :data:`MAX_JSON_DEPTH`.
+    """
+    try:
+        document = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except RecursionError:
+        raise error(f"{what} nests arrays/objects deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
+        raise error(f"{what} is not valid JSON: {err}") from None
+    if json_depth(document) > MAX_JSON_DEPTH:
+        raise error(f"{what} nests arrays/objects deeper than {MAX_JSON_DEPTH} levels")
+    return document
 
 
 def schema_text(name: str) -> str:
@@ -39,16 +95,30 @@ def _registry() -> referencing.Registry:
 
 
 def validate(document: Any, schema_name: str, *, what: str) -> None:
-    """Raise :class:`SchemaValidationError` naming ``what`` and the failing JSON path if invalid."""
+    """Raise :class:`SchemaValidationError` naming ``what`` and the failing JSON path if invalid.
+
+    A document nested deeper than :data:`MAX_JSON_DEPTH` is refused before it is walked.
+    """
+    if json_depth(document) > MAX_JSON_DEPTH:
+        raise SchemaValidationError(f"{what} nests arrays/objects deeper than {MAX_JSON_DEPTH} levels")
     validator = jsonschema.Draft202012Validator(load_schema(schema_name), registry=_registry())
-    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    try:
+        # at most _MAX_ERRORS + 1 errors: a list of millions of wrong items would otherwise make millions
+        errors = sorted(itertools.islice(validator.iter_errors(document), _MAX_ERRORS + 1),
+                        key=lambda e: list(e.absolute_path))
+        if errors:
+            first = errors[0]
+            message = first.message
+            path = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+    except RecursionError:  # not expected within MAX_JSON_DEPTH; never a traceback all the same
+        raise SchemaValidationError(f"{what} is nested too deeply to be checked against {schema_name}") from None
     if errors:
-        first = errors[0]
-        path = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        if len(message) > _MAX_MESSAGE or "\n" in message:
+            message = message.replace("\n", " ")[:_MAX_MESSAGE] + "..."
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        raise SchemaValidationError(
-            f"{what} does not follow {schema_name}: at '{path}': {first.message}{more}"
-        )
+        if len(errors) > _MAX_ERRORS:
+            more = f" (and over {_MAX_ERRORS - 1} more problems)"
+        raise SchemaValidationError(f"{what} does not follow {schema_name}: at '{path}': {message}{more}")
 
 
 def validate_versioned(

@@ -8,7 +8,10 @@ file. Each gives a :class:`~hepae.layout.TreeLayout` (what branches/fields it ho
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import os
+import stat
 from collections.abc import Iterator, Sequence
 from os import PathLike
 from pathlib import Path
@@ -34,15 +37,46 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
+_FILE_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+               stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
+
+
+def check_input_file(path: PathArg, what: str = "input file") -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it is a regular file that can be stat'ed; else :class:`InputFileError`.
+
+    The message says what the path is instead: missing, a dangling symbolic link, a symbolic link loop,
+    a directory, a FIFO, a socket or a device (nothing is opened, so a FIFO cannot block the reader).
+
+    Parameters
+    ----------
+    path
+        The file to check.
+    what
+        How the message names it (``"input file"``, ``"model file"``, ...).
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise InputFileError(f"{what} {path} is a symbolic link loop; expected a file") from None
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            if path.is_symlink():
+                raise InputFileError(f"{what} {path} is a dangling symbolic link (to {os.readlink(path)}); "
+                                     "expected a file") from None
+            raise InputFileError(f"{what} {path} does not exist") from None
+        raise InputFileError(f"{what} {path} cannot be read: {err.strerror}") from None
+    if not stat.S_ISREG(mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a file")
+        raise InputFileError(f"{what} {path} is not a regular file ({kind}); expected a file")
+    return path
+
+
 @contextlib.contextmanager
 def open_root(path: PathArg) -> Iterator[uproot.ReadOnlyDirectory]:
     """``uproot.open`` with errors that say which file and what is wrong with it. No array cache: data
     are read once, chunk by chunk, and uproot's default cache (100 MB) would grow with the file."""
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"input file {path} does not exist")
-    if not path.is_file():
-        raise InputFileError(f"input {path} is not a regular file")
+    path = check_input_file(path)
     try:
         handle = uproot.open(path, array_cache=None)
     except Exception as err:  # uproot raises many kinds on damaged files; all mean the same here
@@ -247,8 +281,7 @@ def open_source(path: PathArg, name: str) -> Iterator[Source]:
                 f"{path} is a DarkMachines CSV file, read as one table '{TABLE_NAME}'; the feature set asks "
                 f"for '{name}' (use a darkmachines-* feature set)"
             )
-        if not path.is_file():
-            raise InputFileError(f"input file {path} does not exist")
+        check_input_file(path)
         yield DarkMachinesSource(path)
         return
     with open_root(path) as directory:

@@ -16,6 +16,7 @@ import json
 import math
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
@@ -276,8 +277,8 @@ def validate(
     if style not in STYLES:
         raise ValueError(f"unknown plot style {style!r}; choose one of {', '.join(STYLES)}")
     formats = tuple(formats)
-    if outdir.exists() and not overwrite:
-        raise OutputFileError(f"report directory {outdir} exists; pass overwrite=True (CLI: --overwrite)")
+    inputs = [p for p in (original, reconstructed, compressed) if p is not None]
+    check_report_directory(outdir, overwrite=overwrite, inputs=inputs)
     accumulator = ResidualAccumulator(featureset)
     variables: list[_Variable] = []
     residual_moments = _Moments(featureset.n_features)
@@ -312,20 +313,88 @@ def validate(
     try:
         metrics, files = _write_report(work, featureset, style, formats, limits, accumulator, variables,
                                        residual_moments, latent_moments, physics, original, reconstructed, n_events)
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        work.rename(outdir)
+        (work / REPORT_MANIFEST).write_text(json.dumps({"written_by": "hepae validate", "files": files}, indent=1))
+        _replace_report(work, outdir, overwrite=overwrite, inputs=inputs)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # our own temporary directory, nothing else
         raise
     return ValidationReport(outdir, metrics, files)
+
+
+REPORT_MANIFEST = ".hepae-report.json"
+"""The file, in every report directory, that lists what ``validate`` wrote there (and nothing else)."""
+
+
+def _report_files(outdir: Path) -> set[str] | None:
+    """The files a hepae report directory holds by its manifest; ``None`` if it has no readable manifest."""
+    try:
+        manifest = json.loads((outdir / REPORT_MANIFEST).read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(files, list) or not all(isinstance(f, str) and "/" not in f and f not in ("", ".", "..")
+                                              for f in files):
+        return None
+    return {*files, REPORT_MANIFEST}
+
+
+def check_report_directory(outdir: Path, *, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
+    """Raise :class:`OutputFileError` unless ``outdir`` may receive a report; changes nothing.
+
+    An existing ``outdir`` is replaced only with ``overwrite``, and only if it is a report that hepae
+    wrote (its manifest lists every file in it) and holds none of the ``inputs``: ``--overwrite``
+    replaces what hepae wrote, never anything else.
+    """
+    if not outdir.exists():
+        if outdir.is_symlink():
+            raise OutputFileError(f"report directory {outdir} is a dangling symbolic link")
+        if not outdir.resolve().parent.is_dir():
+            raise OutputFileError(f"output directory {outdir.resolve().parent} does not exist")
+        return
+    if not outdir.is_dir() or outdir.is_symlink():
+        raise OutputFileError(f"report directory {outdir} exists and is not a directory; choose a directory path")
+    for path in inputs:
+        if path.exists() and outdir.resolve() in path.resolve().parents:
+            raise OutputFileError(f"report directory {outdir} holds the input {path}; choose another report directory")
+    if not overwrite:
+        raise OutputFileError(f"report directory {outdir} exists; pass overwrite=True (CLI: --overwrite)")
+    listed = _report_files(outdir)
+    if listed is None:
+        raise OutputFileError(
+            f"report directory {outdir} was not written by 'hepae validate' (no {REPORT_MANIFEST}); "
+            "--overwrite replaces only a hepae report: choose another directory or empty it yourself")
+    foreign = sorted(p.name for p in outdir.iterdir() if p.name not in listed or not p.is_file() or p.is_symlink())
+    if foreign:
+        raise OutputFileError(
+            f"report directory {outdir} holds files that 'hepae validate' did not write: {foreign[:5]}; "
+            "--overwrite replaces only a hepae report: choose another directory or remove them yourself")
+
+
+def _replace_report(work: Path, outdir: Path, *, overwrite: bool, inputs: Sequence[Path]) -> None:
+    """Move the finished report ``work`` to ``outdir``; an old report there is removed file by file."""
+    check_report_directory(outdir, overwrite=overwrite, inputs=inputs)  # again: it may have changed meanwhile
+    if not outdir.exists():
+        work.rename(outdir)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.old.", dir=work.parent))
+    old.rmdir()
+    outdir.rename(old)
+    work.rename(outdir)
+    listed = _report_files(old) or set()
+    for name in listed:
+        (old / name).unlink(missing_ok=True)
+    try:
+        old.rmdir()  # only if empty: anything that appeared meanwhile stays (and is said)
+    except OSError:
+        warnings.warn(f"the previous report was moved to {old}, which holds files hepae did not write", stacklevel=3)
 
 
 def _latent_moments(compressed: Path, step_size: int | str) -> tuple[list[str], _Moments]:
     """Moments of the latent values of an ``ae``-compressed file, chunk by chunk (none for other codecs)."""
     from hepae.codecs import get_codec
-    from hepae.container import CHUNK_ENTRIES, COUNT_BRANCH, STREAM_TREE, read_metadata
-    from hepae.sources import get_tree, iterate_arrays, open_root, root_source
+    from hepae.container import COUNT_BRANCH, read_metadata
+    from hepae.decompression import verified_chunks
+    from hepae.sources import open_root, root_source
 
     moments: _Moments | None = None
     with open_root(compressed) as directory:
@@ -333,18 +402,12 @@ def _latent_moments(compressed: Path, step_size: int | str) -> tuple[list[str], 
         codec = get_codec(metadata["codec"])
         if codec.codec_id != "ae" or "model" not in metadata:  # no model: no chunk kept a latent value
             return [], _Moments(0)
-        names = [s["name"] for s in metadata["collection"]["streams"]]
-        table = root_source(directory, compressed, metadata["tree"])  # its per-event counts
-        start = 0
-        for entry in iterate_arrays(get_tree(directory, STREAM_TREE, compressed), [CHUNK_ENTRIES, *names],
-                                    step_size=1):
-            stop = start + int(entry[CHUNK_ENTRIES][0])
+        table = root_source(directory, compressed, metadata["tree"])
+        for arrays, streams, _ in verified_chunks(directory, metadata, table, compressed):  # each chunk checked
             try:
-                counts = ak.to_numpy(table.read([COUNT_BRANCH], start, stop)[COUNT_BRANCH])
-                latent = codec.latent_values({n: ak.to_numpy(entry[n][0]) for n in names}, counts)
+                latent = codec.latent_values(streams, ak.to_numpy(arrays[COUNT_BRANCH]))
             except (ValueError, KeyError, CodecError) as err:
                 raise ContainerFormatError(f"{compressed}: latent streams are inconsistent ({err})") from None
-            start = stop
             moments = moments or _Moments(latent.shape[1])
             moments.update(latent)
     size = len(moments.sum) if moments is not None else 0

@@ -5,7 +5,10 @@ atomic output files (temporary file in the target directory, renamed on success,
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterator, Sequence
 from os import PathLike
@@ -15,7 +18,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from hepae.errors import BranchTypeError, OutputFileError, UnsupportedBranchError
+from hepae.errors import BranchTypeError, HepaeError, OutputFileError, UnsupportedBranchError
 from hepae.layout import BranchSpec
 
 DEFAULT_COMPRESSION = "zstd:5"
@@ -54,6 +57,120 @@ def check_output_path(
     return path
 
 
+TMP_SUFFIX = ".hepae-tmp"
+"""Suffix of the temporary files of :func:`atomic_output`: ``.<name>.<host>.<pid>.<random>.hepae-tmp``."""
+
+_WRITE_FAILURES = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large (the file system's or the process's file-size limit)",
+}
+"""Errors that only a write gives: wherever they are raised (or wrapped), the output is what failed."""
+
+
+def _host() -> str:
+    """This machine's name as it appears in temporary file names (no dots, at most 64 characters)."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "localhost"
+
+
+def _tmp_prefix(path: Path) -> str:
+    """``.<name>.``, the start of ``path``'s temporary file names (a long name cut, to stay within 255 bytes)."""
+    return f".{path.name[:120]}."
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0
+    return True
+
+
+def _lock(fd: int, *, blocking: bool = True) -> bool:
+    """Take an exclusive ``flock`` on ``fd``; False if another process holds one (True where no flock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the PID check alone decides
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without locks: the PID check alone decides
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | PathLike[str]) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_output` for ``path`` whose writer is dead; return them.
+
+    A temporary file counts as stale when its name carries this host's name and the PID of a process
+    that no longer exists (a run killed with SIGKILL, or by the out-of-memory killer), and no process
+    holds its lock. Files of other hosts (a shared file system) and of live processes are left alone.
+    """
+    path = Path(path)
+    prefix, host, removed = _tmp_prefix(path), _host(), []
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(TMP_SUFFIX)]
+    except OSError:
+        return removed
+    for candidate in candidates:
+        parts = candidate.name[len(prefix):-len(TMP_SUFFIX)].rsplit(".", 2)
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit() or _pid_alive(int(parts[1])):
+            continue
+        try:
+            fd = os.open(candidate, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            continue
+        try:
+            if _lock(fd, blocking=False):
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _write_failure(err: BaseException) -> str | None:
+    """What went wrong if ``err`` (or an error it wraps) is a failed write: full disk, quota, size limit, EIO.
+
+    ENOSPC, EDQUOT and EFBIG are recognized even when a reader or writer wrapped them (``__cause__`` or
+    ``__context__``): reading never raises them. EIO only when it arrives unwrapped, as a plain
+    ``OSError``: wrapped in an input error it was the input that could not be read.
+    """
+    if isinstance(err, OSError) and not isinstance(err, HepaeError) and err.errno == errno.EIO:
+        return "input/output error (a failing disk or network file system?)"
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _WRITE_FAILURES:
+            return _WRITE_FAILURES[current.errno]
+        current = current.__cause__ or current.__context__
+    return None
+
+
+@contextlib.contextmanager
+def output_errors(path: str | PathLike[str]) -> Iterator[None]:
+    """Report a failed write in the block (disk full, quota, file-size limit, EIO) as :class:`OutputFileError`.
+
+    The message names ``path``, however deep the error was raised or wrapped: a full output disk is never
+    reported as a damaged input. Other errors pass unchanged.
+    """
+    try:
+        yield
+    except Exception as err:
+        reason = _write_failure(err)
+        if reason is None:
+            raise
+        raise OutputFileError(f"cannot write output {path}: {reason}; no partial output was left") from err
+
+
 @contextlib.contextmanager
 def atomic_output(
     path: str | PathLike[str], *, overwrite: bool = False, inputs: Sequence[str | PathLike[str]] = ()
@@ -61,25 +178,38 @@ def atomic_output(
     """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds.
 
     The checks of :func:`check_output_path` come first. On any exception (including
-    KeyboardInterrupt) the temporary file is removed and nothing is left at ``path``.
+    KeyboardInterrupt) the temporary file is removed and nothing is left at ``path``; a write that fails
+    for lack of space, quota or file-size limit, or with EIO, raises :class:`OutputFileError` naming
+    ``path``. The temporary file is ``.<name>.<host>.<pid>.<random>.hepae-tmp``; those of earlier runs
+    on this host whose process is dead (killed with SIGKILL) are removed first
+    (:func:`remove_stale_temporaries`).
     """
     path = check_output_path(path, overwrite=overwrite, inputs=inputs)
     directory = path.parent
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".hepae-tmp", dir=directory)
-    except OSError as err:
-        raise OutputFileError(f"cannot write to output directory {directory}: {err.strerror}") from None
-    os.close(fd)
+    remove_stale_temporaries(path)
+    with output_errors(path):
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f"{_tmp_prefix(path)}{_host()}.{os.getpid()}.", suffix=TMP_SUFFIX,
+                                            dir=directory)
+        except OSError as err:
+            if err.errno in _WRITE_FAILURES:
+                raise
+            raise OutputFileError(f"cannot write to output directory {directory}: {err.strerror}") from None
     tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the output ordinary permissions
     try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with output_errors(path):
+            try:
+                _lock(fd)  # held while writing: tells other processes' remove_stale_temporaries this one lives
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the output ordinary permissions
+                yield tmp
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+    finally:
+        os.close(fd)
 
 
 def _ak_type(dtype: np.dtype) -> ak.types.Type:
