@@ -141,6 +141,13 @@ CLI_CASES: list[Case] = [
     Case("input is a directory", errors.InputFileError,
          "input file <path> is not a regular file (a directory); expected a file",
          lambda c: hepae.compress(c["tmp"], c["tmp"] / "o.root", c["model"], progress=False)),
+    Case("output is a symbolic link loop", errors.OutputFileError,
+         "output <path> is a symbolic link loop; choose another output path",
+         lambda c: (c["tmp"] / "o.root").symlink_to("o.root") or hepae.compress(
+             c["sample"], c["tmp"] / "o.root", c["model"], progress=False)),
+    Case("output directory is a file", errors.OutputFileError, "output directory <path> is not a directory",
+         lambda c: (c["tmp"] / "file").write_text("x") and hepae.compress(
+             c["sample"], c["tmp"] / "file" / "o.root", c["model"], progress=False)),
     Case("DarkMachines CSV with a UTF-8 byte order mark and \\r\\n line endings", None,
          "read like any other: the mark is skipped, and counting and parsing both see one line per '\\n'",
          _bom_and_crlf),

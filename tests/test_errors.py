@@ -214,6 +214,11 @@ CLI_ROWS = [
      "hepae compress: interrupted; no partial output was left"),
     ("any hepae error at the command line", "exit status 1", "hepae <command>: error: <message> (--debug: traceback)"),
     ("bad command-line usage", "exit status 2", "usage: hepae <command> ... (argparse)"),
+    ("--step-size under 1000 entries or '1 MB', --workers under 1", "exit status 2",
+     "hepae compress: error: argument --step-size: 1 entries per chunk is too small <...>; give at least 1000 <...>"),
+    ("stdout closed early (hepae inspect f | head -2)", "exit status 141", "(nothing on stderr)"),
+    ("disk full (or quota, file-size limit) while writing", "exit status 1",
+     "hepae <command>: error: cannot write output <path>: no space left on device; no partial output was left"),
 ]
 
 

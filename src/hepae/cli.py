@@ -318,7 +318,9 @@ def cmd_inspect(args: argparse.Namespace) -> None:
         print(f"{info['file']}: {info['repr']}")
         t = h["training"]
         if t:
-            print(f"  trained on {t.get('n_train_objects')} objects, best validation MSE {t.get('best_val_loss'):.3e} "
+            loss = t.get("best_val_loss")
+            loss = f"{loss:.3e}" if isinstance(loss, int | float) else "-"
+            print(f"  trained on {t.get('n_train_objects')} objects, best validation MSE {loss} "
                   f"(epoch {t.get('best_epoch')}/{t.get('epochs')}), normalization {t.get('normalization')}")
     else:
         print(f"{info['file']}: ROOT file, not compressed by hepae")

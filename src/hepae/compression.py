@@ -201,7 +201,8 @@ def compress(
                 bar = tqdm(total=layout.num_entries, disable=not progress, unit="event", desc=f"compress {input.name}")
                 with bar:
                     for arrays in source.iterate(layout.names, step_size):
-                        values, counts = collection_to_tensor(arrays, featureset, dtype)
+                        values, counts = collection_to_tensor(arrays, featureset, dtype, source=input,
+                                                              entry_start=n_events)
                         mask = selection_mask(arrays, featureset)
                         encoded, encoded_counts = select_objects(values, counts, mask)
                         streams = codec.encode(encoded, codec_model, encoded_counts)

@@ -40,6 +40,10 @@ def available_devices() -> list[str]:
     return names
 
 
+def _listing() -> str:
+    return f"devices on this machine: {', '.join(available_devices())} (or auto)"
+
+
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... as a :class:`torch.device` that exists here.
 
@@ -60,19 +64,16 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    here = ", ".join(available_devices())
     try:
         device = name if isinstance(name, torch.device) else torch.device(str(name).strip())
     except (RuntimeError, TypeError, ValueError):
-        raise DeviceError(f"unknown torch device {str(name)!r}; devices on this machine: {here} (or auto)") from None
+        raise DeviceError(f"unknown torch device {str(name)!r}; {_listing()}") from None
     if device.type == "cpu":
         return device
     count = _count(device.type)
     if device.type not in ("cuda", "mps", "xpu"):
-        raise DeviceError(f"device {str(name)!r}: hepae runs on cpu, cuda, mps or xpu devices; devices on this "
-                          f"machine: {here} (or auto)")
+        raise DeviceError(f"device {str(name)!r}: hepae runs on cpu, cuda, mps or xpu devices; {_listing()}")
     if count == 0 or (device.index is not None and device.index >= count):
         has = f"it has {count} {device.type.upper()} device(s)" if count else f"it has no {device.type.upper()} device"
-        raise DeviceError(f"device {str(name)!r} does not exist on this machine ({has}); devices on this machine: "
-                          f"{here} (or auto)")
+        raise DeviceError(f"device {str(name)!r} does not exist on this machine ({has}); {_listing()}")
     return device

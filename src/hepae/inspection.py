@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from hepae.container import COUNT_BRANCH, METADATA_KEY, STREAM_TREE, read_metadata
-from hepae.errors import InputFileError
 from hepae.features import list_featuresets
 from hepae.model import load_model
-from hepae.sources import RNTUPLE_CLASS, open_root, root_source
+from hepae.sources import RNTUPLE_CLASS, check_input_file, open_root, root_source
 
 
 def _ratio(a: int | None, b: int) -> float | None:
@@ -73,9 +72,7 @@ def inspect(path: str | PathLike[str]) -> dict[str, Any]:
 
     Returns a JSON-able dict with a ``"kind"`` key: ``"hepae-container"``, ``"hepae-model"`` or ``"root"``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path} does not exist or is not a file")
+    path = check_input_file(path)
     if zipfile.is_zipfile(path):
         model = load_model(path)
         return {"kind": "hepae-model", "file": str(path), "header": model.header(), "repr": repr(model)}

@@ -41,7 +41,7 @@ import torch
 
 from hepae._version import __version__
 from hepae.devices import resolve_device
-from hepae.errors import HepaeError, ModelFormatError, ModelMismatchError
+from hepae.errors import HepaeError, InputFileError, ModelFormatError, ModelMismatchError
 from hepae.features import FeatureSet
 from hepae.networks import MAX_PARAMETERS, ArchSpec, Autoencoder, inference_forward
 from hepae.schema import parse_json, validate_versioned
@@ -387,7 +387,9 @@ class HepaeModel:
             raise ModelFormatError("this model holds only the decoder (as embedded in a compressed file); "
                                    "load the full model file to compress")
         self.normalization.check_domain(values, where=f"feature set '{self.featureset.name}'")
-        normalized = self.normalization.transform(np.asarray(values, dtype=np.float32))
+        values = np.asarray(values)
+        precision = np.float64 if values.dtype == np.float64 else np.float32  # 1e-300 must not become 0 first
+        normalized = self.normalization.transform(np.asarray(values, dtype=precision)).astype(np.float32, copy=False)
         return self._run(self.network.encoder, normalized, self.latent_size)
 
     def decode(self, latent: np.ndarray) -> np.ndarray:
@@ -464,9 +466,13 @@ class HepaeModel:
 
 def load_model(path: str | PathLike[str]) -> HepaeModel:
     """Read a model file written by :meth:`HepaeModel.save` (pickle-free)."""
+    from hepae.sources import check_input_file
+
     path = Path(path)
-    if not path.is_file():
-        raise ModelFormatError(f"model file {path} does not exist")
+    try:
+        check_input_file(path, "model file")  # a FIFO, a symbolic link loop: said as such, never opened
+    except InputFileError as err:
+        raise ModelFormatError(str(err)) from None
     size = path.stat().st_size
     if size > MAX_MODEL_BYTES:  # before reading it
         raise ModelFormatError(f"{path} is {size} bytes; a hepae model file is at most {MAX_MODEL_BYTES} bytes "

@@ -35,6 +35,7 @@ from hepae.features import FeatureSet, list_featuresets, load_featureset
 from hepae.metrics import ResidualAccumulator, open_pair, paired_chunks
 from hepae.reading import DEFAULT_STEP_SIZE, check_collection
 from hepae.sources import open_source
+from hepae.writing import output_errors
 
 PathArg = str | PathLike[str]
 STYLES = ("ATLAS", "CMS", "ROOT", "LHCb2")
@@ -133,8 +134,9 @@ class _Moments:
     def update(self, x: np.ndarray) -> None:
         x = x[np.isfinite(x).all(axis=1)].astype(np.float64)
         self.n += len(x)
-        self.sum += x.sum(axis=0)
-        self.outer += x.T @ x
+        with np.errstate(over="ignore", invalid="ignore"):  # values near 1e300: inf moments, NaN correlations
+            self.sum += x.sum(axis=0)
+            self.outer += x.T @ x
 
     def correlation(self) -> np.ndarray:
         if self.n < 2:
@@ -309,12 +311,16 @@ def validate(
 
     parent = outdir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
+    with output_errors(outdir):  # a full disk names the report directory
+        work = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
     try:
-        metrics, files = _write_report(work, featureset, style, formats, limits, accumulator, variables,
-                                       residual_moments, latent_moments, physics, original, reconstructed, n_events)
-        (work / REPORT_MANIFEST).write_text(json.dumps({"written_by": "hepae validate", "files": files}, indent=1))
-        _replace_report(work, outdir, overwrite=overwrite, inputs=inputs)
+        with output_errors(outdir):
+            metrics, files = _write_report(work, featureset, style, formats, limits, accumulator, variables,
+                                           residual_moments, latent_moments, physics, original, reconstructed,
+                                           n_events)
+            manifest = {"written_by": "hepae validate", "files": files}
+            (work / REPORT_MANIFEST).write_text(json.dumps(manifest, indent=1))
+            _replace_report(work, outdir, overwrite=overwrite, inputs=inputs)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)  # our own temporary directory, nothing else
         raise
@@ -546,8 +552,9 @@ def _original_std(variables: list[_Variable]) -> list[float]:
         h = variable.fine_original
         counts, centers = h.values(), h.axes[0].centers
         total = counts.sum()
-        mean = (counts * centers).sum() / total if total else 0.0
-        out.append(float(math.sqrt((counts * (centers - mean) ** 2).sum() / total)) if total else 0.0)
+        with np.errstate(over="ignore", invalid="ignore"):  # bins near 1e300: an infinite spread
+            mean = (counts * centers).sum() / total if total else 0.0
+            out.append(float(math.sqrt((counts * (centers - mean) ** 2).sum() / total)) if total else 0.0)
     return out
 
 

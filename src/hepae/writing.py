@@ -40,10 +40,16 @@ def check_output_path(
 ) -> Path:
     """Raise :class:`OutputFileError` unless ``path`` can be written; creates nothing.
 
-    Refuses an existing ``path`` unless ``overwrite``, a ``path`` that is one of the ``inputs``, and a
-    directory that does not exist.
+    Refuses an existing ``path`` unless ``overwrite``, a ``path`` that is one of the ``inputs``, a
+    directory that does not exist (or is a file), and symbolic link loops.
     """
     path = Path(path)
+    for where, what in ((path.parent, "output directory"), (path, "output")):
+        try:
+            os.stat(where)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise OutputFileError(f"{what} {where} is a symbolic link loop; choose another output path") from None
     for source in inputs:
         source = Path(source)
         if path.resolve() == source.resolve() or (source.exists() and path.exists() and path.samefile(source)):
@@ -52,6 +58,8 @@ def check_output_path(
         raise OutputFileError(f"output {path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
     if path.exists() and not path.is_file():
         raise OutputFileError(f"output {path} exists and is not a regular file")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OutputFileError(f"output directory {path.parent} is not a directory")
     if not path.parent.is_dir():
         raise OutputFileError(f"output directory {path.parent} does not exist")
     return path
@@ -199,7 +207,7 @@ def atomic_output(
     try:
         with output_errors(path):
             try:
-                _lock(fd)  # held while writing: tells other processes' remove_stale_temporaries this one lives
+                _lock(fd, blocking=False)  # held while writing: tells remove_stale_temporaries this one lives
                 umask = os.umask(0)
                 os.umask(umask)
                 os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the output ordinary permissions
