@@ -9,12 +9,14 @@ results to stdout (``--json`` for machine-readable output).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -227,6 +229,10 @@ def cmd_compress(args: argparse.Namespace) -> None:
         print(f"compressed {summary['n_objects']} objects in {summary['n_events']} events "
               f"into {summary['output']} ({summary['seconds']:.2f} s)")
         print(format_sizes(summary))
+        if summary["carried_objects"] or summary["dropped_objects"]:
+            left_out = summary["dropped_objects"]
+            print(f"other objects: {len(summary['carried_objects'])} carried, {len(left_out)} left out"
+                  + (f" ({', '.join(sorted(left_out)[:5])}{', ...' if len(left_out) > 5 else ''})" if left_out else ""))
         if summary["residuals"] is not None:
             print(f"\nexpected residuals after decompression ({summary['unphysical_objects']} unphysical objects):")
             print(format_residuals(summary["residuals"]))
@@ -297,6 +303,10 @@ def cmd_inspect(args: argparse.Namespace) -> None:
               f"{_human_bytes(m['source']['size_bytes'])})")
         print(f"  tree        {m['tree']}; {len(m['branches'])} branches carried, "
               f"{len(m['dropped_branches'])} dropped")
+        if m.get("carried_objects") or m.get("dropped_objects"):
+            dropped = m.get("dropped_objects", {})
+            print(f"  objects     {len(m.get('carried_objects', []))} other object(s) carried, {len(dropped)} left out"
+                  + (f": {', '.join(sorted(dropped)[:5])}" if dropped else ""))
         print(f"  collection  {m['featureset']['name']}: {', '.join(b['name'] for b in m['collection']['branches'])}"
               f" -> {_stream_names(m['collection']['streams'])} in hepae_streams, "
               f"{m['collection']['n_objects']} objects")
@@ -578,7 +588,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # clean up partial outputs on SIGTERM too
     try:
-        status = args.func(args) or 0
+        with warnings.catch_warnings():
+            if not args.debug:  # hepae's own warnings (what was left out) as one line each, like errors
+                warnings.showwarning = functools.partial(_show_warning, args.command)
+            status = args.func(args) or 0
         sys.stdout.flush()  # here, where a closed pipe can still be handled, not at interpreter exit
     except BrokenPipeError as err:
         if _stdout_is_closed():
@@ -594,6 +607,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     return status
+
+
+def _show_warning(command: str, message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    print(f"hepae {command}: warning: {message}", file=sys.stderr)
 
 
 def _fail(args: argparse.Namespace, message: str) -> int:
