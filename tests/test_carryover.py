@@ -218,6 +218,26 @@ def test_digests_change_with_the_content(tmp_path):
     assert all(first[o.path] != second[o.path] for o in objects)
 
 
+def test_a_histogram_digest_covers_its_statistics_not_only_its_bins(tmp_path):
+    """Damage to fTsumwx (what ROOT's GetMean uses) with the bin contents intact is caught."""
+    import struct
+
+    path = tmp_path / "h.root"
+    with uproot.recreate(path, compression=None) as f:
+        f["h"] = (np.array([1.0, 2.0]), np.array([0.0, 1.0, 2.0]))
+    with uproot.open(path) as f:
+        tsumwx = f["h"].member("fTsumwx")
+    objects = [CarriedObject("h", "TH1D", "histogram")]
+    before = digests(path, objects)
+    data = path.read_bytes()
+    stored = struct.pack(">d", tsumwx)
+    assert data.count(stored) == 1
+    path.write_bytes(data.replace(stored, struct.pack(">d", 2 * tsumwx)))
+    with uproot.open(path) as f:
+        assert f["h"].values().tolist() == [1.0, 2.0] and f["h"].member("fTsumwx") == 2 * tsumwx
+    assert digests(path, objects) != before
+
+
 def test_older_cycles_of_tables_are_autosave_backups(tmp_path):
     path = tmp_path / "cycles.root"
     with uproot.recreate(path) as f:

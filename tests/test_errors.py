@@ -141,6 +141,10 @@ CATALOGUE = [
     Case("float64 branches compressed (lossless, truncate, error bounds)", None,
          "kept float64 through the codecs: lossless identical, bounds met in float64",
          lambda c: _float64_round_trip(c)),
+    Case("64-bit integer branches under the lossless codec (floats cannot hold them all)", errors.CodecError,
+         "the lossless codec stores floats, which cannot hold every 64-bit integer of <branches> in <path>; mark "
+         "these columns 'lossless' in the feature set to carry them as they are",
+         lambda c: _int64_lossless(c)),
     Case("compress output path equal to the model file (with overwrite)", errors.OutputFileError,
          "output <path> is the input file; choose another output path",
          lambda c: hepae.compress(c["sample"], c["model"], c["model"], overwrite=True, progress=False)),
@@ -326,6 +330,14 @@ def _float64_round_trip(ctx: dict) -> None:
         else:
             assert (np.abs(back[0] - columns[0]) <= 1e-6 * columns[0]).all()
             assert (np.abs(back[1] - columns[1]) <= 1e-9).all() and (np.abs(back[2] - columns[2]) <= 1e-9).all()
+
+
+def _int64_lossless(ctx: dict) -> None:
+    path = ctx["tmp"] / "ints.root"
+    with uproot.recreate(path) as f:
+        TreeWriter(f, "CollectionTree", [BranchSpec(b, "int64", "nJets") for b in JETS]).extend(
+            {b: ak.unflatten(np.array([2**60 + 1, 3], np.int64), [2]) for b in JETS})
+    hepae.compress(path, ctx["tmp"] / "o.root", codec="lossless", featureset=FS, progress=False)
 
 
 def _report_over_inputs(ctx: dict) -> None:

@@ -157,3 +157,18 @@ def test_overwrite_replaces_a_hepae_report_and_nothing_else(original, tmp_path):
     assert (outdir / "my-notes.txt").read_text() == "mine"
     with pytest.raises(hepae.errors.OutputFileError, match="exists and is not a directory"):
         hepae.validate(original, original, outdir / "my-notes.txt", featureset=FS, formats=(), progress=False)
+
+
+def test_an_empty_directory_or_an_older_report_may_be_overwritten_but_not_dot(original, tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    hepae.validate(original, original, empty, featureset=FS, formats=(), overwrite=True, progress=False)
+    older = tmp_path / "older"  # a report of hepae 0.1.0: no manifest, only report files
+    older.mkdir()
+    for name in ("index.html", "metrics.json", "histograms.root", "residual_pt.png"):
+        (older / name).write_text("x")
+    hepae.validate(original, original, older, featureset=FS, formats=(), overwrite=True, progress=False)
+    assert (older / ".hepae-report.json").is_file() and not (older / "residual_pt.png").exists()
+    monkeypatch.chdir(older)
+    with pytest.raises(hepae.errors.OutputFileError, match="give it a name"):
+        hepae.validate(original, original, ".", featureset=FS, formats=(), overwrite=True, progress=False)

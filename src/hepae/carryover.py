@@ -271,13 +271,40 @@ def _array_bytes(array: Any) -> bytes:
     return header + np.ascontiguousarray(array, dtype=dtype).tobytes()
 
 
+_BOOKKEEPING = {"@fUniqueID", "@fBits", "fUniqueID", "fBits", "fName"}
+"""Members that say how an object sat in memory or under which key, not what it holds: left out of the
+digests (the name is the object's path, which the digests are keyed by)."""
+
+
+def _member_parts(value: Any, name: str = "") -> Iterator[bytes]:
+    """Every member of an uproot object (recursively: axes, lists, arrays), as bytes in a fixed order."""
+    members = getattr(value, "all_members", None)
+    if isinstance(members, dict):
+        yield f"<{name}:{getattr(value, 'classname', '')}>".encode()
+        for key in sorted(members):
+            if key not in _BOOKKEEPING:
+                yield from _member_parts(members[key], key)
+        return
+    if isinstance(value, np.ndarray):
+        yield f"{name}=".encode() + _array_bytes(value)
+    elif isinstance(value, str | bytes):
+        yield f"{name}=".encode() + (value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value)
+    elif isinstance(value, bool | int | float | np.number | type(None)):
+        yield f"{name}={value!r}".encode()
+    elif isinstance(value, Sequence) or hasattr(value, "__iter__"):
+        items = list(value)
+        yield f"{name}[{len(items)}]".encode()
+        for item in items:
+            yield from _member_parts(item, name)
+    else:
+        yield f"{name}={value!r}".encode()
+
+
 def _histogram_digest(histogram: Any) -> str:
-    """Class, title, entries, the edges of every axis, values and variances with flow bins."""
-    header = {"class": histogram.classname, "title": histogram.member("fTitle") or "",
-              "entries": float(histogram.member("fEntries"))}
-    parts = [_array_bytes(axis.edges(flow=False)) for axis in histogram.axes]
-    parts += [_array_bytes(histogram.values(flow=True)), _array_bytes(histogram.variances(flow=True))]
-    return _digest(header, *parts)
+    """Class, title and every member (statistics sums, axes with titles and labels, contents, errors),
+    but the in-memory bookkeeping bits: damage to any of them is caught."""
+    header = {"class": histogram.classname, "title": histogram.member("fTitle") or ""}
+    return _digest(header, *_member_parts(histogram))
 
 
 def _string_digest(text: str) -> str:
@@ -413,20 +440,20 @@ def _process(directory: uproot.ReadOnlyDirectory, target: uproot.WritableDirecto
         if item.classname != obj.classname:
             raise InputFileError(f"'{obj.path}' in {path} is a {item.classname}, not a {obj.classname}")
         where = f"{obj.classname} '{obj.path}' of {path}"
+        if obj.kind not in ("ttree", "rntuple", "histogram", "string"):
+            raise ValueError(f"unknown kind {obj.kind!r} of carried object '{obj.path}'")
         try:
             if obj.kind in ("ttree", "rntuple"):
                 digests[obj.path] = _copy_table(item, obj, parent, where, step_size)
                 continue
             if obj.kind == "histogram":
                 digests[obj.path] = _histogram_digest(item)
-            elif obj.kind == "string":
+            else:
                 item = str(item)
                 digests[obj.path] = _string_digest(item)
-            else:
-                raise ValueError(f"unknown kind {obj.kind!r} of carried object '{obj.path}'")
-        except (HepaeError, ValueError):
+        except HepaeError:
             raise
-        except Exception as err:  # damaged histogram arrays
+        except Exception as err:  # damaged histogram arrays (a shape that does not fit its axes, ...)
             raise InputFileError(f"cannot read {where} (damaged file?): {_error_reason(err)}") from None
         if parent is not None:
             parent[obj.name] = item

@@ -460,7 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION,
                    help="ROOT compression of the output (the streams' entropy coder), e.g. zstd:5, lzma:9, none")
     p.add_argument("--drop-unsupported", action="store_true",
-                   help="leave out branches uproot cannot write (listed in the metadata) instead of failing")
+                   help="leave out branches and other objects (trees, histograms, ...) that uproot cannot write "
+                        "back, listed in the metadata and the summary, instead of failing")
     p.add_argument("--no-check", action="store_true",
                    help="skip decoding during compression (no residuals or unphysical count in the summary)")
     common(p)
@@ -488,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or quoted glob patterns ('data/*.root')")
     p.add_argument("-m", "--model", required=True)
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="directory for <stem>.compressed.root")
-    p.add_argument("--drop-unsupported", action="store_true")
+    p.add_argument("--drop-unsupported", action="store_true",
+                   help="as for compress: leave out what uproot cannot write back (listed) instead of failing")
     many(p)
     p.set_defaults(func=cmd_compress_many)
 

@@ -397,7 +397,8 @@ class AE(Codec):
         """The float32 latent values ``(n, latent)`` that the streams hold (dequantized; a dropped dimension
         holds its chunk's median)."""
         if "coded" in streams:
-            return _CodedChunk.read(streams["coded"], getattr(self, "dtype", np.float32), counts).latent
+            return _CodedChunk.read(streams["coded"], getattr(self, "dtype", np.float32), counts,
+                                    len(self.error_bounds), getattr(self, "latent_size", None)).latent
         names = sorted((n for n in streams if n.startswith("latent_")), key=lambda n: int(n.split("_")[1]))
         return np.stack([streams[n] for n in names], axis=1).astype(np.float32)
 
@@ -559,7 +560,7 @@ class AE(Codec):
 
 
 _RANK_CLASSES = 3
-_MAX_LATENT = 1024  # latent dimensions a chunk may declare when no model says how many
+_MAX_LATENT = 1024  # latent dimensions (or bounded columns) a chunk may declare when nothing says how many
 
 
 def _rank_classes(counts: np.ndarray | None, n: int) -> np.ndarray | None:
@@ -643,6 +644,7 @@ class _CodedChunk:
         if n < 0 or n_latent < 0 or n_bounded < 0:
             raise CodecError("coded ae chunk has negative sizes (corrupted)")
         if (n_bounded_expected is not None and n_bounded != n_bounded_expected) or n_latent > _MAX_LATENT \
+                or n_bounded > _MAX_LATENT \
                 or (n_latent_expected is not None and n_latent != n_latent_expected):
             raise CodecError(f"coded ae chunk declares {n_bounded} bounded column(s) and {n_latent} latent "
                              f"dimension(s); the codec has {n_bounded_expected} and {n_latent_expected} (corrupted)")

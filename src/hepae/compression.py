@@ -176,6 +176,11 @@ def compress(
         layout = source.layout
         counter = check_collection(layout, featureset, input)
         dtype = tensor_dtype(layout, featureset)  # float64 inputs stay float64: no value is narrowed
+        wide = [b for b in featureset.compressed_branches if np.dtype(layout.spec(b).dtype).kind in "iu"
+                and np.dtype(layout.spec(b).dtype).itemsize == 8]
+        if wide and codec.codec_id == "lossless":
+            raise CodecError(f"the lossless codec stores floats, which cannot hold every 64-bit integer of {wide} in "
+                             f"{input}; mark these columns 'lossless' in the feature set to carry them as they are")
         codec.prepare(featureset.column_names, dtype, codec_model)
         dropped = unsupported_policy(layout, input, drop_unsupported)
         carried, dropped_objects = _plan_other_objects(input, source, drop_unsupported)

@@ -108,7 +108,11 @@ def read_metadata(file: uproot.ReadOnlyDirectory, path: str) -> dict[str, Any]:
     protected = METADATA_CHECKSUM_KEY in keys
     if protected:
         expected = _read_string(file, METADATA_CHECKSUM_KEY, path)
-        if hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest() != expected:
+        try:
+            actual = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+        except UnicodeError:  # not the ASCII text hepae writes
+            actual = None
+        if actual != expected:
             raise ContainerFormatError(f"{path}: metadata checksum mismatch (file corrupted or edited)")
     try:
         metadata = json.loads(text)

@@ -215,7 +215,9 @@ def decompress(
             )
         codec = get_codec(metadata["codec"])
         featureset = load_featureset(metadata["featureset"])
-        dtype = np.dtype(metadata["collection"].get("dtype", featureset.dtype))
+        # format 3 files do not say: their codecs worked in the feature set's dtype, truncate always in float32
+        dtype = np.dtype(metadata["collection"].get("dtype") or
+                         ("float32" if codec.codec_id == "truncate" else featureset.dtype))
         model = read_decoder(directory, metadata, str(input)).to(device) if "model" in metadata else None
         try:
             codec.prepare(featureset.column_names, dtype, model)

@@ -331,11 +331,23 @@ REPORT_MANIFEST = ".hepae-report.json"
 """The file, in every report directory, that lists what ``validate`` wrote there (and nothing else)."""
 
 
+_REPORT_SUFFIXES = (".png", ".pdf", ".svg", ".json", ".root", ".html")
+
+
 def _report_files(outdir: Path) -> set[str] | None:
-    """The files a hepae report directory holds by its manifest; ``None`` if it has no readable manifest."""
+    """The files a hepae report directory holds by its manifest; ``None`` if it has no readable manifest.
+
+    A report of hepae 0.1.0 (no manifest) counts as one if it holds ``metrics.json`` and ``index.html``
+    and nothing but report files (plots, JSON, ROOT, HTML).
+    """
     try:
         manifest = json.loads((outdir / REPORT_MANIFEST).read_text(encoding="utf-8"))
         files = manifest["files"]
+    except FileNotFoundError:
+        names = {p.name for p in outdir.iterdir()}
+        if {"metrics.json", "index.html"} <= names and all(n.endswith(_REPORT_SUFFIXES) for n in names):
+            return names
+        return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if not isinstance(files, list) or not all(isinstance(f, str) and "/" not in f and f not in ("", ".", "..")
@@ -351,11 +363,11 @@ def check_report_directory(outdir: Path, *, overwrite: bool, inputs: Sequence[Pa
     wrote (its manifest lists every file in it) and holds none of the ``inputs``: ``--overwrite``
     replaces what hepae wrote, never anything else.
     """
+    if outdir.name in ("", ".", "..") or outdir.resolve().parent == outdir.resolve():
+        raise OutputFileError(f"report directory {outdir}: give it a name (e.g. -o report), not '.', '..' or '/'")
     if not outdir.exists():
         if outdir.is_symlink():
             raise OutputFileError(f"report directory {outdir} is a dangling symbolic link")
-        if not outdir.resolve().parent.is_dir():
-            raise OutputFileError(f"output directory {outdir.resolve().parent} does not exist")
         return
     if not outdir.is_dir() or outdir.is_symlink():
         raise OutputFileError(f"report directory {outdir} exists and is not a directory; choose a directory path")
@@ -364,6 +376,8 @@ def check_report_directory(outdir: Path, *, overwrite: bool, inputs: Sequence[Pa
             raise OutputFileError(f"report directory {outdir} holds the input {path}; choose another report directory")
     if not overwrite:
         raise OutputFileError(f"report directory {outdir} exists; pass overwrite=True (CLI: --overwrite)")
+    if not any(outdir.iterdir()):
+        return  # an empty directory: nothing to lose
     listed = _report_files(outdir)
     if listed is None:
         raise OutputFileError(
@@ -382,13 +396,20 @@ def _replace_report(work: Path, outdir: Path, *, overwrite: bool, inputs: Sequen
     if not outdir.exists():
         work.rename(outdir)
         return
+    listed = _report_files(outdir) or set()
     old = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.old.", dir=work.parent))
     old.rmdir()
     outdir.rename(old)
-    work.rename(outdir)
-    listed = _report_files(old) or set()
+    try:
+        work.rename(outdir)
+    except OSError:
+        old.rename(outdir)  # put the previous report back
+        raise
     for name in listed:
-        (old / name).unlink(missing_ok=True)
+        try:
+            (old / name).unlink(missing_ok=True)
+        except OSError:
+            pass
     try:
         old.rmdir()  # only if empty: anything that appeared meanwhile stays (and is said)
     except OSError:

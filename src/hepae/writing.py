@@ -98,7 +98,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _lock(fd: int, *, blocking: bool = True) -> bool:
-    """Take an exclusive ``flock`` on ``fd``; False if another process holds one (True where no flock)."""
+    """Take an exclusive ``flock`` on ``fd``; False if another process holds one, or if a non-blocking probe
+    finds a file system without locks (True without ``fcntl``, where the PID check alone decides)."""
     try:
         import fcntl
     except ImportError:  # Windows: the PID check alone decides
@@ -107,8 +108,8 @@ def _lock(fd: int, *, blocking: bool = True) -> bool:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
     except BlockingIOError:
         return False
-    except OSError:  # a file system without locks: the PID check alone decides
-        return True
+    except OSError:  # a file system without locks: a probe cannot tell whether the writer lives, so it keeps the file
+        return blocking
     return True
 
 
