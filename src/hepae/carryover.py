@@ -47,7 +47,7 @@ from hepae.container import TreeHasher
 from hepae.errors import HepaeError, InputFileError, OutputFileError, UnsupportedBranchError
 from hepae.layout import BranchSpec, TreeLayout, describe_ntuple, describe_tree
 from hepae.sources import DEFAULT_STEP_SIZE, RNTUPLE_CLASS, _first_line, iterate_arrays
-from hepae.writing import NTupleWriter, TreeWriter, rntuple_refusals
+from hepae.writing import NTupleWriter, TreeWriter, probe_refusals, rntuple_refusals
 
 PathArg = str | PathLike[str]
 
@@ -186,17 +186,11 @@ def _tree_refusals(specs: Sequence[BranchSpec]) -> dict[str, str]:
         with uproot.recreate(io.BytesIO()) as probe:
             TreeWriter(probe, "probe", subset).extend({s.name: _zeros(s) for s in subset})
 
-    try:
-        attempt(specs)
+    errors = probe_refusals(specs, attempt)
+    if errors is None:
         return {}
-    except Exception:
-        pass
-    refused = {}
-    for spec in specs:
-        try:
-            attempt([spec])
-        except Exception as err:
-            refused[spec.name] = f"dtype {spec.dtype}: uproot cannot write it to a TTree ({_error_reason(err)})"
+    refused = {s.name: f"dtype {s.dtype}: uproot cannot write it to a TTree ({_error_reason(errors[s.name])})"
+               for s in specs if s.name in errors}
     return refused or {"(all)": "uproot cannot write these branches together to a TTree"}
 
 
@@ -491,8 +485,8 @@ def copy_objects(
     dict
         ``{path: sha256 hex}`` of each object's content: for tables the class, title, number of entries,
         branch specs and a :class:`~hepae.container.TreeHasher` digest of every branch; for histograms
-        the class, title, entries, the edges of every axis, values and variances with flow bins; for
-        strings the text. :func:`object_digests` of the output gives the same.
+        the class, title and every member but the in-memory bookkeeping ones (statistics sums, axes,
+        contents, errors); for strings the text. :func:`object_digests` of the output gives the same.
 
     Raises
     ------

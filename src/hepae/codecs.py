@@ -282,8 +282,8 @@ class Truncate(Codec):
 
     @property
     def _n_bytes(self) -> int:
-        exponent_bits = 11 if self.dtype == np.float64 else 8
-        return -(-(1 + exponent_bits + self.mantissa_bits) // 8)  # sign, exponent, kept mantissa
+        mantissa = _FLOAT_LAYOUT[self._float][1]
+        return -(-(8 * self._float.itemsize - mantissa + self.mantissa_bits) // 8)  # sign, exponent, kept mantissa
 
     def stream_dtypes(self) -> dict[str, str]:
         return {name: "uint8" for c in self.columns for name in _plane_names(f"bits_{c}", self._n_bytes)}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -81,19 +82,17 @@ def unsupported_policy(layout: TreeLayout, path: PathArg, drop_unsupported: bool
     return dict(layout.unsupported)
 
 
-def _plan_other_objects(input: Path, source: Any, drop_unsupported: bool) -> tuple[list[Any], dict[str, str]]:
+def _plan_other_objects(directory: Any, input: Path, table: str, drop_unsupported: bool
+                        ) -> tuple[list[Any], dict[str, str]]:
     """The input file's objects besides the table (:mod:`hepae.carryover`): carried, or refused by name."""
-    if source.format == "darkmachines-csv":
-        return [], {}
-    with open_root(input) as directory:
-        try:
-            names = set(directory.keys(cycle=False, recursive=False))
-        except Exception as err:  # damaged directory records
-            raise InputFileError(f"cannot list the objects in {input} (damaged file?): {type(err).__name__}") from None
-        own = sorted(names & {METADATA_KEY, METADATA_CHECKSUM_KEY, STREAM_TREE, DECODER_TREE})
-        if own:
-            raise BranchTypeError(f"{input} already holds {own}, which hepae writes; is it already compressed?")
-        return plan_carryover(directory, input, {source.name}, drop_unsupported=drop_unsupported)
+    try:
+        names = set(directory.keys(cycle=False, recursive=False))
+    except Exception as err:  # damaged directory records
+        raise InputFileError(f"cannot list the objects in {input} (damaged file?): {type(err).__name__}") from None
+    own = sorted(names & {METADATA_KEY, METADATA_CHECKSUM_KEY, STREAM_TREE, DECODER_TREE})
+    if own:
+        raise BranchTypeError(f"{input} already holds {own}, which hepae writes; is it already compressed?")
+    return plan_carryover(directory, input, {table}, drop_unsupported=drop_unsupported)
 
 
 def verify_written(path: Path, metadata: dict[str, Any], output: Path) -> None:
@@ -172,7 +171,10 @@ def compress(
             f"the model was trained on feature set '{model.featureset.name}', not on '{featureset.name}'")
     codec_model = model if codec.needs_model else None
     input, output = Path(input), Path(output)
-    with open_source(input, featureset.tree) as source:
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(open_source(input, featureset.tree))
+        # the file's other objects, read from one handle (a CSV file has none)
+        directory = None if source.format == "darkmachines-csv" else stack.enter_context(open_root(input))
         layout = source.layout
         counter = check_collection(layout, featureset, input)
         dtype = tensor_dtype(layout, featureset)  # float64 inputs stay float64: no value is narrowed
@@ -183,7 +185,8 @@ def compress(
                              f"{input}; mark these columns 'lossless' in the feature set to carry them as they are")
         codec.prepare(featureset.column_names, dtype, codec_model)
         dropped = unsupported_policy(layout, input, drop_unsupported)
-        carried, dropped_objects = _plan_other_objects(input, source, drop_unsupported)
+        carried, dropped_objects = ([], {}) if directory is None else \
+            _plan_other_objects(directory, input, source.name, drop_unsupported)
         stream_dtypes = codec.stream_dtypes()
         if COUNT_BRANCH in layout.all_names():
             raise BranchTypeError(f"{input} already has a branch named '{COUNT_BRANCH}'; is it already compressed?")
@@ -277,10 +280,9 @@ def compress(
                         "training": {k: v for k, v in model.training.items() if k != "history"},
                     }
                     metadata["checksums"]["decoder"] = decoder_sha
-                if carried or dropped_objects:
-                    with open_root(input) as directory:  # the other objects, as they are
-                        metadata["checksums"]["objects"] = copy_objects(directory, file, carried, input,
-                                                                        step_size=step_size)
+                if carried or dropped_objects:  # the other objects, as they are
+                    metadata["checksums"]["objects"] = copy_objects(directory, file, carried, input,
+                                                                    step_size=step_size)
                     metadata["carried_objects"] = [o.to_dict() for o in carried]
                     metadata["dropped_objects"] = dropped_objects
                 write_metadata(file, metadata)

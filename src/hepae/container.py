@@ -36,7 +36,7 @@ import uproot
 from hepae.errors import ContainerFormatError
 from hepae.layout import BranchSpec
 from hepae.model import HepaeModel
-from hepae.schema import validate, validate_versioned
+from hepae.schema import parse_json, validate, validate_versioned
 from hepae.writing import TreeWriter
 
 CONTAINER_FORMAT_VERSION = 4
@@ -114,10 +114,7 @@ def read_metadata(file: uproot.ReadOnlyDirectory, path: str) -> dict[str, Any]:
             actual = None
         if actual != expected:
             raise ContainerFormatError(f"{path}: metadata checksum mismatch (file corrupted or edited)")
-    try:
-        metadata = json.loads(text)
-    except (ValueError, RecursionError) as err:
-        raise ContainerFormatError(f"{path}: metadata cannot be read as JSON ({type(err).__name__}: {err})") from None
+    metadata = parse_json(text, what=f"metadata of {path}", error=ContainerFormatError)
     validate_versioned(metadata, "container.schema.json", what=f"metadata of {path}",
                        max_version=CONTAINER_FORMAT_VERSION, error=ContainerFormatError)
     version = metadata["format_version"]

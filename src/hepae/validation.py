@@ -307,7 +307,7 @@ def validate(
                 physics.fill(values_a, values_b, counts)
                 n_events += len(counts)
                 bar.update(len(counts))
-    latent_moments = _latent_moments(compressed, step_size) if compressed is not None else None
+    latent_moments = _latent_moments(compressed) if compressed is not None else None
 
     parent = outdir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -416,7 +416,7 @@ def _replace_report(work: Path, outdir: Path, *, overwrite: bool, inputs: Sequen
         warnings.warn(f"the previous report was moved to {old}, which holds files hepae did not write", stacklevel=3)
 
 
-def _latent_moments(compressed: Path, step_size: int | str) -> tuple[list[str], _Moments]:
+def _latent_moments(compressed: Path) -> tuple[list[str], _Moments]:
     """Moments of the latent values of an ``ae``-compressed file, chunk by chunk (none for other codecs)."""
     from hepae.codecs import get_codec
     from hepae.container import COUNT_BRANCH, read_metadata

@@ -10,7 +10,7 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from os import PathLike
 from pathlib import Path
 
@@ -335,9 +335,20 @@ def rntuple_refusals(branches: Sequence[BranchSpec], chunk: dict[str, object] | 
             if chunk is not None:
                 ntuple.extend(ak.zip({s.name: chunk[s.name] for s in specs}, depth_limit=1))
 
+    return {name: f"uproot cannot write it to an RNTuple ({type(err).__name__}: {err})"
+            for name, err in (probe_refusals(branches, attempt) or {}).items()}
+
+
+def probe_refusals(branches: Sequence[BranchSpec], attempt: Callable[[Sequence[BranchSpec]], None]
+                   ) -> dict[str, Exception] | None:
+    """The branches for which ``attempt`` (writing them in memory) fails, with the error it gave.
+
+    All branches are tried at once first (``None`` if that works); only if that fails, one by one
+    (``{}`` if each works alone: only together do they fail).
+    """
     try:
         attempt(branches)
-        return {}
+        return None
     except Exception:
         pass
     refused = {}
@@ -345,7 +356,7 @@ def rntuple_refusals(branches: Sequence[BranchSpec], chunk: dict[str, object] | 
         try:
             attempt([spec])
         except Exception as err:
-            refused[spec.name] = f"uproot cannot write it to an RNTuple ({type(err).__name__}: {err})"
+            refused[spec.name] = err
     return refused
 
 
