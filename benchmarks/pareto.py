@@ -27,10 +27,9 @@ import numpy as np
 import uproot
 
 import hepae
-from hepae import entropy
-from hepae.codecs import AE, Lossless, Truncate
-from hepae.reading import collection_to_tensor
-from hepae.sources import open_source
+from hepae.codecs import AE, Lossless, Truncate, entropy
+from hepae.io.sources import open_source
+from hepae.io.tensors import collection_to_tensor
 
 
 def _values(path: Path, featureset) -> tuple[np.ndarray, np.ndarray]:
@@ -51,8 +50,8 @@ def _errors(featureset, x: np.ndarray, reco: np.ndarray) -> dict[str, dict[str, 
 
 
 def _first_quarter(path: Path, target: Path, tree: str) -> Path:
-    from hepae.layout import describe_tree
-    from hepae.writing import TreeWriter
+    from hepae.io.branches import describe_tree
+    from hepae.io.writing import TreeWriter
 
     with uproot.open(path) as f:
         t = f[tree]

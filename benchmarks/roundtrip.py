@@ -18,9 +18,9 @@ from pathlib import Path
 import uproot
 
 import hepae
-from hepae.layout import describe_tree
-from hepae.reading import get_tree, iterate_arrays, open_root
-from hepae.writing import DEFAULT_COMPRESSION, TreeWriter, parse_compression
+from hepae.io.branches import describe_tree
+from hepae.io.sources import get_tree, iterate_arrays, open_root
+from hepae.io.writing import DEFAULT_COMPRESSION, TreeWriter, parse_compression
 
 
 def plain_copy(source: Path, target: Path, tree_name: str) -> float:

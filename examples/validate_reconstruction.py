@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 import hepae
+from hepae.validation.plotting import STYLES
 
 
 def main() -> None:
@@ -23,7 +24,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="hepae-validation")
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--style", default="ATLAS", choices=hepae.validation.STYLES)
+    parser.add_argument("--style", default="ATLAS", choices=STYLES)
     args = parser.parse_args()
 
     workdir = Path(args.workdir)

@@ -14,11 +14,12 @@ import awkward as ak
 import uproot
 
 import hepae
+import hepae.io.tensors
 from catalogue import Case
 from hepae import errors
-from hepae.darkmachines import count_events, read_events
-from hepae.devices import DeviceError
-from hepae.many import ClusterError
+from hepae.cluster import ClusterError
+from hepae.io.darkmachines import count_events, read_events
+from hepae.ml.devices import DeviceError
 
 EVENTS = ["1;tt;1;2;3;j,1,2,3,4;", "2;tt;0.5;100;-3.1;", "3;w;2;5;0;e-,1,2,3,4;"]
 
@@ -80,7 +81,7 @@ def _fifo_input(ctx: dict) -> None:
 def _symlink_loop(ctx: dict) -> None:
     loop = ctx["tmp"] / "loop.root"
     loop.symlink_to(loop.name)
-    list(hepae.reading.iterate_collection(loop, "atlas-jets-4d"))
+    list(hepae.io.tensors.iterate_collection(loop, "atlas-jets-4d"))
 
 
 def _dangling_link(ctx: dict) -> None:
@@ -109,7 +110,7 @@ def _mismatched_rntuple(ctx: dict) -> None:
     path = ctx["tmp"] / "mismatch.root"
     with uproot.recreate(path) as f:
         f.mkrntuple(featureset.tree, ak.zip(data, depth_limit=1))
-    list(hepae.reading.iterate_collection(path, featureset, step_size=5))
+    list(hepae.io.tensors.iterate_collection(path, featureset, step_size=5))
 
 
 def _many_into_a_file(ctx: dict) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 import hepae
+import hepae.ml.networks
 from catalogue import Case
 from hepae import errors
 
@@ -131,7 +132,7 @@ def craft_tensors_beyond_file(model: Path, out: Path) -> Path:
     """A header declaring 4000-node layers (32 M parameters, within the limit) and their tensors, while
     the file keeps its small ones."""
     def edit(header: dict[str, Any]) -> None:
-        spec = hepae.networks.ArchSpec.from_dict({**header["architecture"], "hidden": [4000, 4000]})
+        spec = hepae.ml.networks.ArchSpec.from_dict({**header["architecture"], "hidden": [4000, 4000]})
         header["architecture"] = spec.to_dict()
         header["tensors"] = {name: {"dtype": "float32" if not name.endswith("tracked") else "int64",
                                     "shape": list(shape)} for name, shape in spec.tensor_shapes().items()}

@@ -51,9 +51,9 @@ def rewrite_container(source, target, *, edit_metadata=None, edit_arrays=None, m
     import hashlib
     import json
 
-    from hepae.container import METADATA_CHECKSUM_KEY, METADATA_KEY, STREAM_TREE
-    from hepae.layout import describe_tree
-    from hepae.writing import TreeWriter
+    from hepae.container.format import METADATA_CHECKSUM_KEY, METADATA_KEY, STREAM_TREE
+    from hepae.io.branches import describe_tree
+    from hepae.io.writing import TreeWriter
 
     with uproot.open(source) as f:
         metadata = json.loads(str(f[METADATA_KEY]))

@@ -6,7 +6,7 @@ import uproot
 
 import hepae
 from hepae.errors import TransformDomainError
-from hepae.reading import iterate_collection
+from hepae.io.tensors import iterate_collection
 from roundtrip_checks import assert_passthrough_identical
 
 FS = hepae.load_featureset("atlas-jets-27d")

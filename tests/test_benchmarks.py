@@ -42,3 +42,11 @@ def test_memory_benchmark_runs_with_error_bounds(tmp_path):
     result = json.loads((tmp_path / "memory.json").read_text())
     assert result["codec"]["error_bounds"][0] == "pt=rel:0.001" and len(result["rows"]) == 2
     assert "ratio 2x/1x" in out
+
+
+def test_entropy_coder_benchmark_runs(tmp_path):
+    out = _run("entropy_coder.py", tmp_path, "--symbols", "20000", "--repeat", "1")
+    rows = json.loads((tmp_path / "entropy_coder.json").read_text())["rows"]
+    assert len(rows) == 4 and "Msym/s" in out
+    for row in rows:  # tables and the coder's state cost a little on 20k symbols; never below the entropy
+        assert 1.0 <= row["hepae_vs_limit"] < 1.1, row

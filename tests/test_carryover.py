@@ -17,10 +17,10 @@ import uproot
 from uproot.writing.identify import to_TAxis, to_TH2x
 
 from conftest import shared_file
-from hepae.carryover import CarriedObject, _carry_specs, copy_objects, object_digests, plan_carryover
 from hepae.errors import InputFileError, OutputFileError, UnsupportedBranchError
-from hepae.layout import BranchSpec, TreeLayout
-from hepae.sources import open_root
+from hepae.io.branches import BranchSpec, TreeLayout
+from hepae.io.carryover import CarriedObject, _carry_specs, copy_objects, object_digests, plan_carryover
+from hepae.io.sources import open_root
 
 PHYSLITE = "data/real/uproot-physlite-rntuple_v1-0-0-0.root"
 

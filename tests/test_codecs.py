@@ -9,25 +9,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hepae
-from hepae import entropy
 from hepae.cli import main
 from hepae.codecs import (
     AE,
-    EXCEPTION,
     ErrorBound,
     Lossless,
     Truncate,
-    _CodedChunk,
     apply_residuals,
+    entropy,
     get_codec,
     quantize_residuals,
     truncate_mantissa,
     within_bound,
 )
+from hepae.codecs.ae import _CodedChunk
+from hepae.codecs.bounds import EXCEPTION
 from hepae.errors import CodecError, FeatureSetError
-from hepae.prediction import Predictor
 
 FS = "atlas-jets-4d"
+
+
+def bind(codec, model):
+    """The codec bound to the model's feature set and to the model."""
+    return codec.bind(model.featureset.column_names, model.featureset.dtype, model)
+
 special = st.sampled_from([0.0, -0.0, 1e-38, -1e-38, 1e-45, np.nan, np.inf, -np.inf, 3.4e38, -3.4e38])
 values = st.one_of(st.floats(width=32, allow_nan=False, allow_infinity=False), special)
 
@@ -106,7 +111,7 @@ def test_codec_configs_round_trip_through_json(codec):
 def test_bad_codec_settings_are_refused():
     with pytest.raises(CodecError, match="unknown codec 'zip'"):
         get_codec("zip")
-    with pytest.raises(CodecError, match="mantissa_bits must be in 1..23"):
+    with pytest.raises(CodecError, match="mantissa_bits must be an integer in 1..23"):
         get_codec({"id": "truncate", "mantissa_bits": 30})
     with pytest.raises(CodecError, match="bad settings for codec 'lossless'"):
         get_codec({"id": "lossless", "bits": 3})
@@ -123,8 +128,7 @@ def test_bad_codec_settings_are_refused():
 
 def test_ae_codec_keeps_bounds_with_nan_inf_and_out_of_domain_values(models):
     model = models[FS]
-    codec = AE(latent_bits=8, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-2"])
-    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
+    codec = bind(AE(latent_bits=8, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-2"]), model)
     rng = np.random.default_rng(0)
     n = 2000
     x = np.stack([20e3 * rng.uniform(0, 1, n) ** -0.3, rng.normal(0, 1.5, n), rng.uniform(-3.1, 3.1, n),
@@ -132,9 +136,9 @@ def test_ae_codec_keeps_bounds_with_nan_inf_and_out_of_domain_values(models):
     x[:5, 0] = [np.nan, np.inf, -50e3, 0.0, 1e-30]  # the log normalization cannot take the first four pT values
     x[5, 1] = np.nan
     x[6, 3] = -1.0
-    streams = codec.encode(x, model)
+    streams = codec.encode(x)
     assert list(streams) == ["coded"] and streams["coded"].dtype == np.uint8  # one coded byte string per chunk
-    reco = codec.decode(streams, model)
+    reco = codec.decode(streams)
     for j, bound in enumerate(codec.error_bounds):
         assert within_bound(x[:, j], reco[:, j], bound.kind, bound.value).all(), bound
     np.testing.assert_array_equal(reco[:4, 0], x[:4, 0])  # stored exactly
@@ -143,13 +147,12 @@ def test_ae_codec_keeps_bounds_with_nan_inf_and_out_of_domain_values(models):
 
 def test_ae_codec_without_bounds_refuses_values_outside_the_domain(models):
     model = models[FS]
-    codec = AE()
-    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
+    codec = bind(AE(), model)
     x = np.array([[-1.0, 0.0, 0.0, 1.0]], dtype=np.float32)
     with pytest.raises(hepae.errors.TransformDomainError, match="'pt'"):
-        codec.encode(x, model)
+        codec.encode(x)
     with pytest.raises(FeatureSetError, match="no such column"):
-        AE(error_bounds=["mass=rel:1e-3"]).prepare(model.featureset.column_names, model.featureset.dtype, model)
+        bind(AE(error_bounds=["mass=rel:1e-3"]), model)
 
 
 def test_bounded_files_are_smaller_than_lossless_and_keep_every_value(samples, models, tmp_path):
@@ -212,14 +215,13 @@ def test_residual_prediction_codes_what_the_previous_columns_do_not_tell(models)
     pt = 20e3 * rng.uniform(0, 1, n) ** -0.3
     x = np.stack([pt, rng.normal(0, 1.5, n), rng.uniform(-3, 3, n), 0.1 * pt * rng.lognormal(0, 0.03, n)],
                  axis=1).astype(np.float32)
-    codec = AE(latent_bits=0, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"])
-    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
-    chunk = _CodedChunk.read(codec.encode(x, model)["coded"], np.float32)
+    codec = bind(AE(latent_bits=0, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"]), model)
+    chunk = _CodedChunk.read(codec.encode(x)["coded"], np.float32)
     bits = [entropy.estimated_bits(t, tables=False) / n for t in chunk.residual_tokens]
     assert chunk.predictor.coefficients[3, 0] > 0.9 * 2**16  # m's residual follows pT's
     # log(m) - log(pT) has a 3 % spread (~6 bits at steps of 0.18 %); log(pT) spans an order of magnitude (~9)
     assert bits[3] < bits[0] - 2, bits
-    reco = codec.decode({"coded": codec.encode(x, model)["coded"]}, model)
+    reco = codec.decode({"coded": codec.encode(x)["coded"]})
     assert all(within_bound(x[:, j], reco[:, j], b.kind, b.value).all() for j, b in enumerate(codec.error_bounds))
 
 
@@ -230,11 +232,10 @@ def test_a_column_equal_to_an_earlier_one_with_the_same_bound_costs_nothing(mode
     rng = np.random.default_rng(4)
     pt = (20e3 * rng.uniform(0, 1, 5000) ** -0.3).astype(np.float32)
     x = np.stack([pt, rng.normal(0, 1.5, 5000), rng.uniform(-3, 3, 5000), pt], axis=1).astype(np.float32)
-    codec = AE(latent_bits=0, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"])
-    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
-    coded = codec.encode(x, model)["coded"]
+    codec = bind(AE(latent_bits=0, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"]), model)
+    coded = codec.encode(x)["coded"]
     assert len(np.unique(_CodedChunk.read(coded, np.float32).residual_tokens[3])) == 1  # m: "same as pT" throughout
-    reco = codec.decode({"coded": coded}, model)
+    reco = codec.decode({"coded": coded})
     np.testing.assert_allclose(reco[:, 3], reco[:, 0], rtol=1e-6)  # the same step from another constant: ~1 ulp
 
 
@@ -247,31 +248,11 @@ def test_tables_chosen_by_an_earlier_decoded_column_come_back(models):
     eta = rng.normal(0, 1.6, n)
     m = 0.1 * pt * np.where(np.abs(eta) > 1.5, rng.lognormal(0, 0.5, n), rng.lognormal(0, 0.002, n))
     x = np.stack([pt, eta, rng.uniform(-3, 3, n), m], axis=1).astype(np.float32)
-    codec = AE(latent_bits=0, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"])
-    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
-    coded = codec.encode(x, model)["coded"]
+    codec = bind(AE(latent_bits=0, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"]), model)
+    coded = codec.encode(x)["coded"]
     assert _CodedChunk.read(coded, np.float32).predictor.class_context[3] == 1  # m's tables by eta
-    reco = codec.decode({"coded": coded}, model)
+    reco = codec.decode({"coded": coded})
     assert all(within_bound(x[:, j], reco[:, j], b.kind, b.value).all() for j, b in enumerate(codec.error_bounds))
-
-
-def test_a_chunk_written_before_context_curves_still_decodes(models):
-    """Chunk layout 1 (linear prediction only, hepae 0.x of 2026-11-27) reads as a predictor without curves."""
-    model = models[FS]
-    rng = np.random.default_rng(5)
-    x = np.stack([20e3 * rng.uniform(0, 1, 3000) ** -0.3, rng.normal(0, 1.5, 3000), rng.uniform(-3, 3, 3000),
-                  2e3 * rng.uniform(0.5, 2, 3000)], axis=1).astype(np.float32)
-    codec = AE(latent_bits=0, error_bounds=["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"])
-    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
-    chunk = _CodedChunk.read(codec.encode(x, model)["coded"], np.float32)
-    chunk.predictor = Predictor(chunk.predictor.coefficients, np.full(4, -1), [np.zeros(0, np.int64)] * 4,
-                                [np.zeros(0, np.int64)] * 4)  # layout 1 had no curves nor class contexts
-    steps, flags = codec._residual_steps(x, np.repeat(chunk.constant[None, :], len(x), axis=0), chunk.margin)
-    chunk.residual_tokens = chunk.predictor.tokens(steps, flags)
-    arrays = entropy.unpack_arrays(chunk.to_bytes())
-    arrays[0][0] = 1
-    old = entropy.pack_arrays([*arrays[:5], *arrays[9:]])  # layout 1: the coefficients only
-    np.testing.assert_array_equal(codec.decode({"coded": old}, model), codec.decode({"coded": chunk.to_bytes()}, model))
 
 
 def test_without_latent_values_the_file_carries_no_network(samples, models, tmp_path, capsys):
@@ -285,15 +266,13 @@ def test_without_latent_values_the_file_carries_no_network(samples, models, tmp_
         assert "hepae_decoder" not in f
     assert main(["inspect", str(tmp_path / "c.root")]) == 0
     assert "none embedded: no chunk keeps a latent value" in capsys.readouterr().out
-    codec = AE(latent_bits=0, error_bounds=bounds)
-    codec.prepare(model.featureset.column_names, model.featureset.dtype, model)
+    codec = bind(AE(latent_bits=0, error_bounds=bounds), model)
     x = np.array([[30e3, 0.5, 1.0, 4e3], [50e3, -1.0, -2.0, 6e3]], dtype=np.float32)
-    assert _CodedChunk.read(codec.encode(x, model)["coded"], np.float32).margin == 0.01  # no network: exact arithmetic
-    tiny = AE(latent_bits=0, error_bounds=["pt=rel:1e-6", "eta=abs:1e-6"])
-    tiny.prepare(model.featureset.column_names, model.featureset.dtype, model)
+    assert _CodedChunk.read(codec.encode(x)["coded"], np.float32).margin == 0.01  # no network: exact arithmetic
+    tiny = bind(AE(latent_bits=0, error_bounds=["pt=rel:1e-6", "eta=abs:1e-6"]), model)
     assert tiny._constant_margin() == 0.1  # float32 rounding needs the whole default margin there
     hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
     residuals = hepae.residual_summary(sample, tmp_path / "r.root", FS)
     assert all(r["max_abs"] <= 1e-3 for r in residuals.values()), residuals
     with pytest.raises(CodecError, match="give error bounds for \\['phi', 'm'\\]"):
-        AE(error_bounds=bounds[:2]).prepare(model.featureset.column_names, model.featureset.dtype, model)
+        bind(AE(error_bounds=bounds[:2]), model)

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 import hepae
 from conftest import shared_file
-from hepae.darkmachines import (
+from hepae.errors import InputFileError, MalformedCSVError
+from hepae.io.darkmachines import (
     BOM,
     OBJECT_CODES,
     count_events,
@@ -20,7 +21,6 @@ from hepae.darkmachines import (
     read_events,
     write_events,
 )
-from hepae.errors import InputFileError, MalformedCSVError
 
 ALL_CODES = (
     "1;ttbar;1;29779.04;1.91934;j,136578,92327.9,0.939516,1.1395;b,65640.06,65311.12,0.0563298,2.06896;\n"

@@ -1,15 +1,19 @@
-"""The rANS entropy coder: exact round trips for any integers, sizes close to the entropy, damage detected."""
+"""The entropy coder (tokens and tables of hepae, ANS of constriction): exact round trips for any integers,
+sizes close to the entropy, damage detected."""
+
+import hashlib
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hepae import entropy
+from hepae.codecs import entropy
 from hepae.errors import CodecError
 
 uints = st.integers(0, 2**64 - 1)
 small = st.integers(0, 40)
+KNOWN_SHA256 = "c200524fc7bd2b29d57df046e172eaa64d2433fc0cff3f0a34152ffb81a211aa"
 
 
 @settings(max_examples=200, deadline=None)
@@ -52,25 +56,27 @@ def test_damaged_bytes_are_reported():
         with pytest.raises(CodecError):
             entropy.decode_streams(damage)
     flipped = coded.copy()
-    flipped[len(flipped) // 2] ^= 0x10  # inside the rANS words
+    flipped[len(flipped) // 2] ^= 0x10  # inside the ANS words
     with pytest.raises(CodecError, match="corrupted|truncated"):
         entropy.decode_streams(flipped)
 
 
-def test_streams_of_format_1_raw_bits_grouped_by_width_still_decode():
-    """hepae of 2026-11-27 stored the raw bits grouped by width and tables as uint16 (format 1)."""
-    rng = np.random.default_rng(3)
-    stream = (rng.pareto(1.0, 20_000) * 50).astype(np.uint64)
-    arrays = entropy.unpack_arrays(entropy.encode_streams([stream]))
-    token, width, raw = entropy.tokenize(stream)
-    grouped = []
-    for w in np.unique(width[width > 0]).tolist():  # the format-1 layout, written out here as it was
-        bits = np.unpackbits(raw[width == w].astype("<u8").view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
-        grouped.append(np.packbits(bits[:, :w].ravel(), bitorder="little"))
-    tables = entropy._from_varints(arrays[4]).astype(np.uint16)  # format 1: uint16 table entries
-    old = entropy.pack_arrays([np.array([1], np.int64), *arrays[1:4], tables, *arrays[5:-1], np.concatenate(grouped)])
-    np.testing.assert_array_equal(entropy.decode_streams(old)[0], stream)
-    assert len(arrays[-1]) == -(-int(width.sum()) // 8)  # format 2: no padding between widths
+def test_streams_of_the_unreleased_rans_layouts_are_refused_by_name():
+    """Layouts 1 and 2 (hepae's own rANS) were only ever written by development versions."""
+    arrays = entropy.unpack_arrays(entropy.encode_streams([np.arange(100, dtype=np.uint64)]))
+    for version in (1, 2):
+        old = entropy.pack_arrays([np.array([version], np.int64), *arrays[1:]])
+        with pytest.raises(CodecError, match=f"layout \\[{version}\\], not 3"):
+            entropy.decode_streams(old)
+
+
+def test_a_known_stream_codes_to_known_bytes():
+    """Known answer: the coded bytes of a fixed stream are pinned, so a change of the layout or of the
+    library's quantization (which would make old files decode wrongly) fails here first."""
+    stream = np.array([0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 0, 0, 0], np.uint64)
+    coded = entropy.encode_streams([stream, stream[::-1] % 3], [None, np.arange(16) % 2])
+    assert hashlib.sha256(coded.tobytes()).hexdigest() == KNOWN_SHA256
+    np.testing.assert_array_equal(entropy.decode_streams(coded, [None, np.arange(16) % 2])[0], stream)
 
 
 def test_arrays_are_packed_with_their_dtypes():

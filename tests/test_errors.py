@@ -21,13 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hepae
+import hepae.io.tensors
 from catalogue import Case
 from catalogue_cli import CLI_CASES
 from catalogue_models import MODEL_CASES
 from hepae import errors
-from hepae.darkmachines import read_events
-from hepae.layout import BranchSpec
-from hepae.writing import TreeWriter
+from hepae.io.branches import BranchSpec
+from hepae.io.darkmachines import read_events
+from hepae.io.writing import TreeWriter
 from roundtrip_checks import rewrite_container
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
@@ -92,11 +93,11 @@ CATALOGUE = [
          and _compress(c, c["tmp"] / "cut.root")),
     Case("tree missing", errors.TreeNotFoundError,
          "no TTree or RNTuple 'Events' in <path>; trees and RNTuples in the file: CollectionTree (TTree)",
-         lambda c: list(hepae.reading.iterate_collection(c["sample"], "nanoaod-jets-4d"))),
+         lambda c: list(hepae.io.tensors.iterate_collection(c["sample"], "nanoaod-jets-4d"))),
     Case("branch missing", errors.BranchNotFoundError,
          "branch 'AnalysisJetsAuxDyn.pt' (column 'pt' of feature set 'physlite-jets-4d') is not in tree "
          "'CollectionTree' of <path>; close matches: ['AntiKt4EMTopoJetsAux.pt', <other names>]",
-         lambda c: list(hepae.reading.iterate_collection(c["sample"], "physlite-jets-4d"))),
+         lambda c: list(hepae.io.tensors.iterate_collection(c["sample"], "physlite-jets-4d"))),
     Case("branch not jagged (one value per event)", errors.BranchTypeError,
          "branch 'AntiKt4EMTopoJetsAux.pt' in <path> holds one float32 per event; "
          "expected a jagged (per-object) array of numbers",
@@ -240,7 +241,7 @@ def _flat_branch(ctx: dict) -> None:
     with uproot.recreate(path) as f:
         TreeWriter(f, "CollectionTree", [BranchSpec(b, "float32") for b in JETS]).extend(
             {b: np.ones(3, np.float32) for b in JETS})
-    list(hepae.reading.iterate_collection(path, FS))
+    list(hepae.io.tensors.iterate_collection(path, FS))
 
 
 def _thousands(ctx: dict) -> None:

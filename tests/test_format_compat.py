@@ -1,5 +1,8 @@
 """Files written by earlier hepae versions keep decoding to what those versions decoded them to.
 
+``tests/data/format5/`` holds one small file per codec written by the version that introduced
+container format 5 (``make_fixtures.py``), and the values it decoded them to (``expected.npz``).
+
 ``tests/data/format3/`` holds files written by hepae 0.1.0 (container format 3: no metadata checksum,
 one data checksum over all chunks): each ``*.compressed.root`` and the ``*.reco.root`` that hepae 0.1.0
 decompressed it to. ``truncate-float64`` uses a feature set whose columns ask for float64: hepae
@@ -8,13 +11,17 @@ decompressed it to. ``truncate-float64`` uses a feature set whose columns ask fo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import awkward as ak
+import numpy as np
 import pytest
 import uproot
 
 import hepae
+import hepae.decompression
+from hepae.codecs import registered_codecs
 from hepae.errors import ContainerFormatError
 
 DATA = Path(__file__).parent / "data" / "format3"
@@ -44,3 +51,37 @@ def test_a_damaged_format3_file_is_still_refused(tmp_path):
     with pytest.warns(UserWarning), pytest.raises(ContainerFormatError, match="checksum mismatch"):
         hepae.decompress(tmp_path / "d.root", tmp_path / "r.root", progress=False)
     assert not (tmp_path / "r.root").exists()
+
+
+FORMAT5 = Path(__file__).parent / "data" / "format5"
+FORMAT5_FILES = sorted(p.name.removesuffix(".compressed.root") for p in FORMAT5.glob("*.compressed.root"))
+NETWORK = {"ae-float", "ae-latent-bits"}
+"""Fixtures whose values come out of the embedded network: float32 matrix products may differ in the last
+bits between machines (the error bounds' margin is there for that); all others must be identical."""
+
+
+def test_every_codec_has_a_format5_fixture():
+    codecs = {c["id"] for c in json.loads((FORMAT5 / "codecs.json").read_text()).values()}
+    assert codecs == set(registered_codecs()), "write a fixture for each codec (tests/data/format5/make_fixtures.py)"
+
+
+@pytest.mark.parametrize("name", FORMAT5_FILES)
+def test_format5_files_decode_to_the_values_stored_beside_them(name, tmp_path):
+    """Known answers: every later hepae must decode these files (container format 5, written by the
+    version that introduced it) to the values that version decoded them to."""
+    expected = np.load(FORMAT5 / "expected.npz", allow_pickle=False)
+    hepae.decompress(FORMAT5 / f"{name}.compressed.root", tmp_path / "r.root", progress=False)
+    with uproot.open(tmp_path / "r.root") as got:
+        tree = got["CollectionTree"]
+        keys = [k.removeprefix(f"{name}/") for k in expected.files if k.startswith(f"{name}/")]
+        assert len(keys) == 5  # the counts and the four jet variables
+        for key in keys:
+            want = expected[f"{name}/{key}"]
+            have = ak.to_numpy(ak.num(tree[next(k for k in tree.keys() if k.endswith(".pt"))].array())) \
+                if key == "counts" else ak.to_numpy(ak.flatten(tree[key].array()))
+            assert have.dtype == want.dtype, key
+            if name in NETWORK and key != "counts":
+                np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6, err_msg=key)
+            else:
+                np.testing.assert_array_equal(have, want, err_msg=key)
+    assert hepae.decompression.verify(FORMAT5 / f"{name}.compressed.root")["format_version"] == 5

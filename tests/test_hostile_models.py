@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 import catalogue_models as crafted
 import hepae
 from hepae import errors
-from hepae.model import HepaeModel
-from hepae.networks import ArchSpec, Autoencoder
+from hepae.ml.model import HepaeModel
+from hepae.ml.networks import ArchSpec, Autoencoder
 
 FS = "atlas-jets-4d"
 SLACK_KIB = 2048
@@ -116,7 +116,7 @@ def test_crafted_files_are_refused_with_less_memory_than_a_genuine_one(hostile):
 @pytest.mark.parametrize("name", ["huge array (36 TB .npy preamble)", "zip bomb (3 GB)", "huge hidden layers",
                                   "tensors beyond the file", "deep JSON header", "wrong field type"])
 def test_an_embedded_decoder_goes_through_the_same_checks(hostile, name):
-    """Decoders embedded in compressed files (hepae.container.read_decoder) and models sent to Dask
+    """Decoders embedded in compressed files (hepae.container.ContainerReader.decoder) and models sent to Dask
     workers are read with HepaeModel.from_bytes: the same refusal, naming where the bytes came from."""
     with pytest.raises(errors.ModelFormatError) as from_file:
         hepae.load_model(hostile[name])
@@ -224,7 +224,7 @@ def test_edited_model_files_are_refused(small_file, tmp_path, case):
 
 
 def test_size_limits(small_file, tmp_path, monkeypatch):
-    import hepae.model as model_module
+    import hepae.ml.model as model_module
 
     path = tmp_path / "m.hepae"
     path.write_bytes(small_file[0])

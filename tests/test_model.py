@@ -10,7 +10,7 @@ import torch
 
 import hepae
 from hepae.errors import ModelFormatError
-from hepae.networks import ArchSpec, Autoencoder, inference_forward
+from hepae.ml.networks import ArchSpec, Autoencoder, inference_forward
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_corrupted_and_newer_model_files_are_refused(models, tmp_path):
 
 
 def test_newer_format_version_says_upgrade(models, tmp_path, monkeypatch):
-    import hepae.model as model_module
+    import hepae.ml.model as model_module
 
     monkeypatch.setattr(model_module, "MODEL_FORMAT_VERSION", 99)
     newer = models["atlas-jets-4d"].to_bytes()

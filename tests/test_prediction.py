@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hepae import entropy
+from hepae.codecs import entropy
+from hepae.codecs.residual_prediction import Predictor, curve, unzigzag, zigzag
 from hepae.errors import CodecError
-from hepae.prediction import Predictor, curve, unzigzag, zigzag
 
 
 def test_curve_is_the_floor_of_the_exact_piecewise_linear_interpolation_and_flat_outside():

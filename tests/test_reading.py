@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 import hepae
 from hepae.errors import BranchNotFoundError, BranchTypeError, InputFileError, TreeNotFoundError
 from hepae.features import load_featureset
-from hepae.layout import BranchSpec
-from hepae.reading import collection_to_tensor, iterate_collection, tensor_to_collection
-from hepae.writing import TreeWriter
+from hepae.io.branches import BranchSpec
+from hepae.io.tensors import collection_to_tensor, iterate_collection, tensor_to_collection
+from hepae.io.writing import TreeWriter
 
 FS = load_featureset("atlas-jets-4d")
 

@@ -9,7 +9,7 @@ import uproot
 
 import hepae
 from conftest import LAYOUTS
-from hepae.container import METADATA_KEY
+from hepae.container.format import METADATA_KEY
 from hepae.errors import ContainerFormatError, ModelMismatchError, OutputFileError
 from roundtrip_checks import assert_passthrough_identical, rewrite_container
 
@@ -159,9 +159,9 @@ def test_metadata_that_decoding_depends_on_is_verified_before_it_is_used(samples
     rewrite_container(compressed, edited, edit_metadata=new_checksum)
     with uproot.update(edited) as f:
         del f["hepae_decoder"]
-        from hepae.container import DECODER_BRANCH, DECODER_TREE
-        from hepae.layout import BranchSpec
-        from hepae.writing import TreeWriter
+        from hepae.container.format import DECODER_BRANCH, DECODER_TREE
+        from hepae.io.branches import BranchSpec
+        from hepae.io.writing import TreeWriter
 
         TreeWriter(f, DECODER_TREE, [BranchSpec(DECODER_BRANCH, "uint8", f"{DECODER_BRANCH}_size")]).extend(
             {DECODER_BRANCH: ak.unflatten(np.frombuffer(other, np.uint8), [len(other)])})
@@ -189,8 +189,8 @@ def test_residuals_of_a_file_against_itself_are_zero_and_mismatches_refused(samp
 
 
 def test_zero_event_file_round_trips(models, tmp_path):
-    from hepae.layout import BranchSpec
-    from hepae.writing import TreeWriter
+    from hepae.io.branches import BranchSpec
+    from hepae.io.writing import TreeWriter
 
     empty = tmp_path / "empty.root"
     featureset = hepae.load_featureset("atlas-jets-4d")
@@ -223,13 +223,13 @@ def test_input_files_are_never_modified(samples, model_files, tmp_path):
 
 
 def test_inspect_matches_feature_sets_tree_by_tree(samples, tmp_path):
-    from hepae.layout import BranchSpec
-    from hepae.writing import TreeWriter
+    from hepae.io.branches import BranchSpec
+    from hepae.io.writing import TreeWriter
 
     path = tmp_path / "two-trees.root"
     with uproot.open(samples["atlas-jets-4d"]) as f:
         arrays = f["CollectionTree"].arrays(library="ak", how=dict)
-        from hepae.layout import describe_tree
+        from hepae.io.branches import describe_tree
 
         layout = describe_tree(f["CollectionTree"])
     with uproot.recreate(path) as out:

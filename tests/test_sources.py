@@ -7,11 +7,13 @@ import pytest
 import uproot
 
 import hepae
+import hepae.io.darkmachines
+import hepae.io.tensors
 from conftest import shared_file
-from hepae.darkmachines import OBJECT_CODES, read_events
 from hepae.errors import BranchTypeError, FeatureSetError, OutputFileError, TreeNotFoundError
-from hepae.reading import collection_to_tensor, tensor_to_collection
-from hepae.sources import open_source
+from hepae.io.darkmachines import OBJECT_CODES, read_events
+from hepae.io.sources import open_source
+from hepae.io.tensors import collection_to_tensor, tensor_to_collection
 
 SMALL = dict(latent=3, hidden=[64, 32], epochs=8, batch_size=128, max_lr=1e-2, seed=1, progress=False)
 
@@ -63,7 +65,7 @@ def test_rntuple_field_names_are_checked_like_branches(rntuple_sample):
         assert source.format == "rntuple"
         assert source.layout.spec("AnalysisJetsAuxDyn:pt").counter == "nAnalysisJetsAuxDyn"
     with pytest.raises(TreeNotFoundError, match=r"no TTree or RNTuple 'CollectionTree'.*EventData \(RNTuple\)"):
-        list(hepae.reading.iterate_collection(rntuple_sample, "physlite-jets-4d"))
+        list(hepae.io.tensors.iterate_collection(rntuple_sample, "physlite-jets-4d"))
 
 
 @pytest.mark.slow
@@ -160,7 +162,7 @@ def test_selection_must_name_a_carried_integer_branch(csv_sample):
         hepae.load_featureset({**document, "select": {"branch": "obj_pt", "values": [0]}})
     selecting_floats = hepae.load_featureset({**document, "select": {"branch": "MET", "values": [0]}})
     with pytest.raises(BranchTypeError, match="branch 'MET' in .* holds one float64 per event"):
-        list(hepae.reading.iterate_collection(csv_sample, selecting_floats))
+        list(hepae.io.tensors.iterate_collection(csv_sample, selecting_floats))
 
 
 # --- Cartesian collections -------------------------------------------------------------------------
@@ -206,8 +208,8 @@ def test_real_hzz_cartesian_jets_round_trip_in_their_stored_representation(tmp_p
 
 
 def test_fields_an_rntuple_cannot_hold_are_named():
-    from hepae.layout import AWKWARD_DTYPE, BranchSpec
-    from hepae.writing import rntuple_refusals
+    from hepae.io.branches import AWKWARD_DTYPE, BranchSpec
+    from hepae.io.writing import rntuple_refusals
 
     fine = [BranchSpec("x", "float32"), BranchSpec("jets", "float32", "njets"),
             BranchSpec("nested", AWKWARD_DTYPE, None, ak.Array([[[1.0]]]).layout.form.to_json())]

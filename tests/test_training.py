@@ -6,10 +6,10 @@ import uproot
 
 import hepae
 from hepae.errors import TrainingError
-from hepae.layout import BranchSpec
-from hepae.reading import iterate_collection
-from hepae.training import event_in_validation
-from hepae.writing import TreeWriter
+from hepae.io.branches import BranchSpec
+from hepae.io.tensors import iterate_collection
+from hepae.io.writing import TreeWriter
+from hepae.ml.training import event_in_validation
 
 SMALL = {"latent": 3, "hidden": [16], "epochs": 3, "batch_size": 128, "progress": False}
 

@@ -9,10 +9,12 @@ import pytest
 import uproot
 
 import hepae
+import hepae.io.darkmachines
+import hepae.io.tensors
 from hepae.cli import main
 from hepae.errors import ModelMismatchError, OutputFileError
-from hepae.layout import describe_tree
-from hepae.writing import TreeWriter
+from hepae.io.branches import describe_tree
+from hepae.io.writing import TreeWriter
 
 FS = "atlas-jets-4d"
 PT, ETA = "AntiKt4EMTopoJetsAux.pt", "AntiKt4EMTopoJetsAux.eta"
@@ -126,13 +128,13 @@ def test_cli_fails_on_mismatch_only_when_asked(original, tmp_path, capsys):
 def test_csv_files_are_validated_on_the_selected_objects(tmp_path):
     csv = hepae.make_darkmachines_sample(tmp_path / "e.csv", n_events=800, seed=3)
     report = hepae.validate(csv, csv, tmp_path / "r", featureset="darkmachines-jets-4d", formats=(), progress=False)
-    events = hepae.darkmachines.read_events(csv)
+    events = hepae.io.darkmachines.read_events(csv)
     jets = int(ak.sum(events["objects"]["obj"] <= 1))
     assert report.metrics["variables"]["pt"]["n"] == jets and report.passed
 
 
 def test_a_constant_column_has_no_correlation_rather_than_an_infinite_one():
-    from hepae.validation import _Moments
+    from hepae.validation.report import _Moments
 
     moments = _Moments(3)
     rng = np.random.default_rng(5)

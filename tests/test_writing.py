@@ -16,8 +16,8 @@ import pytest
 import uproot
 
 from hepae.errors import BranchTypeError, ContainerFormatError, InputFileError, OutputFileError
-from hepae.layout import BranchSpec, describe_tree
-from hepae.writing import TMP_SUFFIX, TreeWriter, _host, atomic_output, remove_stale_temporaries
+from hepae.io.branches import BranchSpec, describe_tree
+from hepae.io.writing import TMP_SUFFIX, TreeWriter, _host, atomic_output, remove_stale_temporaries
 
 
 def test_groups_share_their_counter_and_order_is_kept(tmp_path):
@@ -107,7 +107,7 @@ def test_a_write_past_the_file_size_limit_names_the_output(tmp_path):
         import sys
         from pathlib import Path
         from hepae.errors import OutputFileError
-        from hepae.writing import atomic_output
+        from hepae.io.writing import atomic_output
         try:
             with atomic_output(Path(sys.argv[1])) as tmp, open(tmp, "wb") as handle:
                 for _ in range(64):
@@ -177,7 +177,7 @@ def test_temporary_files_of_killed_runs_are_removed_by_the_next_write(tmp_path):
     code = textwrap.dedent("""
         import sys, time
         from pathlib import Path
-        from hepae.writing import atomic_output
+        from hepae.io.writing import atomic_output
         with atomic_output(Path(sys.argv[1])) as tmp:
             tmp.write_bytes(b"partial")
             print(tmp.name, flush=True)

@@ -1,40 +1,84 @@
-"""hepae: compress high-energy-physics ROOT ntuples with deep autoencoders.
+"""hepae: compress high-energy-physics ROOT ntuples with deep autoencoders under error bounds.
 
-Submodules, one concept each:
+The public API is this module's names (``hepae.compress``, ``hepae.decompress``, ...). They are
+loaded on first use, so ``import hepae`` is fast and imports neither torch, dask nor matplotlib;
+each is imported by the code that needs it.
 
-* :mod:`hepae.features`: feature sets (which jagged branches become tensor columns), declared as JSON.
-* :mod:`hepae.transforms`: invertible, JSON-serializable normalizations.
-* :mod:`hepae.sources`: the one reader of every input (TTree, RNTuple, DarkMachines CSV), in chunks.
-* :mod:`hepae.reading` / :mod:`hepae.writing`: jagged branches <-> tensor; TTree/RNTuple writers, atomic outputs.
-* :mod:`hepae.networks` / :mod:`hepae.model`: autoencoder architectures; the pickle-free model file.
-* :mod:`hepae.training`: AdamW + one-cycle training, streaming from ROOT files.
-* :mod:`hepae.container`, :mod:`hepae.compression`, :mod:`hepae.decompression`: the compressed ROOT file.
-* :mod:`hepae.many`: many files on a Dask cluster, one task per file.
-* :mod:`hepae.inspection`, :mod:`hepae.metrics`, :mod:`hepae.physics`: what a file holds; residuals and
-  physics checks of a reconstruction.
-* :mod:`hepae.darkmachines`: the DarkMachines/PhenoML CSV event format (read and write, streamed).
-* :mod:`hepae.validation`, :mod:`hepae.plotting`: the validation report (hist + mplhep plots, metrics).
-* :mod:`hepae.samples`, :mod:`hepae.demo`: synthetic samples and the end-to-end demo.
-* :mod:`hepae.errors`: the exception hierarchy (base class :class:`hepae.errors.HepaeError`).
+Packages along the data path (lower layers never import higher ones; ``pyproject.toml`` has the
+import-linter contract that the tests check):
+
+* :mod:`hepae.io`: reading inputs (TTree, RNTuple, DarkMachines CSV) in chunks, jagged branches <->
+  tensors, writers and atomic outputs, other objects carried over;
+* :mod:`hepae.features`, :mod:`hepae.transforms`: feature sets and their normalizations, as JSON;
+* :mod:`hepae.codecs`: codecs as immutable configs (lossless, truncate, ae), error bounds, residual
+  prediction and the entropy coder (constriction); no torch;
+* :mod:`hepae.ml`: networks, the pickle-free model file, training, devices (torch);
+* :mod:`hepae.container`: the compressed file's one writer and one reader (``docs/format.md``);
+* :mod:`hepae.compression`, :mod:`hepae.decompression`, :mod:`hepae.inspection`: the drivers;
+* :mod:`hepae.quality`, :mod:`hepae.validation`: residuals and physics checks; the report and its plots;
+* :mod:`hepae.cluster`: many files on a Dask cluster; :mod:`hepae.cli`: the command line.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from hepae._version import __version__
-from hepae.compression import compress
-from hepae.decompression import decompress
 from hepae.errors import HepaeError
-from hepae.features import FeatureSet, list_featuresets, load_featureset
-from hepae.inspection import inspect
-from hepae.many import compress_many, decompress_many
-from hepae.metrics import residual_summary
-from hepae.model import HepaeModel, load_model
-from hepae.samples import make_darkmachines_sample, make_sample
-from hepae.training import train
-from hepae.validation import ValidationReport, validate
+
+_API = {
+    "compress": "hepae.compression",
+    "decompress": "hepae.decompression",
+    "inspect": "hepae.inspection",
+    "FeatureSet": "hepae.features",
+    "list_featuresets": "hepae.features",
+    "load_featureset": "hepae.features",
+    "compress_many": "hepae.cluster",
+    "decompress_many": "hepae.cluster",
+    "residual_summary": "hepae.quality.residuals",
+    "HepaeModel": "hepae.ml.model",
+    "load_model": "hepae.ml.model",
+    "train": "hepae.ml.training",
+    "make_darkmachines_sample": "hepae.samples",
+    "make_sample": "hepae.samples",
+    "validate": "hepae.validation.report",
+    "ValidationReport": "hepae.validation.report",
+}
+
+if TYPE_CHECKING:
+    from hepae.cluster import compress_many, decompress_many
+    from hepae.compression import compress
+    from hepae.decompression import decompress
+    from hepae.features import FeatureSet, list_featuresets, load_featureset
+    from hepae.inspection import inspect
+    from hepae.ml.model import HepaeModel, load_model
+    from hepae.ml.training import train
+    from hepae.quality.residuals import residual_summary
+    from hepae.samples import make_darkmachines_sample, make_sample
+    from hepae.validation.report import ValidationReport, validate
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        if name in {"errors", "codecs", "container", "io", "ml", "quality", "validation", "transforms"}:
+            return importlib.import_module(f"hepae.{name}")
+        raise AttributeError(f"module 'hepae' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])
+
 
 __all__ = [
     "FeatureSet",
     "HepaeError",
     "HepaeModel",
+    "ValidationReport",
     "__version__",
     "compress",
     "compress_many",
@@ -49,5 +93,4 @@ __all__ = [
     "residual_summary",
     "train",
     "validate",
-    "ValidationReport",
 ]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import json
 import os
-import re
 import signal
 import sys
 import traceback
@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from hepae import _version
+from hepae.codecs import get_codec, registered_codecs
 from hepae.errors import CodecError, HepaeError
-from hepae.reading import DEFAULT_STEP_SIZE
-from hepae.training import DEFAULTS
-from hepae.validation import DEFAULT_THRESHOLDS, STYLES
-from hepae.writing import DEFAULT_COMPRESSION, parse_compression
+from hepae.io.sources import DEFAULT_STEP_SIZE, memory_size
+from hepae.io.writing import DEFAULT_COMPRESSION, parse_compression
+from hepae.ml.defaults import DEFAULTS
+from hepae.validation.plotting import STYLES
+from hepae.validation.thresholds import DEFAULT_THRESHOLDS
 
 
 class ManyFilesFailed(HepaeError):
@@ -39,9 +41,6 @@ the codec, so 1-entry chunks made outputs ~50x larger and runs 5-9x slower. A fi
 read in one chunk anyway."""
 MIN_STEP_BYTES = 1_000_000
 """The smallest ``--step-size`` as a memory size (1 MB), for the same reason."""
-_SIZE_UNITS = {"B": 1, "kB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
-
-
 def _step_size(text: str) -> int | str:
     """Entries (``100000``) or a memory size (``'100 MB'``), checked here rather than deep in uproot.
 
@@ -53,9 +52,9 @@ def _step_size(text: str) -> int | str:
                 f"{text.strip()} entries per chunk is too small (per-chunk overhead multiplies the output size and "
                 f"time); give at least {MIN_STEP_ENTRIES} (a file with fewer entries is read in one chunk anyway)")
         return int(text)
-    size = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(B|kB|MB|GB|KiB|MiB|GiB)\s*", text)
-    if size:
-        if float(size[1]) * _SIZE_UNITS[size[2]] < MIN_STEP_BYTES:
+    size = memory_size(text)
+    if size is not None:
+        if size < MIN_STEP_BYTES:
             raise argparse.ArgumentTypeError(f"{text!r} per chunk is too small; give at least '1 MB'")
         return text
     raise argparse.ArgumentTypeError(f"{text!r}: give a number of entries (e.g. 100000) or a size like '100 MB'")
@@ -159,15 +158,15 @@ def cmd_make_sample(args: argparse.Namespace) -> None:
 
 def _check_device(name: str) -> None:
     """Fail before any work if the torch device ``name`` does not exist here (:class:`DeviceError`)."""
-    from hepae.devices import resolve_device
+    from hepae.ml.devices import resolve_device
 
     resolve_device(name)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from hepae.reading import expand_inputs
-    from hepae.training import train
-    from hepae.writing import check_output_path
+    from hepae.io.tensors import expand_inputs
+    from hepae.io.writing import check_output_path
+    from hepae.ml.training import train
 
     _check_device(args.device)
     inputs = expand_inputs(args.inputs)
@@ -176,7 +175,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         inputs, args.features, latent=args.latent, arch=args.arch, hidden=args.hidden,
         normalization=args.normalization, epochs=args.epochs, batch_size=args.batch_size, max_lr=args.lr,
         weight_decay=args.weight_decay, val_fraction=args.val_fraction, seed=args.seed, step_size=args.step_size,
-        device=args.device, progress=not args.quiet,
+        device=args.device, progress=_progress(args),
     )
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun every rank has the same model; rank 0 writes it
@@ -208,21 +207,40 @@ def _latent_bits(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a number of bits or 'auto', got {text!r}") from None
 
 
+_CODEC_OPTIONS = {"latent_bits": "--latent-bits", "error_bounds": "--error-bound", "mantissa_bits": "--mantissa-bits"}
+"""Codec settings the command line offers: the codec's parameter -> its option."""
+
+
+def _codec_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The chosen codec's config from the options that are its parameters (known from its signature);
+    an option given for a codec that does not take it is an error."""
+    kind = registered_codecs()[args.codec]
+    takes = set(inspect.signature(kind.__init__).parameters)
+    given = {"latent_bits": args.latent_bits, "error_bounds": args.error_bound, "mantissa_bits": args.mantissa_bits}
+    config: dict[str, Any] = {"id": args.codec}
+    for name, value in given.items():
+        if name in takes and value is not None:
+            config[name] = value
+        elif name not in takes and value is not None:
+            owners = [i for i, k in registered_codecs().items() if name in inspect.signature(k.__init__).parameters]
+            raise CodecError(f"{_CODEC_OPTIONS[name]} belongs to the {' and '.join(owners)} codec, not to {args.codec}")
+    return config
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    """Progress bars: never with -q, always with --progress, else only on a terminal."""
+    return False if args.quiet else (True if args.progress else None)
+
+
 def cmd_compress(args: argparse.Namespace) -> None:
     from hepae.compression import compress
 
-    codec: dict[str, Any] = {"id": args.codec}
-    if args.codec == "ae":
-        codec.update(latent_bits=args.latent_bits, error_bounds=args.error_bound or [])
-    elif args.codec == "truncate":
-        codec["mantissa_bits"] = args.mantissa_bits
-    if (args.latent_bits is not None or args.error_bound) and args.codec != "ae":
-        raise CodecError("--latent-bits and --error-bound belong to the ae codec")
+    codec = _codec_config(args)
     _check_device(args.device)
     summary = compress(args.input, args.output, args.model, codec=codec, featureset=args.features,
                        step_size=args.step_size, compression=args.compression, overwrite=args.overwrite,
                        drop_unsupported=args.drop_unsupported, device=args.device, check=not args.no_check,
-                       progress=not args.quiet)
+                       progress=_progress(args))
     if args.json:
         _print_json(summary)
     else:
@@ -243,7 +261,7 @@ def cmd_decompress(args: argparse.Namespace) -> None:
 
     _check_device(args.device)
     summary = decompress(args.input, args.output, compression=args.compression,
-                         overwrite=args.overwrite, device=args.device, progress=not args.quiet)
+                         overwrite=args.overwrite, device=args.device, progress=_progress(args))
     if args.json:
         _print_json(summary)
     else:
@@ -266,25 +284,25 @@ def _report_many(summary: dict[str, Any], as_json: bool) -> None:
 
 
 def cmd_compress_many(args: argparse.Namespace) -> None:
-    from hepae.many import compress_many
+    from hepae.cluster import compress_many
 
     if args.scheduler is None:  # a local cluster: its workers have this machine's devices
         _check_device(args.device)
     summary = compress_many(args.inputs, args.model, args.output, scheduler=args.scheduler, workers=args.workers,
                             resume=args.resume, overwrite=args.overwrite, step_size=args.step_size,
                             compression=args.compression, drop_unsupported=args.drop_unsupported,
-                            device=args.device, progress=not args.quiet)
+                            device=args.device, progress=_progress(args))
     _report_many(summary, args.json)
 
 
 def cmd_decompress_many(args: argparse.Namespace) -> None:
-    from hepae.many import decompress_many
+    from hepae.cluster import decompress_many
 
     if args.scheduler is None:
         _check_device(args.device)
     summary = decompress_many(args.inputs, args.output, scheduler=args.scheduler, workers=args.workers,
                               resume=args.resume, overwrite=args.overwrite, compression=args.compression,
-                              device=args.device, progress=not args.quiet)
+                              device=args.device, progress=_progress(args))
     _report_many(summary, args.json)
 
 
@@ -315,7 +333,7 @@ def cmd_inspect(args: argparse.Namespace) -> None:
         if "model" in m:
             print(f"  model       {m['model']['architecture']['name']} id {m['model']['model_id']}, decoder "
                   f"{_human_bytes(m['model']['decoder_bytes'])} embedded")
-        elif m["codec"]["id"] == "ae":
+        elif get_codec(m["codec"]).needs_model:
             print("  model       none embedded: no chunk keeps a latent value (decoding runs no network)")
         decoder = f", decoder {m['checksums']['decoder'][:16]}..." if "decoder" in m["checksums"] else ""
         chunks = m["checksums"].get("chunks")
@@ -341,7 +359,7 @@ def cmd_inspect(args: argparse.Namespace) -> None:
 
 
 def cmd_residuals(args: argparse.Namespace) -> None:
-    from hepae.metrics import residual_summary
+    from hepae.quality.residuals import residual_summary
 
     residuals = residual_summary(args.original, args.reconstructed, args.features)
     if args.json:
@@ -351,12 +369,12 @@ def cmd_residuals(args: argparse.Namespace) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from hepae.validation import validate
+    from hepae.validation.report import validate
 
     thresholds = {"chi2_ndf": args.max_chi2_ndf, "ks": args.max_ks, "wasserstein": args.max_wasserstein}
     report = validate(args.original, args.reconstructed, args.output, featureset=args.features,
                       compressed=args.compressed, style=args.style, formats=args.formats, thresholds=thresholds,
-                      step_size=args.step_size, overwrite=args.overwrite, progress=not args.quiet)
+                      step_size=args.step_size, overwrite=args.overwrite, progress=_progress(args))
     if args.json:
         _print_json(report.metrics)
     else:
@@ -370,7 +388,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from hepae.demo import run_demo
 
     result = run_demo(args.workdir, n_events=args.events, epochs=args.epochs, seed=args.seed,
-                      progress=not args.quiet)
+                      progress=_progress(args))
     if args.json:
         _print_json(result)
         return
@@ -403,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser, *, output: bool = True, stream: bool = True, device: bool = True) -> None:
         p.add_argument("--json", action="store_true", help="print the result as JSON")
-        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (shown only on a terminal anyway)")
+        p.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
         if device:
             p.add_argument("--device", default="auto", help="torch device: auto (CUDA if available), cpu, cuda")
         if output:
@@ -447,8 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="a .root file, or a .csv DarkMachines event file (darkmachines-* feature sets)")
     p.add_argument("-m", "--model", help="model file written by 'hepae train' (needed by the ae codec)")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--codec", default="ae", choices=("ae", "truncate", "lossless"),
-                   help="ae: the autoencoder (default); truncate: mantissa truncation; lossless: float values")
+    codecs = registered_codecs()
+    p.add_argument("--codec", default="ae", choices=tuple(codecs),
+                   help="; ".join(f"{name}: {kind.summary}" for name, kind in codecs.items()) + " (default: ae)")
     p.add_argument("--features", help="feature set, for codecs without a model (default: the model's)")
     p.add_argument("--latent-bits", type=_latent_bits, metavar="BITS|auto",
                    help="ae: quantize latent values to steps of std/2**BITS and entropy code them; 'auto' "
@@ -456,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--error-bound", action="append", metavar="COLUMN=rel|abs:VALUE",
                    help="ae: keep every value of COLUMN within this bound, e.g. pt=rel:1e-3 or eta=abs:1e-3 "
                         "(repeat for several columns)")
-    p.add_argument("--mantissa-bits", type=int, default=10, help="truncate: mantissa bits kept (default 10)")
+    p.add_argument("--mantissa-bits", type=int, help="truncate: mantissa bits kept (default 10)")
     p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION,
                    help="ROOT compression of the output (the streams' entropy coder), e.g. zstd:5, lzma:9, none")
     p.add_argument("--drop-unsupported", action="store_true",

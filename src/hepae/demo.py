@@ -8,10 +8,10 @@ from typing import Any
 
 from hepae.compression import compress
 from hepae.decompression import decompress
-from hepae.metrics import residual_summary
+from hepae.ml.training import train
+from hepae.quality.residuals import residual_summary
 from hepae.samples import make_sample
-from hepae.training import train
-from hepae.validation import validate
+from hepae.validation.report import validate
 
 
 def run_demo(
@@ -22,7 +22,7 @@ def run_demo(
     epochs: int = 30,
     latent: int = 3,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Run the whole chain in ``workdir`` (created; its files are replaced) and return every summary."""
     workdir = Path(workdir)

@@ -92,6 +92,10 @@ class CodecError(HepaeError):
     """A codec setting that cannot work: unknown codec, malformed error bound, a model missing."""
 
 
+class UnknownLayoutError(CodecError):
+    """Coded data in a layout this hepae does not read: a development version's, or a newer hepae's."""
+
+
 class TrainingError(HepaeError, RuntimeError):
     """Training cannot proceed (no objects to train on, diverging loss, ...)."""
 

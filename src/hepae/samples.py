@@ -26,8 +26,8 @@ import vector
 
 from hepae.errors import FeatureSetError
 from hepae.features import FeatureSet, load_featureset
-from hepae.layout import AWKWARD_DTYPE, BranchSpec
-from hepae.writing import DEFAULT_COMPRESSION, atomic_output, make_writer, parse_compression
+from hepae.io.branches import AWKWARD_DTYPE, BranchSpec
+from hepae.io.writing import DEFAULT_COMPRESSION, atomic_output, make_writer, parse_compression
 
 # Names of the event-level branches and of the electron collection, per layout convention.
 _CONVENTIONS = {
@@ -252,7 +252,7 @@ def make_darkmachines_sample(
     (``e-``/``e+``, ``m-``/``m+``, ``g``), each type sorted by decreasing pT, and a MET with its phi.
     Some events have no object at all (no jet in acceptance and no lepton, about 8 %).
     """
-    from hepae.darkmachines import OBJECT_CODES, write_events
+    from hepae.io.darkmachines import OBJECT_CODES, write_events
 
     rng = np.random.default_rng(seed)
     jets = generate_jets(rng, n_events)

@@ -19,7 +19,6 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +27,38 @@ import hist
 import numpy as np
 import uproot
 import vector
-from tqdm.auto import tqdm
 
-from hepae.errors import CodecError, ContainerFormatError, FeatureSetError, InputFileError, OutputFileError
+from hepae.container import ContainerReader
+from hepae.errors import (
+    CodecError,
+    ContainerFormatError,
+    FeatureSetError,
+    HepaeError,
+    InputFileError,
+    OutputFileError,
+)
 from hepae.features import FeatureSet, list_featuresets, load_featureset
-from hepae.metrics import ResidualAccumulator, open_pair, paired_chunks
-from hepae.reading import DEFAULT_STEP_SIZE, check_collection
-from hepae.sources import open_source
-from hepae.writing import output_errors
+from hepae.io.sources import DEFAULT_STEP_SIZE, PathArg, open_source
+from hepae.io.tensors import check_collection
+from hepae.io.writing import output_errors
+from hepae.progress import progress_bar
+from hepae.quality.residuals import ResidualAccumulator, open_pair, paired_chunks
+from hepae.validation import plotting
+from hepae.validation.plotting import STYLES
+from hepae.validation.thresholds import DEFAULT_THRESHOLDS
 
-PathArg = str | PathLike[str]
-STYLES = ("ATLAS", "CMS", "ROOT", "LHCb2")
 """mplhep experiment styles a report can be drawn in."""
-DEFAULT_THRESHOLDS = {"chi2_ndf": 2.0, "ks": 0.01, "wasserstein": 0.01}
-"""Pass/fail limits of the distribution tests: χ²/ndf, KS distance, and the Wasserstein distance in
-units of the original's standard deviation."""
 _BINS, _FINE_BINS, _RESIDUAL_BINS, _PROFILE_BINS = 50, 2000, 100, 15
 
 vector.register_awkward()
+
+
+def chi2_ndf(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
+    """χ² of two histograms of unweighted counts (as for independent samples: ``Σ (a-b)² / (a+b)`` over
+    the bins either fills) and its degrees of freedom (those bins minus one, at least 1)."""
+    used = (a + b) > 0
+    chi2 = float(((a - b) ** 2 / np.where(used, a + b, 1.0))[used].sum())
+    return chi2, max(int(used.sum()) - 1, 1)
 
 
 def _axis(name: str, label: str, values: np.ndarray, log: bool, bins: int = _BINS) -> hist.axis.Regular:
@@ -106,10 +119,7 @@ class _Variable:
 
     def tests(self, std_original: float) -> dict[str, float]:
         """Migration fraction, χ², ndf, KS distance and Wasserstein distance (flow bins included)."""
-        a, b = self.original.values(flow=True), self.reconstructed.values(flow=True)
-        used = (a + b) > 0
-        chi2 = float(((a - b) ** 2 / np.where(used, a + b, 1.0))[used].sum())
-        ndf = max(int(used.sum()) - 1, 1)
+        chi2, ndf = chi2_ndf(self.original.values(flow=True), self.reconstructed.values(flow=True))
         fa, fb = self.fine_original.values(flow=True), self.fine_reconstructed.values(flow=True)
         cdf_a, cdf_b = np.cumsum(fa) / max(fa.sum(), 1), np.cumsum(fb) / max(fb.sum(), 1)
         widths = np.diff(self.fine_original.axes[0].edges)
@@ -231,17 +241,14 @@ def _guess_featureset(original: Path, compressed: Path | None) -> FeatureSet:
     if not original.is_file():
         raise InputFileError(f"input file {original} does not exist")
     if compressed is not None:
-        from hepae.container import read_metadata
-        from hepae.sources import open_root
-
-        with open_root(compressed) as directory:
-            return load_featureset(read_metadata(directory, str(compressed))["featureset"])
+        with ContainerReader(compressed) as reader:
+            return reader.featureset
     for featureset in list_featuresets():
         try:
             with open_source(original, featureset.tree) as source:
                 check_collection(source.layout, featureset, original)
             return featureset
-        except Exception:  # not this one
+        except HepaeError:  # not this one
             continue
     raise FeatureSetError(f"no built-in feature set matches {original}; pass one (--features NAME|JSON)")
 
@@ -258,7 +265,7 @@ def validate(
     thresholds: dict[str, float] | None = None,
     step_size: int | str = DEFAULT_STEP_SIZE,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> ValidationReport:
     """Compare ``reconstructed`` with ``original`` (ROOT or DarkMachines CSV); write a report to ``outdir``.
 
@@ -288,7 +295,7 @@ def validate(
     pt_index = featureset.column_names.index("pt") if "pt" in featureset.column_names else None
     n_events = 0
     with open_pair(original, reconstructed, featureset) as (a, b):
-        bar = tqdm(total=a.num_entries, disable=not progress, unit="event", desc=f"validate {reconstructed.name}")
+        bar = progress_bar(progress, total=a.num_entries, unit="event", desc=f"validate {reconstructed.name}")
         with bar:
             for values_a, values_b, counts in paired_chunks(a, b, featureset, step_size):
                 residuals = accumulator.residuals(values_a, values_b)
@@ -417,22 +424,16 @@ def _replace_report(work: Path, outdir: Path, *, overwrite: bool, inputs: Sequen
 
 
 def _latent_moments(compressed: Path) -> tuple[list[str], _Moments]:
-    """Moments of the latent values of an ``ae``-compressed file, chunk by chunk (none for other codecs)."""
-    from hepae.codecs import get_codec
-    from hepae.container import COUNT_BRANCH, read_metadata
-    from hepae.decompression import verified_chunks
-    from hepae.sources import open_root, root_source
-
+    """Moments of the latent values of a compressed file whose codec stores them, chunk by chunk (none
+    for other codecs, nor for files that kept no latent value)."""
     moments: _Moments | None = None
-    with open_root(compressed) as directory:
-        metadata = read_metadata(directory, str(compressed))
-        codec = get_codec(metadata["codec"])
-        if codec.codec_id != "ae" or "model" not in metadata:  # no model: no chunk kept a latent value
+    with ContainerReader(compressed) as reader:
+        codec = reader.codec
+        if not codec.has_latent_values or not reader.has_decoder:  # no decoder: no chunk kept a latent value
             return [], _Moments(0)
-        table = root_source(directory, compressed, metadata["tree"])
-        for arrays, streams, _ in verified_chunks(directory, metadata, table, compressed):  # each chunk checked
+        for chunk in reader.chunks():  # each chunk checked
             try:
-                latent = codec.latent_values(streams, ak.to_numpy(arrays[COUNT_BRANCH]))
+                latent = codec.latent_values(chunk.streams, chunk.counts)
             except (ValueError, KeyError, CodecError) as err:
                 raise ContainerFormatError(f"{compressed}: latent streams are inconsistent ({err})") from None
             moments = moments or _Moments(latent.shape[1])
@@ -447,13 +448,11 @@ class _Figures:
     def __init__(self, work: Path, style: str, formats: tuple[str, ...]):
         self.work, self.formats, self.files = work, formats, []
         if formats:
-            from hepae import plotting
-
-            self.plotting, self.look = plotting, plotting.Style(style)
+            self.look = plotting.Style(style)
 
     def add(self, stem: str, draw: Any) -> None:
         if self.formats:
-            self.files += self.plotting.save(draw(self.plotting, self.look), self.work, stem, self.formats)
+            self.files += plotting.save(draw(plotting, self.look), self.work, stem, self.formats, self.look)
 
 
 def _profile(variable: _Variable) -> dict[str, Any] | None:
@@ -541,10 +540,8 @@ def _write_report(work: Path, featureset: FeatureSet, style: str, formats: tuple
             figures.add(f"physics_{name}", lambda p, look, axis=axis, a=h_original, b=h_reco, log_x=log_x: p.comparison(
                 look, axis.edges, a.values(), b.values(), axis.label, log_x=log_x))
             root[f"original_{name}"], root[f"reconstructed_{name}"] = h_original, h_reco
-            a, b = h_original.values(flow=True), h_reco.values(flow=True)
-            used = (a + b) > 0
-            chi2 = float(((a - b) ** 2 / np.where(used, a + b, 1.0))[used].sum())
-            physics_metrics[name] = {"entries": int(a.sum()), "chi2": chi2, "ndf": max(int(used.sum()) - 1, 1)}
+            chi2, ndf = chi2_ndf(h_original.values(flow=True), h_reco.values(flow=True))
+            physics_metrics[name] = {"entries": int(h_original.values(flow=True).sum()), "chi2": chi2, "ndf": ndf}
     files = [*figures.files, "histograms.root"]
     metrics = {
         "original": str(original),

@@ -10,8 +10,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import lzma
 import os
+import re
 import stat
+import struct
+import zlib
 from collections.abc import Iterator, Sequence
 from os import PathLike
 from pathlib import Path
@@ -21,8 +25,16 @@ import awkward as ak
 import uproot
 
 from hepae.errors import BranchTypeError, HepaeError, InputFileError, TreeNotFoundError, close_matches
-from hepae.layout import TreeLayout, describe_ntuple, describe_tree
-from hepae.writing import rntuple_refusals
+from hepae.io.branches import TreeLayout, describe_ntuple, describe_tree
+from hepae.io.writing import rntuple_refusals
+
+DAMAGED_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError,
+    NotImplementedError, AssertionError, struct.error, zlib.error, lzma.LZMAError,
+    uproot.deserialization.DeserializationError,
+)
+"""What uproot raises on damaged or crafted bytes (decompression, deserialization, sizes that do not
+fit). Only calls into uproot are wrapped with it, so a bug in hepae itself surfaces as a bug."""
 
 DEFAULT_STEP_SIZE = "50 MB"
 """Default chunk size for streaming: an entry count (int) or a memory size string."""
@@ -72,6 +84,16 @@ def check_input_file(path: PathArg, what: str = "input file") -> Path:
     return path
 
 
+_SIZE_UNITS = {"B": 1, "kB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+
+
+def memory_size(text: str) -> int | None:
+    """Bytes of a size like ``"100 MB"`` or ``"1.5 GiB"`` (units B, kB, MB, GB, KiB, MiB, GiB, as uproot
+    takes them for ``step_size``); ``None`` if ``text`` is not one."""
+    size = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(B|kB|MB|GB|KiB|MiB|GiB)\s*", text)
+    return int(float(size[1]) * _SIZE_UNITS[size[2]]) if size else None
+
+
 @contextlib.contextmanager
 def open_root(path: PathArg) -> Iterator[uproot.ReadOnlyDirectory]:
     """``uproot.open`` with errors that say which file and what is wrong with it. No array cache: data
@@ -79,7 +101,7 @@ def open_root(path: PathArg) -> Iterator[uproot.ReadOnlyDirectory]:
     path = check_input_file(path)
     try:
         handle = uproot.open(path, array_cache=None)
-    except Exception as err:  # uproot raises many kinds on damaged files; all mean the same here
+    except DAMAGED_FILE_ERRORS as err:  # uproot raises many kinds on damaged files; all mean the same here
         raise InputFileError(f"{path} is not a readable ROOT file: {_first_line(err)}") from None
     with handle:
         yield handle
@@ -89,7 +111,7 @@ def _tables(directory: uproot.ReadOnlyDirectory, path: PathArg) -> dict[str, str
     """TTrees and RNTuples at the top of a file: name -> classname."""
     try:
         classnames = directory.classnames(recursive=False)
-    except Exception as err:
+    except DAMAGED_FILE_ERRORS as err:
         raise InputFileError(f"cannot list the objects in {path} (damaged file?): {_first_line(err)}") from None
     return {k.split(";")[0]: c for k, c in classnames.items() if c in ("TTree", RNTUPLE_CLASS)}
 
@@ -106,7 +128,7 @@ def _get_table(directory: uproot.ReadOnlyDirectory, name: str, path: PathArg, cl
         )
     try:
         return directory[name]
-    except Exception as err:  # corrupted metadata
+    except DAMAGED_FILE_ERRORS as err:  # corrupted metadata
         raise InputFileError(f"cannot read '{name}' in {path} (damaged file?): {_first_line(err)}") from None
 
 
@@ -125,7 +147,7 @@ def iterate_arrays(
             yield {n: chunk[n] for n in names}
     except HepaeError:
         raise
-    except Exception as err:  # damaged baskets/pages: decompression, deserialization, size errors
+    except DAMAGED_FILE_ERRORS as err:  # damaged baskets/pages: decompression, deserialization, size errors
         raise _damaged(table, err) from None
 
 
@@ -139,7 +161,7 @@ def read_range(table: Any, names: Sequence[str], entry_start: int, entry_stop: i
     try:
         arrays = table.arrays(filter_name=lambda n: n in wanted, entry_start=entry_start, entry_stop=entry_stop,
                               library="ak", how=dict)
-    except Exception as err:
+    except DAMAGED_FILE_ERRORS as err:
         raise _damaged(table, err) from None
     return {n: arrays[n] for n in names}
 
@@ -209,7 +231,7 @@ class RNTupleSource(Source):
         """Described on first use: uproot builds the form of every field, slow for a thousand fields."""
         try:
             layout = describe_ntuple(self._ntuple)
-        except Exception as err:
+        except DAMAGED_FILE_ERRORS as err:
             raise BranchTypeError(
                 f"cannot read the fields of RNTuple '{self._ntuple.name}' in {self.path}: {_first_line(err)}"
             ) from None
@@ -250,20 +272,20 @@ class DarkMachinesSource(Source):
     format, storage = "darkmachines-csv", "rntuple"
 
     def __init__(self, path: Path):
-        from hepae.darkmachines import TABLE_NAME, count_events, table_specs
+        from hepae.io.darkmachines import TABLE_NAME, count_events, table_specs
 
         layout = TreeLayout(name=TABLE_NAME, num_entries=count_events(path), format="rntuple",
                             branches=table_specs())
         super().__init__(path, layout, "DarkMachines/PhenoML events")
 
     def iterate(self, names, step_size=DEFAULT_STEP_SIZE):
-        from hepae.darkmachines import events_to_table, iterate_events
+        from hepae.io.darkmachines import events_to_table, iterate_events
 
         if isinstance(step_size, int):
             lines = step_size
         else:  # a memory size: as many lines as that many bytes of text hold, on average
             size = self.path.stat().st_size
-            lines = int(uproot._util.memory_size(step_size) * max(self.num_entries, 1) / max(size, 1))
+            lines = int((memory_size(step_size) or 0) * max(self.num_entries, 1) / max(size, 1))
         for events in iterate_events(self.path, chunk_lines=max(lines, 1)):
             table = events_to_table(events)
             yield {n: table[n] for n in names}
@@ -274,7 +296,7 @@ def open_source(path: PathArg, name: str) -> Iterator[Source]:
     """The table ``name`` of ``path``: a TTree or RNTuple in a ROOT file, or a DarkMachines CSV file."""
     path = Path(path)
     if path.suffix.lower() in CSV_SUFFIXES:
-        from hepae.darkmachines import TABLE_NAME
+        from hepae.io.darkmachines import TABLE_NAME
 
         if name != TABLE_NAME:
             raise TreeNotFoundError(
@@ -296,5 +318,5 @@ def root_source(directory: uproot.ReadOnlyDirectory, path: PathArg, name: str) -
         return RNTupleSource(Path(path), table) if is_rntuple else TTreeSource(Path(path), table)
     except HepaeError:
         raise
-    except Exception as err:  # a damaged branch or field description (streamers, leaves)
+    except DAMAGED_FILE_ERRORS as err:  # a damaged branch or field description (streamers, leaves)
         raise _damaged(table, err) from None

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hepae import entropy
+from hepae.codecs import entropy
 from hepae.errors import CodecError
 
 FRACTION = 16

@@ -36,9 +36,9 @@ import awkward as ak
 import numpy as np
 
 from hepae.errors import InputFileError, MalformedCSVError
-from hepae.layout import AWKWARD_DTYPE, BranchSpec
-from hepae.sources import check_input_file
-from hepae.writing import atomic_output
+from hepae.io.branches import AWKWARD_DTYPE, BranchSpec
+from hepae.io.sources import check_input_file
+from hepae.io.writing import atomic_output
 
 OBJECT_CODES = ("j", "b", "e-", "e+", "m-", "m+", "g")
 EVENT_FIELDS = ("event_id", "process_id", "event_weight", "MET", "METphi")

@@ -4,22 +4,24 @@ It holds the input table (same name; a TTree for a TTree, an RNTuple for an RNTu
 with every uncompressed branch carried over and, instead of the compressed collection's branches, one
 ``int32`` branch ``hepae_count``: the number of encoded objects of each event (if the feature set
 selects objects, the unselected ones' values stay in the original branches, counted by
-``nhepae_rest``). The codec's streams (:mod:`hepae.codecs`) are in the TTree ``hepae_streams``, one
-entry per compressed chunk: ``entries`` (events in the chunk) and one ``uint8``/``int32``/``float32``
+``nhepae_rest``). The codec's streams (:mod:`hepae.codecs.base`) are in the TTree ``hepae_streams``, one
+entry per compressed chunk: ``entries`` (events in the chunk) and one ``uint8``/``float32``/``float64``
 list per stream holding the chunk's objects (counted by ``n_objects``), or its coded bytes (counted by
 ``n_<stream>``), so that the ROOT compression sees each stream whole (per-event jagged branches would
 cost a few bytes per event each). Then a TObjString
 ``hepae_metadata`` with JSON metadata that follows ``schemas/container.schema.json``, and a TObjString
 ``hepae_metadata_sha256`` with the sha256 of that JSON text; and, for the ``ae`` codec, a one-entry
 TTree ``hepae_decoder`` whose ``uint8`` branch holds the decoder as a pickle-free model file (see
-:mod:`hepae.model`). Nothing else is needed to decompress.
+:mod:`hepae.ml.model`). Nothing else is needed to decompress.
 
-Integrity (format 4): everything decoding depends on is verified before it is used. The metadata
+Integrity (format 4 and later): everything decoding depends on is verified before it is used. The metadata
 text against its own sha256 (so the checksums inside it can be trusted); each chunk (its rows of
 the table and its entry of the stream tree) against its sha256 in ``checksums.chunks`` before it is
 decoded; the embedded decoder against ``checksums.decoder`` and against the identity, architecture
 and normalization the metadata records. Format 3 files (hepae 0.1.0: no metadata checksum, one
-digest over all chunks, checked at the end) are still read, with a warning.
+digest over all chunks, checked at the end) are still read, with a warning. Format 5 (this one)
+differs from 4 only inside the ``ae`` codec's coded chunks (constriction's ANS coder): a format-4 file
+(development versions only) is read unless it holds such chunks. ``docs/format.md`` has the bytes.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ import numpy as np
 import uproot
 
 from hepae.errors import ContainerFormatError
-from hepae.layout import BranchSpec
-from hepae.model import HepaeModel
+from hepae.io.branches import BranchSpec
+from hepae.io.hashing import TreeHasher
+from hepae.io.sources import DAMAGED_FILE_ERRORS
+from hepae.io.writing import TreeWriter
 from hepae.schema import parse_json, validate, validate_versioned
-from hepae.writing import TreeWriter
 
-CONTAINER_FORMAT_VERSION = 4
+CONTAINER_FORMAT_VERSION = 5
 METADATA_KEY = "hepae_metadata"
 METADATA_CHECKSUM_KEY = "hepae_metadata_sha256"
 DECODER_TREE = "hepae_decoder"
@@ -49,6 +52,8 @@ CHUNK_ENTRIES = "entries"
 STREAM_COUNTER = "n_objects"
 COUNT_BRANCH = "hepae_count"
 REST_COUNTER = "nhepae_rest"
+RESERVED_OBJECTS = frozenset({METADATA_KEY, METADATA_CHECKSUM_KEY, STREAM_TREE, DECODER_TREE})
+"""Top-level names hepae writes: an input that holds one is refused (already compressed?)."""
 
 
 def stream_specs(stream_dtypes: dict[str, str], chunk_streams: set[str] = frozenset()) -> list[BranchSpec]:
@@ -66,9 +71,8 @@ def stream_chunk(n_events: int, streams: dict[str, np.ndarray]) -> dict[str, obj
     return entry
 
 
-def write_decoder(file: uproot.WritableDirectory, model: HepaeModel) -> tuple[int, str]:
-    """Embed the model's decoder; returns its size in bytes and sha256."""
-    blob = model.to_bytes(("decoder",))
+def write_decoder(file: uproot.WritableDirectory, blob: bytes) -> tuple[int, str]:
+    """Embed a decoder model file (its bytes); returns its size in bytes and sha256."""
     writer = TreeWriter(file, DECODER_TREE, [BranchSpec(DECODER_BRANCH, "uint8", f"{DECODER_BRANCH}_size")],
                         title="hepae: embedded decoder (numpy .npz, pickle-free)")
     writer.extend({DECODER_BRANCH: ak.unflatten(np.frombuffer(blob, dtype=np.uint8), [len(blob)])})
@@ -86,7 +90,7 @@ def write_metadata(file: uproot.WritableDirectory, metadata: dict[str, Any]) -> 
 def _read_string(file: uproot.ReadOnlyDirectory, key: str, path: str) -> str:
     try:
         return str(file[key])
-    except Exception as err:  # an unreadable TObjString: uproot raises many kinds on damaged bytes
+    except DAMAGED_FILE_ERRORS as err:  # an unreadable TObjString: uproot raises many kinds on damaged bytes
         raise ContainerFormatError(f"{path}: '{key}' cannot be read (damaged file?): {type(err).__name__}") from None
 
 
@@ -97,7 +101,7 @@ def read_metadata(file: uproot.ReadOnlyDirectory, path: str) -> dict[str, Any]:
     """
     try:
         keys = file.keys(cycle=False)
-    except Exception as err:
+    except DAMAGED_FILE_ERRORS as err:
         raise ContainerFormatError(f"{path}: cannot list its objects (damaged file?): {err}") from None
     if METADATA_KEY not in keys:
         raise ContainerFormatError(
@@ -129,8 +133,8 @@ def read_metadata(file: uproot.ReadOnlyDirectory, path: str) -> dict[str, Any]:
     return metadata
 
 
-def read_decoder(file: uproot.ReadOnlyDirectory, metadata: dict[str, Any], path: str) -> HepaeModel:
-    """The embedded decoder, checked against the metadata's checksum and the identity it records."""
+def read_decoder_bytes(file: uproot.ReadOnlyDirectory, metadata: dict[str, Any], path: str) -> bytes:
+    """The embedded decoder's model file, checked against the size and checksum the metadata records."""
     tree_name, branch = metadata["model"]["decoder_tree"], metadata["model"]["decoder_branch"]
     if (tree_name, branch) != (DECODER_TREE, DECODER_BRANCH):
         raise ContainerFormatError(f"{path}: the metadata names the decoder '{tree_name}/{branch}', not "
@@ -145,22 +149,11 @@ def read_decoder(file: uproot.ReadOnlyDirectory, metadata: dict[str, Any], path:
         blob = ak.to_numpy(ak.flatten(tree[branch].array(library="ak"))).tobytes()
     except ContainerFormatError:
         raise
-    except Exception as err:
+    except DAMAGED_FILE_ERRORS as err:
         raise ContainerFormatError(f"{path}: cannot read the embedded decoder '{tree_name}/{branch}': {err}") from None
     if hashlib.sha256(blob).hexdigest() != metadata["checksums"]["decoder"]:
         raise ContainerFormatError(f"{path}: embedded decoder checksum mismatch (file corrupted or edited)")
-    model = HepaeModel.from_bytes(blob, source=f"decoder embedded in {path}")
-    recorded = metadata["model"]
-    mismatches = [what for what, ok in (
-        ("decoder id", model.model_id == recorded["decoder_id"]),
-        ("architecture", model.arch.to_dict() == recorded["architecture"]),
-        ("normalization", model.normalization.get_config() == metadata["normalization"]),
-        ("feature set", model.featureset.to_dict() == metadata["featureset"]),
-    ) if not ok]
-    if mismatches:
-        raise ContainerFormatError(f"{path}: the embedded decoder is not the one the metadata records "
-                                   f"({', '.join(mismatches)} differ; file corrupted or edited)")
-    return model
+    return blob
 
 
 def chunk_digest(tree_specs_: list[BranchSpec], table_chunk: dict[str, object], stream_specs_: list[BranchSpec],
@@ -212,66 +205,3 @@ def tree_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
 def metadata_stream_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
     streams = metadata["collection"]["streams"]
     return stream_specs({s["name"]: s["dtype"] for s in streams}, {s["name"] for s in streams if s["per"] == "chunk"})
-
-
-def _canonical_parts(array: ak.Array) -> list[np.ndarray]:
-    """Any awkward array as flat numpy parts that do not depend on chunking: per nesting level the list
-    lengths (and None masks), then the numbers; parameters (string, record names) are ignored."""
-    array = ak.without_parameters(array)
-    kind = array.type.content
-    if isinstance(kind, (ak.types.ListType, ak.types.RegularType)):
-        return [ak.to_numpy(ak.num(array, axis=1)).astype(np.int64), *_canonical_parts(ak.flatten(array, axis=1))]
-    if isinstance(kind, ak.types.RecordType):
-        return [part for name in array.fields for part in _canonical_parts(array[name])]
-    if isinstance(kind, ak.types.OptionType):
-        mask = ak.to_numpy(ak.is_none(array, axis=0))
-        return [mask.astype(np.uint8), *_canonical_parts(ak.drop_none(array, axis=0))]
-    if isinstance(kind, ak.types.NumpyType):
-        return [ak.to_numpy(array)]
-    if isinstance(kind, ak.types.UnknownType):
-        return []
-    return [np.frombuffer(json.dumps(ak.to_list(array)).encode(), np.uint8)]  # unions: rare, slow, exact
-
-
-class TreeHasher:
-    """sha256 over every branch of the compressed tree, chunk by chunk, in a canonical form.
-
-    Per branch, one running digest of its values (in the branch's dtype, little-endian, entry order)
-    and, if jagged, one of its per-event counts (int64), so the result does not depend on how the
-    file was chunked. Compression hashes what it writes and decompression what it reads, so any
-    corrupted or edited value, latent or carried over, is detected.
-    """
-
-    def __init__(self, specs: list[BranchSpec]) -> None:
-        self._specs = specs
-        self._values = {s.name: hashlib.sha256() for s in specs}
-        self._counts = {s.name: hashlib.sha256() for s in specs if s.jagged}
-        self._parts: dict[str, list[Any]] = {s.name: [] for s in specs if not s.numeric}
-
-    def update(self, data: dict[str, object]) -> None:
-        for spec in self._specs:
-            values = data[spec.name]
-            if not spec.numeric:
-                digests = self._parts[spec.name]
-                for i, part in enumerate(_canonical_parts(ak.Array(values))):
-                    if i == len(digests):
-                        digests.append(hashlib.sha256())
-                    digests[i].update(np.ascontiguousarray(part, dtype=part.dtype.newbyteorder("<")).tobytes())
-                continue
-            if spec.jagged:
-                counts = ak.to_numpy(ak.num(values, axis=1))
-                self._counts[spec.name].update(np.ascontiguousarray(counts, dtype="<i8").tobytes())
-                values = ak.flatten(values, axis=1)
-            array = ak.to_numpy(values) if isinstance(values, ak.Array) else np.asarray(values)
-            dtype = np.dtype(spec.numpy_dtype.base).newbyteorder("<")
-            self._values[spec.name].update(np.ascontiguousarray(array, dtype=dtype).tobytes())
-
-    def hexdigest(self) -> str:
-        total = hashlib.sha256()
-        for spec in self._specs:
-            counts = self._counts[spec.name].hexdigest() if spec.jagged else ""
-            values = self._values[spec.name].hexdigest()
-            if not spec.numeric:
-                values = ",".join(d.hexdigest() for d in self._parts[spec.name])
-            total.update(f"{spec.name}:{counts}:{values};".encode())
-        return total.hexdigest()

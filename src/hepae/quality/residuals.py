@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from os import PathLike
 from typing import Any
 
 import boost_histogram as bh
@@ -19,10 +18,8 @@ import numpy as np
 
 from hepae.errors import ModelMismatchError
 from hepae.features import FeatureSet, load_featureset
-from hepae.reading import check_collection, collection_to_tensor, select_objects, selection_mask
-from hepae.sources import Source, open_source
-
-PathArg = str | PathLike[str]
+from hepae.io.sources import PathArg, Source, open_source
+from hepae.io.tensors import check_collection, collection_to_tensor, select_objects, selection_mask
 
 _AXIS = bh.axis.Regular(4000, 1e-12, 1e8, transform=bh.axis.transform.log)
 

@@ -1,7 +1,7 @@
 """Reading: turn a feature set's jagged branches into a ``(n_objects, D)`` tensor plus per-event
 counts (and back), check that a table holds the collection, and stream the tensor from files.
 
-Opening files and iterating their tables is :mod:`hepae.sources`' job.
+Opening files and iterating their tables is :mod:`hepae.io.sources`' job.
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ import vector
 
 from hepae.errors import BranchNotFoundError, BranchTypeError, InputFileError, close_matches
 from hepae.features import CARTESIAN_BRANCHES, FeatureSet, load_featureset
-from hepae.layout import TreeLayout
-from hepae.sources import DEFAULT_STEP_SIZE, get_tree, iterate_arrays, open_root, open_source
+from hepae.io.branches import TreeLayout
+from hepae.io.sources import DEFAULT_STEP_SIZE, PathArg, get_tree, iterate_arrays, open_root, open_source
 
 __all__ = [
     "DEFAULT_STEP_SIZE", "CollectionChunk", "check_collection", "collection_to_tensor", "expand_inputs",
     "get_tree", "iterate_arrays", "iterate_collection", "open_root", "select_objects", "selection_mask",
     "tensor_to_collection",
 ]
-
-PathArg = str | PathLike[str]
 
 
 def expand_inputs(inputs: PathArg | Sequence[PathArg]) -> list[Path]:
@@ -200,6 +198,40 @@ def select_objects(
         return values, counts
     event = np.repeat(np.arange(len(counts)), counts)
     return values[mask], np.bincount(event[mask], minlength=len(counts)).astype(np.int64)
+
+
+def unselected_values(arrays: dict[str, ak.Array], names: Sequence[str], mask: np.ndarray,
+                      rest_counts: np.ndarray) -> dict[str, ak.Array]:
+    """The objects ``mask`` does not select, per branch of ``names`` (``rest_counts`` of them per event):
+    what a compressed file keeps exactly beside the selected, encoded ones."""
+    rest = ~mask
+    return {name: ak.unflatten(ak.to_numpy(ak.flatten(arrays[name], axis=1))[rest], rest_counts) for name in names}
+
+
+def merge_selection(decoded: dict[str, ak.Array], kept: dict[str, ak.Array], selection: dict,
+                    dtypes: dict[str, str]) -> tuple[dict[str, ak.Array], int]:
+    """Inverse of :func:`select_objects` + :func:`unselected_values`: the decoded (selected) objects put
+    back among the kept ones, in their original places. ``kept`` holds the selection's branch and the
+    unselected values of each branch in ``dtypes``. Returns the branches and the number of objects;
+    ValueError if the numbers do not match (damaged data)."""
+    types = kept[selection["branch"]]
+    all_counts = ak.to_numpy(ak.num(types, axis=1))
+    mask = np.isin(ak.to_numpy(ak.flatten(types, axis=1)), np.asarray(selection["values"]))
+    n_selected = int(mask.sum())
+    merged_branches = dict(decoded)
+    for name, dtype in dtypes.items():
+        selected = ak.to_numpy(ak.flatten(decoded[name], axis=1))
+        if len(selected) != n_selected:
+            raise ValueError(f"{n_selected} objects are selected by '{selection['branch']}' but {len(selected)} "
+                             "decoded")
+        rest = ak.to_numpy(ak.flatten(kept[name], axis=1))
+        if len(rest) != len(mask) - n_selected:
+            raise ValueError(f"branch '{name}' keeps {len(rest)} unselected objects, not {len(mask) - n_selected}")
+        merged = np.empty(len(mask), dtype=dtype)
+        merged[mask] = selected
+        merged[~mask] = rest
+        merged_branches[name] = ak.unflatten(merged, all_counts)
+    return merged_branches, len(mask)
 
 
 @dataclass

@@ -19,9 +19,13 @@ import numpy as np
 import uproot
 
 from hepae.errors import BranchTypeError, HepaeError, OutputFileError, UnsupportedBranchError
-from hepae.layout import BranchSpec
+from hepae.io.branches import BranchSpec
 
 DEFAULT_COMPRESSION = "zstd:5"
+WRITE_REFUSALS: tuple[type[BaseException], ...] = (TypeError, ValueError, KeyError, NotImplementedError,
+                                                   AttributeError, OverflowError)
+"""What uproot's writers raise for a type or value they cannot write; hepae asks them, branch by branch,
+what they refuse (:func:`probe_refusals`)."""
 
 
 def parse_compression(spec: str | None) -> uproot.compression.Compression | None:
@@ -297,7 +301,7 @@ class NTupleWriter:
         form = ak.forms.RecordForm([s.awkward_form() for s in self.branches], [s.name for s in self.branches])
         try:
             self._ntuple = file.mkrntuple(name, form, description=title)
-        except Exception:
+        except WRITE_REFUSALS:
             raise UnsupportedBranchError(
                 f"RNTuple '{name}': uproot cannot write {_unwritable_fields(self.branches)}") from None
         self.num_entries = 0
@@ -315,7 +319,7 @@ class NTupleWriter:
             chunk[spec.name] = values
         try:
             self._ntuple.extend(ak.zip(chunk, depth_limit=1))
-        except Exception:
+        except WRITE_REFUSALS:
             reasons = _unwritable_fields(self.branches, chunk)
             raise UnsupportedBranchError(f"RNTuple '{self.name}': uproot cannot write {reasons}") from None
         self.num_entries += length
@@ -349,13 +353,13 @@ def probe_refusals(branches: Sequence[BranchSpec], attempt: Callable[[Sequence[B
     try:
         attempt(branches)
         return None
-    except Exception:
+    except WRITE_REFUSALS:
         pass
     refused = {}
     for spec in branches:
         try:
             attempt([spec])
-        except Exception as err:
+        except WRITE_REFUSALS as err:
             refused[spec.name] = err
     return refused
 

@@ -24,31 +24,20 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from os import PathLike
-from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from hepae.devices import resolve_device
 from hepae.errors import TrainingError
 from hepae.features import FeatureSet, load_featureset
-from hepae.model import HepaeModel
-from hepae.networks import ArchSpec, Autoencoder
-from hepae.reading import DEFAULT_STEP_SIZE, CollectionChunk, iterate_collection
+from hepae.io.sources import DEFAULT_STEP_SIZE
+from hepae.io.tensors import CollectionChunk, iterate_collection
+from hepae.ml.defaults import DEFAULTS
+from hepae.ml.devices import resolve_device
+from hepae.ml.model import HepaeModel
+from hepae.ml.networks import ArchSpec, Autoencoder
+from hepae.progress import progress_bar
 from hepae.transforms import ColumnTransform
-
-DEFAULTS: dict[str, Any] = {
-    "arch": "AE_3D_200",
-    "latent": 3,
-    "epochs": 20,
-    "batch_size": 256,
-    "max_lr": 3e-3,
-    "weight_decay": 1e-2,
-    "val_fraction": 0.1,
-    "normalization": "featureset",
-    "seed": 0,
-}
 
 
 def event_hash(seed: int, file_index: int, entries: np.ndarray) -> np.ndarray:
@@ -237,26 +226,46 @@ def train(
     step_size: int | str = DEFAULT_STEP_SIZE,
     max_cached_objects: int = 20_000_000,
     device: str = "auto",
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> HepaeModel:
     """Train an autoencoder on the feature set's collection in ``inputs`` (one or several ROOT files).
 
-    Args:
-        inputs: ROOT file path(s); the feature set's tree and branches must be in each.
-        featureset: built-in name, JSON path or :class:`FeatureSet`.
-        latent: latent dimension per object. arch: ``"AE_3D_200"`` (tanh, default) or ``"AE_bn_LeakyReLU"``;
-        hidden: override the hidden layer sizes (encoder side; the decoder mirrors them).
-        normalization: ``"featureset"`` (per-column configs of the feature set, the seed's custom ones
-            for the built-ins) or ``"standard"`` (mean/std fitted on the training split).
-        epochs, batch_size, max_lr, weight_decay: AdamW with a one-cycle schedule peaking at ``max_lr``.
-        val_fraction: fraction of *events* held out for validation and best-epoch selection.
-        seed: makes the split, the initialisation and the shuffling reproducible.
-        step_size: chunk size for reading (entries or e.g. ``"50 MB"``).
-        device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
-        Under ``torchrun`` the run is distributed data-parallel (see the module docstring); every rank
-        returns the same model.
+    Under ``torchrun`` the run is distributed data-parallel (see the module docstring); every rank
+    returns the same model.
 
-    Returns:
+    Parameters
+    ----------
+    inputs : path-like or sequence of path-like
+        ROOT file path(s); the feature set's tree and branches must be in each.
+    featureset : str, path or FeatureSet
+        Built-in name, JSON path or :class:`FeatureSet`.
+    latent : int
+        Latent dimension per object.
+    arch : str
+        ``"AE_3D_200"`` (tanh, default) or ``"AE_bn_LeakyReLU"``.
+    hidden : sequence of int, optional
+        Override the hidden layer sizes (encoder side; the decoder mirrors them).
+    normalization : str
+        ``"featureset"`` (per-column configs of the feature set, the seed's custom ones for the
+        built-ins), ``"standard"`` or ``"quantile"`` (fitted on the training split).
+    epochs, batch_size, max_lr, weight_decay : int, int, float, float
+        AdamW with a one-cycle schedule peaking at ``max_lr``.
+    val_fraction : float
+        Fraction of *events* held out for validation and best-epoch selection.
+    seed : int
+        Makes the split, the initialisation and the shuffling reproducible.
+    step_size : int or str
+        Chunk size for reading (entries or e.g. ``"50 MB"``).
+    max_cached_objects : int
+        Objects kept in memory between epochs; more are re-read from the files.
+    device : str
+        ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+    progress : bool, optional
+        A progress bar (default: only when stderr is a terminal).
+
+    Returns
+    -------
+    HepaeModel
         A :class:`HepaeModel` holding the best-on-validation weights and a training summary.
     """
     started = time.perf_counter()
@@ -286,8 +295,8 @@ def train(
         generator = torch.Generator().manual_seed(seed + rank)
         history: list[dict[str, float]] = []
         best: tuple[float, int, dict[str, torch.Tensor]] | None = None
-        bar = tqdm(total=total_steps, disable=not progress or rank != 0, unit="batch", dynamic_ncols=True,
-                   desc=f"train {spec.layout}" + (f" x{world_size} ranks" if world_size > 1 else ""))
+        bar = progress_bar(progress if rank == 0 else False, total=total_steps, unit="batch", dynamic_ncols=True,
+                           desc=f"train {spec.layout}" + (f" x{world_size} ranks" if world_size > 1 else ""))
         try:
             for epoch in range(1, epochs + 1):
                 trained.train()

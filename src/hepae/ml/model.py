@@ -40,13 +40,13 @@ import numpy as np
 import torch
 
 from hepae._version import __version__
-from hepae.devices import resolve_device
 from hepae.errors import HepaeError, InputFileError, ModelFormatError, ModelMismatchError
 from hepae.features import FeatureSet
-from hepae.networks import MAX_PARAMETERS, ArchSpec, Autoencoder, inference_forward
+from hepae.io.writing import atomic_output
+from hepae.ml.devices import resolve_device
+from hepae.ml.networks import MAX_PARAMETERS, ArchSpec, Autoencoder, inference_forward
 from hepae.schema import parse_json, validate_versioned
 from hepae.transforms import ColumnTransform
-from hepae.writing import atomic_output
 
 MODEL_FORMAT_VERSION = 1
 _HEADER_KEY = "hepae_header"
@@ -466,7 +466,7 @@ class HepaeModel:
 
 def load_model(path: str | PathLike[str]) -> HepaeModel:
     """Read a model file written by :meth:`HepaeModel.save` (pickle-free)."""
-    from hepae.sources import check_input_file
+    from hepae.io.sources import check_input_file
 
     path = Path(path)
     try:

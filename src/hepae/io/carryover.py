@@ -36,20 +36,17 @@ import re
 import warnings
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from os import PathLike
 from typing import Any
 
 import awkward as ak
 import numpy as np
 import uproot
 
-from hepae.container import TreeHasher
 from hepae.errors import HepaeError, InputFileError, OutputFileError, UnsupportedBranchError
-from hepae.layout import BranchSpec, TreeLayout, describe_ntuple, describe_tree
-from hepae.sources import DEFAULT_STEP_SIZE, RNTUPLE_CLASS, _first_line, iterate_arrays
-from hepae.writing import NTupleWriter, TreeWriter, probe_refusals, rntuple_refusals
-
-PathArg = str | PathLike[str]
+from hepae.io.branches import BranchSpec, TreeLayout, describe_ntuple, describe_tree
+from hepae.io.hashing import TreeHasher
+from hepae.io.sources import DAMAGED_FILE_ERRORS, DEFAULT_STEP_SIZE, RNTUPLE_CLASS, PathArg, _first_line, iterate_arrays
+from hepae.io.writing import NTupleWriter, TreeWriter, probe_refusals, rntuple_refusals
 
 KINDS = ("ttree", "rntuple", "histogram", "string", "directory")
 """What :class:`CarriedObject.kind` can be."""
@@ -126,7 +123,7 @@ def _read(directory: uproot.ReadOnlyDirectory, key: str, obj_path: str, path: Pa
         return directory[key]
     except KeyError:
         raise InputFileError(f"no object '{obj_path}' in {path}") from None
-    except Exception as err:  # damaged key, streamer or object: uproot raises many kinds
+    except DAMAGED_FILE_ERRORS as err:  # damaged key, streamer or object: uproot raises many kinds
         raise InputFileError(f"cannot read '{obj_path}' in {path} (damaged file?): {_error_reason(err)}") from None
 
 
@@ -134,7 +131,7 @@ def _keys(directory: uproot.ReadOnlyDirectory, prefix: str, path: PathArg) -> It
     """The keys of one directory in file order: (name, classname of the highest cycle, all cycles, highest first)."""
     try:
         classnames = directory.classnames(recursive=False, cycle=True)
-    except Exception as err:
+    except DAMAGED_FILE_ERRORS as err:
         where = f"directory '{prefix}' of {path}" if prefix else str(path)
         raise InputFileError(f"cannot list the objects in {where} (damaged file?): {_error_reason(err)}") from None
     cycles: dict[str, dict[int, str]] = {}
@@ -201,7 +198,7 @@ def _table_layout(table: Any, kind: str, where: str) -> tuple[list[BranchSpec], 
             layout = describe_tree(table)
             return _carry_specs(layout), dict(layout.unsupported)
         layout = describe_ntuple(table)
-    except Exception as err:  # damaged streamers, leaves, field records
+    except DAMAGED_FILE_ERRORS as err:  # damaged streamers, leaves, field records
         raise InputFileError(f"cannot read the branches of {where} (damaged file?): {_error_reason(err)}") from None
     return layout.branches, {}
 
@@ -324,7 +321,7 @@ def _histogram_reason(histogram: Any) -> str | None:
             probe["probe"] = histogram
         with uproot.open(io.BytesIO(buffer.getvalue())) as written:
             same = _histogram_digest(written["probe"]) == _histogram_digest(histogram)
-    except Exception as err:
+    except DAMAGED_FILE_ERRORS as err:
         return f"uproot cannot write it ({_error_reason(err)})"
     return None if same else "uproot does not write it back identically"
 
@@ -447,7 +444,7 @@ def _process(directory: uproot.ReadOnlyDirectory, target: uproot.WritableDirecto
                 digests[obj.path] = _string_digest(item)
         except HepaeError:
             raise
-        except Exception as err:  # damaged histogram arrays (a shape that does not fit its axes, ...)
+        except DAMAGED_FILE_ERRORS as err:  # damaged histogram arrays (a shape that does not fit its axes, ...)
             raise InputFileError(f"cannot read {where} (damaged file?): {_error_reason(err)}") from None
         if parent is not None:
             parent[obj.name] = item
@@ -484,7 +481,7 @@ def copy_objects(
     -------
     dict
         ``{path: sha256 hex}`` of each object's content: for tables the class, title, number of entries,
-        branch specs and a :class:`~hepae.container.TreeHasher` digest of every branch; for histograms
+        branch specs and a :class:`~hepae.io.hashing.TreeHasher` digest of every branch; for histograms
         the class, title and every member but the in-memory bookkeeping ones (statistics sums, axes,
         contents, errors); for strings the text. :func:`object_digests` of the output gives the same.
 

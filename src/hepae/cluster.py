@@ -21,18 +21,15 @@ import os
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from hepae.errors import HepaeError, OutputFileError
-from hepae.model import HepaeModel, load_model
-from hepae.reading import DEFAULT_STEP_SIZE, expand_inputs
-from hepae.writing import DEFAULT_COMPRESSION, atomic_output
-
-PathArg = str | PathLike[str]
+from hepae.io.sources import DEFAULT_STEP_SIZE, PathArg
+from hepae.io.tensors import expand_inputs
+from hepae.io.writing import DEFAULT_COMPRESSION, atomic_output
+from hepae.ml.model import HepaeModel, load_model
+from hepae.progress import progress_bar
 
 
 class ClusterError(HepaeError, ValueError):
@@ -88,12 +85,12 @@ def _valid_compressed(output: Path, input: Path) -> bool:
 
 def _valid_reconstruction(output: Path, input: Path) -> bool:
     """True if ``output`` holds the tree, branches and entries that ``input`` (a container) describes."""
-    from hepae.container import read_metadata
-    from hepae.sources import open_root, root_source
+    from hepae.container import ContainerReader
+    from hepae.io.sources import open_root, root_source
 
     try:
-        with open_root(input) as directory:
-            metadata = read_metadata(directory, str(input))
+        with ContainerReader(input) as reader:
+            metadata = reader.metadata
         with open_root(output) as directory:
             table = root_source(directory, output, metadata["tree"])
             names = set(table.layout.all_names())
@@ -189,7 +186,7 @@ def _many(
                         key=f"hepae-{command}-{run}-{i}-{f.name}")
             for i, (f, o) in enumerate(zip(files, outputs))
         ]
-        bar = tqdm(total=len(futures), disable=not progress, unit="file", desc=f"{command}-many")
+        bar = progress_bar(progress, total=len(futures), unit="file", desc=f"{command}-many")
         with bar:
             for future in as_completed(futures):
                 try:
@@ -231,15 +228,27 @@ def compress_many(
     compression: str = DEFAULT_COMPRESSION,
     drop_unsupported: bool = False,
     device: str = "cpu",
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Compress every file of ``inputs`` (paths or globs) into ``outdir``, one Dask task per file.
 
-    Args:
-        client: a ``dask.distributed.Client`` to use; else ``scheduler`` (an address) or a local
-            cluster of ``workers`` processes (default: one per core).
-        resume: skip files whose valid output already exists.
-    Returns the summary dict (also written to ``<outdir>/hepae-compress-many.json``).
+    Parameters
+    ----------
+    inputs : path-like, glob pattern, or a sequence of them
+    model : HepaeModel or path-like
+        Sent to every worker as bytes (pickle-free).
+    outdir : path-like
+        Outputs are ``<outdir>/<stem>.compressed.root``.
+    client : dask.distributed.Client, optional
+        The client to use; else ``scheduler`` (an address) or a local cluster of ``workers``
+        processes (default: one per core).
+    resume : bool
+        Skip files whose valid output already exists (every checksum verified).
+
+    Returns
+    -------
+    dict
+        The summary, also written to ``<outdir>/hepae-compress-many.json``.
     """
     _check_workers(workers)  # the cheap checks before loading the model
     _check_output_directory(outdir)
@@ -261,7 +270,7 @@ def decompress_many(
     overwrite: bool = False,
     compression: str = DEFAULT_COMPRESSION,
     device: str = "cpu",
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Decompress every compressed file of ``inputs`` into ``outdir``; see :func:`compress_many`."""
     options = {"resume": resume, "overwrite": overwrite, "compression": compression, "device": device}

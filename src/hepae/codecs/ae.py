@@ -1,406 +1,168 @@
-"""Codecs: how a collection's ``(n_objects, D)`` values become streams, and back.
+"""The ``ae`` codec: the autoencoder's latent values, float32 or quantized and entropy coded, and
+optional error bounds kept by coding each bounded column's residual.
 
-One interface in the spirit of numcodecs: a codec is configured by JSON data (:meth:`Codec.get_config`,
-:func:`get_codec`), which the compressed file keeps in its metadata; :meth:`Codec.encode` turns one
-chunk's values into named 1-D streams, :meth:`Codec.decode` turns them back. A stream holds one entry
-per object, or (:meth:`Codec.chunk_streams`) is a byte string of its own length per chunk; the output's
-ROOT compression (zstd by default, ``--compression``) compresses them all again.
+With ``latent_bits`` (an int for every latent dimension, or ``"auto"``), each chunk is one coded
+byte stream (:mod:`hepae.codecs.entropy`): per latent dimension, integers in steps of
+``std * 2**-bits`` (the std measured on the validation split at training time; 0 bits drops the
+dimension); per bounded column, the residual steps, predicted from those of the columns before it
+(:class:`hepae.codecs.residual_prediction.Predictor`, fitted on the chunk: m follows pT, DetectorEta
+follows eta, CentroidR is a curve of eta), so only what is new is coded. ``"auto"`` chooses each
+dimension's bits for the fewest estimated bytes on a sample of the first chunk: a dimension that
+costs more than it saves in residuals is dropped. A chunk that keeps no latent value runs no
+network when decoding (its constant prediction is stored), and uses a margin of 0.01 (more for
+relative bounds below 1e-4), enough for ``exp``/``log`` differences between machines.
 
-* ``lossless``: the float values themselves, the reference for compression ratios.
-* ``truncate``: mantissa truncation to ``mantissa_bits`` with round-to-nearest (ROOT ``Float16_t``-like),
-  stored as the remaining bits (integers, one byte plane per stream), so zstd sees the zeros.
-* ``ae``: the autoencoder's latent values, as float32 or quantized to integers (``latent_bits``: steps of
-  ``std / 2**latent_bits`` per latent dimension, the std measured on the training data, or ``"auto"``);
-  with ``error_bounds``, the residual of every value after decoding is quantized to its bound and
-  stored, so that every value comes back within its bound. Values that cannot (NaN, Inf, a sign
-  change, a residual too large) are stored exactly as exceptions. Each bounded column's residual steps
-  are predicted from the columns decoded before it (:mod:`hepae.prediction`), and the quantized
-  integers are coded by :mod:`hepae.entropy` (rANS, a frequency table per stream or per class), close
-  to their entropy.
-
-The error-bound guarantee and other machines: the quantization step is ``2 * bound * (1 - margin)``
-and compression accepts a value only if its reconstruction is within ``bound * (1 - margin / 2)``, so
-a decoder (another CPU, GPU or torch version) whose outputs differ from the compressing one by less
-than ``margin / 2`` of the bound still reconstructs every value within it. ``margin`` is 0.1 by
-default; float32 networks agree far closer than that in normalized units. A chunk that keeps no
-latent value runs no network when decoding (its constant prediction is stored), and uses a margin of
-0.01 (more for relative bounds below 1e-4), enough for ``exp``/``log`` differences between machines.
+The codec never imports torch: the model it is bound to brings its own ``encode``/``decode``.
+The coded chunk's byte layout is in ``docs/format.md``.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from hepae import entropy
-from hepae.errors import CodecError, FeatureSetError
-from hepae.prediction import Predictor, evenly_spaced, unzigzag, zigzag
+from hepae.codecs import entropy
+from hepae.codecs.base import BoundCodec, Codec
+from hepae.codecs.bounds import (
+    DEFAULT_MARGIN,
+    EXCEPTION,
+    ErrorBound,
+    apply_residuals,
+    quantization_step,
+    quantize_residuals,
+)
+from hepae.codecs.residual_prediction import Predictor, evenly_spaced, unzigzag, zigzag
+from hepae.errors import CodecError, FeatureSetError, UnknownLayoutError
 
-EXCEPTION = np.iinfo(np.int32).min
-"""Residual value that marks an exception: the exact value is in the ``exact_<column>`` stream."""
-DEFAULT_MARGIN = 0.1
 CONSTANT_MARGIN = 0.01
-"""Margin of chunks whose prediction is a stored constant (no network): see ``AE._constant_margin``."""
-
-
-# -- error bounds -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ErrorBound:
-    """``|reco - orig| <= value`` (``abs``) or ``<= value * |orig|`` (``rel``) for one column."""
-
-    column: str
-    kind: str
-    value: float
-
-    @classmethod
-    def parse(cls, text: str) -> ErrorBound:
-        """``"pt=rel:1e-3"`` or ``"eta=abs:0.001"``."""
-        match = re.fullmatch(r"\s*([A-Za-z0-9_]+)\s*=\s*(rel|abs)\s*:\s*([0-9.eE+-]+)\s*", text)
-        if match is None:
-            raise CodecError(f"error bound {text!r} is not of the form COLUMN=rel:VALUE or COLUMN=abs:VALUE")
-        value = float(match.group(3))
-        if not (math.isfinite(value) and value > 0) or (match.group(2) == "rel" and value >= 1):
-            raise CodecError(f"error bound {text!r}: the value must be > 0 (and < 1 for a relative bound)")
-        return cls(match.group(1), match.group(2), value)
-
-    def __str__(self) -> str:
-        return f"{self.column}={self.kind}:{self.value!r}"  # repr: the exact value, kept in the metadata
-
-
-def _step(kind: str, bound: float, margin: float) -> float:
-    return 2.0 * (bound if kind == "abs" else math.log1p(bound)) * (1.0 - margin)
-
-
-def apply_residuals(predicted: np.ndarray, residual: np.ndarray, exact: np.ndarray, kind: str, bound: float,
-                    margin: float = DEFAULT_MARGIN, dtype: Any = np.float32) -> np.ndarray:
-    """Reconstruct values from a prediction and its quantized residuals (exceptions taken from ``exact``)."""
-    step = _step(kind, bound, margin)
-    is_exception = residual == EXCEPTION
-    q = np.where(is_exception, 0, residual).astype(np.float64)
-    h = np.asarray(predicted, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        out = h + q * step if kind == "abs" else np.sign(h) * np.exp(np.log(np.abs(h)) + q * step)
-    out = out.astype(dtype)
-    out[is_exception] = np.asarray(exact, dtype=dtype)[is_exception]
-    return out
-
-
-def quantize_residuals(values: np.ndarray, predicted: np.ndarray, kind: str, bound: float,
-                       margin: float = DEFAULT_MARGIN) -> tuple[np.ndarray, np.ndarray]:
-    """``(residual, exact)``: int32 residual steps, and the exact value where a residual cannot keep the bound.
-
-    :func:`apply_residuals` then gives every value within ``bound`` (exceptions exactly).
-    """
-    x = np.asarray(values)
-    x64, h64 = x.astype(np.float64), np.asarray(predicted, dtype=np.float64)
-    step = _step(kind, bound, margin)
-    with np.errstate(all="ignore"):
-        if kind == "abs":
-            t = (x64 - h64) / step
-        else:
-            t = (np.log(np.abs(x64)) - np.log(np.abs(h64))) / step
-            t[(np.sign(x64) != np.sign(h64)) | (x64 == 0)] = np.nan
-        ok = np.isfinite(t) & (np.abs(t) < 2.0**30)
-        q = np.where(ok, np.rint(t), 0).astype(np.int32)
-        reco = apply_residuals(h64, q, x, kind, bound, margin, x.dtype).astype(np.float64)
-        limit = bound * (1.0 - margin / 2) * (1.0 if kind == "abs" else np.abs(x64))
-        ok &= np.abs(reco - x64) <= limit
-    q[~ok] = EXCEPTION
-    exact = np.where(ok, np.zeros((), x.dtype), x).astype(x.dtype)
-    return q, exact
-
-
-def within_bound(values: np.ndarray, reco: np.ndarray, kind: str, bound: float) -> np.ndarray:
-    """Per value: reconstructed within the bound, or identical (NaN matches NaN)."""
-    x, r = np.asarray(values, dtype=np.float64), np.asarray(reco, dtype=np.float64)
-    same = (x == r) | (np.isnan(x) & np.isnan(r))
-    with np.errstate(invalid="ignore"):
-        limit = bound * (1.0 if kind == "abs" else np.abs(x))
-        return same | (np.abs(r - x) <= limit)
-
-
-# -- byte planes ------------------------------------------------------------------------------------
-# Integer streams are stored as one uint8 branch per byte (a byte shuffle), small values of either
-# sign first folded to small unsigned ones (zigzag): zstd then sees long runs of zero bytes.
-
-def to_planes(values: np.ndarray, n_bytes: int) -> list[np.ndarray]:
-    """Unsigned integers -> ``n_bytes`` uint8 arrays, least significant first."""
-    u = np.asarray(values, dtype=np.uint64)
-    return [((u >> np.uint64(8 * k)) & np.uint64(0xFF)).astype(np.uint8) for k in range(n_bytes)]
-
-
-def from_planes(planes: Sequence[np.ndarray]) -> np.ndarray:
-    out = np.zeros(len(planes[0]), dtype=np.uint64)
-    for k, plane in enumerate(planes):
-        out |= np.asarray(plane, dtype=np.uint64) << np.uint64(8 * k)
-    return out
-
-
-def _plane_names(stem: str, n_bytes: int) -> list[str]:
-    return [f"{stem}_b{k}" for k in range(n_bytes)]
-
-
-# -- mantissa truncation ----------------------------------------------------------------------------
-
-def truncate_mantissa(values: np.ndarray, bits: int) -> np.ndarray:
-    """Values rounded to ``bits`` mantissa bits (round to nearest, ties away from zero), in their own
-    precision (float32, or float64).
-
-    Inf stays Inf, NaN becomes the canonical quiet NaN; a value that rounds past the largest float
-    becomes Inf, as in hardware.
-    """
-    dtype = np.dtype(np.float64 if np.asarray(values).dtype == np.float64 else np.float32)
-    return _from_kept_bits(_kept_bits(values, bits, dtype), bits, dtype)
-
-
-_FLOAT_LAYOUT = {  # dtype -> (unsigned view, mantissa bits, exponent mask, canonical quiet NaN)
-    np.dtype(np.float32): (np.uint32, 23, 0x7F800000, 0x7FC00000),
-    np.dtype(np.float64): (np.uint64, 52, 0x7FF0000000000000, 0x7FF8000000000000),
-}
-
-
-def _kept_bits(values: np.ndarray, bits: int, dtype: Any = np.float32) -> np.ndarray:
-    """Sign, exponent and the ``bits`` rounded leading mantissa bits of each value, as uint64."""
-    view, mantissa, exponent, quiet_nan = _FLOAT_LAYOUT[np.dtype(dtype)]
-    u = np.asarray(values, dtype=dtype).view(view).astype(np.uint64)
-    width = 8 * np.dtype(dtype).itemsize
-    sign_bit = np.uint64(1 << (width - 1))
-    drop = mantissa - bits
-    nan = (u & np.uint64(exponent) == np.uint64(exponent)) & (u & np.uint64((1 << mantissa) - 1) != 0)
-    u = np.where(nan, np.uint64(quiet_nan), u)
-    if drop > 0:
-        sign = u & sign_bit
-        magnitude = u & (sign_bit - np.uint64(1))
-        special = magnitude >= np.uint64(exponent)  # Inf and (canonical) NaN stay as they are
-        rounded = np.where(special, magnitude,
-                           np.minimum(magnitude + np.uint64(1 << (drop - 1)), np.uint64(exponent)))  # overflow: Inf
-        u = (sign >> np.uint64(drop)) | (rounded >> np.uint64(drop))
-    return u
-
-
-def _from_kept_bits(kept: np.ndarray, bits: int, dtype: Any = np.float32) -> np.ndarray:
-    view, mantissa, _, _ = _FLOAT_LAYOUT[np.dtype(dtype)]
-    width = 8 * np.dtype(dtype).itemsize
-    u = np.asarray(kept, dtype=np.uint64) << np.uint64(mantissa - bits)
-    sign_bit = np.uint64(1 << (width - 1))
-    return ((u & sign_bit) | (u & (sign_bit - np.uint64(1)))).astype(view).view(dtype)
-
-
-# -- codecs -----------------------------------------------------------------------------------------
-
-_REGISTRY: dict[str, type[Codec]] = {}
-
-
-class Codec:
-    """Base class: ``encode(values, model) -> {stream: array}``, ``decode(streams, model) -> values``."""
-
-    codec_id: ClassVar[str] = ""
-    needs_model: ClassVar[bool] = False
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.codec_id] = cls
-
-    def get_config(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Codec:
-        return cls(**{k: v for k, v in config.items() if k != "id"})
-
-    def prepare(self, columns: Sequence[str], dtype: np.dtype, model: Any = None) -> None:
-        """Check the codec against the collection (and model) before any data; fix data-independent state."""
-        self.columns, self.dtype = list(columns), np.dtype(dtype)
-
-    def stream_dtypes(self) -> dict[str, str]:
-        """Name -> dtype of each stream, in storage order (after :meth:`prepare`)."""
-        raise NotImplementedError
-
-    def chunk_streams(self) -> set[str]:
-        """Streams whose length is their own (coded bytes), not one entry per object."""
-        return set()
-
-    def decoder_used(self) -> bool:
-        """After encoding: whether decoding needs the model's decoder (embedded in the file if so)."""
-        return self.needs_model
-
-    def encode(self, values: np.ndarray, model: Any = None, counts: np.ndarray | None = None
-               ) -> dict[str, np.ndarray]:
-        """One chunk's values -> streams. ``counts`` (objects per event) lets a codec model the events."""
-        raise NotImplementedError
-
-    def decode(self, streams: dict[str, np.ndarray], model: Any = None, counts: np.ndarray | None = None
-               ) -> np.ndarray:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        settings = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
-        return f"{type(self).__name__}({settings})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Codec) and self.get_config() == other.get_config()
-
-
-class Lossless(Codec):
-    """The values as they are (float32 unless the feature set asks for float64)."""
-
-    codec_id = "lossless"
-
-    def get_config(self) -> dict[str, Any]:
-        return {"id": self.codec_id}
-
-    def stream_dtypes(self) -> dict[str, str]:
-        return {f"value_{c}": self.dtype.name for c in self.columns}
-
-    def encode(self, values, model=None, counts=None):
-        return {f"value_{c}": np.ascontiguousarray(values[:, j], dtype=self.dtype) for j, c in enumerate(self.columns)}
-
-    def decode(self, streams, model=None, counts=None):
-        return np.stack([streams[f"value_{c}"] for c in self.columns], axis=1).astype(self.dtype)
-
-
-class Truncate(Codec):
-    """Mantissa rounding to ``mantissa_bits`` (1..23), stored as the kept bits: sign, exponent and
-    mantissa bits of float32 values, or of float64 ones (a float64 collection keeps its precision:
-    its values are rounded in float64, never narrowed to float32 first)."""
-
-    codec_id = "truncate"
-
-    def __init__(self, mantissa_bits: int = 10):
-        if not 1 <= int(mantissa_bits) <= 23:
-            raise CodecError(f"truncate: mantissa_bits must be in 1..23, got {mantissa_bits}")
-        self.mantissa_bits = int(mantissa_bits)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"id": self.codec_id, "mantissa_bits": self.mantissa_bits}
-
-    @property
-    def _n_bytes(self) -> int:
-        mantissa = _FLOAT_LAYOUT[self._float][1]
-        return -(-(8 * self._float.itemsize - mantissa + self.mantissa_bits) // 8)  # sign, exponent, kept mantissa
-
-    def stream_dtypes(self) -> dict[str, str]:
-        return {name: "uint8" for c in self.columns for name in _plane_names(f"bits_{c}", self._n_bytes)}
-
-    def encode(self, values, model=None, counts=None):
-        streams = {}
-        for j, c in enumerate(self.columns):
-            kept = _kept_bits(values[:, j], self.mantissa_bits, self._float)
-            streams.update(zip(_plane_names(f"bits_{c}", self._n_bytes), to_planes(kept, self._n_bytes)))
-        return streams
-
-    def decode(self, streams, model=None, counts=None):
-        columns = []
-        for c in self.columns:
-            kept = from_planes([streams[n] for n in _plane_names(f"bits_{c}", self._n_bytes)])
-            columns.append(_from_kept_bits(kept, self.mantissa_bits, self._float))
-        return np.stack(columns, axis=1) if columns else np.zeros((0, 0), self._float)
-
-    @property
-    def _float(self) -> np.dtype:
-        return np.dtype(np.float64 if self.dtype == np.float64 else np.float32)
+"""Margin of chunks whose prediction is a stored constant (no network): see ``BoundAE._constant_margin``."""
 
 
 class AE(Codec):
     """The autoencoder: latent values (float32, or quantized and entropy coded), optional error bounds.
 
-    With ``latent_bits`` (an int for every latent dimension, or ``"auto"``), each chunk is one coded
-    byte stream (:mod:`hepae.entropy`): per latent dimension, integers in steps of
-    ``std * 2**-bits`` (the std measured on the validation split at training time; 0 bits drops
-    the dimension); per bounded column, the residual steps, predicted from those of the columns
-    before it (:class:`hepae.prediction.Predictor`, fitted on the chunk: m follows pT, DetectorEta
-    follows eta, CentroidR is a curve of eta), so only what is new is coded. ``"auto"`` chooses each
-    dimension's bits for the fewest estimated bytes on a sample of the first chunk: a dimension that
-    costs more than it saves in residuals is dropped.
+    Parameters
+    ----------
+    latent_bits : int, "auto" or None
+        None: float32 latent values. An int (0..24): each latent dimension quantized to steps of
+        ``std * 2**-latent_bits``. ``"auto"`` (the default with error bounds): chosen per dimension
+        on the first chunk, for the fewest bytes.
+    error_bounds : iterable of str or ErrorBound
+        ``"pt=rel:1e-3"``, ``"eta=abs:1e-3"``: every value of these columns comes back within its bound.
+    margin : float
+        Fraction of each bound kept for differences between the compressing and the decoding machine.
     """
 
     codec_id = "ae"
+    summary = "the autoencoder's latent values, optionally with --error-bound per column (needs -m MODEL)"
     needs_model = True
-    _BIT_CHOICES = tuple(range(0, 11))
-    _AUTO_SAMPLE = 8192
-    _AUTO_MINIMUM = 1024
+    supports_error_bounds = True
+    has_latent_values = True
 
     def __init__(self, latent_bits: int | str | None = None, error_bounds: Iterable[str | ErrorBound] = (),
                  margin: float = DEFAULT_MARGIN):
-        self.error_bounds = [b if isinstance(b, ErrorBound) else ErrorBound.parse(b) for b in error_bounds]
-        if latent_bits is None and self.error_bounds:
+        if isinstance(error_bounds, str):
+            error_bounds = [error_bounds]
+        bounds = tuple(b if isinstance(b, ErrorBound) else ErrorBound.parse(b) for b in error_bounds)
+        if latent_bits is None and bounds:
             latent_bits = "auto"
-        if latent_bits == "auto" and not self.error_bounds:
+        if latent_bits == "auto" and not bounds:
             raise CodecError("ae: latent_bits='auto' trades latent bits against residual bits, so it needs error "
                              "bounds; give a number of bits without them")
         if latent_bits not in (None, "auto") and not (isinstance(latent_bits, int | np.integer)
+                                                      and not isinstance(latent_bits, bool)
                                                       and 0 <= int(latent_bits) <= 24):
             raise CodecError(f"ae: latent_bits must be 'auto' or in 0..24, got {latent_bits!r}")
-        if latent_bits == 0 and not self.error_bounds:
+        if latent_bits == 0 and not bounds:
             raise CodecError("ae: latent_bits=0 without error bounds would give every object the same values")
         if not 0 < margin < 1:
             raise CodecError(f"ae: margin must be in (0, 1), got {margin}")
-        self.latent_bits = latent_bits if latent_bits in (None, "auto") else int(latent_bits)
-        names = [b.column for b in self.error_bounds]
+        names = [b.column for b in bounds]
         if len(set(names)) != len(names):
             raise CodecError(f"ae: more than one error bound for a column: {names}")
-        self.margin = float(margin)
+        self._set(latent_bits=latent_bits if latent_bits in (None, "auto") else int(latent_bits),
+                  error_bounds=bounds, margin=float(margin))
+
+    @property
+    def quantized(self) -> bool:
+        """Latent values quantized and entropy coded (one coded byte stream per chunk)."""
+        return self.latent_bits is not None
 
     def get_config(self) -> dict[str, Any]:
         return {"id": self.codec_id, "latent_bits": self.latent_bits,
                 "error_bounds": [str(b) for b in self.error_bounds], "margin": self.margin}
 
-    def prepare(self, columns, dtype, model=None):
+    def network_columns(self, columns: Sequence[str]) -> set[str]:
+        return set(columns) - {b.column for b in self.error_bounds}
+
+    def latent_values(self, streams: dict[str, np.ndarray], counts: np.ndarray | None = None) -> np.ndarray:
+        """The float32 latent values ``(n, latent)`` that one chunk's streams hold (dequantized; a dropped
+        dimension holds its chunk's median)."""
+        if "coded" in streams:
+            return _CodedChunk.read(streams["coded"], np.float32, counts, len(self.error_bounds)).latent
+        names = sorted((n for n in streams if n.startswith("latent_")), key=lambda n: int(n.split("_")[1]))
+        return np.stack([streams[n] for n in names], axis=1).astype(np.float32)
+
+    def bind(self, columns: Sequence[str], dtype: Any, model: Any = None) -> BoundAE:
         """Check the bounds against the columns and the model; without a model (a file whose chunks need
         no network) the quantized codec can only decode."""
-        super().prepare(columns, dtype)
+        return BoundAE(self, columns, dtype, model)
+
+
+class BoundAE(BoundCodec):
+    """The ``ae`` codec bound to a collection and a model (or, to decode, to the embedded decoder)."""
+
+    codec: AE
+    _BIT_CHOICES = tuple(range(0, 11))
+    _AUTO_SAMPLE = 8192
+    _AUTO_MINIMUM = 1024
+
+    def __init__(self, codec: AE, columns: Sequence[str], dtype: Any, model: Any = None) -> None:
+        super().__init__(codec, columns, dtype)
+        self.model = model
+        self.error_bounds = codec.error_bounds
         unknown = [b.column for b in self.error_bounds if b.column not in self.columns]
         if unknown:
             raise FeatureSetError(f"error bound(s) for {unknown}: no such column; columns are {self.columns}")
         self._bounded = [self.columns.index(b.column) for b in self.error_bounds]
         self._chosen_bits: np.ndarray | None = None  # "auto": chosen on the first chunk, kept for the file
-        self._network_used = not self.quantized  # a chunk without latent values stores its constant prediction
+        self._network_used = not codec.quantized  # a chunk without latent values stores its constant prediction
+        self.latent_size: int | None = None
         if model is None:
-            if not self.quantized:
+            if not codec.quantized:
                 raise CodecError("the ae codec needs a trained model")
             return
         self.latent_size = model.latent_size
         exact = {c.name for c in model.featureset.columns if c.lossless}
         unbounded = [c for c in self.columns if c not in exact and c not in {b.column for b in self.error_bounds}]
-        if self.latent_bits == "auto" and unbounded:
+        if codec.latent_bits == "auto" and unbounded:
             raise CodecError(f"ae: latent_bits='auto' may drop the latent values, which only bounded columns survive; "
                              f"give error bounds for {unbounded} too, or a number of latent bits")
-        if self.quantized and "encoder" in model.parts:
+        if codec.quantized and "encoder" in model.parts:
             std = model.training.get("latent_std")
             if std is None or len(std) != model.latent_size:
-                raise CodecError("this model has no latent statistics (trained by an older hepae); retrain it to "
-                                 "quantize its latent values, or leave latent_bits unset")
+                raise CodecError("this model has no latent statistics; retrain it to quantize its latent values, "
+                                 "or leave latent_bits unset")
             self._latent_std = np.maximum(np.asarray(std, dtype=np.float64), 1e-12)
 
     @property
-    def quantized(self) -> bool:
-        return self.latent_bits is not None
+    def margin(self) -> float:
+        return self.codec.margin
 
     def stream_dtypes(self) -> dict[str, str]:
-        if self.quantized:
+        if self.codec.quantized:
             return {"coded": "uint8"}
         return {f"latent_{i}": "float32" for i in range(self.latent_size)}
 
     def chunk_streams(self) -> set[str]:
-        return {"coded"} if self.quantized else set()
+        return {"coded"} if self.codec.quantized else set()
 
+    @property
     def decoder_used(self) -> bool:
         return self._network_used
-
-    def latent_values(self, streams: dict[str, np.ndarray], counts: np.ndarray | None = None) -> np.ndarray:
-        """The float32 latent values ``(n, latent)`` that the streams hold (dequantized; a dropped dimension
-        holds its chunk's median)."""
-        if "coded" in streams:
-            return _CodedChunk.read(streams["coded"], getattr(self, "dtype", np.float32), counts,
-                                    len(self.error_bounds), getattr(self, "latent_size", None)).latent
-        names = sorted((n for n in streams if n.startswith("latent_")), key=lambda n: int(n.split("_")[1]))
-        return np.stack([streams[n] for n in names], axis=1).astype(np.float32)
 
     def _safe_inputs(self, values: np.ndarray, model: Any) -> np.ndarray:
         """Values outside a bounded column's normalization domain (NaN, log of <= 0, ...) replaced by an
@@ -414,35 +176,37 @@ class AE(Codec):
                 out[bad, j] = transform.inverse_transform(np.zeros(1))[0]
         return out
 
-    def encode(self, values, model=None, counts=None):
+    def encode(self, values, counts=None):
+        model = self.model
         safe = self._safe_inputs(values, model)
-        if not self.quantized:
+        if not self.codec.quantized:
             latent = model.encode(safe)
             return {f"latent_{i}": latent[:, i] for i in range(self.latent_size)}
         sample = evenly_spaced(len(values), self._AUTO_SAMPLE)
-        if self.latent_bits == "auto":
+        if self.codec.latent_bits == "auto":
             bits = self._chosen_bits
             if bits is None:
                 bits = self._choose_bits(values[sample], model.encode(safe[sample]), model)
                 if len(sample) >= self._AUTO_MINIMUM:  # a small chunk chooses for itself only
                     self._chosen_bits = bits
         else:
-            bits = np.full(self.latent_size, self.latent_bits, dtype=np.int64)
+            bits = np.full(self.latent_size, self.codec.latent_bits, dtype=np.int64)
         dropped = bool((bits == 0).all())  # then only the latent center matters: a sample gives it
         latent = model.encode(safe[sample] if dropped else safe)
         chunk = self._code(values, latent, bits, model, _rank_classes(counts, len(values)))
         self._network_used |= chunk.constant is None
         return {"coded": chunk.to_bytes()}
 
-    def decode(self, streams, model=None, counts=None):
+    def decode(self, streams, counts=None):
+        model = self.model
         chunk = _CodedChunk.read(streams["coded"], self.dtype, counts, len(self._bounded),
-                                 model.latent_size if model is not None else None) if self.quantized else None
+                                 model.latent_size if model is not None else None) if self.codec.quantized else None
         if chunk is not None and chunk.constant is not None:  # no latent value: the network's output is constant
             out = np.repeat(chunk.constant[None, :], len(chunk.q_latent), axis=0)
         elif model is None:
             raise CodecError("this chunk needs the autoencoder's decoder, and the file has none embedded")
         else:
-            out = model.decode(chunk.latent if chunk else self.latent_values(streams))
+            out = model.decode(chunk.latent if chunk else self.codec.latent_values(streams))
         out = np.asarray(out, dtype=self.dtype)  # float64 inputs: bounds and exceptions in float64
         if chunk is not None and self._bounded:
             steps = chunk.steps
@@ -515,7 +279,7 @@ class AE(Codec):
         zero differences instead of a rounding jitter."""
         out = np.asarray(constant, dtype=np.float64).copy()
         for j, b in zip(self._bounded, self.error_bounds):
-            step = _step(b.kind, b.value, margin)
+            step = quantization_step(b.kind, b.value, margin)
             if not np.isfinite(out[j]) or (b.kind == "rel" and out[j] == 0):
                 continue
             if b.kind == "abs":
@@ -581,7 +345,7 @@ def _dequantize(q: np.ndarray, center: np.ndarray, step: np.ndarray) -> np.ndarr
 
 @dataclass
 class _CodedChunk:
-    """One chunk of the quantized ``ae`` codec: what :func:`hepae.entropy.pack_arrays` stores."""
+    """One chunk of the quantized ``ae`` codec: what :func:`hepae.codecs.entropy.pack_arrays` stores."""
 
     bits: np.ndarray  # per latent dimension (0: dropped)
     center: np.ndarray  # per latent dimension, float32 values
@@ -595,7 +359,7 @@ class _CodedChunk:
     margin: float = DEFAULT_MARGIN  # of the error bounds in this chunk
     steps: np.ndarray | None = None  # (n, bounded) residual steps, as the tokens give them back
 
-    _VERSION: ClassVar[int] = 2  # 2: the residual predictor has curves and class contexts
+    _VERSION: ClassVar[int] = 3  # 3: coded by constriction's ANS (1 and 2 were never released)
 
     def _streams(self) -> list[np.ndarray]:
         kept = np.flatnonzero(self.bits > 0)
@@ -638,8 +402,12 @@ class _CodedChunk:
             version, n, n_latent, n_bounded, by_rank = arrays[0].tolist()
         except ValueError as err:
             raise CodecError(f"coded ae chunk is damaged: {err}") from None
-        n_predictor = {1: 1, 2: 5}.get(version)  # version 1: linear coefficients only
-        if n_predictor is None or len(arrays) != 8 + n_predictor:
+        n_predictor = 5
+        if version != cls._VERSION:
+            raise UnknownLayoutError(f"coded ae chunk has layout {version}, not {cls._VERSION} (written by a "
+                                     "development version of hepae before its ANS coder was constriction's, or by a "
+                                     "newer hepae)")
+        if len(arrays) != 8 + n_predictor:
             raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
         if n < 0 or n_latent < 0 or n_bounded < 0:
             raise CodecError("coded ae chunk has negative sizes (corrupted)")
@@ -654,13 +422,7 @@ class _CodedChunk:
         exact, constant, margin, coded = arrays[4 + n_predictor:]
         if len(bits) != n_latent or len(center) != n_latent or len(std) != n_latent or ((bits < 0) | (bits > 24)).any():
             raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
-        predictor_arrays = arrays[4:4 + n_predictor]
-        if version == 1:
-            empty = Predictor.empty(n_bounded).to_arrays()
-            predictor_arrays = [predictor_arrays[0], *empty[1:]]
-        predictor = Predictor.from_arrays(predictor_arrays, n_bounded)
-        if counts is not None and n != int(np.sum(counts)):
-            raise CodecError(f"coded ae chunk holds {n} objects, the per-event counts say {int(np.sum(counts))}")
+        predictor = Predictor.from_arrays(arrays[4:4 + n_predictor], n_bounded)
         kept = np.flatnonzero(bits > 0)
         ranks = None
         if by_rank:
@@ -680,7 +442,7 @@ class _CodedChunk:
                 undone[0] += 1
             return predictor.classes(steps, j)
 
-        streams = entropy.decode_streams(coded, classes if version > 1 else [ranks] * (len(kept) + n_bounded),
+        streams = entropy.decode_streams(coded, classes,
                                          max_symbols=n * (len(kept) + n_bounded), n_streams=len(kept) + n_bounded)
         if len(streams) != len(kept) + n_bounded or any(len(s) != n for s in streams):
             raise CodecError("coded ae chunk holds streams of the wrong number or length")
@@ -700,15 +462,3 @@ class _CodedChunk:
                    exact.astype(dtype), ranks, constant if len(constant) else None, float(margin[0]), steps)
 
 
-def get_codec(spec: str | dict[str, Any] | Codec) -> Codec:
-    """A codec from an instance, a config dict (``{"id": "truncate", "mantissa_bits": 10}``) or an id."""
-    if isinstance(spec, Codec):
-        return spec
-    config = {"id": spec} if isinstance(spec, str) else dict(spec)
-    kind = _REGISTRY.get(config.get("id", ""))
-    if kind is None:
-        raise CodecError(f"unknown codec {config.get('id')!r}; choose one of {', '.join(sorted(_REGISTRY))}")
-    try:
-        return kind.from_config(config)
-    except TypeError as err:
-        raise CodecError(f"bad settings for codec {config['id']!r}: {err}") from None

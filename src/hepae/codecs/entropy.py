@@ -1,22 +1,25 @@
-"""Entropy coding of integer streams: a static-model rANS coder, vectorized with numpy.
+"""Entropy coding of integer streams: hybrid-uint tokens, per-stream (or per-class) frequency tables,
+and the ANS coder of the ``constriction`` library.
 
 zstd sees bytes and models them with an order-0 Huffman code, which loses several percent on the
 peaked distributions of quantized latents and residuals (up to 1 bit per symbol when one value
-dominates). This coder models each stream's values with its own frequency table and codes them
-within a fraction of a percent of their empirical (order-0) entropy:
+dominates). This module models each stream's values with its own frequency table and codes them
+within a fraction of a percent of their empirical (order-0) entropy. What hepae adds to the library:
 
 * every non-negative integer ``u`` becomes a *token* and raw bits (a "hybrid uint", as in JPEG XL):
   ``u < 16`` is its own token; a larger ``u`` with ``n + 1`` significant bits keeps its top three
   bits and its lowest bit (a zigzag-folded sign) in the token and stores the ``n - 3`` bits in
-  between raw (they are close to uniform);
-* tokens are rANS coded (Duda 2013; 32-bit state, 16-bit words, 15-bit probabilities) with one
-  frequency table per stream, or per class of a stream (the object's place in its event, or the bin
-  of a value decoded earlier) where that pays for the extra tables, stored in the output as varints;
-  many lanes run side by side, so the loop runs over numpy vectors of lanes instead of over symbols;
-  each stream starts at a whole lane step, so a stream's classes may come from the streams before it;
-* raw bits are one bit string.
+  between raw (they are close to uniform), so the alphabet stays small for any integer;
+* one frequency table per stream, or per class of a stream (the object's place in its event, or the
+  bin of a value decoded earlier) where that pays for the extra tables; tables are integers summing
+  to ``2**15``, stored as varints, so encoder and decoder build their models from the same integers;
+* a stream's classes may come from the streams decoded before it.
 
-Decoding depends only on integer arithmetic, so it gives the same symbols on every machine.
+The tokens are coded by ``constriction.stream.stack.AnsCoder`` (range-ANS with 32-bit words) with
+``constriction.stream.model.Categorical(freq / 2**15, perfect=False)``: every probability is a
+multiple of ``2**-15``, exact in float64, and the library quantizes it with integer arithmetic, so
+decoding gives the same symbols on every machine (the committed fixtures in ``tests/data/`` check
+that a new constriction still does). The byte layout is in ``docs/format.md``.
 :func:`pack_arrays`/:func:`unpack_arrays` hold a codec's other per-chunk data next to the coded bytes.
 """
 
@@ -24,20 +27,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import constriction
 import numpy as np
 
-from hepae.errors import CodecError
+from hepae.errors import CodecError, UnknownLayoutError
 
 PROB_BITS = 15
 PROB_SCALE = 1 << PROB_BITS
-_STATE_LOW = np.uint64(1 << 16)  # rANS state lives in [2**16, 2**32)
 _DIRECT_BITS = 4
 _DIRECT = 1 << _DIRECT_BITS  # values below this are their own token
 _KEPT = 2  # bits below the leading one that a larger value keeps in its token
 _SUBBUCKETS = 1 << _KEPT
-_SYMBOLS_PER_LANE = 1024
-_MAX_LANES = 2048
-_FORMAT = 2  # 2: each stream from a whole lane step on, raw bits as one bit string
+_FORMAT = 3  # 3: constriction's ANS coder (1 and 2, hepae's own rANS, were never released)
 MAX_TOKEN = _DIRECT + ((63 - _DIRECT_BITS) * _SUBBUCKETS + _SUBBUCKETS - 1) * 2 + 1  # the token of 2**64 - 1
 MAX_CLASSES = 16  # frequency tables per stream a decoder accepts (hepae's codecs use at most 4)
 
@@ -136,26 +137,6 @@ def _unpack_raw(width: np.ndarray, packed: np.ndarray, first_bit: int = 0) -> np
     return np.where(w > 0, value & ((np.uint64(1) << np.maximum(w, 0).astype(np.uint64)) - np.uint64(1)), 0)
 
 
-def _unpack_raw_by_width(width: np.ndarray, packed: np.ndarray) -> np.ndarray:
-    """Format 1 of :func:`encode_streams`: the raw bits grouped by width."""
-    raw = np.zeros(len(width), dtype=np.uint64)
-    position = 0
-    for w in np.unique(width[width > 0]).tolist():
-        where = np.flatnonzero(width == w)
-        n_bytes = -(-w * len(where) // 8)
-        if position + n_bytes > len(packed):
-            raise CodecError("coded stream is truncated (raw bits)")
-        bits = np.unpackbits(packed[position:position + n_bytes], bitorder="little")[:w * len(where)]
-        size = next(b for b in (1, 2, 4, 8) if 8 * b >= w)  # bytes of the smallest integer that holds w bits
-        padded = np.zeros((len(where), 8 * size), dtype=np.uint8)
-        padded[:, :w] = bits.reshape(len(where), w)
-        raw[where] = np.packbits(padded, axis=1, bitorder="little").view(f"<u{size}").ravel()
-        position += n_bytes
-    if position != len(packed):
-        raise CodecError("coded stream has trailing raw bytes")
-    return raw
-
-
 # -- frequency tables -------------------------------------------------------------------------------
 
 def _varints(values: np.ndarray) -> np.ndarray:
@@ -218,7 +199,7 @@ def normalized_frequencies(counts: np.ndarray) -> np.ndarray:
 
 def estimated_bits(values: np.ndarray, tables: bool = True) -> float:
     """Bits :func:`encode_streams` needs for one stream (its frequency table too, unless ``tables`` is
-    False), within a fraction of a percent; the lanes' final states add 4 bytes per 1024 symbols."""
+    False), within a fraction of a percent; the coder's final state adds 8 bytes per call."""
     token, width, _ = tokenize(values)
     if len(token) == 0:
         return 0.0
@@ -236,105 +217,7 @@ def estimated_bits_per_class(values: np.ndarray, classes: np.ndarray) -> tuple[f
     return bits, sum(_table_bits(c) for c in counts)
 
 
-# -- rANS -------------------------------------------------------------------------------------------
-
-def _rans_encode(entry: np.ndarray, freq: np.ndarray, cum: np.ndarray, lanes: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Symbols (``entry``: row * width + symbol into the flat tables, a whole number of lane steps) ->
-    (final lane states, 16-bit words in the order decoding reads them).
-
-    Lane ``j % lanes`` codes symbol ``j``. Integer division by a frequency uses float64, exact here
-    (state < 2**32, frequency < 2**16) and faster than numpy's integer division.
-    """
-    flat_freq, flat_cum = freq.ravel(), cum.ravel()
-    x = np.full(lanes, int(_STATE_LOW), dtype=np.int64)
-    words: list[np.ndarray] = []
-    for t in range(len(entry) // lanes - 1, -1, -1):
-        row = entry[t * lanes:(t + 1) * lanes]
-        f = flat_freq[row]
-        emit = x >= (f << (32 - PROB_BITS))
-        if emit.any():
-            words.append(x[emit] & 0xFFFF)
-            x[emit] >>= 16
-        q = (x / f).astype(np.int64)
-        x -= q * f
-        x += (q << PROB_BITS) + flat_cum[row]
-    ordered = np.concatenate(words[::-1]).astype(np.uint16) if words else np.zeros(0, np.uint16)
-    return x.astype(np.uint32), ordered
-
-
-def _padded(values: np.ndarray, lanes: int, fill: int) -> np.ndarray:
-    """``values`` padded with ``fill`` to a whole number of steps."""
-    out = np.empty(-(-len(values) // lanes) * lanes, dtype=np.int64)
-    out[:len(values)] = values
-    out[len(values):] = fill
-    return out
-
-
-def _with_padding_row(freq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Tables plus a last row whose only symbol has probability 1 (padding costs nothing); and cumulative starts."""
-    padding = np.zeros((1, freq.shape[1]), np.int64)
-    padding[0, 0] = PROB_SCALE
-    freq = np.vstack([freq, padding])
-    return freq, np.concatenate([np.zeros((len(freq), 1), np.int64), np.cumsum(freq, axis=1)[:, :-1]], axis=1)
-
-
-class _RansDecoder:
-    """Decodes lane step after lane step; the rows (tables) of each step's symbols may be given late,
-    once what they depend on has been decoded."""
-
-    def __init__(self, states: np.ndarray, words: np.ndarray, freq: np.ndarray):
-        self.freq, self.cum = _with_padding_row(freq)
-        self.padding_row = len(self.freq) - 1
-        width = self.freq.shape[1]
-        lookup = np.zeros((len(self.freq), PROB_SCALE), dtype=np.int16)  # (row, slot) -> symbol
-        for row in range(len(self.freq)):
-            if self.freq[row].sum() == PROB_SCALE:
-                lookup[row] = np.repeat(np.arange(width), self.freq[row])
-        self.flat_lookup, self.flat_freq, self.flat_cum = lookup.ravel(), self.freq.ravel(), self.cum.ravel()
-        self.x, self.words, self.position = states.astype(np.int64), words.astype(np.int64), 0
-
-    @property
-    def lanes(self) -> int:
-        return len(self.x)
-
-    def decode(self, rows: np.ndarray) -> np.ndarray:
-        """The symbols of ``rows`` (padded here to whole lane steps with the zero-cost padding row)."""
-        all_rows = _padded(rows, self.lanes, self.padding_row)
-        out = np.empty(len(all_rows), dtype=np.int64)
-        lanes, width, x = self.lanes, self.freq.shape[1], self.x
-        for t in range(len(all_rows) // lanes):
-            row = all_rows[t * lanes:(t + 1) * lanes]
-            slot = x & (PROB_SCALE - 1)
-            symbol = self.flat_lookup[row * PROB_SCALE + slot]
-            out[t * lanes:(t + 1) * lanes] = symbol
-            entry = row * width + symbol
-            x >>= PROB_BITS
-            x *= self.flat_freq[entry]
-            x += slot - self.flat_cum[entry]
-            need = x < int(_STATE_LOW)
-            k = int(np.count_nonzero(need))
-            if k:
-                if self.position + k > len(self.words):
-                    raise CodecError("coded stream is truncated (rANS words)")
-                x[need] = (x[need] << 16) | self.words[self.position:self.position + k]
-                self.position += k
-        return out[:len(rows)]
-
-    def finish(self) -> None:
-        if self.position != len(self.words) or (self.x != int(_STATE_LOW)).any():
-            raise CodecError("coded stream does not decode to its initial state (corrupted)")
-
-
 # -- streams <-> bytes ------------------------------------------------------------------------------
-
-def _rows(lengths: Sequence[int], classes: Sequence[np.ndarray | None], n_classes: Sequence[int]) -> np.ndarray:
-    """The table row of every symbol: one row per (stream, class)."""
-    offsets = np.concatenate([[0], np.cumsum(n_classes)[:-1]]).astype(np.int64)
-    parts = [np.full(length, offset, np.int64) if c is None else offset + np.asarray(c, dtype=np.int64)
-             for length, c, offset in zip(lengths, classes, offsets)]
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
-
 
 def _class_counts(tokens: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """``(n_classes, alphabet)`` counts of each token in each class."""
@@ -356,63 +239,102 @@ def _bits_of_counts(counts: np.ndarray, tables: bool = True) -> float:
     return float(-(counts * np.log2(counts / counts.sum())).sum()) + table if len(counts) else 0.0
 
 
+def _model(frequencies: np.ndarray) -> constriction.stream.model.Categorical:
+    """The coder's model of one table: integer frequencies summing to ``PROB_SCALE``, exact in float64."""
+    return constriction.stream.model.Categorical(np.asarray(frequencies, np.float64) / PROB_SCALE, perfect=False)
+
+
+def _class_members(classes: np.ndarray | None, n: int, n_classes: int) -> list[np.ndarray | None]:
+    """Per class, the positions of its symbols in the stream, in stream order (``None``: the whole
+    stream is one class). One pass per class: faster than a sort for the few classes hepae uses."""
+    if classes is None:
+        return [None]
+    return [np.flatnonzero(classes == r) for r in range(n_classes)]
+
+
 StreamClasses = Sequence[np.ndarray | None] | Callable[[int, list[np.ndarray]], np.ndarray | None]
 """Per stream, the class of each value (or None): given as a list, or, for decoding, as a function of
 the stream's index and the streams decoded before it (a class may depend on values decoded earlier)."""
 
 
 def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
-    """Non-negative integer streams -> one uint8 array.
+    """Non-negative integer streams -> one uint8 array (layout: ``docs/format.md``, "coded streams").
 
-    Each stream has its own frequency tables: one, or one per class with ``classes`` (per stream, an
-    array of small non-negative ints beside the values, or None) where that makes the stream smaller,
-    tables included. Each stream starts at a whole step of the interleaved lanes, so decoding can take
-    a stream's classes from the streams decoded before it (see :func:`decode_streams`).
+    Parameters
+    ----------
+    streams : sequence of 1-D arrays of non-negative integers (< 2**64)
+        Each is coded with its own frequency table(s).
+    classes : sequence of (1-D int array or None), optional
+        Per stream, a small non-negative class per value: the stream then gets one table per class
+        where that makes it smaller, tables included. Decoding needs the same classes (which may be
+        computed from streams decoded earlier, see :func:`decode_streams`).
+
+    Returns
+    -------
+    numpy.ndarray of uint8
     """
     classes = list(classes) if classes is not None else [None] * len(streams)
     if len(classes) != len(streams) or any(c is not None and len(c) != len(s) for c, s in zip(classes, streams)):
         raise ValueError("classes must match the streams in number and length")
     lengths = np.array([len(s) for s in streams], dtype=np.int64)
     tokenized = [tokenize(s) for s in streams]
-    classes = [c if c is not None and len(c) and _classes_pay(t, np.asarray(c)) else None
+    classes = [np.asarray(c, dtype=np.int64) if c is not None and len(c) and _classes_pay(t, np.asarray(c)) else None
                for c, (t, _, _) in zip(classes, tokenized)]
     n_classes = [int(c.max()) + 1 if c is not None else 1 for c in classes]
-    symbols = np.concatenate([t for t, _, _ in tokenized]) if streams else np.zeros(0, np.int64)
-    rows = _rows(lengths, classes, n_classes)
-    n_rows = int(sum(n_classes))
-    alphabet = int(symbols.max()) + 1 if len(symbols) else 1
-    counts = np.bincount(rows * alphabet + symbols, minlength=n_rows * alphabet).reshape(n_rows, alphabet)
-    sizes = np.array([int(np.flatnonzero(c).max()) + 1 if c.any() else 0 for c in counts], dtype=np.int64)
-    freq = np.stack([normalized_frequencies(c) for c in counts]) if n_rows else np.zeros((0, 1), np.int64)
-    lanes = int(min(_MAX_LANES, max(1, len(symbols) // _SYMBOLS_PER_LANE)))
-    states, words = np.zeros(0, np.uint32), np.zeros(0, np.uint16)
-    if len(symbols):
-        padded_freq, cum = _with_padding_row(freq)
-        entry = rows * alphabet + symbols
-        padding = (len(padded_freq) - 1) * alphabet
-        ends = np.cumsum(lengths)
-        entry = np.concatenate([_padded(entry[end - n:end], lanes, padding) for n, end in zip(lengths.tolist(), ends)])
-        states, words = _rans_encode(entry, padded_freq, cum, lanes)
+    tables: list[np.ndarray] = []  # per (stream, class): frequencies up to the last used token
+    members: list[list[np.ndarray | None]] = []
+    for (token, _, _), c, k in zip(tokenized, classes, n_classes):
+        alphabet = int(token.max()) + 1 if len(token) else 1
+        counts = np.bincount(token, minlength=alphabet)[None, :] if c is None else \
+            np.bincount(c * alphabet + token, minlength=k * alphabet).reshape(k, alphabet)
+        for row in counts:
+            used = np.flatnonzero(row)
+            tables.append(normalized_frequencies(row[:used[-1] + 1]) if len(used) else np.zeros(0, np.int64))
+        members.append(_class_members(c, len(token), k))
+    coder = constriction.stream.stack.AnsCoder()
+    row = len(tables)
+    for (token, _, _), stream_members in zip(reversed(tokenized), reversed(members)):  # a stack: last first
+        for where in reversed(stream_members):
+            row -= 1
+            symbols = token if where is None else token[where]
+            if len(symbols) and len(tables[row]) > 1:  # a one-token table: the token is certain, costs nothing
+                coder.encode_reverse(symbols.astype(np.int32), _model(tables[row]))
+    words = coder.get_compressed().astype(np.uint32)
     width = np.concatenate([w for _, w, _ in tokenized]) if streams else np.zeros(0, np.int64)
     raw = np.concatenate([r for _, _, r in tokenized]) if streams else np.zeros(0, np.uint64)
-    table_values = np.concatenate([freq[i, :size] for i, size in enumerate(sizes)]) if n_rows else np.zeros(0)
-    return pack_arrays([np.array([_FORMAT], np.int64), lengths, np.array(n_classes, np.int32), sizes.astype(np.int32),
-                        _varints(table_values), states, words, _pack_raw(width, raw)])
+    sizes = np.array([len(t) for t in tables], dtype=np.int32)
+    table_values = np.concatenate(tables) if tables else np.zeros(0, np.int64)
+    return pack_arrays([np.array([_FORMAT], np.int64), lengths, np.array(n_classes, np.int32), sizes,
+                        _varints(table_values), words, _pack_raw(width, raw)])
 
 
 def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
                    max_symbols: int | None = None, n_streams: int | None = None) -> list[np.ndarray]:
-    """Inverse of :func:`encode_streams` (uint64 arrays), given the same ``classes`` (a list, or a
-    function ``classes(index, decoded_before)``, asked only for streams coded with classes).
+    """Inverse of :func:`encode_streams`.
 
-    Sizes are checked before anything is allocated: coded data that claim more than ``max_symbols``
-    values, another number of streams than ``n_streams``, more than :data:`MAX_CLASSES` tables per
-    stream or tables longer than the token alphabet are refused with :class:`CodecError`.
+    Parameters
+    ----------
+    coded : numpy.ndarray of uint8
+    classes : list, or callable ``classes(index, decoded_before)``, optional
+        The classes the streams were coded with; a callable is asked only for streams coded with
+        classes, and gets the streams decoded before it.
+    max_symbols, n_streams : int, optional
+        What the caller expects: coded data that claim more values, another number of streams, more
+        than :data:`MAX_CLASSES` tables per stream or tables longer than the token alphabet are
+        refused with :class:`CodecError` before anything of that size is allocated.
+
+    Returns
+    -------
+    list of numpy.ndarray of uint64
     """
     try:
-        version, lengths, n_classes, sizes, table_values, states, words, packed = unpack_arrays(coded)
+        version, lengths, n_classes, sizes, table_values, words, packed = unpack_arrays(coded)
     except ValueError as err:
         raise CodecError(f"coded stream is damaged: {err}") from None
+    if version.tolist() != [_FORMAT]:
+        raise UnknownLayoutError(f"coded stream has layout {version.tolist()[:1]}, not {_FORMAT} (written by a "
+                                 "development version of hepae before its ANS coder was constriction's, by a newer "
+                                 "hepae, or corrupted)")
     if (lengths < 0).any() or (max_symbols is not None and int(lengths.sum()) > max_symbols):
         raise CodecError(f"coded stream claims {lengths.tolist()[:8]} values, more than the {max_symbols} expected")
     if (n_streams is not None and len(lengths) != n_streams) or (n_classes > MAX_CLASSES).any() \
@@ -420,61 +342,53 @@ def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
         raise CodecError(f"coded stream declares {len(lengths)} streams ({n_streams} expected), up to "
                          f"{n_classes.max() if len(n_classes) else 0} tables per stream and tables of up to "
                          f"{sizes.max() if len(sizes) else 0} symbols: more than it can hold (corrupted)")
-    if version.tolist() == [_FORMAT]:
-        try:
-            table_values = _from_varints(table_values)
-        except ValueError as err:
-            raise CodecError(f"coded stream is damaged: {err}") from None
-    if version.tolist() not in ([1], [_FORMAT]) or len(n_classes) != len(lengths) \
-            or len(sizes) != int(n_classes.sum()) or int(sizes.sum()) != len(table_values) or (n_classes < 1).any():
+    try:
+        table_values = _from_varints(table_values)
+    except ValueError as err:
+        raise CodecError(f"coded stream is damaged: {err}") from None
+    if len(n_classes) != len(lengths) or len(sizes) != int(n_classes.sum()) or int(sizes.sum()) != len(table_values) \
+            or (n_classes < 1).any() or words.dtype != np.uint32:
         raise CodecError("coded stream has an unknown layout (written by a newer hepae, or corrupted)")
     if classes is None:
         classes = [None] * len(lengths)
     if not callable(classes) and len(classes) != len(lengths):
         raise CodecError("coded stream: the classes given do not match the streams it holds")
-    freq = np.zeros((len(sizes), int(sizes.max()) if len(sizes) else 1), dtype=np.int64)
-    start = 0
-    for i, size in enumerate(sizes.tolist()):
-        freq[i, :size] = table_values[start:start + size]
-        start += size
-        if size and int(freq[i].sum()) != PROB_SCALE:
-            raise CodecError("coded stream has a damaged frequency table")
-    if int(lengths.sum()) and len(states) == 0:
-        raise CodecError("coded stream has no rANS state")
-    decoder = _RansDecoder(states, words, freq) if len(states) else None
+    tables = np.split(table_values, np.cumsum(sizes)[:-1]) if len(sizes) else []
+    if any(len(t) and int(t.sum()) != PROB_SCALE for t in tables):
+        raise CodecError("coded stream has a damaged frequency table")
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+    except ValueError as err:  # constriction's check of the coded words
+        raise CodecError(f"coded stream is damaged: {err}") from None
     offsets = np.concatenate([[0], np.cumsum(n_classes)[:-1]]).astype(np.int64)
     out: list[np.ndarray] = []
-
-    def rows_of(i: int) -> np.ndarray:
+    bit = 0  # where the next stream's raw bits start
+    for i in range(len(lengths)):
         n, k = int(lengths[i]), int(n_classes[i])
         c = None if k == 1 else (classes(i, out) if callable(classes) else classes[i])
         if (c is None and k > 1) or (c is not None and (len(c) != n or (n and (c.min() < 0 or c.max() >= k)))):
             raise CodecError("coded stream: the classes given do not match the ones it was coded with")
-        rows = offsets[i] + (np.zeros(n, np.int64) if c is None else np.asarray(c, dtype=np.int64))
-        if n and (freq.sum(axis=1)[rows] != PROB_SCALE).any():
-            raise CodecError("coded stream: a symbol's class has no frequency table")
-        return rows
-
-    if version[0] == 1:  # streams one after the other across the lanes, raw bits grouped by width
-        if callable(classes):
-            raise CodecError("coded stream of format 1: its classes must be given as a list")
-        rows = np.concatenate([rows_of(i) for i in range(len(lengths))]) if len(lengths) else np.zeros(0, np.int64)
-        tokens = decoder.decode(rows) if decoder is not None else np.zeros(0, np.int64)
-        values = detokenize(tokens, _unpack_raw_by_width(token_width(tokens), packed))
-        out = np.split(values, np.cumsum(lengths)[:-1]) if len(lengths) else []
-    else:  # each stream from a whole lane step on: its classes may depend on the streams before it
-        bit = 0
-        for i in range(len(lengths)):
-            rows = rows_of(i)
-            tokens = decoder.decode(rows) if decoder is not None else np.zeros(0, np.int64)
-            width = token_width(tokens)
-            out.append(detokenize(tokens, _unpack_raw(width, packed, bit)))
-            bit += int(width.sum())
-        if len(packed) != -(-bit // 8):
-            raise CodecError("coded stream has the wrong number of raw bytes (corrupted)")
-    if decoder is not None:
-        decoder.finish()
-    return list(out)
+        token = np.zeros(n, np.int64)
+        for offset, where in enumerate(_class_members(None if c is None else np.asarray(c, np.int64), n, k)):
+            count = n if where is None else len(where)
+            table = tables[offsets[i] + offset]
+            if count == 0:
+                continue
+            if len(table) == 0:
+                raise CodecError("coded stream: a symbol's class has no frequency table")
+            symbols = coder.decode(_model(table), count) if len(table) > 1 else 0
+            if where is None:
+                token[:] = symbols
+            else:
+                token[where] = symbols
+        width = token_width(token)
+        out.append(detokenize(token, _unpack_raw(width, packed, bit)))  # a later stream's classes may need it
+        bit += int(width.sum())
+    if not coder.is_empty():
+        raise CodecError("coded stream does not decode to its end (corrupted)")
+    if len(packed) != -(-bit // 8):
+        raise CodecError("coded stream has the wrong number of raw bytes (corrupted)")
+    return out
 
 
 # -- several arrays in one byte array ---------------------------------------------------------------

@@ -1,0 +1,308 @@
+"""The one reader of compressed files: metadata, embedded decoder, verified chunks, carried objects.
+
+Everything is verified before it is used (``docs/format.md``, "Integrity"). The embedded decoder is
+loaded (and torch imported) only for a file that carries one: compression embeds it only if a chunk
+needs the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from hepae.codecs import BoundCodec, Codec, get_codec
+from hepae.container.format import (
+    CHUNK_ENTRIES,
+    COUNT_BRANCH,
+    METADATA_KEY,
+    STREAM_TREE,
+    chunk_digest,
+    collection_specs,
+    metadata_stream_specs,
+    read_decoder_bytes,
+    read_metadata,
+    tree_specs,
+)
+from hepae.errors import CodecError, ContainerFormatError, TreeNotFoundError
+from hepae.features import FeatureSet, load_featureset
+from hepae.io.branches import BranchSpec
+from hepae.io.carryover import CarriedObject, copy_objects, object_digests
+from hepae.io.hashing import TreeHasher
+from hepae.io.sources import Source, get_tree, iterate_arrays, open_root, root_source
+
+
+@dataclass
+class Chunk:
+    """One verified chunk of a compressed file.
+
+    Attributes
+    ----------
+    arrays : dict of str to awkward.Array
+        Its rows of the compressed table (every stored branch).
+    streams : dict of str to numpy.ndarray
+        The codec's streams, flat.
+    n_events : int
+    counts : numpy.ndarray
+        Encoded objects per event (``hepae_count``).
+    """
+
+    arrays: dict[str, ak.Array]
+    streams: dict[str, np.ndarray]
+    n_events: int
+
+    @property
+    def counts(self) -> np.ndarray:
+        return ak.to_numpy(self.arrays[COUNT_BRANCH]).astype(np.int64)
+
+
+class ContainerReader:
+    """A compressed file opened for reading (a context manager).
+
+    Parameters
+    ----------
+    path : path-like
+        The compressed file. Its metadata is read and verified on opening:
+        :class:`hepae.errors.ContainerFormatError` if it is not a hepae file, or damaged.
+    """
+
+    def __init__(self, path: str | PathLike[str]) -> None:
+        self.path = Path(path)
+        self._stack = contextlib.ExitStack()
+        try:
+            self.directory = self._stack.enter_context(open_root(self.path))
+            self.metadata = read_metadata(self.directory, str(self.path))
+        except BaseException:
+            self._stack.close()
+            raise
+        self._table: Source | None = None
+
+    def __enter__(self) -> ContainerReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    # -- what the metadata says ----------------------------------------------------------------------
+    @functools.cached_property
+    def codec(self) -> Codec:
+        return get_codec(self.metadata["codec"])
+
+    @functools.cached_property
+    def featureset(self) -> FeatureSet:
+        return load_featureset(self.metadata["featureset"])
+
+    @functools.cached_property
+    def dtype(self) -> np.dtype:
+        """The dtype the codec worked in (format 3 files do not say: the feature set's, truncate float32)."""
+        recorded = self.metadata["collection"].get("dtype")
+        if recorded:
+            return np.dtype(recorded)
+        return np.dtype("float32" if self.metadata["codec"]["id"] == "truncate" else self.featureset.dtype)
+
+    @property
+    def has_decoder(self) -> bool:
+        return "model" in self.metadata
+
+    @property
+    def source_format(self) -> str:
+        return self.metadata["source"]["format"]
+
+    @functools.cached_property
+    def branches(self) -> list[BranchSpec]:
+        """The original table's branches, in order."""
+        return [BranchSpec.from_dict(b) for b in self.metadata["branches"]]
+
+    @functools.cached_property
+    def replaced(self) -> dict[str, str]:
+        """Name -> dtype of the branches the codec rebuilds."""
+        lossless = set(self.metadata["collection"]["lossless_branches"])
+        return {s.name: s.dtype for s in collection_specs(self.metadata) if s.name not in lossless}
+
+    @functools.cached_property
+    def carried_objects(self) -> list[CarriedObject]:
+        return [CarriedObject.from_dict(o) for o in self.metadata.get("carried_objects", [])]
+
+    @property
+    def table(self) -> Source:
+        """The compressed table (carried branches and ``hepae_count``)."""
+        if self._table is None:
+            self._table = root_source(self.directory, self.path, self.metadata["tree"])
+        return self._table
+
+    # -- the decoder and the codec -------------------------------------------------------------------
+    def decoder(self, device: str = "cpu") -> Any:
+        """The embedded decoder (a :class:`hepae.ml.model.HepaeModel`), checked against the metadata's
+        checksum and the identity, architecture, normalization and feature set it records."""
+        from hepae.ml.model import HepaeModel  # torch: only for files that carry a network
+
+        blob = read_decoder_bytes(self.directory, self.metadata, str(self.path))
+        model = HepaeModel.from_bytes(blob, source=f"decoder embedded in {self.path}")
+        recorded = self.metadata["model"]
+        mismatches = [what for what, ok in (
+            ("decoder id", model.model_id == recorded["decoder_id"]),
+            ("architecture", model.arch.to_dict() == recorded["architecture"]),
+            ("normalization", model.normalization.get_config() == self.metadata["normalization"]),
+            ("feature set", model.featureset.to_dict() == self.metadata["featureset"]),
+        ) if not ok]
+        if mismatches:
+            raise ContainerFormatError(f"{self.path}: the embedded decoder is not the one the metadata records "
+                                       f"({', '.join(mismatches)} differ; file corrupted or edited)")
+        return model.to(device)
+
+    def bound_codec(self, device: str = "cpu") -> BoundCodec:
+        """The file's codec, bound to its collection and (if the file carries one) its decoder."""
+        model = self.decoder(device) if self.has_decoder else None
+        try:
+            return self.codec.bind(self.featureset.column_names, self.dtype, model)
+        except CodecError as err:  # e.g. float32 latent values and no embedded decoder
+            raise ContainerFormatError(f"{self.path}: its codec cannot decode it: {err}") from None
+
+    # -- the data ------------------------------------------------------------------------------------
+    def chunks(self) -> Iterator[Chunk]:
+        """The chunks, each checked before it is given out.
+
+        Format 4 and later: each chunk against its own checksum, so nothing damaged or edited is ever
+        decoded. Format 3 (no per-chunk checksums): all chunks against one checksum, after the last
+        one. Raises :class:`ContainerFormatError` naming the file and the chunk.
+        """
+        path, metadata, source = self.path, self.metadata, self.table
+        stored = tree_specs(metadata)
+        present = set(source.layout.all_names())
+        missing = [s.name for s in stored if s.name not in present]
+        if missing:
+            raise ContainerFormatError(f"{path}: branches listed in the metadata are missing from the tree: "
+                                       f"{missing[:10]}")
+        streams_specs = metadata_stream_specs(metadata)
+        digests = metadata["checksums"].get("chunks")
+        hasher, stream_hasher = TreeHasher(stored), TreeHasher(streams_specs)  # format 3: over all chunks
+        stream_names = [s["name"] for s in metadata["collection"]["streams"]]
+        try:
+            stream_tree = get_tree(self.directory, STREAM_TREE, path)
+        except TreeNotFoundError:
+            raise ContainerFormatError(f"{path}: the codec streams (TTree '{STREAM_TREE}') are missing") from None
+        n_events = n_chunks = 0
+        for entry in iterate_arrays(stream_tree, [CHUNK_ENTRIES, *stream_names], step_size=1):
+            try:
+                streams = {name: ak.to_numpy(entry[name][0]) for name in stream_names}
+                chunk_events = int(entry[CHUNK_ENTRIES][0])
+            except (ValueError, TypeError, IndexError) as err:  # awkward's answers to lists of the wrong shape
+                raise ContainerFormatError(f"{path}: chunk {n_chunks} is damaged ({type(err).__name__}: {err})") \
+                    from None
+            if chunk_events < 0 or n_events + chunk_events > source.num_entries:
+                raise ContainerFormatError(f"{path}: chunk {n_chunks} claims {chunk_events} events after entry "
+                                           f"{n_events} of {source.num_entries} (file corrupted or edited)")
+            arrays = source.read([s.name for s in stored], n_events, n_events + chunk_events)
+            if digests is None:
+                stream_hasher.update(entry)
+                hasher.update(arrays)
+            elif n_chunks >= len(digests) or chunk_digest(stored, arrays, streams_specs, entry) != digests[n_chunks]:
+                raise ContainerFormatError(f"{path}: data checksum mismatch in chunk {n_chunks} (entries {n_events} "
+                                           f"to {n_events + chunk_events}; file corrupted or edited)")
+            yield Chunk(arrays, streams, chunk_events)
+            n_events += chunk_events
+            n_chunks += 1
+        if digests is None and (hasher.hexdigest() != metadata["checksums"]["tree"]
+                                or stream_hasher.hexdigest() != metadata["checksums"]["streams"]):
+            raise ContainerFormatError(f"{path}: data checksum mismatch (file corrupted or edited)")
+        if digests is not None and n_chunks != len(digests):
+            raise ContainerFormatError(f"{path}: holds {n_chunks} chunks, its checksums {len(digests)} "
+                                       "(file corrupted or edited)")
+        if n_events != metadata["source"]["num_entries"]:
+            raise ContainerFormatError(f"{path}: its chunks hold {n_events} events, the metadata says "
+                                       f"{metadata['source']['num_entries']} (file corrupted or edited)")
+
+    def copy_objects_to(self, file: uproot.WritableDirectory) -> None:
+        """Copy the carried objects into ``file``, each checked against its checksum as it is copied."""
+        carried = self.carried_objects
+        if carried:
+            self._check_objects(copy_objects(self.directory, file, carried, self.path))
+
+    def verify(self) -> None:
+        """Check every checksum (metadata, embedded decoder, every chunk, carried objects) without decoding."""
+        if self.has_decoder:
+            read_decoder_bytes(self.directory, self.metadata, str(self.path))
+        for _ in self.chunks():
+            pass
+        self._check_objects(object_digests(self.directory, self.carried_objects, self.path))
+
+    def _check_objects(self, digests: dict[str, str]) -> None:
+        expected = self.metadata["checksums"].get("objects", {})
+        wrong = sorted(k for k in set(expected) | set(digests) if expected.get(k) != digests.get(k))
+        if wrong:
+            raise ContainerFormatError(f"{self.path}: checksum mismatch of the carried object(s) {wrong[:5]} "
+                                       "(file corrupted or edited)")
+
+    def check_as_written(self, metadata: dict[str, Any], output: Path) -> None:
+        """Check that a file just written reads back as meant: its metadata (checksum and all), and the
+        events, chunks and objects it holds. :class:`ContainerFormatError` naming ``output`` if not.
+
+        The values themselves are checked by compression's check decode; this catches a file that holds
+        other counts than its metadata says, which no later command could decompress.
+        """
+        def fail(what: str) -> ContainerFormatError:
+            return ContainerFormatError(f"{output}: the file written does not read back as written ({what}); "
+                                        "nothing was written (this is a hepae bug: please report it)")
+
+        if self.metadata != json.loads(json.dumps(metadata)):
+            raise fail("metadata differ")
+        expected = metadata["source"]["num_entries"]
+        if self.table.num_entries != expected:
+            raise fail(f"{self.table.num_entries} events in '{metadata['tree']}', {expected} meant")
+        streams = get_tree(self.directory, STREAM_TREE, self.path)
+        if streams.num_entries != len(metadata["checksums"]["chunks"]):
+            raise fail(f"{streams.num_entries} chunks, {len(metadata['checksums']['chunks'])} meant")
+        events = sum(int(np.sum(c[CHUNK_ENTRIES])) for c in iterate_arrays(streams, [CHUNK_ENTRIES]))
+        objects = sum(int(np.sum(c[COUNT_BRANCH])) for c in self.table.iterate([COUNT_BRANCH]))
+        if events != expected or objects != metadata["collection"]["n_compressed_objects"]:
+            raise fail(f"chunks of {events} events holding {objects} objects, "
+                       f"{expected} / {metadata['collection']['n_compressed_objects']} meant")
+
+    # -- sizes ---------------------------------------------------------------------------------------
+    def sizes(self) -> dict[str, Any]:
+        """Byte counts: whole files, and the compressed collection alone (its streams and counts)."""
+        metadata = self.metadata
+        streams = self.directory[STREAM_TREE]
+        latent_bytes = sum(int(b.compressed_bytes) for b in streams.branches)
+        latent_bytes += self.table.stored_bytes([COUNT_BRANCH])
+        input_collection = metadata["collection"]["input_compressed_bytes"]
+        decoder = metadata["model"]["decoder_bytes"] if "model" in metadata else 0
+        n_objects = metadata["collection"]["n_objects"]
+        input_bytes = metadata["source"]["size_bytes"]
+        output_bytes = self.path.stat().st_size
+        return {
+            "input_bytes": input_bytes,
+            "output_bytes": output_bytes,
+            "file_ratio": round(input_bytes / output_bytes, 4) if output_bytes else None,
+            "collection_input_bytes": input_collection,
+            "collection_latent_bytes": latent_bytes,
+            "decoder_bytes": decoder,
+            "collection_ratio": _ratio(input_collection, latent_bytes + decoder),
+            "collection_ratio_without_decoder": _ratio(input_collection, latent_bytes),
+            "bytes_per_object_input": _ratio(input_collection, n_objects),
+            "bytes_per_object_latent": round(latent_bytes / n_objects, 4) if n_objects else None,
+        }
+
+
+def _ratio(a: int | None, b: int) -> float | None:
+    return round(a / b, 4) if a is not None and b else None
+
+
+def is_container(directory: Any) -> bool:
+    """Whether an open ROOT directory is a hepae compressed file (it holds hepae's metadata)."""
+    return METADATA_KEY in directory.keys(cycle=False)
+
+
+__all__ = ["Chunk", "ContainerReader", "is_container"]
