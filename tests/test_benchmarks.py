@@ -50,3 +50,11 @@ def test_entropy_coder_benchmark_runs(tmp_path):
     assert len(rows) == 4 and "Msym/s" in out
     for row in rows:  # tables and the coder's state cost a little on 20k symbols; never below the entropy
         assert 1.0 <= row["hepae_vs_limit"] < 1.1, row
+
+
+def test_read_in_place_benchmark_runs(tmp_path):
+    out = _run("read_in_place.py", tmp_path, "--events", "600", "--epochs", "1", "--repeat", "1")
+    rows = json.loads((tmp_path / "read_in_place.json").read_text())["rows"]
+    assert {r["reader"] for r in rows} == {"uproot, original", "hepae.open, lossless", "hepae.open, truncate 10 bits",
+                                           "hepae.open, ae bounded 1e-3"}
+    assert all(r["entries"] == 600 for r in rows) and "vs uproot" in out

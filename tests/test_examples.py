@@ -72,3 +72,11 @@ def test_validation_example(tmp_path):
     assert "migration" in result.stdout and "report:" in result.stdout
     report = tmp_path / "v" / "report"
     assert (report / "index.html").is_file() and (report / "distribution_pt.pdf").is_file()
+
+
+def test_analysis_on_compressed_files_example(tmp_path):
+    command = [sys.executable, str(REPO / "examples" / "analysis_on_compressed_files.py"), "--workdir",
+               str(tmp_path / "a"), "--files", "2", "--events", "1500", "--epochs", "1", "--workers", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "jets in 2 files" in result.stdout and "differs in" in result.stdout

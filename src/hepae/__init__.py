@@ -15,6 +15,7 @@ import-linter contract that the tests check):
 * :mod:`hepae.ml`: networks, the pickle-free model file, training, devices (torch);
 * :mod:`hepae.container`: the compressed file's one writer and one reader (``docs/format.md``);
 * :mod:`hepae.compression`, :mod:`hepae.decompression`, :mod:`hepae.inspection`: the drivers;
+  :mod:`hepae.arrays`: compressed files read in place (``hepae.open``, ``hepae.iterate``, ``hepae.dask``);
 * :mod:`hepae.quality`, :mod:`hepae.validation`: residuals and physics checks; the report and its plots;
 * :mod:`hepae.cluster`: many files on a Dask cluster; :mod:`hepae.cli`: the command line.
 """
@@ -31,6 +32,9 @@ _API = {
     "compress": "hepae.compression",
     "decompress": "hepae.decompression",
     "inspect": "hepae.inspection",
+    "open": "hepae.arrays",
+    "iterate": "hepae.arrays",
+    "dask": "hepae.arrays",
     "FeatureSet": "hepae.features",
     "list_featuresets": "hepae.features",
     "load_featureset": "hepae.features",
@@ -47,6 +51,7 @@ _API = {
 }
 
 if TYPE_CHECKING:
+    from hepae.arrays import dask, iterate, open
     from hepae.cluster import compress_many, decompress_many
     from hepae.compression import compress
     from hepae.decompression import decompress
@@ -82,14 +87,17 @@ __all__ = [
     "__version__",
     "compress",
     "compress_many",
+    "dask",
     "decompress",
     "decompress_many",
     "inspect",
+    "iterate",
     "list_featuresets",
     "load_featureset",
     "load_model",
     "make_darkmachines_sample",
     "make_sample",
+    "open",
     "residual_summary",
     "train",
     "validate",

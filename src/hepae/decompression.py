@@ -14,50 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import uproot
 
-from hepae.codecs import BoundCodec
-from hepae.container import Chunk, ContainerReader
+from hepae.container import ContainerReader
 from hepae.errors import CodecError, ContainerFormatError, OutputFileError, UnknownLayoutError
 from hepae.io.branches import BranchSpec
-from hepae.io.darkmachines import CSVTableWriter, short_decimals
+from hepae.io.darkmachines import CSVTableWriter
 from hepae.io.sources import CSV_SUFFIXES, PathArg, Source
-from hepae.io.tensors import merge_selection, tensor_to_collection
 from hepae.io.writing import DEFAULT_COMPRESSION, atomic_output, make_writer, parse_compression
 from hepae.progress import progress_bar
-
-
-def _decode_chunk(chunk: Chunk, codec: BoundCodec, reader: ContainerReader, text_output: bool
-                  ) -> tuple[dict[str, object], int]:
-    """One verified chunk -> the original branches (carried + reconstructed), and its number of objects.
-
-    Inconsistent (damaged) data raise ValueError or CodecError; the caller reports them with the file
-    and entry.
-    """
-    collection = reader.metadata["collection"]
-    counts = chunk.counts
-    per_object = {s["name"] for s in collection["streams"] if s["per"] == "object"}
-    n_streamed = {len(v) for name, v in chunk.streams.items() if name in per_object} or {int(counts.sum())}
-    if (counts < 0).any() or n_streamed != {int(counts.sum())}:
-        raise ValueError(f"the per-event counts add up to {counts.sum()} objects, the streams hold {n_streamed}")
-    decoded = codec.decode(chunk.streams, counts)
-    featureset = reader.featureset
-    if text_output and len(decoded):  # CSV text: values only float32-accurate get short float32 decimals
-        from_network = codec.codec.network_columns(featureset.column_names)
-        approximate = [j for j, c in enumerate(featureset.columns)
-                       if decoded.dtype == np.float32 or c.name in from_network]
-        if approximate:
-            decoded = decoded.astype(np.float64)
-            for j in approximate:
-                decoded[:, j] = short_decimals(decoded[:, j])
-    replaced = reader.replaced
-    rebuilt = tensor_to_collection(decoded, counts, featureset, replaced)
-    n_objects = int(counts.sum())
-    if collection["selection"] is not None:  # put the decoded objects back among the ones that were kept
-        rebuilt, n_objects = merge_selection(rebuilt, chunk.arrays, collection["selection"], replaced)
-    return {s.name: rebuilt[s.name] if s.name in replaced else chunk.arrays[s.name] for s in reader.branches}, \
-        n_objects
 
 
 def verify(input: PathArg) -> dict[str, Any]:
@@ -118,7 +83,7 @@ def decompress(
                                   desc=f"decompress {input.name}") as bar:
                     for chunk in reader.chunks():
                         try:
-                            data, chunk_objects = _decode_chunk(chunk, codec, reader, text_output)
+                            data, chunk_objects = reader.decode_chunk(chunk, codec, csv_decimals=text_output)
                         except UnknownLayoutError as err:  # not damage: another version's coding
                             raise ContainerFormatError(f"{input}: cannot decode it: {err}") from None
                         except (CodecError, ValueError) as err:  # coded bytes or sizes that do not agree

@@ -37,8 +37,10 @@ from hepae.errors import CodecError, ContainerFormatError, TreeNotFoundError
 from hepae.features import FeatureSet, load_featureset
 from hepae.io.branches import BranchSpec
 from hepae.io.carryover import CarriedObject, copy_objects, object_digests
+from hepae.io.darkmachines import short_decimals
 from hepae.io.hashing import TreeHasher
-from hepae.io.sources import Source, get_tree, iterate_arrays, open_root, root_source
+from hepae.io.sources import Source, get_tree, iterate_arrays, open_root, read_range, root_source
+from hepae.io.tensors import merge_selection, tensor_to_collection
 
 
 @dataclass
@@ -179,12 +181,7 @@ class ContainerReader:
         one. Raises :class:`ContainerFormatError` naming the file and the chunk.
         """
         path, metadata, source = self.path, self.metadata, self.table
-        stored = tree_specs(metadata)
-        present = set(source.layout.all_names())
-        missing = [s.name for s in stored if s.name not in present]
-        if missing:
-            raise ContainerFormatError(f"{path}: branches listed in the metadata are missing from the tree: "
-                                       f"{missing[:10]}")
+        stored = self.stored_specs
         streams_specs = metadata_stream_specs(metadata)
         digests = metadata["checksums"].get("chunks")
         hasher, stream_hasher = TreeHasher(stored), TreeHasher(streams_specs)  # format 3: over all chunks
@@ -223,6 +220,95 @@ class ContainerReader:
         if n_events != metadata["source"]["num_entries"]:
             raise ContainerFormatError(f"{path}: its chunks hold {n_events} events, the metadata says "
                                        f"{metadata['source']['num_entries']} (file corrupted or edited)")
+
+    @functools.cached_property
+    def stored_specs(self) -> list[BranchSpec]:
+        """The compressed table's branches (carried ones and ``hepae_count``), checked to be all there."""
+        stored = tree_specs(self.metadata)
+        present = set(self.table.layout.all_names())
+        missing = [s.name for s in stored if s.name not in present]
+        if missing:
+            raise ContainerFormatError(f"{self.path}: branches listed in the metadata are missing from the tree: "
+                                       f"{missing[:10]}")
+        return stored
+
+    @functools.cached_property
+    def chunk_starts(self) -> np.ndarray:
+        """First entry of each chunk, and the number of entries at the end (``len = chunks + 1``)."""
+        try:
+            stream_tree = get_tree(self.directory, STREAM_TREE, self.path)
+        except TreeNotFoundError:
+            raise ContainerFormatError(f"{self.path}: the codec streams (TTree '{STREAM_TREE}') are missing") from None
+        events = np.concatenate([ak.to_numpy(c[CHUNK_ENTRIES]) for c in iterate_arrays(stream_tree, [CHUNK_ENTRIES])]
+                                or [np.zeros(0, np.int64)]).astype(np.int64)
+        starts = np.concatenate([[0], np.cumsum(events)])
+        if (events < 0).any() or starts[-1] != self.metadata["source"]["num_entries"] \
+                or len(events) != len(self.metadata["checksums"].get("chunks", events)):
+            raise ContainerFormatError(f"{self.path}: its chunks hold {starts[-1]} events in {len(events)} chunks, "
+                                       "not what the metadata says (file corrupted or edited)")
+        return starts
+
+    def chunk(self, index: int) -> Chunk:
+        """Chunk ``index`` alone (random access), checked against its checksum before it is given out.
+
+        A format 3 file has no per-chunk checksums: all of it is checked once, on the first call.
+        """
+        starts = self.chunk_starts
+        if not 0 <= index < len(starts) - 1:
+            raise IndexError(f"{self.path} has {len(starts) - 1} chunks, not {index + 1}")
+        digests = self.metadata["checksums"].get("chunks")
+        if digests is None and not getattr(self, "_all_verified", False):
+            for _ in self.chunks():
+                pass
+            self._all_verified = True
+        stored = self.stored_specs
+        streams_specs = metadata_stream_specs(self.metadata)
+        stream_names = [s["name"] for s in self.metadata["collection"]["streams"]]
+        entry = read_range(get_tree(self.directory, STREAM_TREE, self.path), [CHUNK_ENTRIES, *stream_names],
+                           index, index + 1)
+        start, stop = int(starts[index]), int(starts[index + 1])
+        try:
+            streams = {name: ak.to_numpy(entry[name][0]) for name in stream_names}
+        except (ValueError, TypeError, IndexError) as err:  # awkward's answers to lists of the wrong shape
+            raise ContainerFormatError(f"{self.path}: chunk {index} is damaged ({type(err).__name__}: {err})") from None
+        arrays = self.table.read([s.name for s in stored], start, stop)
+        if digests is not None and chunk_digest(stored, arrays, streams_specs, entry) != digests[index]:
+            raise ContainerFormatError(f"{self.path}: data checksum mismatch in chunk {index} (entries {start} to "
+                                       f"{stop}; file corrupted or edited)")
+        return Chunk(arrays, streams, stop - start)
+
+    def decode_chunk(self, chunk: Chunk, codec: BoundCodec, csv_decimals: bool = False
+                     ) -> tuple[dict[str, Any], int]:
+        """One verified chunk -> the original table's branches (carried as they are, the collection's
+        rebuilt by ``codec``, :meth:`bound_codec`) and its number of objects.
+
+        With ``csv_decimals``, values that are only float32-accurate get the shortest decimals that round
+        to them (as DarkMachines CSV text writes them). Inconsistent (damaged) data raise ValueError
+        or :class:`CodecError`; callers report them with the file and entry.
+        """
+        collection = self.metadata["collection"]
+        counts = chunk.counts
+        per_object = {s["name"] for s in collection["streams"] if s["per"] == "object"}
+        n_streamed = {len(v) for name, v in chunk.streams.items() if name in per_object} or {int(counts.sum())}
+        if (counts < 0).any() or n_streamed != {int(counts.sum())}:
+            raise ValueError(f"the per-event counts add up to {counts.sum()} objects, the streams hold {n_streamed}")
+        decoded = codec.decode(chunk.streams, counts)
+        featureset = self.featureset
+        if csv_decimals and len(decoded):
+            from_network = codec.codec.network_columns(featureset.column_names)
+            approximate = [j for j, c in enumerate(featureset.columns)
+                           if decoded.dtype == np.float32 or c.name in from_network]
+            if approximate:
+                decoded = decoded.astype(np.float64)
+                for j in approximate:
+                    decoded[:, j] = short_decimals(decoded[:, j])
+        replaced = self.replaced
+        rebuilt = tensor_to_collection(decoded, counts, featureset, replaced)
+        n_objects = int(counts.sum())
+        if collection["selection"] is not None:  # the decoded objects back among the ones that were kept
+            rebuilt, n_objects = merge_selection(rebuilt, chunk.arrays, collection["selection"], replaced)
+        return {s.name: rebuilt[s.name] if s.name in replaced else chunk.arrays[s.name] for s in self.branches}, \
+            n_objects
 
     def copy_objects_to(self, file: uproot.WritableDirectory) -> None:
         """Copy the carried objects into ``file``, each checked against its checksum as it is copied."""

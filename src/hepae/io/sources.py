@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import awkward as ak
+import cramjam
 import uproot
 
 from hepae.errors import BranchTypeError, HepaeError, InputFileError, TreeNotFoundError, close_matches
@@ -31,10 +32,11 @@ from hepae.io.writing import rntuple_refusals
 DAMAGED_FILE_ERRORS: tuple[type[BaseException], ...] = (
     OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError,
     NotImplementedError, AssertionError, struct.error, zlib.error, lzma.LZMAError,
-    uproot.deserialization.DeserializationError,
+    uproot.deserialization.DeserializationError, cramjam.DecompressionError,
 )
-"""What uproot raises on damaged or crafted bytes (decompression, deserialization, sizes that do not
-fit). Only calls into uproot are wrapped with it, so a bug in hepae itself surfaces as a bug."""
+"""What uproot raises on damaged or crafted bytes: decompression errors (cramjam is the library uproot
+uses for zstd, lz4 and friends), deserialization errors, sizes that do not fit. Only calls into uproot
+are wrapped with it, so a bug in hepae itself surfaces as a bug."""
 
 DEFAULT_STEP_SIZE = "50 MB"
 """Default chunk size for streaming: an entry count (int) or a memory size string."""
