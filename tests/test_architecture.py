@@ -21,7 +21,7 @@ import pytest
 
 import hepae
 from hepae.codecs import AE, Codec, ErrorBound, Lossless, get_codec, register_codec, registered_codecs, within_bound
-from hepae.errors import CodecError
+from hepae.errors import CodecError, ContainerFormatError
 from hepae.transforms import get_transform, transform_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +134,26 @@ def test_a_taken_codec_id_is_not_replaced_by_accident():
         from hepae.codecs import base
 
         base._REGISTRY.pop("test-architecture-other")
+
+
+def test_a_registered_codec_compresses_and_decompresses_files(samples, tmp_path):
+    """An application's codec goes through the whole file path (its id is in the metadata, not a fixed list)."""
+    class Copy(Lossless):
+        codec_id = "test-architecture-copy"
+
+    register_codec(Copy)
+    try:
+        hepae.compress(samples["atlas-jets-4d"], tmp_path / "c.root", codec="test-architecture-copy",
+                       featureset="atlas-jets-4d", progress=False)
+        hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+        residuals = hepae.residual_summary(samples["atlas-jets-4d"], tmp_path / "r.root", "atlas-jets-4d")
+        assert all(r["max_abs"] == 0 for r in residuals.values())
+    finally:
+        from hepae.codecs import base
+
+        base._REGISTRY.pop("test-architecture-copy")
+    with pytest.raises(ContainerFormatError, match="unknown codec .test-architecture-copy."):
+        hepae.decompress(tmp_path / "c.root", tmp_path / "r2.root", progress=False)
 
 
 def test_plotting_leaves_matplotlib_alone():

@@ -115,6 +115,8 @@ def test_bad_codec_settings_are_refused():
         get_codec({"id": "truncate", "mantissa_bits": 30})
     with pytest.raises(CodecError, match="bad settings for codec 'lossless'"):
         get_codec({"id": "lossless", "bits": 3})
+    with pytest.raises(CodecError, match="'1e' is not a number"):
+        AE(error_bounds=["pt=rel:1e"])
     with pytest.raises(CodecError, match="more than one error bound"):
         AE(error_bounds=["pt=rel:1e-3", "pt=abs:1"])
     with pytest.raises(CodecError, match="needs error bounds"):

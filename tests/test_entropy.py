@@ -157,3 +157,16 @@ def test_a_stream_claiming_more_values_than_expected_is_refused_before_allocatin
     assert len(entropy.decode_streams(coded, max_symbols=1000)[0]) == 1000
     with pytest.raises(CodecError, match="more than the 999 expected"):
         entropy.decode_streams(coded, max_symbols=999)
+
+
+def test_declared_lengths_that_overflow_a_sum_are_refused_before_allocating():
+    """Lengths summed in int64 could wrap around to a small number: they are summed exactly."""
+    empty = [np.zeros(0, np.uint64)] * 3
+    arrays = entropy.unpack_arrays(entropy.encode_streams([np.arange(50, dtype=np.uint64), *empty]))
+    arrays[1] = np.array([2**30, 2**63 - 1, 2**63 - 2**30 + 51, 0], np.int64)
+    with pytest.raises(CodecError, match="more than the 200 expected"):
+        entropy.decode_streams(entropy.pack_arrays(arrays), max_symbols=200, n_streams=4)
+    arrays = entropy.unpack_arrays(entropy.encode_streams([np.arange(50, dtype=np.uint64)]))
+    arrays[3] = arrays[3].astype(np.float64)
+    with pytest.raises(CodecError, match="unexpected types"):
+        entropy.decode_streams(entropy.pack_arrays(arrays))

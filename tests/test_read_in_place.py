@@ -159,3 +159,16 @@ def test_dask_collections_over_compressed_files_compute_on_a_cluster(xaod_files,
     want = uproot.open(reco)[tree].arrays(names)
     assert_same(got, ak.concatenate([want, want]))
     assert n_jets == 2 * int(ak.sum(ak.num(want["AntiKt4EMTopoJetsAux.pt"])))
+
+
+def test_uproot_style_options(xaod_files):
+    """Regex filters, ``how=tuple``, a range-sized record with no branch, and a clear error for a size step."""
+    compressed, reco, tree = xaod_files["truncate"]
+    with hepae.open(compressed) as table, uproot.open(reco) as f:
+        regex = "/.*Jets?Aux\\.p/"
+        assert table.keys(filter_name=regex) == f[tree].keys(filter_name=regex) != []
+        pt, eta = table.arrays(["AntiKt4EMTopoJetsAux.pt", "AntiKt4EMTopoJetsAux.eta"], how=tuple, entry_stop=9)
+        assert ak.array_equal(eta, f[tree]["AntiKt4EMTopoJetsAux.eta"].array(entry_stop=9)) and len(pt) == 9
+        assert len(table.arrays(filter_name="nothing*", entry_start=5, entry_stop=12)) == 7
+        with pytest.raises(ValueError, match="number of entries for a compressed file"):
+            next(table.iterate(step_size="100 MB"))

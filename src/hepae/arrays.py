@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,15 @@ def _matcher(filter_name: NameFilter) -> Callable[[str], bool]:
     if callable(filter_name):
         return filter_name
     patterns = [filter_name] if isinstance(filter_name, str) else list(filter_name)
-    return lambda name: any(fnmatch.fnmatchcase(name, p) for p in patterns)
+    tests = []
+    for pattern in patterns:
+        regex = re.fullmatch(r"/(.*)/([iLmsux]*)", pattern)
+        if regex:  # uproot's "/regex/flags": matched from the start of the name
+            flags = sum(getattr(re, {"i": "I", "L": "L", "m": "M", "s": "S", "u": "U", "x": "X"}[f]) for f in regex[2])
+            tests.append(lambda name, r=re.compile(regex[1], flags): r.match(name) is not None)
+        else:
+            tests.append(lambda name, p=pattern: fnmatch.fnmatchcase(name, p))
+    return lambda name: any(test(name) for test in tests)
 
 
 class CompressedTree:
@@ -60,6 +69,7 @@ class CompressedTree:
         self.path = self._reader.path
         self._device = device
         self._codec: Any = None
+        self._last: tuple[int, dict[str, Any]] | None = None  # the last chunk decoded: steps within a chunk
 
     def __enter__(self) -> CompressedTree:
         return self
@@ -134,7 +144,7 @@ class CompressedTree:
         names = self._names(expressions, filter_name)
         start, stop = self._range(entry_start, entry_stop)
         arrays = self._read(names, start, stop)
-        return _as_library(arrays, names, library, how)
+        return _as_library(arrays, names, library, how, stop - start)
 
     def iterate(self, expressions: str | Sequence[str] | None = None, *, filter_name: NameFilter = None,
                 step_size: int | None = None, entry_start: int | None = None, entry_stop: int | None = None,
@@ -146,12 +156,13 @@ class CompressedTree:
             bounds = [b for b in self._reader.chunk_starts.tolist() if start < b < stop]
             edges = [start, *bounds, stop]
         else:
-            if step_size < 1:
-                raise ValueError(f"step_size must be a positive number of entries, got {step_size}")
+            if isinstance(step_size, bool) or not isinstance(step_size, int | np.integer) or step_size < 1:
+                raise ValueError(f"step_size must be a positive number of entries for a compressed file, got "
+                                 f"{step_size!r} (sizes like '100 MB' are for plain files; None: the file's chunks)")
             edges = [*range(start, stop, step_size), stop]
         for a, b in zip(edges[:-1], edges[1:]):
             if b > a:
-                yield _as_library(self._read(names, a, b), names, library, how)
+                yield _as_library(self._read(names, a, b), names, library, how, b - a)
 
     def verify(self) -> None:
         """Check every checksum of the file (metadata, decoder, every chunk, carried objects)."""
@@ -183,11 +194,13 @@ class CompressedTree:
         decoded = {n for n in names if n in replaced or self._counted.get(n) in replaced}
         if not decoded:  # ordinary branches (and their counters): read as uproot reads them
             self._reader.stored_specs  # noqa: B018 - every branch the metadata lists is there
-            arrays = self._reader.table.read(names, start, stop) if names else {}
-            missing = [n for n in names if n not in arrays]
-            if missing:
-                raise ContainerFormatError(f"{self.path}: the branch(es) {missing} cannot be read (damaged file?)")
-            return arrays
+            if self._reader.table.num_entries != self.num_entries:
+                raise ContainerFormatError(f"{self.path}: its table holds {self._reader.table.num_entries} entries, "
+                                           f"the metadata says {self.num_entries} (file corrupted or edited)")
+            try:
+                return self._reader.table.read(names, start, stop) if names else {}
+            except KeyError as err:
+                raise ContainerFormatError(f"{self.path}: the branch {err} cannot be read (damaged file?)") from None
         starts = self._reader.chunk_starts
         first = int(np.searchsorted(starts, start, side="right")) - 1
         parts: dict[str, list[ak.Array]] = {n: [] for n in names}
@@ -206,7 +219,10 @@ class CompressedTree:
                 for n in names}
 
     def _decoded(self, index: int) -> dict[str, Any]:
-        """Chunk ``index``, verified and decoded: the original branches and their counters."""
+        """Chunk ``index``, verified and decoded: the original branches and their counters (the last one
+        decoded is kept, so that steps smaller than a chunk decode it once)."""
+        if self._last is not None and self._last[0] == index:
+            return self._last[1]
         if self._codec is None:
             self._codec = self._reader.bound_codec(self._device)
         chunk = self._reader.chunk(index)
@@ -221,6 +237,7 @@ class CompressedTree:
         out = {n: ak.Array(v) if not isinstance(v, ak.Array) else v for n, v in data.items()}
         for counter, branch in self._counted.items():
             out[counter] = ak.values_astype(ak.num(out[branch], axis=1), np.int32)
+        self._last = (index, out)
         return out
 
 
@@ -240,13 +257,18 @@ class CompressedBranch:
         return f"<hepae CompressedBranch '{self.name}' of {self.tree.path}>"
 
 
-def _as_library(arrays: dict[str, ak.Array], names: list[str], library: str, how: type | None) -> Any:
+def _as_library(arrays: dict[str, ak.Array], names: list[str], library: str, how: type | None,
+                n_entries: int = 0) -> Any:
+    if how not in (None, dict, tuple, list):
+        raise ValueError(f"how must be None, dict, tuple or list, got {how!r}")
     if library in ("ak", "awkward"):
-        if how is dict:
-            return {n: arrays[n] for n in names}
-        return ak.zip({n: arrays[n] for n in names}, depth_limit=1) if names else ak.Array([])
+        if how is None:
+            return ak.zip({n: arrays[n] for n in names}, depth_limit=1) if names else \
+                ak.Array(ak.contents.RecordArray([], [], length=n_entries))
+        return how(arrays[n] for n in names) if how is not dict else {n: arrays[n] for n in names}
     if library in ("np", "numpy"):
-        return {n: _to_numpy(arrays[n]) for n in names}
+        out = {n: _to_numpy(arrays[n]) for n in names}
+        return out if how in (None, dict) else how(out[n] for n in names)
     raise ValueError(f"library must be 'ak' or 'np', got {library!r}")
 
 
@@ -288,7 +310,14 @@ def open(path: PathArg, tree: str | None = None, *, device: str = "cpu") -> Any:
     import uproot
 
     handle = uproot.open(path)
-    return handle[tree if tree is not None else _only_table(handle, path)]
+    try:
+        name = tree if tree is not None else _only_table(handle, path)
+        if name not in handle.keys(cycle=False):
+            raise TreeNotFoundError(f"{path} has no table '{name}'; it has {sorted(handle.keys(cycle=False))[:10]}")
+        return handle[name]
+    except BaseException:
+        handle.close()
+        raise
 
 
 def iterate(files: PathArg | Sequence[PathArg], expressions: str | Sequence[str] | None = None, *,

@@ -399,9 +399,11 @@ class _CodedChunk:
         """
         try:
             arrays = entropy.unpack_arrays(data)
-            version, n, n_latent, n_bounded, by_rank = arrays[0].tolist()
         except ValueError as err:
             raise CodecError(f"coded ae chunk is damaged: {err}") from None
+        if not arrays or arrays[0].dtype != np.int64 or len(arrays[0]) != 5:
+            raise CodecError("coded ae chunk has no valid header (corrupted)")
+        version, n, n_latent, n_bounded, by_rank = arrays[0].tolist()
         n_predictor = 5
         if version != cls._VERSION:
             raise UnknownLayoutError(f"coded ae chunk has layout {version}, not {cls._VERSION} (written by a "

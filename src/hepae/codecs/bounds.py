@@ -40,7 +40,10 @@ class ErrorBound:
         match = re.fullmatch(r"\s*([A-Za-z0-9_]+)\s*=\s*(rel|abs)\s*:\s*([0-9.eE+-]+)\s*", text)
         if match is None:
             raise CodecError(f"error bound {text!r} is not of the form COLUMN=rel:VALUE or COLUMN=abs:VALUE")
-        value = float(match.group(3))
+        try:
+            value = float(match.group(3))
+        except ValueError:
+            raise CodecError(f"error bound {text!r}: {match.group(3)!r} is not a number") from None
         if not (math.isfinite(value) and value > 0) or (match.group(2) == "rel" and value >= 1):
             raise CodecError(f"error bound {text!r}: the value must be > 0 (and < 1 for a relative bound)")
         return cls(match.group(1), match.group(2), value)

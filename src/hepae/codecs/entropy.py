@@ -335,7 +335,10 @@ def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
         raise UnknownLayoutError(f"coded stream has layout {version.tolist()[:1]}, not {_FORMAT} (written by a "
                                  "development version of hepae before its ANS coder was constriction's, by a newer "
                                  "hepae, or corrupted)")
-    if (lengths < 0).any() or (max_symbols is not None and int(lengths.sum()) > max_symbols):
+    expected = (np.int64, np.int64, np.int32, np.int32, np.uint8, np.uint32, np.uint8)
+    if any(a.dtype != d for a, d in zip((version, lengths, n_classes, sizes, table_values, words, packed), expected)):
+        raise CodecError("coded stream has arrays of unexpected types (written by a newer hepae, or corrupted)")
+    if (lengths < 0).any() or (max_symbols is not None and sum(lengths.tolist()) > max_symbols):
         raise CodecError(f"coded stream claims {lengths.tolist()[:8]} values, more than the {max_symbols} expected")
     if (n_streams is not None and len(lengths) != n_streams) or (n_classes > MAX_CLASSES).any() \
             or (len(sizes) and (sizes.min() < 0 or sizes.max() > MAX_TOKEN + 1)):
