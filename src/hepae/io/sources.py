@@ -32,11 +32,11 @@ from hepae.io.writing import rntuple_refusals
 DAMAGED_FILE_ERRORS: tuple[type[BaseException], ...] = (
     OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError,
     NotImplementedError, AssertionError, struct.error, zlib.error, lzma.LZMAError,
-    uproot.deserialization.DeserializationError, cramjam.DecompressionError,
+    RecursionError, uproot.deserialization.DeserializationError, cramjam.DecompressionError,
 )
 """What uproot raises on damaged or crafted bytes: decompression errors (cramjam is the library uproot
-uses for zstd, lz4 and friends), deserialization errors, sizes that do not fit. Only calls into uproot
-are wrapped with it, so a bug in hepae itself surfaces as a bug."""
+uses for zstd, lz4 and friends), deserialization errors (endless recursion too), sizes that do not fit.
+Only calls into uproot are wrapped with it, so a bug in hepae itself surfaces as a bug."""
 
 DEFAULT_STEP_SIZE = "50 MB"
 """Default chunk size for streaming: an entry count (int) or a memory size string."""
