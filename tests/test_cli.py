@@ -211,3 +211,11 @@ def test_an_unforeseen_os_error_is_still_one_line(monkeypatch, capsys):
     monkeypatch.setattr("hepae.features.list_featuresets", denied)
     assert main(["featuresets"]) == 1
     assert _one_error_line(capsys, "featuresets") == "hepae featuresets: error: /etc/hepae: Permission denied"
+
+
+def test_the_demo_runs_the_whole_chain(tmp_path, capsys):
+    """The README's first command: sample -> train -> compress -> decompress -> report (small sizes here)."""
+    assert main(["demo", "--workdir", str(tmp_path / "demo"), "--events", "800", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "hepae demo in" in out and "residuals of the reconstructed jets" in out
+    assert (tmp_path / "demo" / "jets.reco.root").is_file() and (tmp_path / "demo" / "report" / "index.html").is_file()

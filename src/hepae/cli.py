@@ -557,7 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (shown only on a terminal anyway)")
+    p.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     p.set_defaults(func=cmd_demo)
     return parser
 
