@@ -28,7 +28,7 @@ import awkward as ak
 import numpy as np
 
 from hepae.container import ContainerReader, is_container
-from hepae.errors import CodecError, ContainerFormatError, TreeNotFoundError, UnknownLayoutError
+from hepae.errors import ContainerFormatError, TreeNotFoundError
 from hepae.io.sources import RNTUPLE_CLASS, PathArg, check_input_file, open_root
 from hepae.io.tensors import expand_inputs
 
@@ -97,23 +97,20 @@ class CompressedTree:
         """The original table's branch names, in order, as uproot lists those of the decompressed file
         (for a TTree, each jagged branch's counter before the first branch it counts)."""
         match = _matcher(filter_name)
-        return [n for n in self._all_keys if match(n)]
+        return [n for n in self._layout[0] if match(n)]
 
     @functools.cached_property
-    def _all_keys(self) -> list[str]:
+    def _layout(self) -> tuple[list[str], dict[str, str]]:
+        """The branch names, and each counter branch -> the first jagged branch it counts (TTree only)."""
         ttree = self._reader.table.storage == "ttree"
-        out: list[str] = []
+        keys: list[str] = []
+        counted: dict[str, str] = {}
         for spec in self._reader.branches:
-            if ttree and spec.counter is not None and spec.counter not in self._counted:
-                self._counted[spec.counter] = spec.name
-                out.append(spec.counter)
-            out.append(spec.name)
-        return out
-
-    @functools.cached_property
-    def _counted(self) -> dict[str, str]:
-        """Counter branch -> the first jagged branch it counts (filled by :attr:`_all_keys`)."""
-        return {}
+            if ttree and spec.counter is not None and spec.counter not in counted:
+                counted[spec.counter] = spec.name
+                keys.append(spec.counter)
+            keys.append(spec.name)
+        return keys, counted
 
     def __getitem__(self, name: str) -> CompressedBranch:
         if name not in self.keys():
@@ -190,8 +187,8 @@ class CompressedTree:
 
     def _read(self, names: list[str], start: int, stop: int) -> dict[str, ak.Array]:
         replaced = self._reader.replaced
-        self._all_keys  # noqa: B018 - fills the counters
-        decoded = {n for n in names if n in replaced or self._counted.get(n) in replaced}
+        counted = self._layout[1]
+        decoded = {n for n in names if n in replaced or counted.get(n) in replaced}
         if not decoded:  # ordinary branches (and their counters): read as uproot reads them
             self._reader.stored_specs  # noqa: B018 - every branch the metadata lists is there
             if self._reader.table.num_entries != self.num_entries:
@@ -225,17 +222,9 @@ class CompressedTree:
             return self._last[1]
         if self._codec is None:
             self._codec = self._reader.bound_codec(self._device)
-        chunk = self._reader.chunk(index)
-        start = int(self._reader.chunk_starts[index])
-        try:
-            data, _ = self._reader.decode_chunk(chunk, self._codec)
-        except UnknownLayoutError as err:
-            raise ContainerFormatError(f"{self.path}: cannot decode it: {err}") from None
-        except (CodecError, ValueError) as err:
-            raise ContainerFormatError(f"{self.path}: damaged data in chunk {index} (after entry {start}): {err}") \
-                from None
+        data, _ = self._reader.decode_chunk(self._reader.chunk(index), self._codec)
         out = {n: ak.Array(v) if not isinstance(v, ak.Array) else v for n, v in data.items()}
-        for counter, branch in self._counted.items():
+        for counter, branch in self._layout[1].items():
             out[counter] = ak.values_astype(ak.num(out[branch], axis=1), np.int32)
         self._last = (index, out)
         return out

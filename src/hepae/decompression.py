@@ -17,7 +17,7 @@ from typing import Any
 import uproot
 
 from hepae.container import ContainerReader
-from hepae.errors import CodecError, ContainerFormatError, OutputFileError, UnknownLayoutError
+from hepae.errors import ContainerFormatError, OutputFileError
 from hepae.io.branches import BranchSpec
 from hepae.io.darkmachines import CSVTableWriter
 from hepae.io.sources import CSV_SUFFIXES, PathArg, Source
@@ -82,13 +82,8 @@ def decompress(
                 with progress_bar(progress, total=source.num_entries, unit="event",
                                   desc=f"decompress {input.name}") as bar:
                     for chunk in reader.chunks():
-                        try:
-                            data, chunk_objects = reader.decode_chunk(chunk, codec, csv_decimals=text_output)
-                        except UnknownLayoutError as err:  # not damage: another version's coding
-                            raise ContainerFormatError(f"{input}: cannot decode it: {err}") from None
-                        except (CodecError, ValueError) as err:  # coded bytes or sizes that do not agree
-                            raise ContainerFormatError(f"{input}: damaged data after entry {n_events}: {err}") from None
-                        writer.extend(data)  # outside the try: a full output disk is not damaged input
+                        data, chunk_objects = reader.decode_chunk(chunk, codec, csv_decimals=text_output)
+                        writer.extend(data)  # a full output disk is not damaged input
                         n_objects += chunk_objects
                         n_events += chunk.n_events
                         n_chunks += 1

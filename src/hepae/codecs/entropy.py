@@ -226,12 +226,6 @@ def _class_counts(tokens: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return np.bincount(classes * alphabet + tokens, minlength=(int(classes.max()) + 1) * alphabet).reshape(-1, alphabet)
 
 
-def _classes_pay(tokens: np.ndarray, classes: np.ndarray) -> bool:
-    """Whether one table per class (their cost included) codes ``tokens`` in fewer bits than one table."""
-    counts = _class_counts(tokens, classes)
-    return sum(_bits_of_counts(c) for c in counts) < _bits_of_counts(counts.sum(axis=0))
-
-
 def _bits_of_counts(counts: np.ndarray, tables: bool = True) -> float:
     """Bits of order-0 coding of tokens with these counts (per token), plus their stored table with ``tables``."""
     table = _table_bits(counts) if tables else 0.0
@@ -278,19 +272,23 @@ def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray |
         raise ValueError("classes must match the streams in number and length")
     lengths = np.array([len(s) for s in streams], dtype=np.int64)
     tokenized = [tokenize(s) for s in streams]
-    classes = [np.asarray(c, dtype=np.int64) if c is not None and len(c) and _classes_pay(t, np.asarray(c)) else None
-               for c, (t, _, _) in zip(classes, tokenized)]
-    n_classes = [int(c.max()) + 1 if c is not None else 1 for c in classes]
     tables: list[np.ndarray] = []  # per (stream, class): frequencies up to the last used token
     members: list[list[np.ndarray | None]] = []
-    for (token, _, _), c, k in zip(tokenized, classes, n_classes):
-        alphabet = int(token.max()) + 1 if len(token) else 1
-        counts = np.bincount(token, minlength=alphabet)[None, :] if c is None else \
-            np.bincount(c * alphabet + token, minlength=k * alphabet).reshape(k, alphabet)
+    n_classes: list[int] = []
+    for (token, _, _), c in zip(tokenized, classes):
+        counts = np.bincount(token, minlength=1)[None, :]
+        if c is not None and len(c):  # a table per class, where that pays for the extra tables
+            per_class = _class_counts(token, c)
+            c = np.asarray(c, dtype=np.int64) if sum(map(_bits_of_counts, per_class)) < _bits_of_counts(counts[0]) \
+                else None
+            counts = per_class if c is not None else counts
+        else:
+            c = None
         for row in counts:
             used = np.flatnonzero(row)
             tables.append(normalized_frequencies(row[:used[-1] + 1]) if len(used) else np.zeros(0, np.int64))
-        members.append(_class_members(c, len(token), k))
+        n_classes.append(len(counts))
+        members.append(_class_members(c, len(token), len(counts)))
     coder = constriction.stream.stack.AnsCoder()
     row = len(tables)
     for (token, _, _), stream_members in zip(reversed(tokenized), reversed(members)):  # a stack: last first

@@ -33,7 +33,7 @@ from hepae.container.format import (
     read_metadata,
     tree_specs,
 )
-from hepae.errors import CodecError, ContainerFormatError, TreeNotFoundError
+from hepae.errors import CodecError, ContainerFormatError, TreeNotFoundError, UnknownLayoutError
 from hepae.features import FeatureSet, load_featureset
 from hepae.io.branches import BranchSpec
 from hepae.io.carryover import CarriedObject, copy_objects, object_digests
@@ -54,6 +54,8 @@ class Chunk:
     streams : dict of str to numpy.ndarray
         The codec's streams, flat.
     n_events : int
+    index, start : int
+        Its place: the chunk's number and its first entry.
     counts : numpy.ndarray
         Encoded objects per event (``hepae_count``).
     """
@@ -61,6 +63,8 @@ class Chunk:
     arrays: dict[str, ak.Array]
     streams: dict[str, np.ndarray]
     n_events: int
+    index: int = 0
+    start: int = 0
 
     @property
     def counts(self) -> np.ndarray:
@@ -181,34 +185,20 @@ class ContainerReader:
         one. Raises :class:`ContainerFormatError` naming the file and the chunk.
         """
         path, metadata, source = self.path, self.metadata, self.table
-        stored = self.stored_specs
-        streams_specs = metadata_stream_specs(metadata)
         digests = metadata["checksums"].get("chunks")
-        hasher, stream_hasher = TreeHasher(stored), TreeHasher(streams_specs)  # format 3: over all chunks
-        stream_names = [s["name"] for s in metadata["collection"]["streams"]]
-        try:
-            stream_tree = get_tree(self.directory, STREAM_TREE, path)
-        except TreeNotFoundError:
-            raise ContainerFormatError(f"{path}: the codec streams (TTree '{STREAM_TREE}') are missing") from None
+        hasher = TreeHasher(self.stored_specs)  # format 3: over all chunks
+        stream_hasher = TreeHasher(metadata_stream_specs(metadata))
         n_events = n_chunks = 0
-        for entry in iterate_arrays(stream_tree, [CHUNK_ENTRIES, *stream_names], step_size=1):
-            try:
-                streams = {name: ak.to_numpy(entry[name][0]) for name in stream_names}
-                chunk_events = int(entry[CHUNK_ENTRIES][0])
-            except (ValueError, TypeError, IndexError) as err:  # awkward's answers to lists of the wrong shape
-                raise ContainerFormatError(f"{path}: chunk {n_chunks} is damaged ({type(err).__name__}: {err})") \
-                    from None
+        for entry in iterate_arrays(self._stream_tree, self._entry_names, step_size=1):
+            chunk_events = self._entry_events(entry, n_chunks)
             if chunk_events < 0 or n_events + chunk_events > source.num_entries:
                 raise ContainerFormatError(f"{path}: chunk {n_chunks} claims {chunk_events} events after entry "
                                            f"{n_events} of {source.num_entries} (file corrupted or edited)")
-            arrays = source.read([s.name for s in stored], n_events, n_events + chunk_events)
+            chunk = self._verified(entry, n_chunks, n_events, n_events + chunk_events)
             if digests is None:
                 stream_hasher.update(entry)
-                hasher.update(arrays)
-            elif n_chunks >= len(digests) or chunk_digest(stored, arrays, streams_specs, entry) != digests[n_chunks]:
-                raise ContainerFormatError(f"{path}: data checksum mismatch in chunk {n_chunks} (entries {n_events} "
-                                           f"to {n_events + chunk_events}; file corrupted or edited)")
-            yield Chunk(arrays, streams, chunk_events)
+                hasher.update(chunk.arrays)
+            yield chunk
             n_events += chunk_events
             n_chunks += 1
         if digests is None and (hasher.hexdigest() != metadata["checksums"]["tree"]
@@ -220,6 +210,40 @@ class ContainerReader:
         if n_events != metadata["source"]["num_entries"]:
             raise ContainerFormatError(f"{path}: its chunks hold {n_events} events, the metadata says "
                                        f"{metadata['source']['num_entries']} (file corrupted or edited)")
+
+    @functools.cached_property
+    def _stream_tree(self) -> Any:
+        try:
+            return get_tree(self.directory, STREAM_TREE, self.path)
+        except TreeNotFoundError:
+            raise ContainerFormatError(f"{self.path}: the codec streams (TTree '{STREAM_TREE}') are missing") from None
+
+    @functools.cached_property
+    def _entry_names(self) -> list[str]:
+        """The branches of a stream-tree entry: events in the chunk, then the codec's streams."""
+        return [CHUNK_ENTRIES, *(s["name"] for s in self.metadata["collection"]["streams"])]
+
+    def _entry_events(self, entry: dict[str, ak.Array], index: int) -> int:
+        try:
+            return int(entry[CHUNK_ENTRIES][0])
+        except (ValueError, TypeError, IndexError) as err:  # awkward's answers to lists of the wrong shape
+            raise ContainerFormatError(f"{self.path}: chunk {index} is damaged ({type(err).__name__}: {err})") from None
+
+    def _verified(self, entry: dict[str, ak.Array], index: int, start: int, stop: int) -> Chunk:
+        """Chunk ``index`` from its stream-tree entry and the table's rows ``[start, stop)``, checked against
+        its checksum (format 4 and later; format 3 files are checked as a whole)."""
+        try:
+            streams = {name: ak.to_numpy(entry[name][0]) for name in self._entry_names[1:]}
+        except (ValueError, TypeError, IndexError) as err:  # awkward's answers to lists of the wrong shape
+            raise ContainerFormatError(f"{self.path}: chunk {index} is damaged ({type(err).__name__}: {err})") from None
+        stored = self.stored_specs
+        arrays = self.table.read([s.name for s in stored], start, stop)
+        digests = self.metadata["checksums"].get("chunks")
+        if digests is not None and (index >= len(digests) or digests[index] != chunk_digest(
+                stored, arrays, metadata_stream_specs(self.metadata), entry)):
+            raise ContainerFormatError(f"{self.path}: data checksum mismatch in chunk {index} (entries {start} to "
+                                       f"{stop}; file corrupted or edited)")
+        return Chunk(arrays, streams, stop - start, index, start)
 
     @functools.cached_property
     def stored_specs(self) -> list[BranchSpec]:
@@ -235,11 +259,8 @@ class ContainerReader:
     @functools.cached_property
     def chunk_starts(self) -> np.ndarray:
         """First entry of each chunk, and the number of entries at the end (``len = chunks + 1``)."""
-        try:
-            stream_tree = get_tree(self.directory, STREAM_TREE, self.path)
-        except TreeNotFoundError:
-            raise ContainerFormatError(f"{self.path}: the codec streams (TTree '{STREAM_TREE}') are missing") from None
-        events = np.concatenate([ak.to_numpy(c[CHUNK_ENTRIES]) for c in iterate_arrays(stream_tree, [CHUNK_ENTRIES])]
+        events = np.concatenate([ak.to_numpy(c[CHUNK_ENTRIES])
+                                 for c in iterate_arrays(self._stream_tree, [CHUNK_ENTRIES])]
                                 or [np.zeros(0, np.int64)]).astype(np.int64)
         starts = np.concatenate([[0], np.cumsum(events)])
         if (events < 0).any() or starts[-1] != self.metadata["source"]["num_entries"] \
@@ -256,26 +277,12 @@ class ContainerReader:
         starts = self.chunk_starts
         if not 0 <= index < len(starts) - 1:
             raise IndexError(f"{self.path} has {len(starts) - 1} chunks, not {index + 1}")
-        digests = self.metadata["checksums"].get("chunks")
-        if digests is None and not getattr(self, "_all_verified", False):
+        if "chunks" not in self.metadata["checksums"] and not getattr(self, "_all_verified", False):
             for _ in self.chunks():
                 pass
             self._all_verified = True
-        stored = self.stored_specs
-        streams_specs = metadata_stream_specs(self.metadata)
-        stream_names = [s["name"] for s in self.metadata["collection"]["streams"]]
-        entry = read_range(get_tree(self.directory, STREAM_TREE, self.path), [CHUNK_ENTRIES, *stream_names],
-                           index, index + 1)
-        start, stop = int(starts[index]), int(starts[index + 1])
-        try:
-            streams = {name: ak.to_numpy(entry[name][0]) for name in stream_names}
-        except (ValueError, TypeError, IndexError) as err:  # awkward's answers to lists of the wrong shape
-            raise ContainerFormatError(f"{self.path}: chunk {index} is damaged ({type(err).__name__}: {err})") from None
-        arrays = self.table.read([s.name for s in stored], start, stop)
-        if digests is not None and chunk_digest(stored, arrays, streams_specs, entry) != digests[index]:
-            raise ContainerFormatError(f"{self.path}: data checksum mismatch in chunk {index} (entries {start} to "
-                                       f"{stop}; file corrupted or edited)")
-        return Chunk(arrays, streams, stop - start)
+        entry = read_range(self._stream_tree, self._entry_names, index, index + 1)
+        return self._verified(entry, index, int(starts[index]), int(starts[index + 1]))
 
     def decode_chunk(self, chunk: Chunk, codec: BoundCodec, csv_decimals: bool = False
                      ) -> tuple[dict[str, Any], int]:
@@ -283,9 +290,18 @@ class ContainerReader:
         rebuilt by ``codec``, :meth:`bound_codec`) and its number of objects.
 
         With ``csv_decimals``, values that are only float32-accurate get the shortest decimals that round
-        to them (as DarkMachines CSV text writes them). Inconsistent (damaged) data raise ValueError
-        or :class:`CodecError`; callers report them with the file and entry.
+        to them (as DarkMachines CSV text writes them). Data that do not decode (damaged, or coded by
+        another hepae) raise :class:`ContainerFormatError` naming the file and the chunk.
         """
+        try:
+            return self._decode_chunk(chunk, codec, csv_decimals)
+        except UnknownLayoutError as err:  # not damage: another version's coding
+            raise ContainerFormatError(f"{self.path}: cannot decode it: {err}") from None
+        except (CodecError, ValueError) as err:  # coded bytes or sizes that do not agree
+            raise ContainerFormatError(f"{self.path}: damaged data in chunk {chunk.index} (after entry "
+                                       f"{chunk.start}): {err}") from None
+
+    def _decode_chunk(self, chunk: Chunk, codec: BoundCodec, csv_decimals: bool) -> tuple[dict[str, Any], int]:
         collection = self.metadata["collection"]
         counts = chunk.counts
         per_object = {s["name"] for s in collection["streams"] if s["per"] == "object"}
