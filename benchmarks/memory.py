@@ -3,6 +3,7 @@
     python benchmarks/memory.py                                # 100k and 1M generated events, 2 MB chunks
     python benchmarks/memory.py --events 300000 --step-size "50 MB"
     python benchmarks/memory.py --error-bound 1e-3         # the ae codec with this bound on every column
+    python benchmarks/memory.py --profile xaod             # the whole file under a precision profile
 
 Each step runs in its own process and reports its peak resident set size (VmHWM from /proc: ru_maxrss
 would include the parent's size at fork time on Linux).
@@ -26,9 +27,12 @@ import json, sys, hepae
 step, step_size, source, target = sys.argv[1:5]
 step_size = int(step_size) if step_size.isdigit() else step_size
 if step == "compress":
-    codec = json.loads(sys.argv[6])
-    summary = hepae.compress(source, target, sys.argv[5], codec=codec, step_size=step_size, progress=False,
-                             device="cpu")
+    codec, profile = json.loads(sys.argv[6]), sys.argv[7]
+    if profile != "-":  # the whole file under a precision profile: no model
+        summary = hepae.compress(source, target, profile=profile, step_size=step_size, progress=False)
+    else:
+        summary = hepae.compress(source, target, sys.argv[5], codec=codec, step_size=step_size, progress=False,
+                                 device="cpu")
 else:
     summary = hepae.decompress(source, target, progress=False, device="cpu")  # follows compression's chunks
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
@@ -53,6 +57,7 @@ def main() -> None:
     parser.add_argument("--step-size", default="2 MB", help="chunk size passed to compress/decompress")
     parser.add_argument("--error-bound", type=float, help="compress with the ae codec under this bound on every "
                         "column (relative for pT and m); default: float32 latent values")
+    parser.add_argument("--profile", help="compress the whole file under this precision profile instead (no model)")
     parser.add_argument("--json-out", default="memory.json")
     args = parser.parse_args()
     featureset = hepae.load_featureset("atlas-jets-4d")
@@ -62,12 +67,15 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        small = hepae.make_sample(tmp / "x1.root", n_events=args.events, seed=1)
+        layout = "atlas-jets-27d" if args.profile else "atlas-jets-4d"  # a profile: every collection of the file
+        small = hepae.make_sample(tmp / "x1.root", layout, n_events=args.events, seed=1)
         model = hepae.train(small, "atlas-jets-4d", epochs=1, progress=False).save(tmp / "m.hepae")
         for factor in (1, args.factor):
-            source = small if factor == 1 else hepae.make_sample(tmp / f"x{factor}.root", n_events=args.events * factor)
+            source = small if factor == 1 else hepae.make_sample(tmp / f"x{factor}.root", layout,
+                                                                 n_events=args.events * factor)
             compress_mb, compress_chunks = run_step("compress", args.step_size, str(source),
-                                                    str(tmp / f"c{factor}.root"), str(model), json.dumps(codec))
+                                                    str(tmp / f"c{factor}.root"), str(model), json.dumps(codec),
+                                                    args.profile or "-")
             decompress_mb, decompress_chunks = run_step("decompress", args.step_size, str(tmp / f"c{factor}.root"),
                                                         str(tmp / f"r{factor}.root"))
             rows.append({
@@ -81,6 +89,8 @@ def main() -> None:
             })
     ratios = {step: rows[1][f"{step}_peak_rss_mb"] / rows[0][f"{step}_peak_rss_mb"]
               for step in ("compress", "decompress")}
+    if args.profile:
+        codec = {"profile": args.profile}
     print(f"step size {args.step_size!r}, codec {codec}")
     print(f"{'size':>5s} {'events':>9s} {'input MB':>9s} {'compress RSS MB':>16s} {'chunks':>7s} "
           f"{'decompress RSS MB':>18s} {'chunks':>7s}")

@@ -64,6 +64,8 @@ CONFIGS = {
     "truncate": [{"mantissa_bits": 7}],
     "ae": [{}, {"latent_bits": 9}, {"error_bounds": ["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"]},
            {"latent_bits": 0, "error_bounds": ["pt=rel:1e-2", "eta=abs:1e-2", "phi=abs:1e-2", "m=rel:1e-2"]}],
+    "bounded": [{"error_bounds": ["pt=bits:10", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"]},
+                {"error_bounds": ["pt=rel:1e-1", "eta=abs:1.0", "phi=abs:1e-4", "m=bits:23"], "margin": 0.5}],
 }
 """Settings tried for each registered codec: a codec registered without an entry here fails the test."""
 

@@ -218,4 +218,5 @@ def test_the_demo_runs_the_whole_chain(tmp_path, capsys):
     assert main(["demo", "--workdir", str(tmp_path / "demo"), "--events", "800", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "hepae demo in" in out and "residuals of the reconstructed jets" in out
+    assert "stored five ways" in out and "hepae whole file, profile 'xaod'" in out
     assert (tmp_path / "demo" / "jets.reco.root").is_file() and (tmp_path / "demo" / "report" / "index.html").is_file()

@@ -60,9 +60,36 @@ NETWORK = {"ae-float", "ae-latent-bits"}
 bits between machines (the error bounds' margin is there for that); all others must be identical."""
 
 
-def test_every_codec_has_a_format5_fixture():
+FORMAT6 = Path(__file__).parent / "data" / "format6"
+FORMAT6_FIXTURES = json.loads((FORMAT6 / "fixtures.json").read_text())
+
+
+def test_every_codec_has_a_fixture():
     codecs = {c["id"] for c in json.loads((FORMAT5 / "codecs.json").read_text()).values()}
-    assert codecs == set(registered_codecs()), "write a fixture for each codec (tests/data/format5/make_fixtures.py)"
+    codecs |= {f["codec"]["id"] for f in FORMAT6_FIXTURES.values() if "codec" in f}
+    assert codecs == set(registered_codecs()), \
+        "write a fixture for each codec (tests/data/format6/make_fixtures.py, in a new format directory)"
+
+
+@pytest.mark.parametrize("name", sorted(FORMAT6_FIXTURES))
+def test_format6_files_decode_to_the_values_stored_beside_them(name, tmp_path):
+    """Known answers for container format 6: the ``bounded`` codec, and a whole file under a profile
+    (every branch of the tree, the profile-coded ones and the exact ones)."""
+    expected = np.load(FORMAT6 / "expected.npz", allow_pickle=False)
+    hepae.decompress(FORMAT6 / f"{name}.compressed.root", tmp_path / "r.root", progress=False)
+    keys = [k.removeprefix(f"{name}//") for k in expected.files if k.startswith(f"{name}//")]
+    with uproot.open(tmp_path / "r.root") as got:
+        tree = got["CollectionTree"]
+        assert sorted(tree.keys()) == sorted(k for k in keys if not k.endswith("/counts"))
+        for key in keys:
+            branch = key.removesuffix("/counts")
+            values = tree[branch].array()
+            have = ak.to_numpy(ak.num(values)) if key.endswith("/counts") else \
+                ak.to_numpy(ak.flatten(values) if values.ndim > 1 else values)
+            want = expected[f"{name}//{key}"]
+            assert have.dtype == want.dtype, key
+            np.testing.assert_array_equal(have, want, err_msg=key)
+    assert hepae.decompression.verify(FORMAT6 / f"{name}.compressed.root")["format_version"] == 6
 
 
 @pytest.mark.parametrize("name", FORMAT5_FILES)

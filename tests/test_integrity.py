@@ -141,7 +141,7 @@ def test_compress_reads_back_what_it_wrote(samples, model_files, tmp_path, monke
 def test_verify_checks_every_checksum_without_decoding(containers, tmp_path):
     from hepae.decompression import verify
 
-    assert verify(containers["plain"])["format_version"] == 5
+    assert verify(containers["plain"])["format_version"] == 6
 
     def edit(arrays):
         arrays["EventInfoAux.eventNumber"] = arrays["EventInfoAux.eventNumber"] + 1

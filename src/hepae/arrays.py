@@ -186,7 +186,7 @@ class CompressedTree:
         return start, max(start, stop)
 
     def _read(self, names: list[str], start: int, stop: int) -> dict[str, ak.Array]:
-        replaced = self._reader.replaced
+        replaced = self._reader.decoded_branches
         counted = self._layout[1]
         decoded = {n for n in names if n in replaced or counted.get(n) in replaced}
         if not decoded:  # ordinary branches (and their counters): read as uproot reads them
@@ -220,7 +220,7 @@ class CompressedTree:
         decoded is kept, so that steps smaller than a chunk decode it once)."""
         if self._last is not None and self._last[0] == index:
             return self._last[1]
-        if self._codec is None:
+        if self._codec is None and self._reader.has_collection:
             self._codec = self._reader.bound_codec(self._device)
         data, _ = self._reader.decode_chunk(self._reader.chunk(index), self._codec)
         out = {n: ak.Array(v) if not isinstance(v, ak.Array) else v for n, v in data.items()}

@@ -108,15 +108,31 @@ def format_sizes(summary: dict[str, Any]) -> str:
     rows = [
         ("input file", _human_bytes(summary["input_bytes"]), ""),
         ("compressed file", _human_bytes(summary["output_bytes"]), f"ratio {summary['file_ratio']}"),
-        ("collection in input", _human_bytes(summary["collection_input_bytes"]),
-         f"{summary['bytes_per_object_input']} B/object"),
-        ("codec streams", _human_bytes(summary["collection_latent_bytes"]),
-         f"{summary['bytes_per_object_latent']} B/object"),
-        ("embedded decoder", _human_bytes(summary["decoder_bytes"]), ""),
-        ("collection ratio", f"{summary['collection_ratio']}",
-         f"{summary['collection_ratio_without_decoder']} without decoder"),
     ]
-    return _table(rows, ("", "size", ""))
+    if "collection_input_bytes" in summary:
+        rows += [
+            ("collection in input", _human_bytes(summary["collection_input_bytes"]),
+             f"{summary['bytes_per_object_input']} B/object"),
+            ("codec streams", _human_bytes(summary["collection_latent_bytes"]),
+             f"{summary['bytes_per_object_latent']} B/object"),
+            ("embedded decoder", _human_bytes(summary["decoder_bytes"]), ""),
+            ("collection ratio", f"{summary['collection_ratio']}",
+             f"{summary['collection_ratio_without_decoder']} without decoder"),
+        ]
+    table = _table(rows, ("", "size", ""))
+    if summary.get("units"):
+        units = [(u["name"], u["branches"], u["n_objects"], _human_bytes(u["input_bytes"]),
+                  _human_bytes(u["output_bytes"]), u["ratio"] if u["ratio"] is not None else "-")
+                 for u in summary["units"]]
+        table += "\n\nunits (profile-coded float branches; bytes before -> after):\n" + \
+            _table(units, ("unit", "branches", "objects", "before", "after", "ratio"))
+    return table
+
+
+def format_bounds(worst: dict[str, float], limit: int = 8) -> str:
+    """The branches whose largest error came closest to their bound."""
+    rows = sorted(worst.items(), key=lambda item: -item[1])[:limit]
+    return _table([(name, f"{value:.3f}") for name, value in rows], ("branch", "max |error| / bound"))
 
 
 def format_residuals(residuals: dict[str, dict[str, Any]]) -> str:
@@ -139,6 +155,19 @@ def cmd_featuresets(args: argparse.Namespace) -> None:
     rows = [(fs.name, fs.tree, ", ".join(fs.branches), fs.counter or "-", fs.columns[0].unit or "-")
             for fs in featuresets]
     print(_table(rows, ("name", "tree", "branches", "counter", "unit")))
+
+
+def cmd_profiles(args: argparse.Namespace) -> None:
+    from hepae.profiles import builtin_profiles, load_profile
+
+    profiles = [load_profile(name) for name in builtin_profiles()]
+    if args.json:
+        _print_json([p.to_dict() | {"description": p.description} for p in profiles])
+        return
+    rows = [(p.name, len(p.rules), p.unmatched, p.description[:70]) for p in profiles]
+    print(_table(rows, ("name", "rules", "unmatched floats", "description")))
+    print("\nrules: rel:B (|error| <= B|x|), abs:B, bits:N (N mantissa bits: relative 2^-(N+1)), exact; "
+          "first matching pattern wins. See the files in hepae/schemas/profiles/.")
 
 
 def cmd_make_sample(args: argparse.Namespace) -> None:
@@ -232,21 +261,56 @@ def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.quiet else (True if args.progress else None)
 
 
+def _split_bounds(args: argparse.Namespace) -> list[str]:
+    """``--error-bound`` split: bounds on a column of the feature set (or the model's) go to the codec
+    (``args.error_bound``), all others are precision rules for the profile."""
+    columns: set[str] = set()
+    if args.model is not None:
+        from hepae.ml.model import load_model  # torch: only with a model
+
+        columns = set(load_model(args.model).featureset.column_names)
+    if args.features is not None:
+        from hepae.features import load_featureset
+
+        columns = set(load_featureset(args.features).column_names)
+    with_collection = args.model is not None or args.features is not None
+    codec_id = args.codec or "ae"
+    takes = with_collection and registered_codecs()[codec_id].supports_error_bounds
+    given = args.error_bound or []
+    to_codec = [b for b in given if takes and b.partition("=")[0].strip() in columns]
+    rules = [b for b in given if b not in to_codec]
+    args.error_bound = to_codec or None
+    args.codec = codec_id
+    if args.codec_given and not with_collection:
+        raise CodecError(f"--codec {codec_id} codes a feature-set collection: give --features (or -m MODEL); without "
+                         "them every float branch is coded under --profile")
+    return rules
+
+
 def cmd_compress(args: argparse.Namespace) -> None:
     from hepae.compression import compress
 
+    args.codec_given = args.codec is not None
+    rules = _split_bounds(args)
     codec = _codec_config(args)
     _check_device(args.device)
-    summary = compress(args.input, args.output, args.model, codec=codec, featureset=args.features,
-                       step_size=args.step_size, compression=args.compression, overwrite=args.overwrite,
-                       drop_unsupported=args.drop_unsupported, device=args.device, check=not args.no_check,
-                       progress=_progress(args))
+    summary = compress(args.input, args.output, args.model,  # the path: an output that is the model is refused
+                       codec=codec, featureset=args.features, profile=args.profile, rules=rules, strict=args.strict,
+                       tree=args.tree, step_size=args.step_size, compression=args.compression,
+                       overwrite=args.overwrite, drop_unsupported=args.drop_unsupported, device=args.device,
+                       check=not args.no_check, progress=_progress(args))
     if args.json:
         _print_json(summary)
     else:
-        print(f"compressed {summary['n_objects']} objects in {summary['n_events']} events "
+        what = f"{summary['n_objects']} objects" if summary["codec"] is not None else \
+            f"{summary['lossy_branches']} float branches"
+        profile = f" under profile '{summary['profile']}'" if summary["profile"] else ""
+        print(f"compressed {what} in {summary['n_events']} events{profile} "
               f"into {summary['output']} ({summary['seconds']:.2f} s)")
         print(format_sizes(summary))
+        if summary["max_error_over_bound"]:
+            print("\nlargest errors after decompression, in units of each branch's bound (checked value by value):")
+            print(format_bounds(summary["max_error_over_bound"]))
         if summary["carried_objects"] or summary["dropped_objects"]:
             left_out = summary["dropped_objects"]
             print(f"other objects: {len(summary['carried_objects'])} carried, {len(left_out)} left out"
@@ -265,7 +329,9 @@ def cmd_decompress(args: argparse.Namespace) -> None:
     if args.json:
         _print_json(summary)
     else:
-        print(f"reconstructed {summary['n_objects']} objects in {summary['n_events']} events "
+        what = [f"{summary['n_objects']} objects"] if summary["n_objects"] or not summary["units"] else []
+        what += [f"{len(summary['units'])} profile-coded unit(s)"] if summary["units"] else []
+        print(f"reconstructed {' and '.join(what)} in {summary['n_events']} events "
               f"into {summary['output']} ({_human_bytes(summary['output_bytes'])}, {summary['seconds']:.2f} s)")
 
 
@@ -288,7 +354,8 @@ def cmd_compress_many(args: argparse.Namespace) -> None:
 
     if args.scheduler is None:  # a local cluster: its workers have this machine's devices
         _check_device(args.device)
-    summary = compress_many(args.inputs, args.model, args.output, scheduler=args.scheduler, workers=args.workers,
+    summary = compress_many(args.inputs, args.model, args.output, profile=args.profile,
+                            rules=args.error_bound or (), scheduler=args.scheduler, workers=args.workers,
                             resume=args.resume, overwrite=args.overwrite, step_size=args.step_size,
                             compression=args.compression, drop_unsupported=args.drop_unsupported,
                             device=args.device, progress=_progress(args))
@@ -325,16 +392,30 @@ def cmd_inspect(args: argparse.Namespace) -> None:
             dropped = m.get("dropped_objects", {})
             print(f"  objects     {len(m.get('carried_objects', []))} other object(s) carried, {len(dropped)} left out"
                   + (f": {', '.join(sorted(dropped)[:5])}" if dropped else ""))
-        print(f"  collection  {m['featureset']['name']}: {', '.join(b['name'] for b in m['collection']['branches'])}"
-              f" -> {_stream_names(m['collection']['streams'])} in hepae_streams, "
-              f"{m['collection']['n_objects']} objects")
-        settings = ", ".join(f"{k}={v}" for k, v in m["codec"].items() if k != "id")
-        print(f"  codec       {m['codec']['id']}" + (f" ({settings})" if settings else ""))
-        if "model" in m:
-            print(f"  model       {m['model']['architecture']['name']} id {m['model']['model_id']}, decoder "
-                  f"{_human_bytes(m['model']['decoder_bytes'])} embedded")
-        elif get_codec(m["codec"]).needs_model:
-            print("  model       none embedded: no chunk keeps a latent value (decoding runs no network)")
+        if "collection" in m:
+            names = ", ".join(b["name"] for b in m["collection"]["branches"])
+            print(f"  collection  {m['featureset']['name']}: {names}"
+                  f" -> {_stream_names(m['collection']['streams'])} in hepae_streams, "
+                  f"{m['collection']['n_objects']} objects")
+            settings = ", ".join(f"{k}={v}" for k, v in m["codec"].items() if k != "id")
+            print(f"  codec       {m['codec']['id']}" + (f" ({settings})" if settings else ""))
+            if "model" in m:
+                print(f"  model       {m['model']['architecture']['name']} id {m['model']['model_id']}, decoder "
+                      f"{_human_bytes(m['model']['decoder_bytes'])} embedded")
+            elif get_codec(m["codec"]).needs_model:
+                print("  model       none embedded: no chunk keeps a latent value (decoding runs no network)")
+        if "profile" in m:
+            profile = m["profile"]
+            extra = [r for r in profile["rules"] if r.get("origin") == "command line"]
+            print(f"  profile     {profile['name']}: {len(profile['applied'])} float branch(es) lossy, in "
+                  f"{len(m['units'])} unit(s); floats no rule matches: {profile['unmatched']}"
+                  + (f"; command-line rules: {', '.join(r['pattern'] + '=' + r['rule'] for r in extra)}"
+                     if extra else ""))
+            for unit in m["units"]:
+                rules = sorted({str(b).split("=", 1)[1] for b in get_codec(unit["codec"]).error_bounds})
+                print(f"  unit        {unit['name']}: {len(unit['branches'])} {unit['dtype']} branch(es), "
+                      f"{unit['n_objects']} {'values' if unit['counter'] is None else 'objects'}, "
+                      f"rules {', '.join(rules[:4])}{', ...' if len(rules) > 4 else ''}")
         decoder = f", decoder {m['checksums']['decoder'][:16]}..." if "decoder" in m["checksums"] else ""
         chunks = m["checksums"].get("chunks")
         data = f"{len(chunks)} chunk(s) sha256, metadata sha256" if chunks is not None else \
@@ -373,12 +454,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     thresholds = {"chi2_ndf": args.max_chi2_ndf, "ks": args.max_ks, "wasserstein": args.max_wasserstein}
     report = validate(args.original, args.reconstructed, args.output, featureset=args.features,
-                      compressed=args.compressed, style=args.style, formats=args.formats, thresholds=thresholds,
+                      compressed=args.compressed, branches=args.branches, style=args.style, formats=args.formats,
+                      thresholds=thresholds,
                       step_size=args.step_size, overwrite=args.overwrite, progress=_progress(args))
     if args.json:
         _print_json(report.metrics)
     else:
-        print(format_residuals({k: v for k, v in report.metrics["variables"].items()}))
+        if report.metrics["variables"]:
+            print(format_residuals({k: v for k, v in report.metrics["variables"].items()}))
+        branches = report.metrics["branches"]
+        if branches:
+            bounded = {n: b["max_error_over_bound"] for n, b in branches.items()
+                       if b["max_error_over_bound"] is not None}
+            broken = [n for n, b in branches.items() if b["within_bound"] is False]
+            print(f"\n{len(branches)} lossy branch(es) of '{report.metrics['table']}' compared value by value; "
+                  + (f"{len(bounded)} within their bounds" if not broken else f"OUTSIDE their bounds: {broken[:5]}"))
+            if bounded:
+                print(format_bounds(bounded))
         print(f"\nreport: {report.outdir / 'index.html'} ({len(report.files)} files)")
         print("distribution tests: " + ("all passed" if report.passed else "failed: " + ", ".join(report.failures)))
     return 3 if args.fail_on_mismatch and not report.passed else 0
@@ -402,6 +494,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(format_sizes(c))
     print("\nresiduals of the reconstructed jets (relative for pt and m, absolute for eta and phi):")
     print(format_residuals(result["residuals"]))
+    rows = [(r["mode"], _human_bytes(r["bytes"]), f"{result['comparison'][0]['bytes'] / r['bytes']:.2f}", r["keeps"])
+            for r in result["comparison"]]
+    print("\nthe same sample, stored five ways (ratio: input as written / this):")
+    print(_table(rows, ("", "size", "ratio", "what it keeps")))
     print(f"\nvalidation plots and metrics: {result['report']}")
 
 
@@ -431,6 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--step-size", type=_step_size, default=DEFAULT_STEP_SIZE,
                            help=f"chunk size: entries (e.g. 100000, at least {MIN_STEP_ENTRIES}) or memory "
                                 f"(e.g. '100 MB', at least '1 MB'); default {DEFAULT_STEP_SIZE!r}")
+
+    p = sub.add_parser("profiles", help="list the built-in precision profiles")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_profiles)
 
     p = sub.add_parser("featuresets", help="list the built-in feature sets")
     p.add_argument("--json", action="store_true", help="print the full definitions as JSON")
@@ -467,15 +567,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", help="model file written by 'hepae train' (needed by the ae codec)")
     p.add_argument("-o", "--output", required=True)
     codecs = registered_codecs()
-    p.add_argument("--codec", default="ae", choices=tuple(codecs),
-                   help="; ".join(f"{name}: {kind.summary}" for name, kind in codecs.items()) + " (default: ae)")
+    p.add_argument("--codec", default=None, choices=tuple(codecs),
+                   help="how the feature-set collection is coded: "
+                        + "; ".join(f"{name}: {kind.summary}" for name, kind in codecs.items()) + " (default: ae)")
     p.add_argument("--features", help="feature set, for codecs without a model (default: the model's)")
+    p.add_argument("--profile", metavar="NAME|FILE",
+                   help="precision profile: every float branch a rule makes lossy is coded within it (built-in: "
+                        "see 'hepae profiles'; default without -m/--features: the one that fits the file)")
+    p.add_argument("--strict", action="store_true", help="a profile rule that matches no branch is an error")
+    p.add_argument("--tree", help="the TTree or RNTuple to compress (default: the feature set's, else the table "
+                                  "with the most branches)")
     p.add_argument("--latent-bits", type=_latent_bits, metavar="BITS|auto",
                    help="ae: quantize latent values to steps of std/2**BITS and entropy code them; 'auto' "
                         "(the default with --error-bound) chooses per dimension, 0 drops a dimension")
-    p.add_argument("--error-bound", action="append", metavar="COLUMN=rel|abs:VALUE",
-                   help="ae: keep every value of COLUMN within this bound, e.g. pt=rel:1e-3 or eta=abs:1e-3 "
-                        "(repeat for several columns)")
+    p.add_argument("--error-bound", action="append", metavar="NAME=RULE",
+                   help="a precision rule, repeatable: rel:B, abs:B, bits:N or exact. On a column of the feature set "
+                        "(pt=rel:1e-3) it is the ae/bounded codec's bound; otherwise a branch pattern added before "
+                        "the profile's rules ('Jet_btag*=abs:1e-3')")
     p.add_argument("--mantissa-bits", type=int, help="truncate: mantissa bits kept (default 10)")
     p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION,
                    help="ROOT compression of the output (the streams' entropy coder), e.g. zstd:5, lzma:9, none")
@@ -507,7 +615,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compress-many", help="compress many files on Dask, one task per file")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or quoted glob patterns ('data/*.root')")
-    p.add_argument("-m", "--model", required=True)
+    p.add_argument("-m", "--model", help="model file (its collection is coded by the autoencoder)")
+    p.add_argument("--profile", metavar="NAME|FILE",
+                   help="precision profile for every float branch (default without -m: the one that fits each file)")
+    p.add_argument("--error-bound", action="append", metavar="PATTERN=RULE", help="a precision rule, as for compress")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="directory for <stem>.compressed.root")
     p.add_argument("--drop-unsupported", action="store_true",
                    help="as for compress: leave out what uproot cannot write back (listed) instead of failing")
@@ -538,7 +649,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR",
                    help="directory for the PNG/PDF plots, metrics.json, histograms.root and index.html")
     p.add_argument("--features", help="feature set (default: from --compressed, or the first built-in that matches)")
-    p.add_argument("--compressed", help="the compressed file: adds the latent-space correlation matrix")
+    p.add_argument("--compressed", help="the compressed file: every branch it codes lossily is compared value by value "
+                                        "against its rule; adds the latent-space correlation matrix")
+    p.add_argument("--branches", nargs="+", metavar="PATTERN",
+                   help="compare these float branches value by value (glob patterns; default with --compressed: "
+                        "every lossy branch)")
     p.add_argument("--style", default="ATLAS", choices=STYLES, help="mplhep experiment style of the plots")
     p.add_argument("--formats", type=lambda text: [f for f in text.split(",") if f], default=["png", "pdf"],
                    help="plot file formats, comma-separated (default png,pdf); '' for numbers only")

@@ -121,7 +121,8 @@ def _run_one(command: str, input: str, output: str, model_bytes: bytes | None, o
         if options.pop("resume") and target.exists() and valid(target, source):
             record.update(status="skipped", output_bytes=target.stat().st_size, objects=None)
         elif command == "compress":
-            model = HepaeModel.from_bytes(model_bytes, source="model sent to the worker")  # type: ignore[arg-type]
+            model = None if model_bytes is None else \
+                HepaeModel.from_bytes(model_bytes, source="model sent to the worker")
             summary = compress(source, target, model, progress=False, **options)
             record.update(output_bytes=summary["output_bytes"], objects=summary["n_objects"],
                           unphysical_objects=summary["unphysical_objects"])
@@ -216,9 +217,11 @@ def _many(
 
 def compress_many(
     inputs: PathArg | Sequence[PathArg],
-    model: HepaeModel | PathArg,
+    model: HepaeModel | PathArg | None,
     outdir: PathArg,
     *,
+    profile: str | PathArg | None = None,
+    rules: Sequence[str] = (),
     client: Any = None,
     scheduler: str | None = None,
     workers: int | None = None,
@@ -235,10 +238,14 @@ def compress_many(
     Parameters
     ----------
     inputs : path-like, glob pattern, or a sequence of them
-    model : HepaeModel or path-like
-        Sent to every worker as bytes (pickle-free).
+    model : HepaeModel, path-like or None
+        Sent to every worker as bytes (pickle-free). None: whole files under ``profile`` only.
     outdir : path-like
         Outputs are ``<outdir>/<stem>.compressed.root``.
+    profile, rules
+        A precision profile (built-in name or JSON file) and command-line rules, as for
+        :func:`hepae.compress`: every float branch of each file a rule makes lossy is coded within it.
+        With neither and no model, each file gets the built-in profile that fits it.
     client : dask.distributed.Client, optional
         The client to use; else ``scheduler`` (an address) or a local cluster of ``workers``
         processes (default: one per core).
@@ -252,10 +259,18 @@ def compress_many(
     """
     _check_workers(workers)  # the cheap checks before loading the model
     _check_output_directory(outdir)
-    model = model if isinstance(model, HepaeModel) else load_model(model)
+    if model is not None:
+        model = model if isinstance(model, HepaeModel) else load_model(model)
+    if profile is not None:  # a bad profile fails here, once, not in every task
+        from hepae.profiles import load_profile
+
+        document = load_profile(profile)
+        document.with_rules(rules)
+        profile = str(profile) if not Path(str(profile)).is_file() else str(Path(str(profile)).resolve())
     options = {"resume": resume, "overwrite": overwrite, "step_size": step_size, "compression": compression,
-               "drop_unsupported": drop_unsupported, "device": device}
-    return _many("compress", inputs, outdir, model.to_bytes(), client=client, scheduler=scheduler,
+               "drop_unsupported": drop_unsupported, "device": device, "profile": profile, "rules": list(rules)}
+    return _many("compress", inputs, outdir, model.to_bytes() if model is not None else None, client=client,
+                 scheduler=scheduler,
                  workers=workers, progress=progress, options=options)
 
 

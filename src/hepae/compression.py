@@ -7,20 +7,25 @@ A short driver: read a chunk (:mod:`hepae.io`) -> encode it (:mod:`hepae.codecs`
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import awkward as ak
 import numpy as np
 import uproot
 
-from hepae.codecs import Codec, get_codec
+from hepae.codecs import Codec, get_codec, within_bound
 from hepae.container import ContainerReader, ContainerWriter
+from hepae.container.format import Unit
 from hepae.container.writer import check_input_names
 from hepae.errors import (
+    BranchTypeError,
     CodecError,
     FeatureSetError,
     InputFileError,
@@ -30,12 +35,16 @@ from hepae.errors import (
 from hepae.features import FeatureSet, load_featureset
 from hepae.io.branches import TreeLayout
 from hepae.io.carryover import plan_carryover
+from hepae.io.darkmachines import TABLE_NAME as DARKMACHINES_TABLE
 from hepae.io.sources import (
+    CSV_SUFFIXES,
     DAMAGED_FILE_ERRORS,
     DEFAULT_STEP_SIZE,
     PathArg,
+    main_table,
     open_root,
     open_source,
+    root_source,
 )
 from hepae.io.tensors import (
     check_collection,
@@ -46,6 +55,7 @@ from hepae.io.tensors import (
     unselected_values,
 )
 from hepae.io.writing import DEFAULT_COMPRESSION, atomic_output, parse_compression
+from hepae.profiles import Profile, guess_profile, load_profile, plan_units
 from hepae.progress import progress_bar
 from hepae.quality.physics import count_unphysical
 from hepae.quality.residuals import ResidualAccumulator
@@ -80,6 +90,59 @@ def _plan_other_objects(directory: Any, input: Path, table: str, drop_unsupporte
     return plan_carryover(directory, input, {table}, drop_unsupported=drop_unsupported)
 
 
+def _unit_values(arrays: dict[str, Any], unit: Unit, input: Path, entry_start: int
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """A unit's ``(n_objects, n_branches)`` values of one chunk and its objects per event (None: per event)."""
+    if unit.counter is None:
+        columns = [np.asarray(ak.to_numpy(arrays[b.name])) for b in unit.branches]
+        return np.stack(columns, axis=1) if columns else np.zeros((0, 0)), None
+    counts = ak.to_numpy(ak.num(arrays[unit.branches[0].name], axis=1)).astype(np.int64)
+    columns = []
+    for spec in unit.branches:
+        values = arrays[spec.name]
+        lengths = ak.to_numpy(ak.num(values, axis=1))
+        if not np.array_equal(lengths, counts):
+            event = entry_start + int(np.flatnonzero(lengths != counts)[0])
+            raise BranchTypeError(f"{input}: branches '{unit.branches[0].name}' and '{spec.name}' (counted together as "
+                                  f"'{unit.counter}') hold different numbers of values in entry {event}; give one of "
+                                  f"them its own rule, e.g. --error-bound '{spec.name}=exact'")
+        columns.append(ak.to_numpy(ak.flatten(values, axis=1)))
+    return np.stack(columns, axis=1), counts
+
+
+def _unit_count_check(arrays: dict[str, Any], unit: Unit, counts: np.ndarray | None, input: Path) -> None:
+    """The kept branch a unit takes its counts from must hold as many values per event as the unit."""
+    if counts is None or unit.count_added:
+        return
+    lengths = ak.to_numpy(ak.num(arrays[unit.count_branch], axis=1))
+    if not np.array_equal(lengths, counts):
+        raise BranchTypeError(f"{input}: branch '{unit.count_branch}' and the branches of unit '{unit.name}' share "
+                              f"the counter '{unit.counter}' but hold different numbers of values per event")
+
+
+class _BoundChecker:
+    """Per lossy branch of the units: the largest error found, in units of its bound (<= 1 or a bug)."""
+
+    def __init__(self, units: list[Unit]) -> None:
+        self.worst = {b.name: 0.0 for u in units for b in u.branches}
+
+    def update(self, unit: Unit, values: np.ndarray, decoded: np.ndarray) -> None:
+        for j, bound in enumerate(unit.codec.error_bounds):
+            x, r = values[:, j].astype(np.float64), decoded[:, j].astype(np.float64)
+            if not within_bound(x, r, bound.kind, bound.value).all():
+                raise CodecError(f"the decoded values of '{bound.column}' are not all within {bound} (a hepae bug: "
+                                 "please report it); nothing was written")
+            same = (x == r) | (np.isnan(x) & np.isnan(r))
+            with np.errstate(all="ignore"):
+                limit = bound.value * (1.0 if bound.kind == "abs" else np.abs(x))
+                ratio = np.where(same, 0.0, np.abs(r - x) / limit)
+            if len(ratio):
+                self.worst[bound.column] = max(self.worst[bound.column], float(np.max(ratio)))
+
+    def summary(self) -> dict[str, float]:
+        return {name: round(worst, 4) for name, worst in self.worst.items()}
+
+
 def compress(
     input: PathArg,
     output: PathArg,
@@ -87,6 +150,10 @@ def compress(
     *,
     codec: str | dict[str, Any] | Codec = "ae",
     featureset: str | FeatureSet | None = None,
+    profile: str | Profile | PathLike[str] | dict[str, Any] | None = None,
+    rules: Sequence[str] = (),
+    strict: bool = False,
+    tree: str | None = None,
     step_size: int | str = DEFAULT_STEP_SIZE,
     compression: str = DEFAULT_COMPRESSION,
     overwrite: bool = False,
@@ -95,26 +162,40 @@ def compress(
     check: bool = True,
     progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Compress the feature-set collection of ``input`` into the ROOT file ``output`` with ``codec``.
+    """Compress ``input`` into the ROOT file ``output``: a feature-set collection with ``codec``, every float
+    branch under a precision ``profile``, or both.
 
-    ``input`` is a ROOT file with the feature set's TTree or RNTuple, or a DarkMachines CSV file (kept
-    as an RNTuple). Every other branch of the table is carried over with identical values; the
-    collection's branches are replaced by the codec's streams (:mod:`hepae.codecs.base`) and a per-event
-    object count (if the feature set selects objects, only the selected ones are encoded and the others
-    kept exactly). The ``ae`` codec (default) needs ``model`` and embeds its decoder; ``truncate`` and
-    ``lossless`` need only ``featureset``. Reading and writing stream in chunks of ``step_size``; the
-    encoder runs on ``device`` (``"auto"``: CUDA if available).
+    ``input`` is a ROOT file (TTree or RNTuple) or a DarkMachines CSV file (kept as an RNTuple). What is
+    compressed:
 
-    With ``check`` (default), the streams are also decoded as decompression will, and the summary
-    gets per-variable ``residuals`` and the number of ``unphysical_objects`` (E below |p|, negative
-    mass or pT), at the cost of one more pass through the decoder.
+    * with a ``model`` or a ``featureset``: that collection, with ``codec`` (``ae``, the default, needs
+      ``model`` and embeds its decoder; ``truncate``, ``lossless`` and ``bounded`` need only the feature
+      set). Its branches are replaced by the codec's streams and a per-event object count (if the feature
+      set selects objects, only the selected ones are encoded and the others kept exactly);
+    * with a ``profile`` (:mod:`hepae.profiles`: a built-in name such as ``"nanoaod"``, a JSON file, a
+      dict) or command-line ``rules`` (``"Jet_btag*=abs:1e-3"``, put before the profile's): every float
+      branch a rule makes lossy, coded by the ``bounded`` codec in units (one per collection, one for the
+      per-event floats), each value within its rule. Without a model or a feature set, the profile
+      defaults to the built-in one that fits the file (:func:`hepae.profiles.guess_profile`), so a
+      whole-file run always works at a stated precision. ``strict``: a profile rule that matches no
+      branch is an error. ``tree``: the table to compress (default: the feature set's, else the one with
+      the most branches, :func:`hepae.io.sources.main_table`).
+
+    Every other branch of the table is carried over with identical values, and so are the file's other
+    objects. Reading and writing stream in chunks of ``step_size``; the network runs on ``device``.
+
+    With ``check`` (default), the streams are also decoded as decompression will: the collection's
+    residuals and unphysical objects are reported, and every unit's values are checked against their
+    bounds (the summary's ``max_error_over_bound``, at most 1).
 
     ``progress``: a progress bar (default: only on a terminal).
 
-    Returns a summary dict (sizes, ratios, counts, residuals, timing).
+    Returns a summary dict (sizes per unit, ratios, counts, residuals, timing).
     """
     started = time.perf_counter()
-    codec = get_codec(codec)
+    input, output = Path(input), Path(output)
+    with_collection = model is not None or featureset is not None
+    codec = get_codec(codec) if with_collection else None
     model_path = None if model is None or _is_model(model) else Path(model)
     if model is not None:
         if not _is_model(model):
@@ -122,91 +203,136 @@ def compress(
 
             model = load_model(model)
         model = model.to(device)
-    elif codec.needs_model:
+    elif codec is not None and codec.needs_model:
         raise CodecError(f"the {codec.codec_id} codec needs a trained model (CLI: -m MODEL)")
-    if featureset is None:
-        if model is None:
-            raise FeatureSetError("without a model, pass the feature set to compress (CLI: --features)")
+    if featureset is None and model is not None:
         featureset = model.featureset
-    featureset = load_featureset(featureset)
+    if featureset is not None:
+        featureset = load_featureset(featureset)
     if model is not None and model.featureset.to_dict() != featureset.to_dict():
         raise ModelMismatchError(
             f"the model was trained on feature set '{model.featureset.name}', not on '{featureset.name}'")
-    input, output = Path(input), Path(output)
+    if profile is not None:
+        profile = load_profile(profile)
+    if rules and profile is None and with_collection:
+        profile = Profile("command line", ())
+    if profile is not None:
+        profile = profile.with_rules(rules)
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(open_source(input, featureset.tree))
-        # the file's other objects, read from one handle (a CSV file has none)
-        directory = None if source.format == "darkmachines-csv" else stack.enter_context(open_root(input))
+        is_csv = input.suffix.lower() in CSV_SUFFIXES
+        directory = None if is_csv else stack.enter_context(open_root(input))
+        if tree is None:
+            tree = featureset.tree if featureset is not None else \
+                (DARKMACHINES_TABLE if is_csv else main_table(directory, input))
+        elif featureset is not None and tree != featureset.tree:
+            raise FeatureSetError(f"feature set '{featureset.name}' is in table '{featureset.tree}', not '{tree}'")
+        source = stack.enter_context(open_source(input, tree)) if is_csv else root_source(directory, input, tree)
         layout = source.layout
-        counter = check_collection(layout, featureset, input)
-        dtype = tensor_dtype(layout, featureset)  # float64 inputs stay float64: no value is narrowed
-        wide = [b for b in featureset.compressed_branches if np.dtype(layout.spec(b).dtype).kind in "iu"
-                and np.dtype(layout.spec(b).dtype).itemsize == 8]
-        if wide and codec.exact:
-            raise CodecError(f"the {codec.codec_id} codec stores floats, which cannot hold every 64-bit integer of "
-                             f"{wide} in {input}; mark these columns 'lossless' in the feature set to carry them as "
-                             "they are")
-        bound = codec.bind(featureset.column_names, dtype, model if codec.needs_model else None)
+        if not with_collection and profile is None:
+            profile = load_profile(guess_profile(layout, source.format)).with_rules(rules)
+        counter = replaced = None
+        bound = None
+        if featureset is not None:
+            counter = check_collection(layout, featureset, input)
+            dtype = tensor_dtype(layout, featureset)  # float64 inputs stay float64: no value is narrowed
+            wide = [b for b in featureset.compressed_branches if np.dtype(layout.spec(b).dtype).kind in "iu"
+                    and np.dtype(layout.spec(b).dtype).itemsize == 8]
+            if wide and codec.exact:
+                raise CodecError(f"the {codec.codec_id} codec stores floats, which cannot hold every 64-bit integer "
+                                 f"of {wide} in {input}; mark these columns 'lossless' in the feature set to carry "
+                                 "them as they are")
+            bound = codec.bind(featureset.column_names, dtype, model if codec.needs_model else None)
+            replaced = featureset.compressed_branches  # lossless columns stay as they are
         dropped = unsupported_policy(layout, input, drop_unsupported)
         carried, dropped_objects = ([], {}) if directory is None else \
             _plan_other_objects(directory, input, source.name, drop_unsupported)
         check_input_names(input, layout.all_names(), [])
-        replaced = featureset.compressed_branches  # lossless columns stay as they are
+        bounds = {} if profile is None else \
+            profile.resolve(layout, featureset.input_branches if featureset is not None else (), strict=strict,
+                            where=str(input))
+        chunks = source.iterate(layout.names, step_size)
+        first = next(chunks, None)
+        unit_names = {name for name in bounds}
+        kept = [s for s in layout.branches if s.name not in unit_names and s.name not in (replaced or ())]
+        units = plan_units(layout, bounds, kept, first)
+        if not units and profile is not None and profile.name != "command line":
+            warnings.warn(f"profile '{profile.name}' makes no float branch of '{source.name}' in {input} lossy: "
+                          "they are stored exactly", stacklevel=2)
         n_objects = n_encoded = n_events = unphysical = 0
-        accumulator = ResidualAccumulator(featureset) if check else None
-        lossless = [j for j, column in enumerate(featureset.columns) if column.lossless]
+        accumulator = ResidualAccumulator(featureset) if check and featureset is not None else None
+        checker = _BoundChecker(units) if check else None
+        lossless = [j for j, column in enumerate(featureset.columns) if column.lossless] if featureset else []
         inputs = [input] + ([model_path] if model_path is not None else [])
         with atomic_output(output, overwrite=overwrite, inputs=inputs) as tmp:
             with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
-                writer = ContainerWriter(file, bound, storage=source.storage, table=source.name, title=source.title,
-                                         branches=layout.branches, replaced=replaced,
-                                         selecting=featureset.select is not None)
+                writer = ContainerWriter(file, bound, units=units, storage=source.storage, table=source.name,
+                                         title=source.title, branches=layout.branches, replaced=replaced or (),
+                                         selecting=featureset is not None and featureset.select is not None)
                 with progress_bar(progress, total=layout.num_entries, unit="event",
                                   desc=f"compress {input.name}") as bar:
-                    for arrays in source.iterate(layout.names, step_size):
-                        values, counts = collection_to_tensor(arrays, featureset, dtype, source=input,
-                                                              entry_start=n_events)
-                        mask = selection_mask(arrays, featureset)
-                        encoded, encoded_counts = select_objects(values, counts, mask)
-                        streams = bound.encode(encoded, encoded_counts)
-                        if accumulator is not None:
-                            reco = bound.decode(streams, encoded_counts)
-                            reco[:, lossless] = encoded[:, lossless]  # carried exactly
-                            accumulator.update(encoded, reco)
-                            unphysical += count_unphysical(featureset, reco)
-                        data = {name: arrays[name] for name in layout.names if name not in replaced}
-                        if mask is not None:  # the objects not selected keep their values
-                            data.update(unselected_values(arrays, replaced, mask, counts - encoded_counts))
-                        writer.write_chunk(data, encoded_counts, streams)
-                        n_objects += len(values)
-                        n_encoded += len(encoded)
-                        n_events += len(counts)
-                        bar.update(len(counts))
+                    for arrays in itertools.chain([first] if first is not None else [], chunks):
+                        n_chunk = len(arrays[layout.names[0]]) if layout.names else 0
+                        data = {name: arrays[name] for name in layout.names
+                                if name not in unit_names and name not in (replaced or ())}
+                        streams = encoded_counts = None
+                        if bound is not None:
+                            values, counts = collection_to_tensor(arrays, featureset, dtype, source=input,
+                                                                  entry_start=n_events)
+                            mask = selection_mask(arrays, featureset)
+                            encoded, encoded_counts = select_objects(values, counts, mask)
+                            streams = bound.encode(encoded, encoded_counts)
+                            if accumulator is not None:
+                                reco = bound.decode(streams, encoded_counts)
+                                reco[:, lossless] = encoded[:, lossless]  # carried exactly
+                                accumulator.update(encoded, reco)
+                                unphysical += count_unphysical(featureset, reco)
+                            if mask is not None:  # the objects not selected keep their values
+                                data.update(unselected_values(arrays, replaced, mask, counts - encoded_counts))
+                            n_objects += len(values)
+                            n_encoded += len(encoded)
+                            n_chunk = len(counts)
+                        unit_streams, unit_counts = [], []
+                        for unit in units:
+                            values, counts = _unit_values(arrays, unit, input, n_events)
+                            _unit_count_check(arrays, unit, counts, input)
+                            coded = unit.codec.encode(values, counts)
+                            if checker is not None:
+                                ones = np.ones(len(values), np.int64) if counts is None else counts
+                                checker.update(unit, values, unit.codec.decode(coded, ones))
+                            unit_streams.append(coded)
+                            unit_counts.append(counts)
+                        writer.write_chunk(data, encoded_counts, streams, n_chunk, unit_streams, unit_counts)
+                        n_events += n_chunk
+                        bar.update(n_chunk)
                 if n_events != layout.num_entries:
                     raise InputFileError(f"{input}: {layout.num_entries} events were counted but {n_events} read "
                                          "(was the file changed while it was being compressed?)")
-                if model is not None and codec.needs_model and bound.decoder_used:  # not if no chunk needs it
-                    writer.embed_decoder(model)
+                if model is not None and bound is not None and codec.needs_model and bound.decoder_used:
+                    writer.embed_decoder(model)  # not if no chunk needs it
                 if directory is not None:  # the other objects, as they are
                     writer.carry(directory, carried, dropped_objects, input, step_size)
+                collection = None if featureset is None else {
+                    "counter": counter,
+                    "counter_in_input": counter in layout.counters,
+                    "n_objects": n_objects,
+                    "n_compressed_objects": n_encoded,
+                    "branches": [layout.spec(b).to_dict() for b in featureset.branches],
+                    "lossless_branches": [c.branch for c in featureset.columns if c.lossless],
+                    "selection": featureset.select,
+                    "input_compressed_bytes": source.stored_bytes(replaced),
+                }
                 metadata = writer.finish(
                     table=source.name,
-                    featureset=featureset.to_dict(),
+                    featureset=featureset.to_dict() if featureset is not None else None,
                     source={"file": input.name, "format": source.format, "size_bytes": os.path.getsize(input),
                             "num_entries": layout.num_entries},
-                    collection={
-                        "counter": counter,
-                        "counter_in_input": counter in layout.counters,
-                        "n_objects": n_objects,
-                        "n_compressed_objects": n_encoded,
-                        "branches": [layout.spec(b).to_dict() for b in featureset.branches],
-                        "lossless_branches": [c.branch for c in featureset.columns if c.lossless],
-                        "selection": featureset.select,
-                        "input_compressed_bytes": source.stored_bytes(replaced),
-                    },
+                    collection=collection,
                     branches=layout.branches,
                     counters=layout.counters,
                     dropped_branches=dropped,
+                    unit_input_bytes=[source.stored_bytes([b.name for b in u.branches]) for u in units],
+                    profile=None if profile is None else {
+                        **profile.to_dict(), "applied": {name: f"{b.kind}:{b.value!r}" for name, b in bounds.items()}},
                 )
             with ContainerReader(tmp) as written:  # reads back as meant, before anyone can see it
                 written.check_as_written(metadata, output)
@@ -215,18 +341,22 @@ def compress(
     return {
         "input": str(input),
         "output": str(output),
-        "codec": codec.get_config(),
+        "codec": codec.get_config() if codec is not None else None,
+        "profile": None if profile is None else profile.name,
         "n_events": layout.num_entries,
         "n_objects": n_objects,
         "n_compressed_objects": n_encoded,
+        "lossy_branches": len(bounds) + (len(replaced) if replaced else 0),
         "chunks": len(writer.digests),
         "dropped_branches": dropped,
         "carried_objects": [o.path for o in carried],
         "dropped_objects": dropped_objects,
         "residuals": accumulator.summary() if accumulator is not None else None,
-        "unphysical_objects": unphysical if check else None,
+        "unphysical_objects": unphysical if check and featureset is not None else None,
+        "max_error_over_bound": checker.summary() if checker is not None and units else None,
         "seconds": round(seconds, 3),
-        "objects_per_second": round(n_objects / seconds, 1) if seconds > 0 else None,
+        "objects_per_second": round(n_objects / seconds, 1) if seconds > 0 and n_objects else None,
+        "events_per_second": round(n_events / seconds, 1) if seconds > 0 else None,
         **sizes,
     }
 

@@ -88,10 +88,11 @@ def decompress(
                         n_events += chunk.n_events
                         n_chunks += 1
                         bar.update(chunk.n_events)
-                if n_events != metadata["source"]["num_entries"] or n_objects != metadata["collection"]["n_objects"]:
+                expected_objects = metadata["collection"]["n_objects"] if reader.has_collection else 0
+                if n_events != metadata["source"]["num_entries"] or n_objects != expected_objects:
                     raise ContainerFormatError(
                         f"{input}: holds {n_events} events / {n_objects} objects, metadata says "
-                        f"{metadata['source']['num_entries']} / {metadata['collection']['n_objects']}"
+                        f"{metadata['source']['num_entries']} / {expected_objects}"
                     )
                 if file is not None:  # the input file's other objects, checked as they are copied
                     reader.copy_objects_to(file)
@@ -102,6 +103,7 @@ def decompress(
         "format": "darkmachines-csv" if text_output else source.storage,
         "n_events": n_events,
         "n_objects": n_objects,
+        "units": [u["name"] for u in reader.units],
         "chunks": n_chunks,
         "output_bytes": output.stat().st_size,
         "seconds": round(seconds, 3),

@@ -102,3 +102,7 @@ class TrainingError(HepaeError, RuntimeError):
 
 class MalformedCSVError(HepaeError, ValueError):
     """A line of a DarkMachines/PhenoML event file does not follow the format; names file and line."""
+
+
+class ProfileError(HepaeError, ValueError):
+    """A precision profile (or a command-line precision rule) that is not valid, or does not fit the file."""

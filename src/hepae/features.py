@@ -13,15 +13,13 @@ the network ``pt, eta, phi, m`` computed with :mod:`vector` (written back as ``p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hepae.errors import FeatureSetError
-from hepae.schema import parse_json, validate
+from hepae.schema import builtin_names, read_named_document, validate
 from hepae.transforms import ColumnTransform, Quantile, Standard, get_transform
 
 MAX_FEATURESET_BYTES = 16 * 2**20
@@ -179,14 +177,9 @@ class FeatureSet:
         return ColumnTransform(transforms, self.column_names)
 
 
-def _builtin_dir():
-    return resources.files("hepae").joinpath("schemas").joinpath("featuresets")
-
-
 def list_featuresets() -> list[FeatureSet]:
     """All built-in feature sets, sorted by name."""
-    names = sorted(p.name[: -len(".json")] for p in _builtin_dir().iterdir() if p.name.endswith(".json"))
-    return [load_featureset(n) for n in names]
+    return [load_featureset(n) for n in builtin_names("featuresets")]
 
 
 def load_featureset(spec: str | PathLike[str] | FeatureSet | dict[str, Any]) -> FeatureSet:
@@ -195,20 +188,10 @@ def load_featureset(spec: str | PathLike[str] | FeatureSet | dict[str, Any]) -> 
         return spec
     if isinstance(spec, dict):
         return FeatureSet.from_dict(spec)
-    text_spec = str(spec)
-    builtin = _builtin_dir().joinpath(f"{text_spec}.json")
-    if not text_spec.endswith(".json") and builtin.is_file():
-        document = parse_json(builtin.read_bytes(), what=f"feature set '{text_spec}'", error=FeatureSetError)
-        return FeatureSet.from_dict(document, source=f"'{text_spec}'")
-    path = Path(text_spec)
-    if path.is_file():
-        size = path.stat().st_size
-        if size > MAX_FEATURESET_BYTES:
-            raise FeatureSetError(f"feature set file {path} is {size} bytes; a feature set is at most "
-                                  f"{MAX_FEATURESET_BYTES} bytes of JSON")
-        document = parse_json(path.read_bytes(), what=f"feature set file {path}", error=FeatureSetError)
-        return FeatureSet.from_dict(document, source=str(path))
-    known = sorted(p.name[: -len(".json")] for p in _builtin_dir().iterdir() if p.name.endswith(".json"))
-    raise FeatureSetError(
-        f"unknown feature set {text_spec!r}: neither a built-in name ({', '.join(known)}) nor an existing JSON file"
-    )
+    found = read_named_document(str(spec), "featuresets", noun="feature set", error=FeatureSetError,
+                                max_bytes=MAX_FEATURESET_BYTES)
+    if found is None:
+        raise FeatureSetError(f"unknown feature set {str(spec)!r}: neither a built-in name "
+                              f"({', '.join(builtin_names('featuresets'))}) nor an existing JSON file")
+    document, source = found
+    return FeatureSet.from_dict(document, source=source)

@@ -14,6 +14,7 @@ import functools
 import itertools
 import json
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -138,3 +139,26 @@ def validate_versioned(
         validate(document, schema_name, what=what)
     except SchemaValidationError as err:
         raise error(str(err)) from None
+
+
+def builtin_names(folder: str) -> list[str]:
+    """The names of the JSON documents shipped in ``hepae/schemas/<folder>/`` (feature sets, profiles), sorted."""
+    directory = resources.files("hepae").joinpath("schemas").joinpath(folder)
+    return sorted(p.name[: -len(".json")] for p in directory.iterdir() if p.name.endswith(".json"))
+
+
+def read_named_document(spec: str, folder: str, *, noun: str, error: type[HepaeError],
+                        max_bytes: int) -> tuple[Any, str] | None:
+    """``(document, source)`` of a built-in document (``spec`` a name in ``hepae/schemas/<folder>/``) or of a
+    JSON file (``spec`` a path, at most ``max_bytes``); ``None`` if it is neither. Failures are one-line
+    ``error`` naming the ``noun`` ("feature set", "precision profile")."""
+    builtin = resources.files("hepae").joinpath("schemas").joinpath(folder).joinpath(f"{spec}.json")
+    if not spec.endswith(".json") and builtin.is_file():
+        return parse_json(builtin.read_bytes(), what=f"{noun} '{spec}'", error=error), f"'{spec}'"
+    path = Path(spec)
+    if path.is_file():
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise error(f"{noun} file {path} is {size} bytes; a {noun} is at most {max_bytes} bytes of JSON")
+        return parse_json(path.read_bytes(), what=f"{noun} file {path}", error=error), str(path)
+    return None

@@ -31,14 +31,12 @@ from hepae.codecs.bounds import (
     EXCEPTION,
     ErrorBound,
     apply_residuals,
-    quantization_step,
+    constant_margin,
+    on_grid,
     quantize_residuals,
 )
 from hepae.codecs.residual_prediction import Predictor, evenly_spaced, unzigzag, zigzag
 from hepae.errors import CodecError, FeatureSetError, UnknownLayoutError
-
-CONSTANT_MARGIN = 0.01
-"""Margin of chunks whose prediction is a stored constant (no network): see ``BoundAE._constant_margin``."""
 
 
 class AE(Codec):
@@ -273,29 +271,10 @@ class BoundAE(BoundCodec):
                            None if constant is None else constant.astype(np.float32), margin, steps)
 
     def _on_grid(self, constant: np.ndarray, margin: float) -> np.ndarray:
-        """The constant prediction moved onto each bounded column's quantization grid (a multiple of the
-        step, of ``log|x|`` for relative bounds): columns with the same bound then quantize equal values
-        (OotFracClusters5 = OotFracClusters10 in most jets) to equal steps, which the predictor codes as
-        zero differences instead of a rounding jitter."""
-        out = np.asarray(constant, dtype=np.float64).copy()
-        for j, b in zip(self._bounded, self.error_bounds):
-            step = quantization_step(b.kind, b.value, margin)
-            if not np.isfinite(out[j]) or (b.kind == "rel" and out[j] == 0):
-                continue
-            if b.kind == "abs":
-                moved = np.rint(out[j] / step) * step
-            else:
-                moved = np.sign(out[j]) * np.exp(np.rint(np.log(np.abs(out[j])) / step) * step)
-            if np.isfinite(np.float32(moved)):  # not pushed past the largest float32
-                out[j] = moved
-        return out.astype(np.float32)
+        return on_grid(constant, self._bounded, self.error_bounds, margin)
 
     def _constant_margin(self) -> float:
-        """Margin for a stored constant prediction. No network runs when decoding, and the arithmetic is
-        the same on every machine but for ``exp``/``log`` (a few float64 ulps), which can flip the final
-        rounding to float32 by one ulp (2**-23 relative): a margin far above that suffices."""
-        smallest = min((b.value for b in self.error_bounds if b.kind == "rel"), default=1.0)
-        return min(self.margin, max(CONSTANT_MARGIN, 8 * 2.0**-23 / smallest))
+        return constant_margin(self.error_bounds, self.margin)
 
     def _choose_bits(self, sample_values, sample_latent, model) -> np.ndarray:
         """Per latent dimension, the bits that give the fewest estimated bits per object on a sample:

@@ -22,6 +22,8 @@ from hepae.errors import CodecError
 EXCEPTION = np.iinfo(np.int32).min
 """Residual value that marks an exception: the exact value is stored beside the residuals."""
 DEFAULT_MARGIN = 0.1
+CONSTANT_MARGIN = 0.01
+"""Margin of chunks whose prediction is a stored constant (no network): see :func:`constant_margin`."""
 
 
 # -- error bounds -----------------------------------------------------------------------------------
@@ -36,20 +38,77 @@ class ErrorBound:
 
     @classmethod
     def parse(cls, text: str) -> ErrorBound:
-        """``"pt=rel:1e-3"`` or ``"eta=abs:0.001"``."""
-        match = re.fullmatch(r"\s*([A-Za-z0-9_]+)\s*=\s*(rel|abs)\s*:\s*([0-9.eE+-]+)\s*", text)
+        """``"pt=rel:1e-3"``, ``"eta=abs:0.001"`` or ``"pt=bits:10"`` (10 mantissa bits kept: ``rel:2**-11``)."""
+        match = re.fullmatch(r"\s*([^=\s]+)\s*=\s*(.*)", text)
         if match is None:
-            raise CodecError(f"error bound {text!r} is not of the form COLUMN=rel:VALUE or COLUMN=abs:VALUE")
-        try:
-            value = float(match.group(3))
-        except ValueError:
-            raise CodecError(f"error bound {text!r}: {match.group(3)!r} is not a number") from None
-        if not (math.isfinite(value) and value > 0) or (match.group(2) == "rel" and value >= 1):
-            raise CodecError(f"error bound {text!r}: the value must be > 0 (and < 1 for a relative bound)")
-        return cls(match.group(1), match.group(2), value)
+            raise CodecError(f"error bound {text!r} is not of the form COLUMN=rel:VALUE, COLUMN=abs:VALUE or "
+                             "COLUMN=bits:N")
+        kind, value = parse_rule(match.group(2), what=f"error bound {text!r}")
+        if kind == "exact":
+            raise CodecError(f"error bound {text!r}: 'exact' is not a bound (leave the column unbounded, or mark it "
+                             "lossless in the feature set)")
+        return cls(match.group(1), kind, value)
 
     def __str__(self) -> str:
         return f"{self.column}={self.kind}:{self.value!r}"  # repr: the exact value, kept in the metadata
+
+
+RULE_KINDS = ("rel", "abs", "bits", "exact")
+"""The precision rules: ``rel:B`` (``|error| <= B |x|``), ``abs:B``, ``bits:N`` (the guarantee of keeping N
+mantissa bits, relative ``2**-(N+1)``, the way CMS NanoAOD states precision) and ``exact``."""
+
+
+def parse_rule(text: str, what: str = "precision rule") -> tuple[str, float | None]:
+    """``"rel:1e-3"`` -> ``("rel", 0.001)``; ``"bits:10"`` -> ``("rel", 2**-11)``; ``"exact"`` -> ``("exact", None)``.
+
+    Raises :class:`CodecError` naming ``what`` for an unknown kind, a value that is not a number, a bound
+    <= 0, NaN or infinite (or >= 1 for a relative bound), or bits outside 1..52.
+    """
+    rule = text.strip()
+    if rule == "exact":
+        return "exact", None
+    kind, _, number = (part.strip() for part in rule.partition(":"))
+    if kind not in RULE_KINDS[:3] or not _:
+        raise CodecError(f"{what}: unknown rule {text!r}; expected rel:B, abs:B, bits:N or exact")
+    if kind == "bits":
+        if not re.fullmatch(r"[0-9]+", number) or not 1 <= int(number) <= 52:
+            raise CodecError(f"{what}: bits:N needs a whole number of mantissa bits from 1 to 52, got {number!r}")
+        return "rel", 2.0 ** -(int(number) + 1)
+    try:
+        value = float(number)
+    except ValueError:
+        raise CodecError(f"{what}: {number!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0) or (kind == "rel" and value >= 1):
+        raise CodecError(f"{what}: the bound must be a number > 0 (and < 1 for a relative bound), got {number!r}")
+    return kind, value
+
+
+def constant_margin(bounds: tuple[ErrorBound, ...] | list[ErrorBound], margin: float) -> float:
+    """Margin for a stored constant prediction (no network runs when decoding). The arithmetic is the same on
+    every machine but for ``exp``/``log`` (a few float64 ulps), which can flip the final rounding to float32
+    by one ulp (2**-23 relative): a margin far above that suffices."""
+    smallest = min((b.value for b in bounds if b.kind == "rel"), default=1.0)
+    return min(margin, max(CONSTANT_MARGIN, 8 * 2.0**-23 / smallest))
+
+
+def on_grid(constant: np.ndarray, columns: list[int], bounds: tuple[ErrorBound, ...] | list[ErrorBound],
+            margin: float) -> np.ndarray:
+    """A constant prediction moved onto each bounded column's quantization grid (a multiple of the step, of
+    ``log|x|`` for relative bounds): columns with the same bound then quantize equal values (OotFracClusters5
+    = OotFracClusters10 in most jets) to equal steps, which the predictor codes as zero differences instead
+    of a rounding jitter. ``columns[k]`` is the column of ``bounds[k]``. Returns float32."""
+    out = np.asarray(constant, dtype=np.float64).copy()
+    for j, b in zip(columns, bounds):
+        step = quantization_step(b.kind, b.value, margin)
+        if not np.isfinite(out[j]) or (b.kind == "rel" and out[j] == 0):
+            continue
+        if b.kind == "abs":
+            moved = np.rint(out[j] / step) * step
+        else:
+            moved = np.sign(out[j]) * np.exp(np.rint(np.log(np.abs(out[j])) / step) * step)
+        if np.isfinite(np.float32(moved)):  # not pushed past the largest float32
+            out[j] = moved
+    return out.astype(np.float32)
 
 
 def quantization_step(kind: str, bound: float, margin: float) -> float:
@@ -75,6 +134,12 @@ def quantize_residuals(values: np.ndarray, predicted: np.ndarray, kind: str, bou
                        margin: float = DEFAULT_MARGIN) -> tuple[np.ndarray, np.ndarray]:
     """``(residual, exact)``: int32 residual steps, and the exact value where a residual cannot keep the bound.
 
+    Under a relative bound, a float32 value whose float64 reconstruction lies within ``2**-40`` (relative)
+    of the midpoint between two float32 values is accepted only if both keep the bound: a decoder whose
+    ``exp``/``log`` differ in the last float64 bits may round to either (this can matter only for bounds
+    within a few float32 ulps, ``bits:18`` and tighter).
+    An absolute bound's arithmetic (``h + q s``) is exact IEEE float64, the same on every machine.
+
     :func:`apply_residuals` then gives every value within ``bound`` (exceptions exactly).
     """
     x = np.asarray(values)
@@ -88,9 +153,15 @@ def quantize_residuals(values: np.ndarray, predicted: np.ndarray, kind: str, bou
             t[(np.sign(x64) != np.sign(h64)) | (x64 == 0)] = np.nan
         ok = np.isfinite(t) & (np.abs(t) < 2.0**30)
         q = np.where(ok, np.rint(t), 0).astype(np.int32)
-        reco = apply_residuals(h64, q, x, kind, bound, margin, x.dtype).astype(np.float64)
+        exact64 = apply_residuals(h64, q, x, kind, bound, margin, np.float64)
+        reco = exact64.astype(x.dtype)
         limit = bound * (1.0 - margin / 2) * (1.0 if kind == "abs" else np.abs(x64))
-        ok &= np.abs(reco - x64) <= limit
+        ok &= np.abs(reco.astype(np.float64) - x64) <= limit
+        if kind == "rel" and x.dtype != np.float64:  # another machine's exp/log (a few float64 ulps apart) may
+            other = np.nextafter(reco, np.where(reco < exact64, np.inf, -np.inf).astype(x.dtype))  # round to the
+            middle = (reco.astype(np.float64) + other.astype(np.float64)) / 2  # other float32 neighbour, but only
+            risky = np.abs(exact64 - middle) <= 2.0**-40 * np.abs(exact64)  # next to the midpoint between them
+            ok &= ~risky | (np.abs(other.astype(np.float64) - x64) <= limit)
     q[~ok] = EXCEPTION
     exact = np.where(ok, np.zeros((), x.dtype), x).astype(x.dtype)
     return q, exact

@@ -125,7 +125,10 @@ class Predictor:
     def predict(self, steps: np.ndarray, j: int) -> np.ndarray:
         """Column ``j``'s prediction from ``steps[:, :j]`` (the later columns are not read)."""
         k = len(self.coefficients)
-        total = steps[:, :j] @ self.coefficients[j, :j] + self.coefficients[j, k] + (1 << (FRACTION - 1))
+        used = np.flatnonzero(self.coefficients[j, :j])  # the sparse fits leave most coefficients 0
+        total = np.full(len(steps), self.coefficients[j, k] + (1 << (FRACTION - 1)), dtype=np.int64)
+        for c in used:  # exact int64 sums, term by term: the same as the matrix product, much faster
+            total += steps[:, c] * self.coefficients[j, c]
         out = total >> FRACTION
         if self.context[j] >= 0:
             out = out + curve(steps[:, self.context[j]], self.knots[j], self.values[j])
@@ -155,25 +158,34 @@ class Predictor:
     # -- fitting ------------------------------------------------------------------------------------
     @classmethod
     def fit(cls, steps: np.ndarray, flags: list[np.ndarray], contexts: bool = True,
-            classes: np.ndarray | None = None) -> Predictor:
-        """Fitted on (a sample of) one chunk's steps, exceptions left out; ``contexts=False`` fits the
-        linear part only, by least squares alone (quicker, for comparing settings). ``classes``: the
-        entropy coder's classes of the objects otherwise (their rank in the event), which a class
-        context has to beat."""
+            classes: np.ndarray | None = None, rows: int = _FIT_ROWS) -> Predictor:
+        """Fitted on (a sample of) one chunk's steps; ``contexts=False`` fits the linear part only, by
+        least squares alone (quicker, for comparing settings). ``classes``: the entropy coder's classes
+        of the objects otherwise (their rank in the event), which a class context has to beat. ``rows``:
+        how many of the chunk's rows the fit looks at (at most).
+
+        Column ``j`` is fitted on the rows where it is not an exception; an exception of an earlier
+        column counts as step 0 there, as the predictor sees it when coding. (Leaving out every row
+        with an exception anywhere would leave almost nothing to fit on when one column is mostly
+        exceptions, as a quantity that is zero in 98 % of the jets is under a relative bound.)"""
         n, k = steps.shape
         predictor = cls.empty(k)
-        clean = ~np.any(np.stack(flags, axis=1), axis=1) if k else np.ones(n, bool)
-        if clean.sum() < 16:
+        if n < 16:
             return predictor
-        sample = np.flatnonzero(clean)[:: max(1, int(clean.sum()) // _FIT_ROWS)]
-        x = steps[sample]
-        knot_bits = _KNOT_BITS * len(sample) / n  # a knot's storage, in proportion to the rows fitted on
-        fallback = classes[sample] if classes is not None else None
+        sample = np.arange(0, n, max(1, n // rows))
+        fallback_all = classes[sample] if classes is not None else None
         for j in range(1, k):
+            usable = ~flags[j][sample]
+            if usable.sum() < 16:
+                continue
+            rows = sample[usable]
+            x = steps[rows]
+            knot_bits = _KNOT_BITS * len(rows) / n  # a knot's storage, in proportion to the rows fitted on
+            fallback = fallback_all[usable] if fallback_all is not None else None
             predictor._fit_linear(x, j, sparse=contexts)
             if contexts:
                 predictor._fit_context(x, j, knot_bits)
-                predictor._fit_classes(x, j, len(sample) / n, fallback)
+                predictor._fit_classes(x, j, len(rows) / n, fallback)
         return predictor
 
     def _fit_linear(self, x: np.ndarray, j: int, sparse: bool = True) -> None:

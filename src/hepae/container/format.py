@@ -29,7 +29,8 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
@@ -42,7 +43,10 @@ from hepae.io.sources import DAMAGED_FILE_ERRORS
 from hepae.io.writing import TreeWriter
 from hepae.schema import parse_json, validate, validate_versioned
 
-CONTAINER_FORMAT_VERSION = 5
+if TYPE_CHECKING:
+    from hepae.codecs import BoundCodec
+
+CONTAINER_FORMAT_VERSION = 6
 METADATA_KEY = "hepae_metadata"
 METADATA_CHECKSUM_KEY = "hepae_metadata_sha256"
 DECODER_TREE = "hepae_decoder"
@@ -52,6 +56,8 @@ CHUNK_ENTRIES = "entries"
 STREAM_COUNTER = "n_objects"
 COUNT_BRANCH = "hepae_count"
 REST_COUNTER = "nhepae_rest"
+UNIT_COUNT_PREFIX = "hepae_count_"
+"""Prefix of the int32 branch that counts a unit's objects when no kept branch of its counter does."""
 RESERVED_OBJECTS = frozenset({METADATA_KEY, METADATA_CHECKSUM_KEY, STREAM_TREE, DECODER_TREE})
 """Top-level names hepae writes: an input that holds one is refused (already compressed?)."""
 
@@ -193,15 +199,70 @@ def compressed_tree_branches(
     return out
 
 
+def unit_stream_name(index: int, stream: str) -> str:
+    """A unit's stream in the stream tree: ``unit<i>_<stream>``."""
+    return f"unit{index}_{stream}"
+
+
+def unit_streams(metadata: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """``(unit index, stream entry with its name in the stream tree)`` of every unit's streams."""
+    return [(i, {**s, "name": unit_stream_name(i, s["name"])})
+            for i, unit in enumerate(metadata.get("units", [])) for s in unit["streams"]]
+
+
+def table_specs(branches: list[BranchSpec], replaced: set[str] | None, selecting: bool,
+                units: list[dict[str, Any]]) -> list[BranchSpec]:
+    """The branches of a compressed table: the input's ``branches`` in order, the collection's ``replaced``
+    ones (``None``: no collection) by ``hepae_count``, each unit's left out, and the count a unit needs
+    where none of its counter's branches is kept (``count_added``)."""
+    if replaced is not None:
+        branches = compressed_tree_branches(branches, replaced, [BranchSpec(COUNT_BRANCH, "int32")],
+                                            REST_COUNTER if selecting else None)
+    for unit in units:
+        count = [BranchSpec(unit["count_branch"], "int32")] if unit["count_added"] else []
+        branches = compressed_tree_branches(branches, {b["name"] for b in unit["branches"]}, count)
+    return branches
+
+
 def tree_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
-    """The branches of a compressed file's table, rebuilt from its metadata."""
-    collection = metadata["collection"]
-    replaced = {b["name"] for b in collection["branches"]} - set(collection["lossless_branches"])
-    rest = REST_COUNTER if collection["selection"] is not None else None
-    return compressed_tree_branches([BranchSpec.from_dict(b) for b in metadata["branches"]], replaced,
-                                    [BranchSpec(COUNT_BRANCH, "int32")], rest)
+    """The branches of a compressed file's table, rebuilt from its metadata (:func:`table_specs`)."""
+    collection = metadata.get("collection")
+    replaced = None
+    if collection is not None:
+        replaced = {b["name"] for b in collection["branches"]} - set(collection["lossless_branches"])
+    return table_specs([BranchSpec.from_dict(b) for b in metadata["branches"]], replaced,
+                       collection is not None and collection["selection"] is not None, metadata.get("units", []))
 
 
 def metadata_stream_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
-    streams = metadata["collection"]["streams"]
+    """The branches of the stream tree: the collection's streams, then every unit's."""
+    streams = [*(metadata["collection"]["streams"] if "collection" in metadata else []),
+               *(s for _, s in unit_streams(metadata))]
     return stream_specs({s["name"]: s["dtype"] for s in streams}, {s["name"] for s in streams if s["per"] == "chunk"})
+
+
+@dataclass
+class Unit:
+    """One section of a file coded under a precision profile: the float branches of one collection (sharing
+    a counter) and dtype, or the per-event floats (``counter`` None), and the bound codec they are coded with.
+
+    ``count_branch``: the branch of the compressed table whose per-event counts the unit follows, a kept
+    jagged branch of the same counter or, with ``count_added``, an int32 branch hepae adds (``hepae_count_<counter>``).
+    """
+
+    name: str
+    counter: str | None
+    dtype: str
+    branches: list[BranchSpec]
+    codec: BoundCodec
+    count_branch: str | None
+    count_added: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Its metadata entry (without the counts :class:`ContainerWriter` adds when finishing)."""
+        chunk_streams = self.codec.chunk_streams()
+        return {"name": self.name, "counter": self.counter, "dtype": self.dtype,
+                "branches": [b.to_dict() for b in self.branches], "codec": self.codec.codec.get_config(),
+                "count_branch": self.count_branch, "count_added": self.count_added,
+                "streams": [{"name": n, "dtype": d, "per": "chunk" if n in chunk_streams else "object"}
+                            for n, d in self.codec.stream_dtypes().items()]}

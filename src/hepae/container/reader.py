@@ -32,8 +32,9 @@ from hepae.container.format import (
     read_decoder_bytes,
     read_metadata,
     tree_specs,
+    unit_stream_name,
 )
-from hepae.errors import CodecError, ContainerFormatError, TreeNotFoundError, UnknownLayoutError
+from hepae.errors import CodecError, ContainerFormatError, FeatureSetError, TreeNotFoundError, UnknownLayoutError
 from hepae.features import FeatureSet, load_featureset
 from hepae.io.branches import BranchSpec
 from hepae.io.carryover import CarriedObject, copy_objects, object_digests
@@ -57,7 +58,7 @@ class Chunk:
     index, start : int
         Its place: the chunk's number and its first entry.
     counts : numpy.ndarray
-        Encoded objects per event (``hepae_count``).
+        The feature-set collection's encoded objects per event (``hepae_count``).
     """
 
     arrays: dict[str, ak.Array]
@@ -102,17 +103,63 @@ class ContainerReader:
         self._stack.close()
 
     # -- what the metadata says ----------------------------------------------------------------------
+    @property
+    def has_collection(self) -> bool:
+        """Whether a feature-set collection is coded (format 5 and earlier: always)."""
+        return "collection" in self.metadata
+
+    @property
+    def units(self) -> list[dict[str, Any]]:
+        """The sections coded under a precision profile (metadata entries; empty before format 6)."""
+        return self.metadata.get("units", [])
+
     @functools.cached_property
     def codec(self) -> Codec:
+        self._need_collection()
         return get_codec(self.metadata["codec"])
 
     @functools.cached_property
     def featureset(self) -> FeatureSet:
+        self._need_collection()
         return load_featureset(self.metadata["featureset"])
+
+    def _need_collection(self) -> None:
+        if not self.has_collection:
+            raise ContainerFormatError(f"{self.path} codes no feature-set collection (it was compressed under a "
+                                       "precision profile only); there is no feature set or codec to use")
+
+    @functools.cached_property
+    def unit_codecs(self) -> list[BoundCodec]:
+        """Each unit's codec, bound to its branches."""
+        out = []
+        for unit in self.units:
+            try:
+                out.append(get_codec(unit["codec"]).bind([b["name"] for b in unit["branches"]], unit["dtype"]))
+            except (CodecError, FeatureSetError) as err:
+                raise ContainerFormatError(f"{self.path}: unit '{unit['name']}' cannot be decoded: {err}") from None
+        return out
+
+    @functools.cached_property
+    def lossy_branches(self) -> dict[str, str]:
+        """Every branch whose values come back within a bound (or from a network): name -> how."""
+        out = {}
+        if self.has_collection:
+            network = self.codec.network_columns(self.featureset.column_names)
+            bounds = {b.column: str(b).split("=", 1)[1] for b in getattr(self.codec, "error_bounds", ())}
+            for column in self.featureset.columns:
+                branch = column.branch or column.name
+                if branch in self.replaced or column.name in bounds:
+                    out[branch] = bounds.get(column.name, "network (no bound)" if column.name in network
+                                             else self.codec.codec_id)
+        for unit in self.units:
+            for bound in get_codec(unit["codec"]).error_bounds:
+                out[bound.column] = f"{bound.kind}:{bound.value!r}"
+        return out
 
     @functools.cached_property
     def dtype(self) -> np.dtype:
         """The dtype the codec worked in (format 3 files do not say: the feature set's, truncate float32)."""
+        self._need_collection()
         recorded = self.metadata["collection"].get("dtype")
         if recorded:
             return np.dtype(recorded)
@@ -133,9 +180,19 @@ class ContainerReader:
 
     @functools.cached_property
     def replaced(self) -> dict[str, str]:
-        """Name -> dtype of the branches the codec rebuilds."""
+        """Name -> dtype of the branches the collection's codec rebuilds (none without a collection)."""
+        if not self.has_collection:
+            return {}
         lossless = set(self.metadata["collection"]["lossless_branches"])
         return {s.name: s.dtype for s in collection_specs(self.metadata) if s.name not in lossless}
+
+    @functools.cached_property
+    def decoded_branches(self) -> dict[str, str]:
+        """Name -> dtype of every branch decoding rebuilds: the collection's and the units'."""
+        out = dict(self.replaced)
+        for unit in self.units:
+            out.update({b["name"]: b["dtype"] for b in unit["branches"]})
+        return out
 
     @functools.cached_property
     def carried_objects(self) -> list[CarriedObject]:
@@ -168,8 +225,11 @@ class ContainerReader:
                                        f"({', '.join(mismatches)} differ; file corrupted or edited)")
         return model.to(device)
 
-    def bound_codec(self, device: str = "cpu") -> BoundCodec:
-        """The file's codec, bound to its collection and (if the file carries one) its decoder."""
+    def bound_codec(self, device: str = "cpu") -> BoundCodec | None:
+        """The file's codec, bound to its collection and (if the file carries one) its decoder; None if the
+        file codes no feature-set collection."""
+        if not self.has_collection:
+            return None
         model = self.decoder(device) if self.has_decoder else None
         try:
             return self.codec.bind(self.featureset.column_names, self.dtype, model)
@@ -221,7 +281,7 @@ class ContainerReader:
     @functools.cached_property
     def _entry_names(self) -> list[str]:
         """The branches of a stream-tree entry: events in the chunk, then the codec's streams."""
-        return [CHUNK_ENTRIES, *(s["name"] for s in self.metadata["collection"]["streams"])]
+        return [CHUNK_ENTRIES, *(s.name for s in metadata_stream_specs(self.metadata)[1:])]
 
     def _entry_events(self, entry: dict[str, ak.Array], index: int) -> int:
         try:
@@ -301,7 +361,42 @@ class ContainerReader:
             raise ContainerFormatError(f"{self.path}: damaged data in chunk {chunk.index} (after entry "
                                        f"{chunk.start}): {err}") from None
 
-    def _decode_chunk(self, chunk: Chunk, codec: BoundCodec, csv_decimals: bool) -> tuple[dict[str, Any], int]:
+    def _decode_chunk(self, chunk: Chunk, codec: BoundCodec | None, csv_decimals: bool
+                      ) -> tuple[dict[str, Any], int]:
+        rebuilt: dict[str, Any] = {}
+        n_objects = 0
+        if self.has_collection:
+            rebuilt, n_objects = self._decode_collection(chunk, codec, csv_decimals)
+        for i, (unit, unit_codec) in enumerate(zip(self.units, self.unit_codecs)):
+            rebuilt.update(self._decode_unit(chunk, i, unit, unit_codec))
+        return {s.name: rebuilt[s.name] if s.name in rebuilt else chunk.arrays[s.name] for s in self.branches}, \
+            n_objects
+
+    def unit_counts(self, chunk: Chunk, unit: dict[str, Any]) -> np.ndarray | None:
+        """A unit's objects per event in a chunk (None for per-event values)."""
+        if unit["counter"] is None:
+            return None
+        values = chunk.arrays[unit["count_branch"]]
+        counts = values if unit["count_added"] else ak.num(values, axis=1)
+        counts = ak.to_numpy(counts).astype(np.int64)
+        if (counts < 0).any():
+            raise ValueError(f"unit '{unit['name']}' has negative counts")
+        return counts
+
+    def _decode_unit(self, chunk: Chunk, index: int, unit: dict[str, Any], codec: BoundCodec) -> dict[str, Any]:
+        streams = {s["name"]: chunk.streams[unit_stream_name(index, s["name"])] for s in unit["streams"]}
+        counts = self.unit_counts(chunk, unit)
+        decoded = codec.decode(streams, counts if counts is not None else np.ones(chunk.n_events, np.int64))
+        out = {}
+        for j, branch in enumerate(unit["branches"]):
+            values = np.ascontiguousarray(decoded[:, j], dtype=np.dtype(branch["dtype"]))
+            out[branch["name"]] = values if counts is None else ak.unflatten(values, counts)
+        return out
+
+    def _decode_collection(self, chunk: Chunk, codec: BoundCodec | None, csv_decimals: bool
+                           ) -> tuple[dict[str, Any], int]:
+        if codec is None:
+            raise ValueError("the feature-set collection needs its codec (ContainerReader.bound_codec())")
         collection = self.metadata["collection"]
         counts = chunk.counts
         per_object = {s["name"] for s in collection["streams"] if s["per"] == "object"}
@@ -323,8 +418,7 @@ class ContainerReader:
         n_objects = int(counts.sum())
         if collection["selection"] is not None:  # the decoded objects back among the ones that were kept
             rebuilt, n_objects = merge_selection(rebuilt, chunk.arrays, collection["selection"], replaced)
-        return {s.name: rebuilt[s.name] if s.name in replaced else chunk.arrays[s.name] for s in self.branches}, \
-            n_objects
+        return {name: rebuilt[name] for name in replaced}, n_objects
 
     def copy_objects_to(self, file: uproot.WritableDirectory) -> None:
         """Copy the carried objects into ``file``, each checked against its checksum as it is copied."""
@@ -367,35 +461,52 @@ class ContainerReader:
         if streams.num_entries != len(metadata["checksums"]["chunks"]):
             raise fail(f"{streams.num_entries} chunks, {len(metadata['checksums']['chunks'])} meant")
         events = sum(int(np.sum(c[CHUNK_ENTRIES])) for c in iterate_arrays(streams, [CHUNK_ENTRIES]))
-        objects = sum(int(np.sum(c[COUNT_BRANCH])) for c in self.table.iterate([COUNT_BRANCH]))
-        if events != expected or objects != metadata["collection"]["n_compressed_objects"]:
-            raise fail(f"chunks of {events} events holding {objects} objects, "
-                       f"{expected} / {metadata['collection']['n_compressed_objects']} meant")
+        if events != expected:
+            raise fail(f"chunks of {events} events, {expected} meant")
+        if self.has_collection:
+            objects = sum(int(np.sum(c[COUNT_BRANCH])) for c in self.table.iterate([COUNT_BRANCH]))
+            if objects != metadata["collection"]["n_compressed_objects"]:
+                raise fail(f"{objects} objects, {metadata['collection']['n_compressed_objects']} meant")
 
     # -- sizes ---------------------------------------------------------------------------------------
     def sizes(self) -> dict[str, Any]:
-        """Byte counts: whole files, and the compressed collection alone (its streams and counts)."""
+        """Byte counts: whole files; the compressed collection alone (its streams and counts); each unit
+        (its streams and added counts) before and after."""
         metadata = self.metadata
-        streams = self.directory[STREAM_TREE]
-        latent_bytes = sum(int(b.compressed_bytes) for b in streams.branches)
-        latent_bytes += self.table.stored_bytes([COUNT_BRANCH])
-        input_collection = metadata["collection"]["input_compressed_bytes"]
-        decoder = metadata["model"]["decoder_bytes"] if "model" in metadata else 0
-        n_objects = metadata["collection"]["n_objects"]
+        stream_bytes = {b.name: int(b.compressed_bytes) for b in self.directory[STREAM_TREE].branches}
+        units = []
+        for i, unit in enumerate(self.units):
+            names = [unit_stream_name(i, s["name"]) for s in unit["streams"]]
+            size = sum(stream_bytes.pop(n, 0) + stream_bytes.pop(f"n_{n}", 0) for n in names)
+            if unit["count_added"]:
+                size += self.table.stored_bytes([unit["count_branch"]]) or 0
+            before = unit["input_compressed_bytes"]
+            units.append({"name": unit["name"], "branches": len(unit["branches"]), "n_objects": unit["n_objects"],
+                          "input_bytes": before, "output_bytes": size, "ratio": _ratio(before, size)})
         input_bytes = metadata["source"]["size_bytes"]
         output_bytes = self.path.stat().st_size
-        return {
+        out: dict[str, Any] = {
             "input_bytes": input_bytes,
             "output_bytes": output_bytes,
             "file_ratio": round(input_bytes / output_bytes, 4) if output_bytes else None,
-            "collection_input_bytes": input_collection,
-            "collection_latent_bytes": latent_bytes,
-            "decoder_bytes": decoder,
-            "collection_ratio": _ratio(input_collection, latent_bytes + decoder),
-            "collection_ratio_without_decoder": _ratio(input_collection, latent_bytes),
-            "bytes_per_object_input": _ratio(input_collection, n_objects),
-            "bytes_per_object_latent": round(latent_bytes / n_objects, 4) if n_objects else None,
         }
+        if self.has_collection:
+            latent_bytes = sum(stream_bytes.values()) + self.table.stored_bytes([COUNT_BRANCH])
+            input_collection = metadata["collection"]["input_compressed_bytes"]
+            decoder = metadata["model"]["decoder_bytes"] if "model" in metadata else 0
+            n_objects = metadata["collection"]["n_objects"]
+            out.update({
+                "collection_input_bytes": input_collection,
+                "collection_latent_bytes": latent_bytes,
+                "decoder_bytes": decoder,
+                "collection_ratio": _ratio(input_collection, latent_bytes + decoder),
+                "collection_ratio_without_decoder": _ratio(input_collection, latent_bytes),
+                "bytes_per_object_input": _ratio(input_collection, n_objects),
+                "bytes_per_object_latent": round(latent_bytes / n_objects, 4) if n_objects else None,
+            })
+        if units:
+            out["units"] = units
+        return out
 
 
 def _ratio(a: int | None, b: int) -> float | None:

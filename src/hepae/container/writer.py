@@ -18,12 +18,13 @@ from hepae.container.format import (
     DECODER_BRANCH,
     DECODER_TREE,
     RESERVED_OBJECTS,
-    REST_COUNTER,
     STREAM_TREE,
+    Unit,
     chunk_digest,
-    compressed_tree_branches,
+    metadata_stream_specs,
     stream_chunk,
-    stream_specs,
+    table_specs,
+    unit_stream_name,
     write_decoder,
     write_metadata,
 )
@@ -49,8 +50,10 @@ class ContainerWriter:
     ----------
     file : uproot.WritableDirectory
         The new (temporary) output file, opened by the caller.
-    codec : BoundCodec
-        The codec the streams come from.
+    codec : BoundCodec or None
+        The codec the feature-set collection's streams come from (None: no such collection).
+    units : sequence of Unit
+        The sections coded under a precision profile (:class:`hepae.container.format.Unit`).
     storage, table, title : str
         The input table's storage (``"TTree"`` or ``"RNTuple"``), name and title: the output keeps them.
     branches : list of BranchSpec
@@ -60,26 +63,49 @@ class ContainerWriter:
         (or, with ``selecting``, kept for the objects not selected, counted by ``nhepae_rest``).
     """
 
-    def __init__(self, file: uproot.WritableDirectory, codec: BoundCodec, *, storage: str, table: str, title: str,
-                 branches: list[BranchSpec], replaced: Sequence[str], selecting: bool) -> None:
-        self.file, self.codec = file, codec
-        self.table_specs = compressed_tree_branches(branches, set(replaced), [BranchSpec(COUNT_BRANCH, "int32")],
-                                                    REST_COUNTER if selecting else None)
-        self._stream_dtypes = codec.stream_dtypes()
-        self._chunk_streams = codec.chunk_streams()
-        self.stream_specs = stream_specs(self._stream_dtypes, self._chunk_streams)
+    def __init__(self, file: uproot.WritableDirectory, codec: BoundCodec | None, *, units: Sequence[Unit] = (),
+                 storage: str, table: str, title: str, branches: list[BranchSpec], replaced: Sequence[str] = (),
+                 selecting: bool = False) -> None:
+        self.file, self.codec, self.units = file, codec, list(units)
+        self._unit_entries = [u.to_dict() for u in self.units]
+        self.table_specs = table_specs(branches, set(replaced) if codec is not None else None, selecting,
+                                       self._unit_entries)
+        self._stream_dtypes = codec.stream_dtypes() if codec is not None else {}
+        self._chunk_streams = codec.chunk_streams() if codec is not None else set()
+        layout = {"units": self._unit_entries}
+        if codec is not None:
+            layout["collection"] = {"streams": self._collection_streams()}
+        self.stream_specs = metadata_stream_specs(layout)
         self._table = make_writer(file, storage, table, self.table_specs, title=title)
+        what = ", ".join([*([codec.codec.codec_id] if codec is not None else []), *(u.name for u in self.units)])
         self._streams = TreeWriter(file, STREAM_TREE, self.stream_specs,
-                                   title=f"hepae: {codec.codec.codec_id} codec streams, one entry per chunk")
+                                   title=f"hepae: codec streams ({what}), one entry per chunk")
         self.digests: list[str] = []
+        self.unit_objects = [0] * len(self.units)
         self._model: dict[str, Any] | None = None
         self._objects: dict[str, Any] = {}
 
-    def write_chunk(self, table_data: dict[str, Any], counts: np.ndarray, streams: dict[str, np.ndarray]) -> None:
-        """One chunk: the table's rows (every kept branch; ``counts``, the encoded objects per event, becomes
-        ``hepae_count``) and the codec's streams of its objects."""
-        data = {**table_data, COUNT_BRANCH: np.asarray(counts, dtype=np.int32)}
-        entry = stream_chunk(len(counts), streams)
+    def _collection_streams(self) -> list[dict[str, str]]:
+        return [{"name": n, "dtype": d, "per": "chunk" if n in self._chunk_streams else "object"}
+                for n, d in self._stream_dtypes.items()]
+
+    def write_chunk(self, table_data: dict[str, Any], counts: np.ndarray | None,
+                    streams: dict[str, np.ndarray] | None, n_events: int,
+                    unit_streams: Sequence[dict[str, np.ndarray]] = (),
+                    unit_counts: Sequence[np.ndarray | None] = ()) -> None:
+        """One chunk of ``n_events`` events: the table's rows (every kept branch; ``counts``, the collection's
+        encoded objects per event, becomes ``hepae_count``), the collection's streams, and per unit its
+        streams and its objects per event (None for per-event values; stored where ``count_added``)."""
+        data = dict(table_data)
+        if self.codec is not None:
+            data[COUNT_BRANCH] = np.asarray(counts, dtype=np.int32)
+        entry_streams = dict(streams or {})
+        for i, (unit, coded, unit_count) in enumerate(zip(self.units, unit_streams, unit_counts, strict=True)):
+            if unit.count_added:
+                data[unit.count_branch] = np.asarray(unit_count, dtype=np.int32)
+            self.unit_objects[i] += int(np.sum(unit_count)) if unit_count is not None else n_events
+            entry_streams.update({unit_stream_name(i, name): values for name, values in coded.items()})
+        entry = stream_chunk(n_events, entry_streams)
         self._table.extend(data)
         self._streams.extend(entry)
         self.digests.append(chunk_digest(self.table_specs, data, self.stream_specs, entry))
@@ -108,30 +134,33 @@ class ContainerWriter:
             self._objects = {"digests": copy_objects(directory, self.file, carried, input, step_size=step_size),
                              "carried": [o.to_dict() for o in carried], "dropped": dropped}
 
-    def finish(self, *, table: str, featureset: dict[str, Any], source: dict[str, Any], collection: dict[str, Any],
-               branches: list[BranchSpec], counters: dict[str, Any], dropped_branches: dict[str, str]
-               ) -> dict[str, Any]:
+    def finish(self, *, table: str, featureset: dict[str, Any] | None, source: dict[str, Any],
+               collection: dict[str, Any] | None, branches: list[BranchSpec], counters: dict[str, Any],
+               dropped_branches: dict[str, str], unit_input_bytes: Sequence[int | None] = (),
+               profile: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write the metadata (validated, with its checksum) and return it."""
         metadata: dict[str, Any] = {
             "format": "hepae-container",
             "format_version": CONTAINER_FORMAT_VERSION,
             "hepae_version": __version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "codec": self.codec.codec.get_config(),
             "tree": table,
-            "featureset": featureset,
             "source": source,
-            "collection": {
-                **collection,
-                "dtype": self.codec.dtype.name,
-                "streams": [{"name": n, "dtype": d, "per": "chunk" if n in self._chunk_streams else "object"}
-                            for n, d in self._stream_dtypes.items()],
-            },
             "branches": [s.to_dict() for s in branches],
             "counters": counters,
             "dropped_branches": dropped_branches,
             "checksums": {"algorithm": "sha256", "chunks": self.digests},
         }
+        if self.codec is not None:
+            metadata["codec"] = self.codec.codec.get_config()
+            metadata["featureset"] = featureset
+            metadata["collection"] = {**(collection or {}), "dtype": self.codec.dtype.name,
+                                      "streams": self._collection_streams()}
+        if self.units or self.codec is None:
+            metadata["units"] = [{**entry, "n_objects": n, "input_compressed_bytes": size} for entry, n, size
+                                 in zip(self._unit_entries, self.unit_objects, unit_input_bytes, strict=True)]
+        if profile is not None:
+            metadata["profile"] = profile
         if self._model is not None:
             metadata["normalization"] = self._model["normalization"]
             metadata["model"] = self._model["model"]

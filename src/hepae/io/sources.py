@@ -134,6 +134,25 @@ def _get_table(directory: uproot.ReadOnlyDirectory, name: str, path: PathArg, cl
         raise InputFileError(f"cannot read '{name}' in {path} (damaged file?): {_first_line(err)}") from None
 
 
+def main_table(directory: uproot.ReadOnlyDirectory, path: PathArg) -> str:
+    """The table a whole-file run compresses when none is named: the TTree or RNTuple at the top of the file
+    with the most branches (then the most entries): ``Events`` of NanoAOD, ``CollectionTree`` of xAOD,
+    ``EventData`` of PHYSLITE. A DarkMachines CSV file has one table, ``events``."""
+    if Path(path).suffix.lower() in CSV_SUFFIXES:
+        from hepae.io.darkmachines import TABLE_NAME
+
+        return TABLE_NAME
+    names = sorted(_tables(directory, path))
+    if not names:
+        raise TreeNotFoundError(f"{path} holds no TTree or RNTuple")
+
+    def size(name: str) -> tuple[int, int]:
+        table = _get_table(directory, name, path, ("TTree", RNTUPLE_CLASS))
+        return len(table.keys(recursive=False)), int(table.num_entries)
+
+    return max(names, key=size)
+
+
 def get_tree(directory: uproot.ReadOnlyDirectory, tree_name: str, path: PathArg) -> uproot.TTree:
     """The TTree ``tree_name`` of an open file; :class:`TreeNotFoundError` lists what is there."""
     return _get_table(directory, tree_name, path, ("TTree",))

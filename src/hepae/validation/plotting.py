@@ -220,3 +220,45 @@ def _migration(style: Style, fig: Any, ax: Any, edges: np.ndarray, fraction: np.
     ax.set_xlabel(f"reconstructed {label}")
     ax.set_ylabel(f"original {label}")
     style.label(ax)
+
+
+_OVERVIEW_BRANCHES = 40
+"""Branches an overview of bounds shows (those that come closest to their bounds)."""
+
+
+def bound_overview(style: Style, names: list[str], ratios: np.ndarray, ax: Any = None) -> Any:
+    """The largest error of each branch in units of its bound (at most 1: the guarantee), closest first."""
+    shown = min(len(names), _OVERVIEW_BRANCHES)
+    with style.context():
+        fig, ax = _axes(style, ax, figsize=(8.5, max(4.0, 0.22 * shown + 1.5)))
+        positions = np.arange(shown)
+        values = np.asarray(ratios[:shown], dtype=float)
+        ax.barh(positions, values, color=np.where(values <= 1.0, "tab:blue", "tab:red"), height=0.7)
+        ax.axvline(1.0, color="black", lw=1, ls="--", label="bound")
+        ax.set_yticks(positions, [n if len(n) <= 40 else "…" + n[-39:] for n in names[:shown]], fontsize="xx-small")
+        ax.invert_yaxis()
+        ax.set_xlim(0.0, max(1.1, float(values.max(initial=0.0)) * 1.05))
+        ax.set_xlabel("max |reco − orig| / bound")
+        more = len(names) - shown
+        ax.set_title(f"{len(names)} lossy branches" + (f" ({more} more below these)" if more > 0 else ""),
+                     fontsize="small")
+        ax.legend(loc="lower right")
+    return fig
+
+
+def bound_residual(style: Style, edges: np.ndarray, counts: np.ndarray, xlabel: str, rule: str, max_ratio: float,
+                   ax: Any = None) -> Any:
+    """The distribution of ``(reco − orig) / bound`` of one branch: within ±1 everywhere by the guarantee."""
+    with style.context():
+        fig, ax = _axes(style, ax)
+        style.histplot(counts, edges, yerr=np.sqrt(counts), ax=ax, color=COLORS["reconstructed"])
+        for x in (-1.0, 1.0):
+            ax.axvline(x, color="black", lw=1, ls="--")
+        ax.text(0.97, 0.80, f"rule {rule}\nmax |error| / bound = {max_ratio:.3f}", transform=ax.transAxes,
+                ha="right", va="top", fontsize="small")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("values / bin")
+        ax.set_yscale("log")
+        ax.set_ylim(0.5, max(float(np.max(counts, initial=1.0)), 1.0) * 1e3)
+        style.label(ax)
+    return fig

@@ -38,12 +38,13 @@ from hepae.errors import (
     OutputFileError,
 )
 from hepae.features import FeatureSet, list_featuresets, load_featureset
-from hepae.io.sources import DEFAULT_STEP_SIZE, PathArg, open_source
+from hepae.io.sources import DEFAULT_STEP_SIZE, PathArg, main_table, open_root, open_source
 from hepae.io.tensors import check_collection
 from hepae.io.writing import output_errors
 from hepae.progress import progress_bar
 from hepae.quality.residuals import ResidualAccumulator, open_pair, paired_chunks
 from hepae.validation import plotting
+from hepae.validation.branches import RATIO_EDGES, BranchErrors, compare_branches, float_branches, select_branches
 from hepae.validation.plotting import STYLES
 from hepae.validation.thresholds import DEFAULT_THRESHOLDS
 
@@ -237,12 +238,15 @@ class ValidationReport:
         return self.metrics
 
 
-def _guess_featureset(original: Path, compressed: Path | None) -> FeatureSet:
+def _guess_featureset(original: Path, compressed: Path | None, required: bool = True) -> FeatureSet | None:
+    """The compressed file's feature set, else the first built-in one that matches ``original``; None if none
+    does and it is not ``required`` (a report of the lossy branches alone)."""
     if not original.is_file():
         raise InputFileError(f"input file {original} does not exist")
     if compressed is not None:
         with ContainerReader(compressed) as reader:
-            return reader.featureset
+            if reader.has_collection:
+                return reader.featureset
     for featureset in list_featuresets():
         try:
             with open_source(original, featureset.tree) as source:
@@ -250,7 +254,31 @@ def _guess_featureset(original: Path, compressed: Path | None) -> FeatureSet:
             return featureset
         except HepaeError:  # not this one
             continue
+    if not required:
+        return None
     raise FeatureSetError(f"no built-in feature set matches {original}; pass one (--features NAME|JSON)")
+
+
+def _branch_section(original: Path, reconstructed: Path, compressed: Path | None, featureset: FeatureSet | None,
+                    branches: Sequence[str] | None, step_size: int | str) -> tuple[str, dict[str, BranchErrors]]:
+    """The table and the lossy branches to compare value by value (:mod:`hepae.validation.branches`)."""
+    known: dict[str, str] = {}
+    table = featureset.tree if featureset is not None else None
+    if compressed is not None:
+        with ContainerReader(compressed) as reader:
+            table = reader.metadata["tree"]
+            known = {name: rule for name, rule in reader.lossy_branches.items() if rule.startswith(("rel:", "abs:"))}
+            network = [name for name, rule in reader.lossy_branches.items() if name not in known]
+    if table is None:
+        with open_root(original) as directory:
+            table = main_table(directory, original)
+    with open_source(original, table) as source:
+        layout = source.layout
+    chosen = select_branches(layout, known, branches, original)
+    if compressed is not None and not branches:
+        chosen.update({name: None for name in network if name in float_branches(layout)})
+    return table, compare_branches(original, reconstructed, table, chosen, step_size)
+
 
 
 def validate(
@@ -260,6 +288,7 @@ def validate(
     *,
     featureset: str | FeatureSet | None = None,
     compressed: PathArg | None = None,
+    branches: Sequence[str] | None = None,
     style: str = "ATLAS",
     formats: Sequence[str] = ("png", "pdf"),
     thresholds: dict[str, float] | None = None,
@@ -271,14 +300,24 @@ def validate(
 
     The report holds a file per plot and format (``formats``; an empty tuple: numbers only),
     ``metrics.json``, ``histograms.root`` (every histogram as a TH1/TH2) and ``index.html``.
-    ``featureset`` defaults to the one recorded in ``compressed`` (if given) or the first built-in
-    one that matches ``original``; ``compressed`` also adds the correlation matrix of the latent
-    space. ``thresholds`` overrides :data:`DEFAULT_THRESHOLDS`. The directory appears only when the
-    report is complete.
+    Two parts:
+
+    * the collection of ``featureset`` (default: the one recorded in ``compressed``, if it codes one, or
+      the first built-in one that matches ``original``; none if nothing matches) as physics: paired
+      residuals, distribution tests, event-level quantities; ``compressed`` also adds the correlation
+      matrix of the latent space;
+    * every lossy branch, value by value (:mod:`hepae.validation.branches`): the branches ``compressed``
+      codes lossily, with their rules (the largest error in units of the bound must be at most 1), or
+      the float branches matching ``branches`` (glob patterns), or without either every float branch.
+
+    ``thresholds`` overrides :data:`DEFAULT_THRESHOLDS`. The directory appears only when the report
+    is complete.
     """
     original, reconstructed, outdir = Path(original), Path(reconstructed), Path(outdir)
     compressed = Path(compressed) if compressed is not None else None
-    featureset = load_featureset(featureset) if featureset is not None else _guess_featureset(original, compressed)
+    whole_file = compressed is not None or branches is not None
+    featureset = load_featureset(featureset) if featureset is not None else \
+        _guess_featureset(original, compressed, required=not whole_file)
     limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     unknown = set(limits) - set(DEFAULT_THRESHOLDS)
     if unknown:
@@ -288,6 +327,18 @@ def validate(
     formats = tuple(formats)
     inputs = [p for p in (original, reconstructed, compressed) if p is not None]
     check_report_directory(outdir, overwrite=overwrite, inputs=inputs)
+    table, branch_errors = (None, {}) if not whole_file else \
+        _branch_section(original, reconstructed, compressed, featureset, branches, step_size)
+    if featureset is None:
+        with open_source(original, table) as source:
+            n_events = source.num_entries
+        latent_moments = None
+        if compressed is not None:
+            with ContainerReader(compressed) as reader:
+                latent_moments = _latent_moments(compressed) if reader.has_collection else None
+        return _finish_report(outdir, overwrite, inputs, lambda work: _write_report(
+            work, None, style, formats, limits, None, [], None, latent_moments, None, original, reconstructed,
+            n_events, branch_errors, table))
     accumulator = ResidualAccumulator(featureset)
     variables: list[_Variable] = []
     residual_moments = _Moments(featureset.n_features)
@@ -314,17 +365,24 @@ def validate(
                 physics.fill(values_a, values_b, counts)
                 n_events += len(counts)
                 bar.update(len(counts))
-    latent_moments = _latent_moments(compressed) if compressed is not None else None
+    latent_moments = None
+    if compressed is not None:
+        with ContainerReader(compressed) as reader:
+            latent_moments = _latent_moments(compressed) if reader.has_collection else None
+    return _finish_report(outdir, overwrite, inputs, lambda work: _write_report(
+        work, featureset, style, formats, limits, accumulator, variables, residual_moments, latent_moments, physics,
+        original, reconstructed, n_events, branch_errors, table or featureset.tree))
 
+
+def _finish_report(outdir: Path, overwrite: bool, inputs: Sequence[Path], write: Any) -> ValidationReport:
+    """Write the report into a temporary directory next to ``outdir`` (``write(work)``), then put it in place."""
     parent = outdir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     with output_errors(outdir):  # a full disk names the report directory
         work = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
     try:
         with output_errors(outdir):
-            metrics, files = _write_report(work, featureset, style, formats, limits, accumulator, variables,
-                                           residual_moments, latent_moments, physics, original, reconstructed,
-                                           n_events)
+            metrics, files = write(work)
             manifest = {"written_by": "hepae validate", "files": files}
             (work / REPORT_MANIFEST).write_text(json.dumps(manifest, indent=1))
             _replace_report(work, outdir, overwrite=overwrite, inputs=inputs)
@@ -505,14 +563,18 @@ def _draw_variable(figures: _Figures, variable: _Variable, stats: dict[str, Any]
             variable.profile.axes[0].label, residual.label))
 
 
-def _write_report(work: Path, featureset: FeatureSet, style: str, formats: tuple[str, ...],
-                  limits: dict[str, float], accumulator: ResidualAccumulator, variables: list[_Variable],
-                  residual_moments: _Moments, latent_moments: tuple[list[str], _Moments] | None,
-                  physics: _Physics, original: Path, reconstructed: Path, n_events: int,
-                  ) -> tuple[dict[str, Any], list[str]]:
+def _write_report(work: Path, featureset: FeatureSet | None, style: str, formats: tuple[str, ...],
+                  limits: dict[str, float], accumulator: ResidualAccumulator | None, variables: list[_Variable],
+                  residual_moments: _Moments | None, latent_moments: tuple[list[str], _Moments] | None,
+                  physics: _Physics | None, original: Path, reconstructed: Path, n_events: int,
+                  branch_errors: dict[str, BranchErrors], table: str) -> tuple[dict[str, Any], list[str]]:
     figures = _Figures(work, style, formats)
-    summary = accumulator.summary()
+    summary = accumulator.summary() if accumulator is not None else {}
     per_variable: dict[str, Any] = {}
+    labels: list[str] = []
+    correlation = np.zeros((0, 0))
+    latent_correlation = None
+    physics_metrics = {}
     with uproot.recreate(work / "histograms.root") as root:
         for variable, std_original in zip(variables, _original_std(variables)):
             name = variable.column.name
@@ -522,19 +584,18 @@ def _write_report(work: Path, featureset: FeatureSet, style: str, formats: tuple
             root[f"reconstructed_{name}"] = variable.reconstructed
             root[f"residual_{name}"] = variable.residual
             root[f"migration_{name}"] = variable.migration
-        labels = featureset.column_names
-        correlation = residual_moments.correlation()
-        figures.add("correlation_residuals", lambda p, look: p.matrix(look, correlation, labels,
-                                                                      "correlation of residuals"))
-        latent_correlation = None
+        if featureset is not None:
+            labels = featureset.column_names
+            correlation = residual_moments.correlation()
+            figures.add("correlation_residuals", lambda p, look: p.matrix(look, correlation, labels,
+                                                                          "correlation of residuals"))
         if latent_moments is not None and latent_moments[0]:
             latent_names, moments = latent_moments
             latent_correlation = moments.correlation()
             latent_labels = [n.rsplit("_", 1)[1] for n in latent_names]
             figures.add("correlation_latent", lambda p, look: p.matrix(look, latent_correlation, latent_labels,
                                                                        "correlation of latent values"))
-        physics_metrics = {}
-        for name, (h_original, h_reco) in physics.hists.items():
+        for name, (h_original, h_reco) in (physics.hists.items() if physics is not None else ()):
             axis = h_original.axes[0]
             log_x = getattr(axis, "transform", None) is not None
             figures.add(f"physics_{name}", lambda p, look, axis=axis, a=h_original, b=h_reco, log_x=log_x: p.comparison(
@@ -542,11 +603,13 @@ def _write_report(work: Path, featureset: FeatureSet, style: str, formats: tuple
             root[f"original_{name}"], root[f"reconstructed_{name}"] = h_original, h_reco
             chi2, ndf = chi2_ndf(h_original.values(flow=True), h_reco.values(flow=True))
             physics_metrics[name] = {"entries": int(h_original.values(flow=True).sum()), "chi2": chi2, "ndf": ndf}
+        per_branch = _draw_branches(figures, root, branch_errors)
     files = [*figures.files, "histograms.root"]
     metrics = {
         "original": str(original),
         "reconstructed": str(reconstructed),
-        "featureset": featureset.name,
+        "featureset": featureset.name if featureset is not None else None,
+        "table": table,
         "n_events": n_events,
         "n_objects": int(max((v["n"] + v["undefined"] for v in summary.values()), default=0)),
         "thresholds": limits,
@@ -554,13 +617,38 @@ def _write_report(work: Path, featureset: FeatureSet, style: str, formats: tuple
         "residual_correlation": {"labels": labels, "matrix": [_json_list(r) for r in correlation]},
         "latent_correlation": None if latent_correlation is None else [_json_list(r) for r in latent_correlation],
         "physics": physics_metrics,
-        "passed": all(all(v["tests_passed"].values()) for v in per_variable.values()),
+        "branches": per_branch,
+        "passed": all(all(v["tests_passed"].values()) for v in per_variable.values())
+        and all(b["within_bound"] is not False for b in per_branch.values()),
     }
     (work / "metrics.json").write_text(json.dumps(metrics, indent=1, allow_nan=False, default=_finite) + "\n")
     files.append("metrics.json")
     (work / "index.html").write_text(_html(metrics, files), encoding="utf-8")
     files.append("index.html")
     return metrics, files
+
+
+_BRANCH_PLOTS = 12
+"""Branches whose ``(reco - orig) / bound`` histogram is drawn: those with the largest errors."""
+
+
+def _draw_branches(figures: _Figures, root: Any, branch_errors: dict[str, BranchErrors]) -> dict[str, Any]:
+    """Metrics of every compared branch; an overview plot of the largest error per branch in units of its
+    bound, and the error histograms of the branches that come closest to their bounds."""
+    per_branch = {name: errors.to_dict() for name, errors in branch_errors.items()}
+    bounded = sorted((e for e in branch_errors.values() if e.rule is not None), key=lambda e: -e.max_ratio)
+    if bounded:
+        names = [e.name for e in bounded]
+        ratios = np.array([min(e.max_ratio, 2.0) for e in bounded])
+        figures.add("branches_max_error", lambda p, look: p.bound_overview(look, names, ratios))
+    for errors in bounded[:_BRANCH_PLOTS]:
+        counts = errors.ratios.values()
+        stem = "branch_" + "".join(c if c.isalnum() or c in "_-." else "_" for c in errors.name)
+        figures.add(stem, lambda p, look, e=errors, c=counts: p.bound_residual(
+            look, RATIO_EDGES, c, f"(reco − orig) / bound of {e.name}", e.rule, e.max_ratio))
+    for errors in bounded:
+        root["bound_ratio_" + "".join(c if c.isalnum() else "_" for c in errors.name)] = errors.ratios
+    return per_branch
 
 
 def _original_std(variables: list[_Variable]) -> list[float]:
@@ -603,12 +691,24 @@ def _html(metrics: dict[str, Any], files: list[str]) -> str:
         images.append(f"<figure><a href='{html.escape(pdf)}'><img src='{html.escape(png)}' alt='{html.escape(png)}'>"
                       f"</a><figcaption>{html.escape(png[:-4])}</figcaption></figure>")
     limits = metrics["thresholds"]
+    branch_rows = []
+    for name, b in sorted(metrics["branches"].items(), key=lambda item: -(item[1]["max_error_over_bound"] or 0)):
+        verdict = {True: "pass", False: "FAIL", None: "-"}[b["within_bound"]]
+        ratio = "-" if b["max_error_over_bound"] is None else f"{b['max_error_over_bound']:.3f}"
+        branch_rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(b['rule'] or '-')}</td><td>{b['n']}</td>"
+                           f"<td>{b['identical']}</td><td>{b['max_abs_error']:.3g}</td><td>{b['rms_error']:.3g}</td>"
+                           f"<td>{ratio}</td><td class='{verdict}'>{verdict}</td></tr>")
+    branch_table = "" if not branch_rows else f"""<h2>Every lossy branch of '{html.escape(metrics['table'])}', value by
+value</h2><p>The largest error in units of each branch's bound must be at most 1.</p>
+<table><tr><th>branch</th><th>rule</th><th>values</th><th>identical</th><th>max |error|</th><th>rms error</th>
+<th>max |error| / bound</th><th>bound kept</th></tr>{''.join(branch_rows)}</table>"""
+    title = html.escape(metrics["featureset"] or metrics["table"])
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>hepae validation: {html.escape(metrics['featureset'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>hepae validation: {title}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;
 padding:3px 8px;text-align:right}} .FAIL{{color:#b00;font-weight:bold}} .pass{{color:#070}}
 figure{{display:inline-block;margin:6px}} img{{width:420px}}</style></head><body>
-<h1>hepae validation — {html.escape(metrics['featureset'])}</h1>
+<h1>hepae validation — {title}</h1>
 <p>original <code>{html.escape(metrics['original'])}</code>,
 reconstructed <code>{html.escape(metrics['reconstructed'])}</code>:
 {metrics['n_events']} events. Objects are paired one to one: residual quantiles and bin migration are the primary
@@ -619,6 +719,7 @@ all numbers: <a href="metrics.json">metrics.json</a>.</p>
 <table><tr><th>variable</th><th>residual</th><th>objects</th><th>mean ± SEM</th><th>σ ± error</th><th>68% |r|</th>
 <th>99% |r|</th><th>max |r|</th><th>bin migration</th><th>χ²/ndf</th><th>KS</th><th>W/σ</th><th>tests</th></tr>
 {''.join(rows)}</table>
+{branch_table}
 {''.join(images)}
 </body></html>
 """

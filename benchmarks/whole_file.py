@@ -1,0 +1,159 @@
+"""Whole files under a precision profile: bytes against what experiments do today, and speed against a copy.
+
+    python benchmarks/whole_file.py                        # the samples in ../shared/data (skipped if absent)
+    python benchmarks/whole_file.py --input f.root --profile nanoaod --name mine
+
+For each file, in the same run on the same machine, the table's bytes (the main TTree or RNTuple; a
+file's other objects are not counted, so that every row compares the same data):
+
+* the input as written;
+* a lossless rewrite, as uproot writes ROOT files, with ZSTD (level 5) and LZMA (level 9);
+* NanoAOD-style mantissa truncation of every lossy branch at its rule's precision (:mod:`hepae.baselines`),
+  then ZSTD or LZMA: the baseline to beat;
+* hepae under the profile (``hepae compress --profile``), with ZSTD and with LZMA for what it keeps exactly.
+
+``hepae / truncation`` is hepae's better file over the better truncated one (aim: <= 0.75); every value of
+both is checked against its rule. Throughput: compress and decompress time against the lossless ZSTD rewrite
+(a plain uproot read-and-write of the same table, aim >= 0.5x its speed), each the fastest of ``--repeat``
+rounds. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import hepae
+from hepae.baselines import rewrite
+from hepae.codecs import ErrorBound
+from hepae.container import ContainerReader
+from hepae.io.sources import open_source
+from hepae.validation.branches import compare_branches
+
+SHARED = Path(os.environ.get("HEPAE_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
+FILES = [  # name, path, profile, --drop-unsupported, what it tells
+    ("qcd xAOD", SHARED / "qcd_dijet_13TeV_xaod.root", "xaod", False, "the sample the bounded coder was developed on"),
+    ("γ+jet xAOD", SHARED / "gammajet_13TeV_xaod.root", "xaod", False, "unseen: other process and seed"),
+    ("γ+jet NanoAOD", SHARED / "gammajet_13TeV_nanoaod.root", "nanoaod", False, "unseen; every collection"),
+    ("ttbar DarkMachines CSV", SHARED / "ttbar_13TeV_darkmachines.csv", "darkmachines", False, "unseen"),
+    ("real CMS NanoAOD (200 ev.)", SHARED / "real" / "nanoAOD_2015_CMS_Open_Data_ttbar.root", "nanoaod", False,
+     "correctness only: tiny"),
+    ("real PHYSLITE RNTuple", SHARED / "real" / "uproot-physlite-rntuple_v1-0-0-0.root", "physlite", True,
+     "correctness only: tiny"),
+]
+
+
+def best_of(repeat: int, step) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = step()
+        times.append(time.perf_counter() - started)
+    return min(times), result
+
+
+def table_bytes(path: Path, table: str) -> int:
+    """On-disk bytes of a file's table (a CSV file: the whole file)."""
+    if path.suffix == ".csv":
+        return path.stat().st_size
+    with open_source(path, table) as source:
+        return int(source.stored_bytes(source.layout.names) or 0)
+
+
+def hepae_table_bytes(path: Path) -> tuple[int, str]:
+    """A compressed file's table: its kept branches, the streams and the metadata (the other objects aside)."""
+    with ContainerReader(path) as reader:
+        kept = [s.name for s in reader.stored_specs]
+        streams = sum(int(b.compressed_bytes) for b in reader.directory["hepae_streams"].branches)
+        metadata = len(json.dumps(reader.metadata))
+        return int(reader.table.stored_bytes(kept) or 0) + streams + metadata, reader.metadata["tree"]
+
+
+def measure(name: str, source: Path, profile: str | None, drop: bool, note: str, work: Path, repeat: int) -> dict:
+    compressed = work / "hepae.root"
+    compress_s, summary = best_of(repeat, lambda: hepae.compress(source, compressed, profile=profile, overwrite=True,
+                                                                 drop_unsupported=drop, check=False, progress=False))
+    decompress_s, _ = best_of(repeat, lambda: hepae.decompress(compressed, work / "reco.root", overwrite=True,
+                                                                 progress=False))
+    hepae.compress(source, work / "hepae-lzma.root", profile=profile, overwrite=True, drop_unsupported=drop,
+                   check=False, compression="lzma:9", progress=False)
+    with ContainerReader(compressed) as reader:
+        applied = reader.metadata["profile"]["applied"]
+        table = reader.metadata["tree"]
+        profile = reader.metadata["profile"]["name"]
+    bounds = {k: ErrorBound(k, v.split(":")[0], float(v.split(":")[1])) for k, v in applied.items()}
+    copy_s, _ = best_of(repeat, lambda: rewrite(source, work / "copy.root", table=table, overwrite=True))
+    sizes = {"input": table_bytes(source, table), "input file": source.stat().st_size}
+    for compression in ("zstd:5", "lzma:9"):
+        tag = compression.split(":")[0]
+        rewrite(source, work / f"lossless-{tag}.root", table=table, compression=compression, overwrite=True)
+        rewrite(source, work / f"truncated-{tag}.root", table=table, truncate=bounds, compression=compression,
+                overwrite=True)
+        sizes[f"lossless {tag}"] = table_bytes(work / f"lossless-{tag}.root", table)
+        sizes[f"truncated {tag}"] = table_bytes(work / f"truncated-{tag}.root", table)
+    sizes["hepae zstd"] = hepae_table_bytes(compressed)[0]
+    sizes["hepae lzma"] = hepae_table_bytes(work / "hepae-lzma.root")[0]
+    checks = {}
+    for label, path in (("hepae", work / "reco.root"), ("truncated", work / "truncated-zstd.root")):
+        errors = compare_branches(source, path, table, applied)
+        checks[label] = max((e.max_ratio for e in errors.values()), default=0.0)
+    baseline = min(sizes["truncated zstd"], sizes["truncated lzma"])
+    best = min(sizes["hepae zstd"], sizes["hepae lzma"])
+    return {
+        "name": name, "file": source.name, "profile": profile, "note": note, "table": table,
+        "lossy_branches": len(applied), "events": summary["n_events"], "bytes": sizes,
+        "hepae_over_truncation": round(best / baseline, 4),
+        "max_error_over_bound": checks,
+        "seconds": {"copy": copy_s, "compress": compress_s, "decompress": decompress_s},
+        "speed_vs_copy": {"compress": round(copy_s / compress_s, 3), "decompress": round(copy_s / decompress_s, 3)},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", type=Path, help="one file instead of the shared samples")
+    parser.add_argument("--profile", help="its profile (default: the one that fits it)")
+    parser.add_argument("--name", default="input")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds of each timed step; the fastest counts")
+    parser.add_argument("--generated-events", type=int, default=300_000,
+                        help="also a generated xAOD-layout file with 27 jet variables of this many events (seed 11, "
+                             "several chunks: the throughput of a file longer than one chunk); 0: none")
+    parser.add_argument("--json-out", default="whole_file.json")
+    args = parser.parse_args()
+    if args.input is not None:
+        files = [(args.name, args.input, args.profile, False, "")]
+    else:
+        files = [f for f in FILES if f[1].is_file()]
+        if not files:
+            raise SystemExit(f"no sample files in {SHARED}; pass --input")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.generated_events and args.input is None:
+            generated = hepae.make_sample(Path(tmp) / "generated.root", "atlas-jets-27d",
+                                          n_events=args.generated_events, seed=11)
+            files.append((f"generated xAOD 27D ({args.generated_events // 1000}k ev.)", generated, "xaod", False,
+                          "unseen seed; several chunks"))
+        for name, path, profile, drop, note in files:
+            print(f"{name}: {path.name} under '{profile or 'the profile that fits it'}' ...", file=sys.stderr)
+            rows.append(measure(name, path, profile, drop, note, Path(tmp), args.repeat))
+    kib = lambda n: f"{n / 1024:9.1f}"  # noqa: E731
+    header = ["file", "profile", "lossy", "input", "lossless zstd", "lossless lzma", "trunc. zstd", "trunc. lzma",
+              "hepae zstd", "hepae lzma", "hepae/trunc.", "max err/bound", "compress", "decompress"]
+    print("table bytes in KiB (the main TTree/RNTuple); speeds relative to a plain uproot copy (1.0)")
+    print(" | ".join(header))
+    for r in rows:
+        b = r["bytes"]
+        print(" | ".join([r["name"], r["profile"], str(r["lossy_branches"]), *(kib(b[k]) for k in (
+            "input", "lossless zstd", "lossless lzma", "truncated zstd", "truncated lzma", "hepae zstd", "hepae lzma")),
+            f"{r['hepae_over_truncation']:.3f}", f"{max(r['max_error_over_bound'].values()):.3f}",
+            f"{r['speed_vs_copy']['compress']:.2f}x", f"{r['speed_vs_copy']['decompress']:.2f}x"]))
+    Path(args.json_out).write_text(json.dumps({"rows": rows}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""What experiments do today, for comparison: a table rewritten as ROOT writes it (lossless), or with every
+lossy branch's mantissa truncated to the precision of its rule (NanoAOD-style), then ZSTD or LZMA.
+
+CMS NanoAOD stores each float with a fixed number of mantissa bits and lets the file's compression do the
+rest; that is the baseline a precision profile has to beat at the same guaranteed precision:
+
+* ``rel:B`` (and ``bits:N``): the fewest mantissa bits N with ``2**-(N+1) <= B`` (rounding to nearest keeps
+  ``|error| <= 2**-(N+1) |x|``);
+* ``abs:B``: the fewest bits that keep ``|error| <= B`` for the largest ``|x|`` of the chunk
+  (``max|x| 2**-(N+1) <= B``), a fixed precision per branch and chunk, as NanoAOD fixes it per branch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from hepae.codecs import ErrorBound, truncate_mantissa
+from hepae.io.sources import DEFAULT_STEP_SIZE, main_table, open_root, open_source
+from hepae.io.writing import atomic_output, make_writer, parse_compression
+
+_MANTISSA = {np.dtype("float32"): 23, np.dtype("float64"): 52}
+
+
+def truncation_bits(bound: ErrorBound, values: np.ndarray) -> int:
+    """The fewest mantissa bits that keep every one of ``values`` within ``bound`` when rounded to them."""
+    limit = _MANTISSA[np.dtype(values.dtype)]
+    if bound.kind == "rel":
+        return min(limit, max(1, math.ceil(-math.log2(bound.value)) - 1))
+    finite = np.abs(values[np.isfinite(values)].astype(np.float64))
+    largest = float(finite.max(initial=0.0))
+    if largest <= bound.value:
+        return 1
+    return min(limit, max(1, math.ceil(math.log2(largest / bound.value)) - 1))
+
+
+def _truncated(values: Any, bound: ErrorBound) -> Any:
+    jagged = isinstance(values, ak.Array) and values.ndim > 1
+    flat = ak.to_numpy(ak.flatten(values, axis=1)) if jagged else np.asarray(ak.to_numpy(values))
+    out = truncate_mantissa(flat, truncation_bits(bound, flat)).astype(flat.dtype)
+    return ak.unflatten(out, ak.num(values, axis=1)) if jagged else out
+
+
+def rewrite(input: str | PathLike[str], output: str | PathLike[str], *, table: str | None = None,
+            truncate: dict[str, ErrorBound] | None = None, compression: str = "zstd:5",
+            step_size: int | str = DEFAULT_STEP_SIZE, overwrite: bool = False) -> dict[str, Any]:
+    """Write ``input``'s ``table`` (default: its main one) to ``output`` as uproot writes it, the branches
+    of ``truncate`` (name -> bound) mantissa-truncated to their bound (see the module docstring). Only the
+    table is written (not the file's other objects); branches uproot cannot write are left out.
+
+    Returns ``{"output", "output_bytes", "seconds", "truncated_branches"}``.
+    """
+    started = time.perf_counter()
+    input, output = Path(input), Path(output)
+    truncate = dict(truncate or {})
+    if table is None:
+        if input.suffix.lower() == ".csv":
+            table = "events"
+        else:
+            with open_root(input) as directory:
+                table = main_table(directory, input)
+    with open_source(input, table) as source, atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
+        specs = source.layout.branches
+        with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
+            writer = make_writer(file, source.storage, source.name, specs, title=source.title)
+            for chunk in source.iterate([s.name for s in specs], step_size):
+                writer.extend({name: _truncated(values, truncate[name]) if name in truncate else values
+                               for name, values in chunk.items()})
+    return {"output": str(output), "output_bytes": os.path.getsize(output),
+            "seconds": round(time.perf_counter() - started, 3), "truncated_branches": len(truncate)}

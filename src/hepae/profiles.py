@@ -1,0 +1,273 @@
+"""Precision profiles: which float branch of a file is stored with which precision.
+
+A profile is data, a JSON document following ``schemas/profile.schema.json``: rules that map branch-name
+patterns (shell-style globs, :func:`fnmatch.fnmatchcase`, matched against the whole name) to a precision
+rule (:func:`hepae.codecs.bounds.parse_rule`): ``rel:B``, ``abs:B``, ``bits:N`` or ``exact``. The first
+matching rule wins; float branches that match none get the profile's ``unmatched`` rule (``exact``
+unless it says otherwise); integers, booleans, strings and records are always exact. Built-in profiles
+ship in ``hepae/schemas/profiles/`` (``hepae profiles`` lists them); a user passes a name or the path
+of an own file, and command-line rules (``--error-bound 'Jet_btag*=abs:1e-3'``) come before the
+profile's, so they add to it or override it.
+
+:func:`plan_units` turns a profile and a table into the units ``hepae compress`` codes: one per
+collection (the float branches sharing a counter, of one dtype), one for the per-event floats.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from hepae.codecs import Bounded, ErrorBound
+from hepae.codecs.bounds import parse_rule
+from hepae.container.format import UNIT_COUNT_PREFIX, Unit
+from hepae.errors import CodecError, ProfileError, SchemaValidationError, close_matches
+from hepae.io.branches import BranchSpec, TreeLayout
+from hepae.schema import builtin_names, read_named_document, validate
+
+MAX_PROFILE_BYTES = 4 * 2**20
+_MANTISSA_BITS = {np.dtype("float32"): 23, np.dtype("float64"): 52}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule: a branch-name pattern and its precision (``origin``: the profile, or the command line)."""
+
+    pattern: str
+    rule: str
+    comment: str = ""
+    origin: str = "profile"
+
+    def __post_init__(self) -> None:
+        parse_rule(self.rule, what=f"rule '{self.pattern}={self.rule}'")  # CodecError -> ProfileError below
+
+    @property
+    def kind(self) -> str:
+        return parse_rule(self.rule)[0]
+
+    @property
+    def value(self) -> float | None:
+        return parse_rule(self.rule)[1]
+
+    def matches(self, name: str) -> bool:
+        return fnmatch.fnmatchcase(name, self.pattern)
+
+    def __str__(self) -> str:
+        return f"{self.pattern}={self.rule}"
+
+    @classmethod
+    def parse(cls, text: str, origin: str = "command line") -> Rule:
+        """``"Jet_btag*=abs:1e-3"`` (a pattern, ``=``, a rule)."""
+        pattern, equals, rule = text.partition("=")
+        if not equals or not pattern.strip():
+            raise ProfileError(f"precision rule {text!r} is not of the form PATTERN=RULE (e.g. 'Jet_pt=bits:10', "
+                               "'Jet_btag*=abs:1e-3', 'MET_*=rel:1e-3', 'Jet_eta=exact')")
+        try:
+            return cls(pattern.strip(), rule.strip(), origin=origin)
+        except CodecError as err:
+            raise ProfileError(str(err)) from None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated precision profile (see the module docstring)."""
+
+    name: str
+    rules: tuple[Rule, ...]
+    unmatched: str = "exact"
+    description: str = ""
+    source: str = ""
+    path: str = field(default="", compare=False)
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any], path: str = "<dict>") -> Profile:
+        try:
+            validate(document, "profile.schema.json", what=f"precision profile {path}")
+        except SchemaValidationError as err:
+            raise ProfileError(str(err)) from None
+        rules = []
+        for entry in document["rules"]:
+            try:
+                rules.append(Rule(entry["pattern"], entry["rule"], entry.get("comment", "")))
+            except CodecError as err:
+                raise ProfileError(f"precision profile {path}: {err}") from None
+        unmatched = document.get("unmatched", "exact")
+        try:
+            parse_rule(unmatched, what=f"precision profile {path}: 'unmatched'")
+        except CodecError as err:
+            raise ProfileError(str(err)) from None
+        return cls(document["name"], tuple(rules), unmatched, document.get("description", ""),
+                   document.get("source", ""), path)
+
+    def with_rules(self, texts: Sequence[str]) -> Profile:
+        """This profile with command-line rules put before its own (they win where both match)."""
+        extra = tuple(Rule.parse(t) for t in texts)
+        return Profile(self.name, extra + self.rules, self.unmatched, self.description, self.source, self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the compressed file records: the name, the source and every rule in order."""
+        return {"name": self.name, "source": self.source, "unmatched": self.unmatched,
+                "rules": [{"pattern": r.pattern, "rule": r.rule, "origin": r.origin} for r in self.rules]}
+
+    def resolve(self, layout: TreeLayout, exclude: Sequence[str] = (), *, strict: bool = False,
+                where: str = "") -> dict[str, ErrorBound]:
+        """The bound of every float branch of ``layout`` that the profile makes lossy (``exclude``: branches
+        coded otherwise). Raises :class:`ProfileError` for a command-line rule (or, with ``strict``, any
+        rule) that matches no branch or only non-float ones."""
+        excluded = set(exclude)
+        candidates = [s for s in layout.branches if s.name not in excluded]
+        matched: dict[Rule, list[BranchSpec]] = {r: [] for r in self.rules}
+        bounds: dict[str, ErrorBound] = {}
+        for spec in candidates:
+            rule = next((r for r in self.rules if r.matches(spec.name)), None)
+            if rule is not None:
+                matched[rule].append(spec)
+            if not _is_float(spec):
+                continue
+            text = rule.rule if rule is not None else self.unmatched
+            kind, value = parse_rule(text)
+            if kind == "exact" or (text.startswith("bits:") and int(text[5:]) >= _MANTISSA_BITS[spec.numpy_dtype]):
+                continue  # as many bits as the type has: nothing to gain
+            bounds[spec.name] = ErrorBound(spec.name, kind, value)
+        for rule, specs in matched.items():
+            if not (strict or rule.origin == "command line"):
+                continue
+            source = "command-line rule" if rule.origin == "command line" else f"rule of profile '{self.name}'"
+            coded = [name for name in excluded if rule.matches(name)]
+            if coded and not any(rule.matches(s.name) for s in candidates):
+                raise ProfileError(f"{source} '{rule}' matches only branches the feature-set collection codes "
+                                   f"({sorted(coded)[:3]}) in {where}; give their bounds to the codec "
+                                   "(--error-bound COLUMN=RULE with the column names)")
+            if not any(rule.matches(s.name) for s in candidates):
+                hint = close_matches(rule.pattern, [s.name for s in candidates])
+                raise ProfileError(f"{source} '{rule}' matches no branch of '{layout.name}' in {where}"
+                                   + (f"; close matches: {hint}" if hint else "")
+                                   + ("; without --strict such rules are allowed" if rule.origin != "command line"
+                                      else ""))
+            if specs and rule.kind != "exact" and not any(_is_float(s) for s in specs):
+                listing = ", ".join(f"{s.name} ({s.dtype})" for s in specs[:3])
+                raise ProfileError(f"{source} '{rule}' applies only to branches that are not floats ({listing}) in "
+                                   f"{where}; integers, booleans, strings and arrays are always stored exactly")
+        return bounds
+
+
+def _is_float(spec: BranchSpec) -> bool:
+    """A float branch (one value per event or per object) that a unit can code."""
+    if not spec.numeric:
+        return False
+    dtype = spec.numpy_dtype
+    return dtype.subdtype is None and dtype in _MANTISSA_BITS
+
+
+def builtin_profiles() -> list[str]:
+    return builtin_names("profiles")
+
+
+def load_profile(spec: str | PathLike[str] | Profile | dict[str, Any]) -> Profile:
+    """A profile from a built-in name (``"nanoaod"``), a JSON file path, a dict, or a :class:`Profile`."""
+    if isinstance(spec, Profile):
+        return spec
+    if isinstance(spec, dict):
+        return Profile.from_dict(spec)
+    found = read_named_document(str(spec), "profiles", noun="precision profile", error=ProfileError,
+                                max_bytes=MAX_PROFILE_BYTES)
+    if found is None:
+        raise ProfileError(f"unknown precision profile {str(spec)!r}: neither a built-in one "
+                           f"({', '.join(builtin_profiles())}) nor an existing JSON file")
+    document, source = found
+    return Profile.from_dict(document, source)
+
+
+def guess_profile(layout: TreeLayout, source_format: str) -> str:
+    """The built-in profile for a table's layout: ``darkmachines`` for CSV input, ``nanoaod`` for a CMS
+    NanoAOD-style ``Events`` tree, ``physlite`` for ``Analysis*`` collections, ``xaod`` otherwise."""
+    names = layout.names
+    if source_format == "darkmachines-csv":
+        return "darkmachines"
+    if layout.name == "Events" or any(n.startswith(("Jet_", "Muon_", "Electron_")) for n in names):
+        return "nanoaod"
+    if any(n.startswith("Analysis") for n in names):
+        return "physlite"
+    return "xaod"
+
+
+# -- units ------------------------------------------------------------------------------------------
+
+def plan_units(layout: TreeLayout, bounds: dict[str, ErrorBound], kept: Sequence[BranchSpec],
+               first_chunk: dict[str, ak.Array] | None, margin: float | None = None) -> list[Unit]:
+    """The units that code the bounded branches: per counter and dtype (branches of one collection are
+    predicted from each other), and per dtype for the per-event branches.
+
+    ``kept``: the branches the compressed table keeps (a unit counts its objects with one of its counter's
+    jagged branches among them, or with an added ``hepae_count_<counter>``). Branches grouped by a counter
+    that the table does not store (RNTuple fields, ``std::vector`` branches) must also hold equally many
+    values per event in ``first_chunk``; a group that does not is split.
+    """
+    groups: dict[tuple[str | None, str], list[BranchSpec]] = {}
+    for spec in layout.branches:
+        if spec.name in bounds:
+            groups.setdefault((spec.counter, spec.numpy_dtype.name), []).append(spec)
+    taken = set(layout.all_names())
+    units = []
+    for (counter, dtype), specs in groups.items():
+        parts = [specs]
+        if counter is not None and counter not in layout.counters and first_chunk is not None:
+            parts = _equal_lengths(specs, first_chunk)
+        for part in parts:
+            name = "event" if counter is None else counter
+            name += "" if dtype == "float32" else f"_{dtype}"
+            while name in {u.name for u in units}:
+                name += "_"
+            count_branch, added = None, False
+            if counter is not None:
+                lengths = _lengths(part[0], first_chunk)
+                same = [s for s in kept if s.jagged and s.counter == counter and
+                        (counter in layout.counters or lengths is None
+                         or np.array_equal(_lengths(s, first_chunk), lengths))]
+                if same:
+                    count_branch = same[0].name
+                else:
+                    count_branch, added = f"{UNIT_COUNT_PREFIX}{name}", True
+                    while count_branch in taken:
+                        count_branch += "_"
+                    taken.add(count_branch)
+            codec = Bounded([bounds[s.name] for s in part], **({} if margin is None else {"margin": margin}))
+            units.append(Unit(name, counter, dtype, part, codec.bind([s.name for s in part], dtype), count_branch,
+                              added))
+    return units
+
+
+def _lengths(spec: BranchSpec, chunk: dict[str, ak.Array] | None) -> np.ndarray | None:
+    if chunk is None or spec.name not in chunk:
+        return None
+    return ak.to_numpy(ak.num(chunk[spec.name], axis=1))
+
+
+def _equal_lengths(specs: list[BranchSpec], chunk: dict[str, ak.Array]) -> list[list[BranchSpec]]:
+    parts: list[tuple[np.ndarray, list[BranchSpec]]] = []
+    for spec in specs:
+        lengths = _lengths(spec, chunk)
+        for known, members in parts:
+            if np.array_equal(known, lengths):
+                members.append(spec)
+                break
+        else:
+            parts.append((lengths, [spec]))
+    return [members for _, members in parts]
+
+
+def describe_bound(bound: ErrorBound) -> str:
+    """``rel:0.000488`` and, for a power of two, its ``bits:N`` too."""
+    text = f"{bound.kind}:{bound.value:.3g}"
+    if bound.kind == "rel":
+        bits = -math.log2(bound.value) - 1
+        if bits == int(bits):
+            text = f"bits:{int(bits)} ({text})"
+    return text

@@ -1,0 +1,322 @@
+"""Whole files under a precision profile: every collection and every float branch within its rule, every
+other branch identical, in every layout (xAOD- and NanoAOD-style TTrees, RNTuples, DarkMachines CSV)."""
+
+from __future__ import annotations
+
+import json
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import hepae
+from conftest import shared_file
+from hepae.cli import main
+from hepae.codecs import ErrorBound, get_codec, within_bound
+from hepae.container import ContainerReader
+from hepae.errors import CodecError, ProfileError
+from hepae.io.sources import open_source
+from hepae.profiles import builtin_profiles, load_profile
+
+
+def read_table(path, name: str) -> dict[str, ak.Array]:
+    """Every branch of a table (TTree, RNTuple or DarkMachines CSV), in one piece."""
+    with open_source(path, name) as source:
+        chunks = list(source.iterate(source.layout.names, 10**9))
+    return {k: ak.concatenate([c[k] for c in chunks]) if len(chunks) > 1 else chunks[0][k] for k in chunks[0]}
+
+
+def assert_within_rules(original, reconstructed, table: str, applied: dict[str, str]) -> None:
+    """Same branches, in order, with the same types and counts; every lossy branch value by value within its
+    rule (NaN stays NaN, infinities stay infinite); every other branch identical."""
+    a, b = read_table(original, table), read_table(reconstructed, table)
+    assert list(a) == list(b)
+    for name in a:
+        x, y = a[name], b[name]
+        assert str(ak.type(x)) == str(ak.type(y)), name
+        if x.ndim > 1:
+            assert ak.all(ak.num(x, axis=1) == ak.num(y, axis=1)), name
+        if name not in applied:
+            assert ak.array_equal(x, y, equal_nan=True, dtype_exact=True), f"{name} is not identical"
+            continue
+        kind, value = applied[name].split(":")
+        flat_x, flat_y = ak.to_numpy(ak.ravel(x)), ak.to_numpy(ak.ravel(y))
+        ok = within_bound(flat_x, flat_y, kind, float(value))
+        assert ok.all(), f"{name}: {np.count_nonzero(~ok)} values outside {applied[name]}"
+        assert np.array_equal(np.isnan(flat_x), np.isnan(flat_y)), name
+        assert np.array_equal(flat_x[np.isinf(flat_x)], flat_y[np.isinf(flat_x)]), name
+
+
+def metadata(path) -> dict:
+    with ContainerReader(path) as reader:
+        return reader.metadata
+
+
+@pytest.mark.parametrize(("featureset", "table"), [
+    ("atlas-jets-27d", "CollectionTree"),  # xAOD-style TTree: 27 jet variables, electrons, event floats
+    ("nanoaod-jets-4d", "Events"),  # NanoAOD-style TTree
+    ("physlite-rntuple-jets-4d", "EventData"),  # RNTuple: fields grouped by collection, no counter branches
+])
+def test_a_whole_file_round_trips_within_its_profile(featureset, table, tmp_path):
+    sample = hepae.make_sample(tmp_path / "in.root", featureset, n_events=600, seed=3)
+    before = sample.read_bytes()
+    summary = hepae.compress(sample, tmp_path / "c.root", progress=False)  # no model, no profile: the file's own
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    applied = metadata(tmp_path / "c.root")["profile"]["applied"]
+    assert summary["profile"] in builtin_profiles() and len(applied) >= 4
+    assert len(summary["units"]) >= 2  # jets and electrons, each a unit
+    assert max(summary["max_error_over_bound"].values()) <= 1
+    assert_within_rules(sample, tmp_path / "r.root", table, applied)
+    assert sample.read_bytes() == before  # the input is never modified
+
+
+def test_a_darkmachines_csv_file_round_trips_within_its_profile(tmp_path):
+    sample = hepae.make_darkmachines_sample(tmp_path / "in.csv", n_events=400, seed=4)
+    summary = hepae.compress(sample, tmp_path / "c.root", progress=False)
+    assert summary["profile"] == "darkmachines"
+    applied = metadata(tmp_path / "c.root")["profile"]["applied"]
+    assert set(applied) == {"MET", "METphi", "obj_E", "obj_pt", "obj_eta", "obj_phi"}
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    assert_within_rules(sample, tmp_path / "r.root", "events", applied)
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.csv", progress=False)  # back to CSV text too
+    assert_within_rules(sample, tmp_path / "r.csv", "events", applied)
+
+
+def test_the_network_collection_and_the_profile_combine(tmp_path, models):
+    """``-m model`` codes its collection; the profile covers every other float branch of the file."""
+    sample = hepae.make_sample(tmp_path / "in.root", "atlas-jets-27d", n_events=500, seed=5)  # 27 jet variables
+    summary = hepae.compress(sample, tmp_path / "c.root", models["atlas-jets-4d"], profile="xaod",
+                             rules=["ElectronsAux.pt=rel:1e-2"], progress=False)
+    meta = metadata(tmp_path / "c.root")
+    assert meta["featureset"]["name"] == "atlas-jets-4d" and meta["units"]
+    applied = meta["profile"]["applied"]
+    assert applied["ElectronsAux.pt"] == "rel:0.01"  # a command-line rule overrides the profile's
+    network = [c["branch"] for c in meta["featureset"]["columns"]]
+    assert not set(applied) & set(network)  # the network's branches are not in units
+    jets = next(u for u in meta["units"] if u["counter"] == "nAntiKt4EMTopoJetsAux")
+    assert len(jets["branches"]) == 23 and jets["count_added"]  # no kept branch counts the other 23 jet floats
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    a, b = read_table(sample, "CollectionTree"), read_table(tmp_path / "r.root", "CollectionTree")
+    for name in network:  # the autoencoder: structure kept, values approximate
+        assert ak.all(ak.num(a[name]) == ak.num(b[name]))
+    assert_within_rules(sample, tmp_path / "r.root", "CollectionTree",
+                        {**applied, **{n: "abs:1e30" for n in network}})
+    assert summary["residuals"] is not None and summary["max_error_over_bound"]
+
+
+def test_the_bounded_codec_codes_a_feature_set_without_a_model(tmp_path):
+    sample = hepae.make_sample(tmp_path / "in.root", "nanoaod-jets-4d", n_events=400, seed=6)
+    bounds = ["pt=bits:10", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-3"]
+    hepae.compress(sample, tmp_path / "c.root", codec={"id": "bounded", "error_bounds": bounds},
+                   featureset="nanoaod-jets-4d", progress=False)
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    applied = {"Jet_pt": f"rel:{2**-11}", "Jet_eta": "abs:1e-3", "Jet_phi": "abs:1e-3", "Jet_mass": "rel:1e-3"}
+    assert_within_rules(sample, tmp_path / "r.root", "Events", applied)
+
+
+# -- any values --------------------------------------------------------------------------------------
+
+SPECIAL = st.sampled_from([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-42, -1e-42, 3.4e38, -3.4e38, 1e-30, 1.0, -1.0])
+FLOATS = st.one_of(SPECIAL, st.floats(width=32, allow_nan=True, allow_infinity=True))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(counts=st.lists(st.integers(0, 4), min_size=1, max_size=30), data=st.data(),
+       rel=st.sampled_from([1e-1, 1e-3, 2**-24]), absolute=st.sampled_from([1e-3, 1.0, 1e-30]))
+def test_any_values_come_back_within_their_rules(tmp_path_factory, counts, data, rel, absolute):
+    """NaN, infinities, zeros of both signs, subnormals, the largest floats, sign changes: every value of
+    every lossy branch within its rule, through a real file."""
+    tmp_path = tmp_path_factory.mktemp("any")
+    n = sum(counts)
+    values = {f"Obj_{v}": data.draw(st.lists(FLOATS, min_size=n, max_size=n)) for v in ("a", "b")}
+    event = data.draw(st.lists(FLOATS, min_size=len(counts), max_size=len(counts)))
+    with uproot.recreate(tmp_path / "in.root") as f:
+        f["Events"] = {"nObj": np.asarray(counts, np.int32), "event": np.arange(len(counts), dtype=np.int64),
+                       "MET": np.asarray(event, np.float32),
+                       **{k: ak.unflatten(np.asarray(v, np.float32), counts) for k, v in values.items()},
+                       "Obj_id": ak.unflatten(np.arange(n, dtype=np.int32), counts)}
+    rules = [f"Obj_a=rel:{rel!r}", f"Obj_b=abs:{absolute!r}", f"MET=abs:{absolute!r}"]
+    hepae.compress(tmp_path / "in.root", tmp_path / "c.root", profile={"name": "t", "format_version": 1, "rules": []},
+                   rules=rules, progress=False)
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    applied = {"Obj_a": f"rel:{rel!r}", "Obj_b": f"abs:{absolute!r}", "MET": f"abs:{absolute!r}"}
+    assert_within_rules(tmp_path / "in.root", tmp_path / "r.root", "Events", applied)
+
+
+# -- real files ---------------------------------------------------------------------------------------
+
+def test_the_real_cms_nanoaod_file_round_trips_under_nanoaod(tmp_path):
+    source = shared_file("data/real/nanoAOD_2015_CMS_Open_Data_ttbar.root")
+    hepae.compress(source, tmp_path / "c.root", profile="nanoaod", progress=False)
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    applied = metadata(tmp_path / "c.root")["profile"]["applied"]
+    assert len(applied) > 200
+    with uproot.open(source) as a, uproot.open(tmp_path / "r.root") as b:
+        assert a["Events"].keys() == b["Events"].keys() and len(a["Events"].keys()) == 947
+    counters = {f"n{name.split('_')[0]}" for name in applied}  # uproot writes counters as int32 (README)
+    a, b = read_table(source, "Events"), read_table(tmp_path / "r.root", "Events")
+    assert list(a) == list(b)
+    for name in a:
+        if name in applied:
+            kind, value = applied[name].split(":")
+            assert within_bound(ak.to_numpy(ak.ravel(a[name])), ak.to_numpy(ak.ravel(b[name])), kind,
+                                float(value)).all(), name
+        else:
+            assert ak.array_equal(a[name], b[name], equal_nan=True, dtype_exact=name not in counters), name
+
+
+def test_the_real_physlite_rntuple_round_trips_under_physlite(tmp_path):
+    source = shared_file("data/real/uproot-physlite-rntuple_v1-0-0-0.root")
+    with pytest.warns(UserWarning, match="leaving out"):
+        hepae.compress(source, tmp_path / "c.root", profile="physlite", drop_unsupported=True, progress=False)
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    applied = metadata(tmp_path / "c.root")["profile"]["applied"]
+    assert len(applied) > 100
+    assert_within_rules(source, tmp_path / "r.root", "EventData", applied)
+
+
+# -- profiles ------------------------------------------------------------------------------------------
+
+def test_every_builtin_profile_loads_and_says_where_its_numbers_come_from():
+    assert set(builtin_profiles()) >= {"nanoaod", "physlite", "xaod", "darkmachines"}
+    for name in builtin_profiles():
+        profile = load_profile(name)
+        assert profile.rules and profile.description and profile.source
+    assert "PhysicsTools/NanoAOD" in load_profile("nanoaod").source
+    assert load_profile("nanoaod").rules[0].rule.startswith(("bits:", "exact"))
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ("Jet_pt=rel:0", "must be a number > 0"),
+    ("Jet_pt=abs:nan", "must be a number > 0"),
+    ("Jet_pt=abs:-1e-3", "must be a number > 0"),
+    ("Jet_pt=bits:0", "whole number of mantissa bits"),
+    ("Jet_pt=round:3", "unknown rule"),
+    ("Jet_pt", "not of the form PATTERN=RULE"),
+    ("run=bits:10", "not floats"),  # an integer branch
+    ("Jet_ptt=rel:1e-3", "matches no branch"),
+])
+def test_bad_rules_are_refused_in_one_line_and_nothing_is_written(rule, message, tmp_path, samples):
+    with pytest.raises(ProfileError, match=message) as err:
+        hepae.compress(samples["nanoaod-jets-4d"], tmp_path / "c.root", profile="nanoaod", rules=[rule],
+                       progress=False)
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_profiles_are_refused_naming_the_rule(tmp_path, samples):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "bad", "format_version": 1, "rules": [{"pattern": "Jet_*", "rule": "rel:2"}]}))
+    with pytest.raises(ProfileError, match=r"Jet_\*=rel:2.*< 1 for a relative bound"):
+        hepae.compress(samples["nanoaod-jets-4d"], tmp_path / "c.root", profile=bad, progress=False)
+    bad.write_text(json.dumps({"name": "bad", "format_version": 1, "rules": [{"pattern": "Tau_*", "rule": "bits:8"}]}))
+    with pytest.warns(UserWarning, match="makes no float branch .* lossy"):  # allowed: the file is rewritten
+        hepae.compress(samples["nanoaod-jets-4d"], tmp_path / "c.root", profile=bad, progress=False)
+    with pytest.raises(ProfileError, match=r"'Tau_\*=bits:8' matches no branch"):
+        hepae.compress(samples["nanoaod-jets-4d"], tmp_path / "d.root", profile=bad, strict=True, progress=False)
+    assert not (tmp_path / "d.root").exists()
+    with pytest.raises(ProfileError, match="unknown precision profile 'nanoAOD'"):
+        load_profile("nanoAOD")
+
+
+def test_bits_rules_are_the_nanoaod_guarantee():
+    assert ErrorBound.parse("pt=bits:10") == ErrorBound("pt", "rel", 2.0**-11)
+    with pytest.raises(CodecError, match="'exact' is not a bound"):
+        get_codec({"id": "bounded", "error_bounds": ["pt=exact"]})
+
+
+# -- the command line -----------------------------------------------------------------------------------
+
+def test_the_command_line_compresses_a_whole_file_and_shows_each_unit(tmp_path, samples, capsys):
+    source = samples["nanoaod-jets-4d"]
+    main(["compress", str(source), "-o", str(tmp_path / "c.root"), "--profile", "nanoaod",
+          "--error-bound", "Electron_pt=rel:1e-2", "-q"])
+    out = capsys.readouterr().out
+    assert "under profile 'nanoaod'" in out and "nJet" in out and "max |error| / bound" in out
+    main(["inspect", str(tmp_path / "c.root")])
+    out = capsys.readouterr().out
+    assert "profile     nanoaod" in out and "command-line rules: Electron_pt=rel:1e-2" in out
+    assert "unit        nElectron: 3 float32 branch(es)" in out
+    main(["decompress", str(tmp_path / "c.root"), "-o", str(tmp_path / "r.root"), "-q"])
+    applied = metadata(tmp_path / "c.root")["profile"]["applied"]
+    assert applied["Electron_pt"] == "rel:0.01"
+    assert_within_rules(source, tmp_path / "r.root", "Events", applied)
+    main(["profiles"])
+    assert "nanoaod" in capsys.readouterr().out
+
+
+def test_a_codec_without_a_feature_set_is_refused(tmp_path, samples, capsys):
+    source = samples["nanoaod-jets-4d"]
+    assert main(["compress", str(source), "-o", str(tmp_path / "c.root"), "--codec", "truncate"]) == 1
+    assert "--codec truncate codes a feature-set collection" in capsys.readouterr().err
+
+
+# -- reading in place, validation, many files, benchmarks -----------------------------------------------
+
+def test_a_whole_file_reads_in_place_as_decompressed(tmp_path, samples):
+    source = samples["nanoaod-jets-4d"]
+    hepae.compress(source, tmp_path / "c.root", profile="nanoaod", step_size=1000, progress=False)
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    names = ["Jet_pt", "nJet", "Electron_eta", "run"]
+    with hepae.open(tmp_path / "c.root") as tree, uproot.open(tmp_path / "r.root") as f:
+        got = tree.arrays(names, entry_start=700, entry_stop=1300)  # across the chunk boundary
+        want = f["Events"].arrays(names, entry_start=700, entry_stop=1300)
+        for name in names:
+            assert ak.array_equal(got[name], want[name]), name
+
+
+def test_validate_compares_every_lossy_branch_against_its_rule(tmp_path, samples):
+    source = samples["nanoaod-jets-4d"]
+    hepae.compress(source, tmp_path / "c.root", profile="nanoaod", rules=["Electron_pt=rel:1e-2"], progress=False)
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    report = hepae.validate(source, tmp_path / "r.root", tmp_path / "report", compressed=tmp_path / "c.root",
+                            formats=("png",), progress=False)
+    applied = metadata(tmp_path / "c.root")["profile"]["applied"]
+    branches = report.metrics["branches"]
+    assert set(branches) == set(applied) and report.passed
+    assert branches["Electron_pt"]["rule"] == "rel:0.01"
+    assert all(0 < b["max_error_over_bound"] <= 1 and b["within_bound"] for b in branches.values())
+    assert {"branches_max_error.png", "branch_Jet_pt.png"} <= set(report.files)
+    assert "Every lossy branch" in (tmp_path / "report" / "index.html").read_text()
+    # a copy that breaks a bound fails, and names the branch
+    with uproot.open(tmp_path / "r.root") as f:
+        events = f["Events"].arrays(library="ak", how=dict)
+    events["Jet_pt"] = events["Jet_pt"] * np.float32(1.01)
+    with uproot.recreate(tmp_path / "bad.root") as f:
+        f["Events"] = {k: v for k, v in events.items() if k != "nJet" and k != "nElectron"}
+    report = hepae.validate(source, tmp_path / "bad.root", tmp_path / "bad-report", compressed=tmp_path / "c.root",
+                            branches=["Jet_*"], formats=(), progress=False)
+    assert not report.passed and report.metrics["branches"]["Jet_pt"]["within_bound"] is False
+    assert set(report.metrics["branches"]) == {"Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass"}
+
+
+def test_compress_many_takes_a_profile(tmp_path, samples):
+    pytest.importorskip("distributed")
+    summary = hepae.compress_many([samples["nanoaod-jets-4d"], samples["atlas-jets-4d"]], None, tmp_path / "out",
+                                  profile="nanoaod", rules=["Electron_pt=rel:1e-2"], workers=1, progress=False)
+    assert summary["ok"] == 1 and summary["failed"] == 1  # the xAOD-layout file has no Electron_pt
+    assert "matches no branch" in next(f["error"] for f in summary["files"] if f["status"] == "failed")
+    done = next(f for f in summary["files"] if f["status"] == "ok")
+    assert metadata(done["output"])["profile"]["applied"]["Electron_pt"] == "rel:0.01"
+    with pytest.raises(ProfileError, match="unknown precision profile"):
+        hepae.compress_many([samples["nanoaod-jets-4d"]], None, tmp_path / "out2", profile="nope", workers=1)
+
+
+def test_whole_file_benchmark_runs(tmp_path, samples):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "whole_file.py"), "--input",
+                             str(samples["nanoaod-jets-4d"]), "--repeat", "1"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = json.loads((tmp_path / "whole_file.json").read_text())["rows"][0]
+    assert row["profile"] == "nanoaod" and row["lossy_branches"] == 6  # Jet_*, Electron_* but pT at full precision
+    assert max(row["max_error_over_bound"].values()) <= 1  # hepae and truncation both keep the rules
+    assert {"lossless zstd", "lossless lzma", "truncated zstd", "truncated lzma", "hepae zstd"} <= set(row["bytes"])
+    assert "hepae/trunc." in result.stdout
