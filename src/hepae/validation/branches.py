@@ -23,6 +23,9 @@ from hepae.errors import BranchNotFoundError, InputFileError
 from hepae.io.branches import TreeLayout
 from hepae.io.sources import DEFAULT_STEP_SIZE, open_source
 
+_ENTRIES = 100_000
+"""Entries per step when the step size is a memory size: the two files must be cut at the same entries
+(a memory size cuts each file where its own bytes fall)."""
 RATIO_EDGES = np.linspace(-1.2, 1.2, 49)
 """Bins of ``(reco - orig) / bound``: values beyond ±1 would break the guarantee."""
 
@@ -117,7 +120,7 @@ def compare_branches(original: Path, reconstructed: Path, table: str, branches: 
     if not out:
         return out
     names = list(out)
-    step = step_size if isinstance(step_size, int) else DEFAULT_STEP_SIZE  # both files cut at the same entries
+    step = step_size if isinstance(step_size, int) else _ENTRIES  # both files cut at the same entries
     with open_source(original, table) as a, open_source(reconstructed, table) as b:
         if a.num_entries != b.num_entries:
             raise InputFileError(f"{reconstructed} has {b.num_entries} entries in '{table}', {original} has "
