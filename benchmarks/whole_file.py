@@ -31,6 +31,7 @@ from pathlib import Path
 import hepae
 from hepae.baselines import rewrite
 from hepae.codecs import ErrorBound
+from hepae.codecs.bounds import parse_rule
 from hepae.container import ContainerReader
 from hepae.io.sources import open_source
 from hepae.validation.branches import compare_branches
@@ -86,7 +87,7 @@ def measure(name: str, source: Path, profile: str | None, drop: bool, note: str,
         applied = reader.metadata["profile"]["applied"]
         table = reader.metadata["tree"]
         profile = reader.metadata["profile"]["name"]
-    bounds = {k: ErrorBound(k, v.split(":")[0], float(v.split(":")[1])) for k, v in applied.items()}
+    bounds = {k: ErrorBound(k, *parse_rule(v)) for k, v in applied.items()}
     copy_s, _ = best_of(repeat, lambda: rewrite(source, work / "copy.root", table=table, overwrite=True))
     sizes = {"input": table_bytes(source, table), "input file": source.stat().st_size}
     for compression in ("zstd:5", "lzma:9"):

@@ -24,7 +24,7 @@ import numpy as np
 import uproot
 
 from hepae.codecs import ErrorBound, truncate_mantissa
-from hepae.io.sources import DEFAULT_STEP_SIZE, main_table, open_root, open_source
+from hepae.io.sources import DEFAULT_STEP_SIZE, default_table, open_source
 from hepae.io.writing import atomic_output, make_writer, parse_compression
 
 _MANTISSA = {np.dtype("float32"): 23, np.dtype("float64"): 52}
@@ -61,12 +61,7 @@ def rewrite(input: str | PathLike[str], output: str | PathLike[str], *, table: s
     started = time.perf_counter()
     input, output = Path(input), Path(output)
     truncate = dict(truncate or {})
-    if table is None:
-        if input.suffix.lower() == ".csv":
-            table = "events"
-        else:
-            with open_root(input) as directory:
-                table = main_table(directory, input)
+    table = default_table(input) if table is None else table
     with open_source(input, table) as source, atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
         specs = source.layout.branches
         with uproot.recreate(tmp, compression=parse_compression(compression)) as file:

@@ -21,6 +21,7 @@ import numpy as np
 import uproot
 
 from hepae.codecs import Codec, get_codec, within_bound
+from hepae.codecs.bounds import error_over_bound
 from hepae.container import ContainerReader, ContainerWriter
 from hepae.container.format import Unit
 from hepae.container.writer import check_input_names
@@ -132,12 +133,8 @@ class _BoundChecker:
             if not within_bound(x, r, bound.kind, bound.value).all():
                 raise CodecError(f"the decoded values of '{bound.column}' are not all within {bound} (a hepae bug: "
                                  "please report it); nothing was written")
-            same = (x == r) | (np.isnan(x) & np.isnan(r))
-            with np.errstate(all="ignore"):
-                limit = bound.value * (1.0 if bound.kind == "abs" else np.abs(x))
-                ratio = np.where(same, 0.0, np.abs(r - x) / limit)
-            if len(ratio):
-                self.worst[bound.column] = max(self.worst[bound.column], float(np.max(ratio)))
+            ratio = np.abs(error_over_bound(x, r, bound.kind, bound.value))
+            self.worst[bound.column] = max(self.worst[bound.column], float(np.max(ratio, initial=0.0)))
 
     def summary(self) -> dict[str, float]:
         return {name: round(worst, 4) for name, worst in self.worst.items()}

@@ -11,6 +11,7 @@ from typing import Any
 
 from hepae.baselines import rewrite
 from hepae.codecs import ErrorBound
+from hepae.codecs.bounds import parse_rule
 from hepae.compression import compress
 from hepae.decompression import decompress
 from hepae.ml.training import train
@@ -41,7 +42,8 @@ def run_demo(
     sample = make_sample(workdir / "jets.root", layout, n_events=n_events, seed=seed + 1, overwrite=True)
     whole = compress(sample, workdir / "jets.profile.root", profile=profile, overwrite=True, progress=progress)
     decompress(workdir / "jets.profile.root", workdir / "jets.profile.reco.root", overwrite=True, progress=progress)
-    applied = {name: ErrorBound(name, *_rule(rule)) for name, rule in _applied(workdir / "jets.profile.root").items()}
+    rules = _applied(workdir / "jets.profile.root")
+    applied = {name: ErrorBound(name, *parse_rule(rule)) for name, rule in rules.items()}
     lossless = rewrite(sample, workdir / "jets.lossless.root", overwrite=True)
     truncated = rewrite(sample, workdir / "jets.truncated.root", truncate=applied, overwrite=True)
     model = train(sample, featureset, latent=latent, epochs=epochs, seed=seed, progress=progress)
@@ -90,7 +92,3 @@ def _applied(path: Path) -> dict[str, str]:
     with ContainerReader(path) as reader:
         return reader.metadata["profile"]["applied"]
 
-
-def _rule(text: str) -> tuple[str, float]:
-    kind, value = text.split(":")
-    return kind, float(value)

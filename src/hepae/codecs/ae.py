@@ -207,15 +207,7 @@ class BoundAE(BoundCodec):
             out = model.decode(chunk.latent if chunk else self.codec.latent_values(streams))
         out = np.asarray(out, dtype=self.dtype)  # float64 inputs: bounds and exceptions in float64
         if chunk is not None and self._bounded:
-            steps = chunk.steps
-            exact = np.split(chunk.exact, np.cumsum([(t == 0).sum() for t in chunk.residual_tokens])[:-1])
-            for k, (j, b) in enumerate(zip(self._bounded, self.error_bounds)):
-                is_exception = chunk.residual_tokens[k] == 0
-                residual = np.where(is_exception, EXCEPTION, steps[:, k]).astype(np.int32)
-                exact_column = np.zeros(len(out), dtype=self.dtype)
-                exact_column[is_exception] = exact[k]
-                out[:, j] = apply_residuals(out[:, j], residual, exact_column, b.kind, b.value, chunk.margin,
-                                            out.dtype)
+            chunk.apply_residuals(out, self._bounded, self.error_bounds)
         return out
 
     # -- coding one chunk ---------------------------------------------------------------------------
@@ -362,6 +354,19 @@ class _CodedChunk:
         return entropy.pack_arrays([header, self.bits.astype(np.int64), self.center.astype(np.float32),
                                     self.latent_std.astype(np.float64), *self.predictor.to_arrays(),
                                     self.exact, constant, np.array([self.margin], np.float64), coded])
+
+    def apply_residuals(self, predicted: np.ndarray, columns: Sequence[int], bounds: Sequence[ErrorBound]) -> None:
+        """The bounded columns of ``predicted`` (``(n, D)``, in place): the prediction moved by each column's
+        residual steps, or the exact value where the token marks an exception. ``columns[k]`` is the
+        column of ``bounds[k]`` and of residual stream ``k``."""
+        exact = np.split(self.exact, np.cumsum([(t == 0).sum() for t in self.residual_tokens])[:-1])
+        for k, (j, b) in enumerate(zip(columns, bounds)):
+            is_exception = self.residual_tokens[k] == 0
+            residual = np.where(is_exception, EXCEPTION, self.steps[:, k]).astype(np.int32)
+            exact_column = np.zeros(len(predicted), dtype=predicted.dtype)
+            exact_column[is_exception] = exact[k]
+            predicted[:, j] = apply_residuals(predicted[:, j], residual, exact_column, b.kind, b.value, self.margin,
+                                              predicted.dtype)
 
     @property
     def latent(self) -> np.ndarray:

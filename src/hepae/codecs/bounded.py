@@ -29,7 +29,6 @@ from hepae.codecs.bounds import (
     DEFAULT_MARGIN,
     EXCEPTION,
     ErrorBound,
-    apply_residuals,
     constant_margin,
     on_grid,
     quantize_residuals,
@@ -173,13 +172,7 @@ class BoundBounded(BoundCodec):
         n = len(chunk.q_latent)
         signs = self._signs(streams, n)
         out = self._predictions(chunk.constant, signs, n).astype(self.dtype)
-        exact = np.split(chunk.exact, np.cumsum([(t == 0).sum() for t in chunk.residual_tokens])[:-1])
-        for j, b in enumerate(self.error_bounds):
-            is_exception = chunk.residual_tokens[j] == 0
-            residual = np.where(is_exception, EXCEPTION, chunk.steps[:, j]).astype(np.int32)
-            exact_column = np.zeros(n, dtype=self.dtype)
-            exact_column[is_exception] = exact[j]
-            out[:, j] = apply_residuals(out[:, j], residual, exact_column, b.kind, b.value, chunk.margin, self.dtype)
+        chunk.apply_residuals(out, range(len(self.columns)), self.error_bounds)
         return out
 
     def _signs(self, streams: dict[str, np.ndarray], n: int) -> list[np.ndarray]:

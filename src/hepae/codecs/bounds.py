@@ -174,3 +174,13 @@ def within_bound(values: np.ndarray, reco: np.ndarray, kind: str, bound: float) 
     with np.errstate(invalid="ignore"):
         limit = bound * (1.0 if kind == "abs" else np.abs(x))
         return same | (np.abs(r - x) <= limit)
+
+
+def error_over_bound(values: np.ndarray, reco: np.ndarray, kind: str, bound: float) -> np.ndarray:
+    """Per value, ``reco - orig`` in units of its bound (0 where identical, NaN matching NaN; infinite
+    where a NaN or an infinity is not kept): what reports show. :func:`within_bound` is the check."""
+    x, r = np.asarray(values, dtype=np.float64), np.asarray(reco, dtype=np.float64)
+    same = (x == r) | (np.isnan(x) & np.isnan(r))
+    with np.errstate(all="ignore"):
+        ratio = np.where(same, 0.0, (r - x) / (bound * (1.0 if kind == "abs" else np.abs(x))))
+    return np.where(np.isnan(ratio), np.inf, ratio)

@@ -69,6 +69,14 @@ def stream_specs(stream_dtypes: dict[str, str], chunk_streams: set[str] = frozen
             *(BranchSpec(n, d, f"n_{n}" if n in chunk_streams else STREAM_COUNTER) for n, d in stream_dtypes.items())]
 
 
+def stream_entries(codec: BoundCodec) -> list[dict[str, str]]:
+    """A bound codec's streams as the metadata lists them: ``[{name, dtype, per}]``, ``per`` ``"object"`` or
+    ``"chunk"``."""
+    chunk_streams = codec.chunk_streams()
+    return [{"name": n, "dtype": d, "per": "chunk" if n in chunk_streams else "object"}
+            for n, d in codec.stream_dtypes().items()]
+
+
 def stream_chunk(n_events: int, streams: dict[str, np.ndarray]) -> dict[str, object]:
     """One entry of the stream tree."""
     entry: dict[str, object] = {CHUNK_ENTRIES: np.array([n_events], dtype=np.int64)}
@@ -260,9 +268,7 @@ class Unit:
 
     def to_dict(self) -> dict[str, Any]:
         """Its metadata entry (without the counts :class:`ContainerWriter` adds when finishing)."""
-        chunk_streams = self.codec.chunk_streams()
         return {"name": self.name, "counter": self.counter, "dtype": self.dtype,
                 "branches": [b.to_dict() for b in self.branches], "codec": self.codec.codec.get_config(),
                 "count_branch": self.count_branch, "count_added": self.count_added,
-                "streams": [{"name": n, "dtype": d, "per": "chunk" if n in chunk_streams else "object"}
-                            for n, d in self.codec.stream_dtypes().items()]}
+                "streams": stream_entries(self.codec)}

@@ -23,6 +23,7 @@ from hepae.container.format import (
     chunk_digest,
     metadata_stream_specs,
     stream_chunk,
+    stream_entries,
     table_specs,
     unit_stream_name,
     write_decoder,
@@ -70,11 +71,10 @@ class ContainerWriter:
         self._unit_entries = [u.to_dict() for u in self.units]
         self.table_specs = table_specs(branches, set(replaced) if codec is not None else None, selecting,
                                        self._unit_entries)
-        self._stream_dtypes = codec.stream_dtypes() if codec is not None else {}
-        self._chunk_streams = codec.chunk_streams() if codec is not None else set()
+        self._collection_streams = stream_entries(codec) if codec is not None else []
         layout = {"units": self._unit_entries}
         if codec is not None:
-            layout["collection"] = {"streams": self._collection_streams()}
+            layout["collection"] = {"streams": self._collection_streams}
         self.stream_specs = metadata_stream_specs(layout)
         self._table = make_writer(file, storage, table, self.table_specs, title=title)
         what = ", ".join([*([codec.codec.codec_id] if codec is not None else []), *(u.name for u in self.units)])
@@ -84,10 +84,6 @@ class ContainerWriter:
         self.unit_objects = [0] * len(self.units)
         self._model: dict[str, Any] | None = None
         self._objects: dict[str, Any] = {}
-
-    def _collection_streams(self) -> list[dict[str, str]]:
-        return [{"name": n, "dtype": d, "per": "chunk" if n in self._chunk_streams else "object"}
-                for n, d in self._stream_dtypes.items()]
 
     def write_chunk(self, table_data: dict[str, Any], counts: np.ndarray | None,
                     streams: dict[str, np.ndarray] | None, n_events: int,
@@ -155,7 +151,7 @@ class ContainerWriter:
             metadata["codec"] = self.codec.codec.get_config()
             metadata["featureset"] = featureset
             metadata["collection"] = {**(collection or {}), "dtype": self.codec.dtype.name,
-                                      "streams": self._collection_streams()}
+                                      "streams": self._collection_streams}
         if self.units or self.codec is None:
             metadata["units"] = [{**entry, "n_objects": n, "input_compressed_bytes": size} for entry, n, size
                                  in zip(self._unit_entries, self.unit_objects, unit_input_bytes, strict=True)]

@@ -137,11 +137,7 @@ def _get_table(directory: uproot.ReadOnlyDirectory, name: str, path: PathArg, cl
 def main_table(directory: uproot.ReadOnlyDirectory, path: PathArg) -> str:
     """The table a whole-file run compresses when none is named: the TTree or RNTuple at the top of the file
     with the most branches (then the most entries): ``Events`` of NanoAOD, ``CollectionTree`` of xAOD,
-    ``EventData`` of PHYSLITE. A DarkMachines CSV file has one table, ``events``."""
-    if Path(path).suffix.lower() in CSV_SUFFIXES:
-        from hepae.io.darkmachines import TABLE_NAME
-
-        return TABLE_NAME
+    ``EventData`` of PHYSLITE (:func:`default_table` for a path, CSV files included)."""
     names = sorted(_tables(directory, path))
     if not names:
         raise TreeNotFoundError(f"{path} holds no TTree or RNTuple")
@@ -151,6 +147,16 @@ def main_table(directory: uproot.ReadOnlyDirectory, path: PathArg) -> str:
         return len(table.keys(recursive=False)), int(table.num_entries)
 
     return max(names, key=size)
+
+
+def default_table(path: PathArg) -> str:
+    """The table of a file that no one named: ``events`` for a DarkMachines CSV file, else :func:`main_table`."""
+    if Path(path).suffix.lower() in CSV_SUFFIXES:
+        from hepae.io.darkmachines import TABLE_NAME
+
+        return TABLE_NAME
+    with open_root(path) as directory:
+        return main_table(directory, path)
 
 
 def get_tree(directory: uproot.ReadOnlyDirectory, tree_name: str, path: PathArg) -> uproot.TTree:

@@ -19,6 +19,7 @@ import awkward as ak
 import hist
 import numpy as np
 
+from hepae.codecs.bounds import error_over_bound, parse_rule
 from hepae.errors import BranchNotFoundError, InputFileError
 from hepae.io.branches import TreeLayout
 from hepae.io.sources import DEFAULT_STEP_SIZE, open_source
@@ -60,13 +61,10 @@ class BranchErrors:
                 self.sum_squares += float((error[finite] ** 2).sum())
             if not finite.all():
                 self.max_abs = float("inf")
-            if self.rule is not None:
-                kind, value = self.rule.split(":")
-                limit = float(value) * (1.0 if kind == "abs" else np.abs(x))
-                ratio = np.where(same, 0.0, error / limit)
-                ratio = np.where(np.isnan(ratio), np.inf, ratio)
-                self.max_ratio = max(self.max_ratio, float(np.max(np.abs(ratio), initial=0.0)))
-                self.ratios.fill(np.clip(ratio, -1.19, 1.19))
+        if self.rule is not None:
+            ratio = error_over_bound(x, r, *parse_rule(self.rule))
+            self.max_ratio = max(self.max_ratio, float(np.max(np.abs(ratio), initial=0.0)))
+            self.ratios.fill(np.clip(ratio, -1.19, 1.19))
 
     @property
     def within_bound(self) -> bool | None:

@@ -38,7 +38,7 @@ from hepae.errors import (
     OutputFileError,
 )
 from hepae.features import FeatureSet, list_featuresets, load_featureset
-from hepae.io.sources import DEFAULT_STEP_SIZE, PathArg, main_table, open_root, open_source
+from hepae.io.sources import DEFAULT_STEP_SIZE, PathArg, default_table, open_source
 from hepae.io.tensors import check_collection
 from hepae.io.writing import output_errors
 from hepae.progress import progress_bar
@@ -269,9 +269,7 @@ def _branch_section(original: Path, reconstructed: Path, compressed: Path | None
             table = reader.metadata["tree"]
             known = {name: rule for name, rule in reader.lossy_branches.items() if rule.startswith(("rel:", "abs:"))}
             network = [name for name, rule in reader.lossy_branches.items() if name not in known]
-    if table is None:
-        with open_root(original) as directory:
-            table = main_table(directory, original)
+    table = default_table(original) if table is None else table
     with open_source(original, table) as source:
         layout = source.layout
     chosen = select_branches(layout, known, branches, original)
@@ -332,10 +330,7 @@ def validate(
     if featureset is None:
         with open_source(original, table) as source:
             n_events = source.num_entries
-        latent_moments = None
-        if compressed is not None:
-            with ContainerReader(compressed) as reader:
-                latent_moments = _latent_moments(compressed) if reader.has_collection else None
+        latent_moments = _latent_moments(compressed) if compressed is not None else None
         return _finish_report(outdir, overwrite, inputs, lambda work: _write_report(
             work, None, style, formats, limits, None, [], None, latent_moments, None, original, reconstructed,
             n_events, branch_errors, table))
@@ -365,10 +360,7 @@ def validate(
                 physics.fill(values_a, values_b, counts)
                 n_events += len(counts)
                 bar.update(len(counts))
-    latent_moments = None
-    if compressed is not None:
-        with ContainerReader(compressed) as reader:
-            latent_moments = _latent_moments(compressed) if reader.has_collection else None
+    latent_moments = _latent_moments(compressed) if compressed is not None else None
     return _finish_report(outdir, overwrite, inputs, lambda work: _write_report(
         work, featureset, style, formats, limits, accumulator, variables, residual_moments, latent_moments, physics,
         original, reconstructed, n_events, branch_errors, table or featureset.tree))
@@ -483,9 +475,11 @@ def _replace_report(work: Path, outdir: Path, *, overwrite: bool, inputs: Sequen
 
 def _latent_moments(compressed: Path) -> tuple[list[str], _Moments]:
     """Moments of the latent values of a compressed file whose codec stores them, chunk by chunk (none
-    for other codecs, nor for files that kept no latent value)."""
+    for other codecs, for files that kept no latent value, nor for files without a feature-set collection)."""
     moments: _Moments | None = None
     with ContainerReader(compressed) as reader:
+        if not reader.has_collection:
+            return [], _Moments(0)
         codec = reader.codec
         if not codec.has_latent_values or not reader.has_decoder:  # no decoder: no chunk kept a latent value
             return [], _Moments(0)
