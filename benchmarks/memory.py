@@ -8,7 +8,9 @@
 Each step runs in its own process and reports its peak resident set size (VmHWM from /proc: ru_maxrss
 would include the parent's size at fork time on Linux).
 The 1x sample must span several chunks (the table shows how many), otherwise the comparison is between
-a whole file and a chunk. Prints a table with the 10x/1x ratios (target <= 1.1) and writes JSON.
+a whole file and a chunk. The 10x file is the 1x sample written 10 times, so that both have baskets of the
+same size (uproot reads a basket whole: a file with larger baskets needs more memory at any length).
+Prints a table with the 10x/1x ratios (target <= 1.1) and writes JSON.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import uproot
+
 import hepae
+from hepae.io.sources import open_source
+from hepae.io.writing import DEFAULT_COMPRESSION, make_writer, parse_compression
 
 STEP = """
 import json, sys, hepae
@@ -50,6 +56,20 @@ def run_step(*args: str) -> tuple[float, int]:
     return json.loads(output)["peak_kb"] / 1024, json.loads(output)["chunks"]
 
 
+def repeated(source: Path, target: Path, factor: int) -> Path:
+    """``source``'s table written ``factor`` times into ``target``: the same content and the same baskets (a
+    fresh sample of 10x the events would have larger baskets, which uproot reads whole: the comparison would
+    then measure the basket size, not the file size)."""
+    with open_source(source, "CollectionTree") as table:
+        specs = table.layout.branches
+        content = table.read([s.name for s in specs], 0, table.layout.num_entries)  # the 1x sample, whole
+        with uproot.recreate(target, compression=parse_compression(DEFAULT_COMPRESSION)) as file:
+            writer = make_writer(file, table.storage, table.name, specs, title=table.title)
+            for _ in range(factor):
+                writer.extend(content)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000, help="events of the 1x sample")
@@ -71,8 +91,7 @@ def main() -> None:
         small = hepae.make_sample(tmp / "x1.root", layout, n_events=args.events, seed=1)
         model = hepae.train(small, "atlas-jets-4d", epochs=1, progress=False).save(tmp / "m.hepae")
         for factor in (1, args.factor):
-            source = small if factor == 1 else hepae.make_sample(tmp / f"x{factor}.root", layout,
-                                                                 n_events=args.events * factor)
+            source = small if factor == 1 else repeated(small, tmp / f"x{factor}.root", factor)
             compress_mb, compress_chunks = run_step("compress", args.step_size, str(source),
                                                     str(tmp / f"c{factor}.root"), str(model), json.dumps(codec),
                                                     args.profile or "-")

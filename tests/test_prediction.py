@@ -121,3 +121,32 @@ def test_a_damaged_predictor_is_refused():
 
 def test_zigzag_orders_small_magnitudes_first():
     assert zigzag(np.array([0, -1, 1, -2, 2])).tolist() == [0, 1, 2, 3, 4]
+
+
+@settings(max_examples=60, deadline=None)
+@given(edges=st.lists(st.integers(-2**40, 2**40), max_size=20, unique=True),
+       positions=st.lists(st.integers(-2**41, 2**41), min_size=1, max_size=60))
+def test_the_class_bin_of_a_value_is_the_number_of_edges_at_or_below_it(edges, positions):
+    from hepae.codecs import kernels
+
+    edges, positions = np.sort(np.array(edges, np.int64)), np.array(positions, np.int64)
+    expected = [sum(e <= p for e in edges.tolist()) for p in positions.tolist()]
+    assert kernels.bins(positions, edges).tolist() == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(2, 6), n=st.integers(1, 40))
+def test_a_prediction_is_the_fixed_point_sum_rounded_to_nearest_plus_the_curve(seed, k, n):
+    rng = np.random.default_rng(seed)
+    predictor = Predictor.empty(k)
+    predictor.coefficients[:] = rng.integers(-2**20, 2**20, (k, k + 1)) * rng.integers(0, 2, (k, k + 1))
+    steps = rng.integers(-2**29, 2**29, (n, k))
+    j, context = k - 1, int(rng.integers(0, k - 1))
+    predictor.context[j] = context
+    predictor.knots[j] = np.unique(rng.integers(-2**29, 2**29, 5))
+    predictor.values[j] = rng.integers(-2**20, 2**20, len(predictor.knots[j]))
+    got = predictor.predict(np.asfortranarray(steps), j)
+    c = predictor.coefficients[j].tolist()
+    for row, g in zip(steps.tolist(), got.tolist()):
+        linear = (c[k] + 2**15 + sum(s * w for s, w in zip(row[:j], c[:j]))) // 2**16  # exact Python integers
+        assert g == linear + int(curve(np.array([row[context]]), predictor.knots[j], predictor.values[j])[0])

@@ -37,6 +37,8 @@ from hepae.features import FeatureSet, load_featureset
 from hepae.io.branches import TreeLayout
 from hepae.io.carryover import plan_carryover
 from hepae.io.darkmachines import TABLE_NAME as DARKMACHINES_TABLE
+from hepae.io.memory import release_freed_memory
+from hepae.io.prefetch import prefetched
 from hepae.io.sources import (
     CSV_SUFFIXES,
     DAMAGED_FILE_ERRORS,
@@ -96,7 +98,7 @@ def _unit_values(arrays: dict[str, Any], unit: Unit, input: Path, entry_start: i
     """A unit's ``(n_objects, n_branches)`` values of one chunk and its objects per event (None: per event)."""
     if unit.counter is None:
         columns = [np.asarray(ak.to_numpy(arrays[b.name])) for b in unit.branches]
-        return np.stack(columns, axis=1) if columns else np.zeros((0, 0)), None
+        return _column_major(columns), None
     counts = ak.to_numpy(ak.num(arrays[unit.branches[0].name], axis=1)).astype(np.int64)
     columns = []
     for spec in unit.branches:
@@ -108,7 +110,17 @@ def _unit_values(arrays: dict[str, Any], unit: Unit, input: Path, entry_start: i
                                   f"'{unit.counter}') hold different numbers of values in entry {event}; give one of "
                                   f"them its own rule, e.g. --error-bound '{spec.name}=exact'")
         columns.append(ak.to_numpy(ak.flatten(values, axis=1)))
-    return np.stack(columns, axis=1), counts
+    return _column_major(columns), counts
+
+
+def _column_major(columns: list[np.ndarray]) -> np.ndarray:
+    """Columns side by side, each contiguous (the codecs work column after column)."""
+    if not columns:
+        return np.zeros((0, 0))
+    out = np.empty((len(columns[0]), len(columns)), dtype=np.result_type(*columns), order="F")
+    for j, column in enumerate(columns):
+        out[:, j] = column
+    return out
 
 
 def _unit_count_check(arrays: dict[str, Any], unit: Unit, counts: np.ndarray | None, input: Path) -> None:
@@ -247,7 +259,7 @@ def compress(
         bounds = {} if profile is None else \
             profile.resolve(layout, featureset.input_branches if featureset is not None else (), strict=strict,
                             where=str(input))
-        chunks = source.iterate(layout.names, step_size)
+        chunks = stack.enter_context(contextlib.closing(prefetched(source.iterate(layout.names, step_size))))
         first = next(chunks, None)
         unit_names = {name for name in bounds}
         kept = [s for s in layout.branches if s.name not in unit_names and s.name not in (replaced or ())]
@@ -301,6 +313,7 @@ def compress(
                         writer.write_chunk(data, encoded_counts, streams, n_chunk, unit_streams, unit_counts)
                         n_events += n_chunk
                         bar.update(n_chunk)
+                        release_freed_memory()  # memory flat in file size (hepae.io.memory)
                 if n_events != layout.num_entries:
                     raise InputFileError(f"{input}: {layout.num_entries} events were counted but {n_events} read "
                                          "(was the file changed while it was being compressed?)")

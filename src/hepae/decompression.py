@@ -20,6 +20,8 @@ from hepae.container import ContainerReader
 from hepae.errors import ContainerFormatError, OutputFileError
 from hepae.io.branches import BranchSpec
 from hepae.io.darkmachines import CSVTableWriter
+from hepae.io.memory import release_freed_memory
+from hepae.io.prefetch import prefetched
 from hepae.io.sources import CSV_SUFFIXES, PathArg, Source
 from hepae.io.writing import DEFAULT_COMPRESSION, atomic_output, make_writer, parse_compression
 from hepae.progress import progress_bar
@@ -81,13 +83,16 @@ def decompress(
             with _output_writer(tmp, text_output, source, reader.branches, compression) as (writer, file):
                 with progress_bar(progress, total=source.num_entries, unit="event",
                                   desc=f"decompress {input.name}") as bar:
-                    for chunk in reader.chunks():
-                        data, chunk_objects = reader.decode_chunk(chunk, codec, csv_decimals=text_output)
-                        writer.extend(data)  # a full output disk is not damaged input
-                        n_objects += chunk_objects
-                        n_events += chunk.n_events
-                        n_chunks += 1
-                        bar.update(chunk.n_events)
+                    decoded = prefetched((chunk, *reader.decode_chunk(chunk, codec, csv_decimals=text_output))
+                                         for chunk in reader.chunks())  # the next chunk decodes while one is written
+                    with contextlib.closing(decoded):
+                        for chunk, data, chunk_objects in decoded:
+                            writer.extend(data)  # a full output disk is not damaged input
+                            n_objects += chunk_objects
+                            n_events += chunk.n_events
+                            n_chunks += 1
+                            bar.update(chunk.n_events)
+                            release_freed_memory()  # memory flat in file size (hepae.io.memory)
                 expected_objects = metadata["collection"]["n_objects"] if reader.has_collection else 0
                 if n_events != metadata["source"]["num_entries"] or n_objects != expected_objects:
                     raise ContainerFormatError(

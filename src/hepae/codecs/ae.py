@@ -355,18 +355,24 @@ class _CodedChunk:
                                     self.latent_std.astype(np.float64), *self.predictor.to_arrays(),
                                     self.exact, constant, np.array([self.margin], np.float64), coded])
 
-    def apply_residuals(self, predicted: np.ndarray, columns: Sequence[int], bounds: Sequence[ErrorBound]) -> None:
+    def apply_residuals(self, predicted: np.ndarray, columns: Sequence[int], bounds: Sequence[ErrorBound],
+                        centers: np.ndarray | None = None, negative: dict[int, np.ndarray] | None = None) -> None:
         """The bounded columns of ``predicted`` (``(n, D)``, in place): the prediction moved by each column's
         residual steps, or the exact value where the token marks an exception. ``columns[k]`` is the
-        column of ``bounds[k]`` and of residual stream ``k``."""
+        column of ``bounds[k]`` and of residual stream ``k``. With ``centers``, column ``columns[k]``'s
+        prediction is ``centers[k]`` for every object (what ``predicted`` holds there is not read), with the
+        sign flipped where ``negative[columns[k]]`` is set (relative bounds)."""
         exact = np.split(self.exact, np.cumsum([(t == 0).sum() for t in self.residual_tokens])[:-1])
+        negative = negative or {}
         for k, (j, b) in enumerate(zip(columns, bounds)):
             is_exception = self.residual_tokens[k] == 0
-            residual = np.where(is_exception, EXCEPTION, self.steps[:, k]).astype(np.int32)
+            residual = self.steps[:, k].astype(np.int32)
+            residual[is_exception] = EXCEPTION
             exact_column = np.zeros(len(predicted), dtype=predicted.dtype)
             exact_column[is_exception] = exact[k]
-            predicted[:, j] = apply_residuals(predicted[:, j], residual, exact_column, b.kind, b.value, self.margin,
-                                              predicted.dtype)
+            base = predicted[:, j] if centers is None else centers[k]
+            predicted[:, j] = apply_residuals(base, residual, exact_column, b.kind, b.value, self.margin,
+                                              predicted.dtype, negative.get(j))
 
     @property
     def latent(self) -> np.ndarray:
@@ -415,7 +421,7 @@ class _CodedChunk:
             if counts is None:
                 raise CodecError("this chunk was coded per rank in the event: decoding needs the per-event counts")
             ranks = _rank_classes(counts, n)
-        steps = np.zeros((n, n_bounded), dtype=np.int64)
+        steps = np.zeros((n, n_bounded), dtype=np.int64, order="F")  # contiguous columns
         undone = [0]
 
         def classes(i: int, before: list[np.ndarray]) -> np.ndarray | None:

@@ -109,29 +109,21 @@ class BoundBounded(BoundCodec):
     def chunk_streams(self) -> set[str]:
         return set(self.stream_dtypes())
 
-    def _predictions(self, constant: np.ndarray, signs: list[np.ndarray], n: int) -> np.ndarray:
-        """Per value, the constant of its column, with the value's own sign under a relative bound."""
-        out = np.repeat(constant.astype(np.float64)[None, :], n, axis=0)
-        for j, sign in zip(self._relative, signs):
-            out[:, j] = np.where(sign.astype(bool), -out[:, j], out[:, j])
-        return out
-
     def encode(self, values: np.ndarray, counts: np.ndarray | None = None) -> dict[str, np.ndarray]:
         values = np.asarray(values)
         if values.ndim != 2 or values.shape[1] != len(self.columns):
             raise CodecError(f"bounded: expected ({len(values)}, {len(self.columns)}) values, got {values.shape}")
         n, k = values.shape
         ranks = _rank_classes(counts, n)
-        columns = list(range(k))
-        constant = on_grid(self._centers(values), columns, self.error_bounds, self.margin)
-        signs = [np.signbit(values[:, j]).astype(np.uint64) for j in self._relative]
-        predicted = self._predictions(constant, signs, n)
-        steps = np.zeros((n, k), dtype=np.int64)
+        constant = on_grid(self._centers(values), list(range(k)), self.error_bounds, self.margin)
+        negative = {j: np.signbit(values[:, j]) for j in self._relative}  # each value keeps its own sign
+        steps = np.zeros((n, k), dtype=np.int64, order="F")  # column after column: contiguous columns
         flags, exact = [], []
         for j, b in enumerate(self.error_bounds):
-            residual, _ = quantize_residuals(values[:, j], predicted[:, j], b.kind, b.value, self.margin)
+            residual, _ = quantize_residuals(values[:, j], constant[j], b.kind, b.value, self.margin, negative.get(j))
             flag = residual == EXCEPTION
-            steps[:, j] = np.where(flag, 0, residual)
+            residual[flag] = 0
+            steps[:, j] = residual
             flags.append(flag)
             exact.append(values[flag, j])
         predictor = self._predictor
@@ -146,7 +138,7 @@ class BoundBounded(BoundCodec):
                             constant, self.margin, steps)
         out = {"coded": chunk.to_bytes()}
         if self._relative:
-            out["signs"] = entropy.encode_streams(signs)
+            out["signs"] = entropy.encode_streams([negative[j].astype(np.uint64) for j in self._relative])
         return out
 
     def _centers(self, values: np.ndarray) -> np.ndarray:
@@ -169,10 +161,11 @@ class BoundBounded(BoundCodec):
         chunk = _CodedChunk.read(streams["coded"], self.dtype, counts, len(self.columns), 0)
         if chunk.constant is None or len(chunk.constant) != len(self.columns):
             raise CodecError("coded bounded chunk has no constant prediction of the right size (corrupted)")
-        n = len(chunk.q_latent)
-        signs = self._signs(streams, n)
-        out = self._predictions(chunk.constant, signs, n).astype(self.dtype)
-        chunk.apply_residuals(out, range(len(self.columns)), self.error_bounds)
+        n, k = len(chunk.q_latent), len(self.columns)
+        negative = dict(zip(self._relative, (s.astype(bool) for s in self._signs(streams, n))))
+        out = np.empty((n, k), dtype=self.dtype, order="F")
+        chunk.apply_residuals(out, range(k), self.error_bounds, centers=chunk.constant.astype(self.dtype),
+                              negative=negative)
         return out
 
     def _signs(self, streams: dict[str, np.ndarray], n: int) -> list[np.ndarray]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from hepae.codecs.blocks import blockwise
 from hepae.errors import CodecError
 
 EXCEPTION = np.iinfo(np.int32).min
@@ -116,52 +117,99 @@ def quantization_step(kind: str, bound: float, margin: float) -> float:
     return 2.0 * (bound if kind == "abs" else math.log1p(bound)) * (1.0 - margin)
 
 
-def apply_residuals(predicted: np.ndarray, residual: np.ndarray, exact: np.ndarray, kind: str, bound: float,
-                    margin: float = DEFAULT_MARGIN, dtype: Any = np.float32) -> np.ndarray:
-    """Reconstruct values from a prediction and its quantized residuals (exceptions taken from ``exact``)."""
+def apply_residuals(predicted: np.ndarray | float, residual: np.ndarray, exact: np.ndarray, kind: str, bound: float,
+                    margin: float = DEFAULT_MARGIN, dtype: Any = np.float32,
+                    negative: np.ndarray | None = None) -> np.ndarray:
+    """Reconstruct values from a prediction and its quantized residuals (exceptions taken from ``exact``).
+
+    ``predicted`` is one value per residual, or one for all of them; with ``negative`` (a relative bound
+    only), each value's sign is flipped where ``negative`` is set (the ``bounded`` codec: one magnitude,
+    each value's own sign).
+    """
+    residual = np.asarray(residual)
+    arguments = {"predicted": predicted, "residual": residual, "exact": exact, "kind": kind, "bound": bound,
+                 "margin": margin, "dtype": dtype, "negative": negative}
+    return blockwise(_apply_residuals, len(residual), arguments, (dtype,))[0]
+
+
+def _apply_residuals(predicted: np.ndarray | float, residual: np.ndarray, exact: np.ndarray, kind: str, bound: float,
+                     margin: float, dtype: Any, negative: np.ndarray | None) -> tuple[np.ndarray]:
     step = quantization_step(kind, bound, margin)
     is_exception = residual == EXCEPTION
-    q = np.where(is_exception, 0, residual).astype(np.float64)
+    out = np.asarray(residual).astype(np.float64)
+    out[is_exception] = 0.0
+    out *= step
     h = np.asarray(predicted, dtype=np.float64)
     with np.errstate(all="ignore"):
-        out = h + q * step if kind == "abs" else np.sign(h) * np.exp(np.log(np.abs(h)) + q * step)
+        if kind == "abs":
+            out += h
+        else:
+            out += np.log(np.abs(h))
+            np.exp(out, out=out)
+            if negative is not None:
+                sign = np.sign(h)
+                out *= np.where(negative, -sign, sign) if np.ndim(negative) else (-sign if negative else sign)
+            else:
+                out *= np.sign(h)
     out = out.astype(dtype)
     out[is_exception] = np.asarray(exact, dtype=dtype)[is_exception]
-    return out
+    return (out,)
 
 
-def quantize_residuals(values: np.ndarray, predicted: np.ndarray, kind: str, bound: float,
-                       margin: float = DEFAULT_MARGIN) -> tuple[np.ndarray, np.ndarray]:
+_RISKY_BELOW = 2.0**-20
+"""A relative bound whose margin (``bound * margin``) is at least this many times ``|x|`` has room for the other
+float32 neighbour of every reconstruction: the midpoint check of :func:`quantize_residuals` cannot reject
+anything there and is skipped."""
+
+
+def quantize_residuals(values: np.ndarray, predicted: np.ndarray | float, kind: str, bound: float,
+                       margin: float = DEFAULT_MARGIN, negative: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """``(residual, exact)``: int32 residual steps, and the exact value where a residual cannot keep the bound.
+
+    ``predicted`` and ``negative`` as in :func:`apply_residuals`, which then gives every value within
+    ``bound`` (exceptions exactly).
 
     Under a relative bound, a float32 value whose float64 reconstruction lies within ``2**-40`` (relative)
     of the midpoint between two float32 values is accepted only if both keep the bound: a decoder whose
     ``exp``/``log`` differ in the last float64 bits may round to either (this can matter only for bounds
-    within a few float32 ulps, ``bits:18`` and tighter).
-    An absolute bound's arithmetic (``h + q s``) is exact IEEE float64, the same on every machine.
-
-    :func:`apply_residuals` then gives every value within ``bound`` (exceptions exactly).
+    within a few float32 ulps, ``bits:18`` and tighter; looser bounds leave room for either neighbour,
+    see ``_RISKY_BELOW``). An absolute bound's arithmetic (``h + q s``) is exact IEEE float64, the same on
+    every machine.
     """
     x = np.asarray(values)
+    arguments = {"x": x, "predicted": predicted, "kind": kind, "bound": bound, "margin": margin, "negative": negative}
+    return blockwise(_quantize_residuals, len(x), arguments, (np.int32, x.dtype))  # type: ignore[return-value]
+
+
+def _quantize_residuals(x: np.ndarray, predicted: np.ndarray | float, kind: str, bound: float, margin: float,
+                        negative: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     x64, h64 = x.astype(np.float64), np.asarray(predicted, dtype=np.float64)
     step = quantization_step(kind, bound, margin)
     with np.errstate(all="ignore"):
         if kind == "abs":
-            t = (x64 - h64) / step
+            t = x64 - h64
         else:
-            t = (np.log(np.abs(x64)) - np.log(np.abs(h64))) / step
-            t[(np.sign(x64) != np.sign(h64)) | (x64 == 0)] = np.nan
-        ok = np.isfinite(t) & (np.abs(t) < 2.0**30)
-        q = np.where(ok, np.rint(t), 0).astype(np.int32)
-        exact64 = apply_residuals(h64, q, x, kind, bound, margin, np.float64)
+            t = np.log(np.abs(x64))
+            t -= np.log(np.abs(h64))
+            sign = np.sign(h64)
+            if negative is not None:
+                sign = np.where(negative, -sign, sign)
+            t[(np.sign(x64) != sign) | (x64 == 0)] = np.nan
+        t /= step
+        ok = np.abs(t) < 2.0**30  # False for NaN and infinities
+        t[~ok] = 0.0
+        q = np.rint(t).astype(np.int32)
+        exact64 = _apply_residuals(h64, q, x, kind, bound, margin, np.float64, negative)[0]
         reco = exact64.astype(x.dtype)
-        limit = bound * (1.0 - margin / 2) * (1.0 if kind == "abs" else np.abs(x64))
+        limit = np.abs(x64) if kind == "rel" else np.full(len(x64), 1.0)
+        limit *= bound * (1.0 - margin / 2)
         ok &= np.abs(reco.astype(np.float64) - x64) <= limit
-        if kind == "rel" and x.dtype != np.float64:  # another machine's exp/log (a few float64 ulps apart) may
-            other = np.nextafter(reco, np.where(reco < exact64, np.inf, -np.inf).astype(x.dtype))  # round to the
-            middle = (reco.astype(np.float64) + other.astype(np.float64)) / 2  # other float32 neighbour, but only
-            risky = np.abs(exact64 - middle) <= 2.0**-40 * np.abs(exact64)  # next to the midpoint between them
-            ok &= ~risky | (np.abs(other.astype(np.float64) - x64) <= limit)
+        if kind == "rel" and x.dtype != np.float64 and bound * margin < _RISKY_BELOW:  # another machine's exp/log
+            other = np.nextafter(reco, np.where(reco < exact64, np.inf, -np.inf).astype(x.dtype))  # (a few float64
+            middle = (reco.astype(np.float64) + other.astype(np.float64)) / 2  # ulps apart) may round to the other
+            risky = np.abs(exact64 - middle) <= 2.0**-40 * np.abs(exact64)  # float32 neighbour, but only next to
+            ok &= ~risky | (np.abs(other.astype(np.float64) - x64) <= limit)  # the midpoint between the two
     q[~ok] = EXCEPTION
     exact = np.where(ok, np.zeros((), x.dtype), x).astype(x.dtype)
     return q, exact

@@ -30,13 +30,14 @@ from collections.abc import Callable, Sequence
 import constriction
 import numpy as np
 
+from hepae.codecs import kernels
 from hepae.errors import CodecError, UnknownLayoutError
 
 PROB_BITS = 15
 PROB_SCALE = 1 << PROB_BITS
-_DIRECT_BITS = 4
+_DIRECT_BITS = kernels.DIRECT_BITS
 _DIRECT = 1 << _DIRECT_BITS  # values below this are their own token
-_KEPT = 2  # bits below the leading one that a larger value keeps in its token
+_KEPT = kernels.KEPT  # bits below the leading one that a larger value keeps in its token
 _SUBBUCKETS = 1 << _KEPT
 _FORMAT = 3  # 3: constriction's ANS coder (1 and 2, hepae's own rANS, were never released)
 MAX_TOKEN = _DIRECT + ((63 - _DIRECT_BITS) * _SUBBUCKETS + _SUBBUCKETS - 1) * 2 + 1  # the token of 2**64 - 1
@@ -52,19 +53,7 @@ def tokenize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     below the leading one and its lowest bit (the sign of a zigzag-folded integer, often far from
     50/50); the ``n - _KEPT - 1`` bits in between are raw.
     """
-    u = np.asarray(values, dtype=np.uint64)
-    n = np.zeros(len(u), dtype=np.int64)  # index of the highest set bit
-    big = u >= _DIRECT
-    if big.any():
-        n[big] = _bit_length(u[big]) - 1
-    width = np.where(big, n - _KEPT - 1, 0)
-    shift = np.maximum(width, 0).astype(np.uint64) + np.uint64(1)
-    top = np.where(big, (u >> shift) & np.uint64(_SUBBUCKETS - 1), 0).astype(np.int64)
-    low = (u & np.uint64(1)).astype(np.int64)
-    token = np.where(big, _DIRECT + ((n - _DIRECT_BITS) * _SUBBUCKETS + top) * 2 + low, u.astype(np.int64) * ~big)
-    raw = np.where(big, (u >> np.uint64(1)) & ((np.uint64(1) << np.maximum(width, 0).astype(np.uint64))
-                                               - np.uint64(1)), 0)
-    return token.astype(np.int64), width.astype(np.int64), raw.astype(np.uint64)
+    return kernels.tokenize(np.ascontiguousarray(values, dtype=np.uint64))
 
 
 def token_width(token: np.ndarray) -> np.ndarray:
@@ -74,67 +63,28 @@ def token_width(token: np.ndarray) -> np.ndarray:
 
 
 def detokenize(token: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    t = np.asarray(token, dtype=np.int64)
-    big = t >= _DIRECT
-    width = token_width(t).astype(np.uint64)
-    top = np.where(big, _SUBBUCKETS | (((t - _DIRECT) // 2) % _SUBBUCKETS), 0).astype(np.uint64)
-    low = np.where(big, (t - _DIRECT) % 2, 0).astype(np.uint64)
-    value = (top << (width + np.uint64(1))) | (np.asarray(raw, dtype=np.uint64) << np.uint64(1)) | low
-    return np.where(big, value, t.astype(np.uint64))
-
-
-def _bit_length(u: np.ndarray) -> np.ndarray:
-    """Number of significant bits of positive uint64 values."""
-    if len(u) == 0 or u.max() < np.uint64(2**53):  # exactly representable: frexp's exponent is the bit length
-        return np.frexp(u.astype(np.float64))[1].astype(np.int64)
-    n = np.zeros(len(u), dtype=np.int64)
-    v = u.copy()
-    for shift in (32, 16, 8, 4, 2, 1):
-        s = np.uint64(shift)
-        high = (v >> s) > 0
-        n += np.where(high, shift, 0)
-        v = np.where(high, v >> s, v)
-    return n + (v > 0)
+    """The values of :func:`tokenize`'s tokens and raw bits."""
+    token = np.ascontiguousarray(token, dtype=np.int64)
+    words = kernels.pack_raw(token_width(token), np.ascontiguousarray(raw, dtype=np.uint64), 0)
+    return kernels.detokenize(token, words, 0)[0]
 
 
 # -- raw bits ---------------------------------------------------------------------------------------
 
-def _pack_raw(width: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    """Raw bits as one little-endian bit string: each value's ``width`` bits, in order (``raw < 2**width``,
-    as :func:`tokenize` gives them)."""
-    end = np.cumsum(width, dtype=np.int64)
-    total = int(end[-1]) if len(end) else 0
-    if total == 0:
-        return np.zeros(0, np.uint8)
-    start = end
-    start -= width  # in place: fewer fresh arrays (page faults) on large chunks
-    word = start >> 6
-    start &= 63  # now the shift within the word
-    shift = start.astype(np.uint64)
+def _joined_raw(parts: list[tuple[int, np.ndarray]], total: int) -> np.ndarray:
+    """One little-endian bit string of ``total`` bits from parts ``(first bit, words)`` of
+    :func:`hepae.codecs.kernels.pack_raw` (each packed from its first bit's place in its word on)."""
     out = np.zeros(total // 64 + 2, np.uint64)
-    first = np.flatnonzero(np.r_[True, word[1:] != word[:-1]])  # the values that start in each word
-    out[word[first]] = np.bitwise_or.reduceat(np.left_shift(raw, shift), first)
-    spill = np.flatnonzero(start + width > 64)  # the value that crosses into the next word: its high bits
-    out[word[spill] + 1] |= raw[spill] >> (np.uint64(64) - shift[spill])
+    for first, words in parts:
+        out[first >> 6:(first >> 6) + len(words)] |= words
     return out.astype("<u8").view(np.uint8)[:-(-total // 8)].copy()
 
 
-def _unpack_raw(width: np.ndarray, packed: np.ndarray, first_bit: int = 0) -> np.ndarray:
-    """The raw values of ``width`` bits each, read from bit ``first_bit`` of ``packed`` on."""
-    w = np.asarray(width, np.int64)
-    start = np.cumsum(w) - w + first_bit
-    total = int(w.sum()) + first_bit
-    if len(packed) < -(-total // 8):
-        raise CodecError("coded stream has too few raw bytes (truncated or corrupted)")
-    buffer = np.zeros(total // 64 + 2, "<u8")
-    used = min(len(packed), 8 * len(buffer))
-    buffer.view(np.uint8)[:used] = packed[:used]
-    buffer = buffer.astype(np.uint64)
-    word, shift = start >> 6, (start & 63).astype(np.uint64)
-    value = buffer[word] >> shift
-    spill = shift.astype(np.int64) + w > 64
-    value[spill] |= buffer[word[spill] + 1] << (np.uint64(64) - shift[spill])
-    return np.where(w > 0, value & ((np.uint64(1) << np.maximum(w, 0).astype(np.uint64)) - np.uint64(1)), 0)
+def _raw_words(packed: np.ndarray) -> np.ndarray:
+    """The packed raw bits as uint64 words (two spare zero words at the end, for values that spill)."""
+    buffer = np.zeros(len(packed) // 8 + 2, "<u8")
+    buffer.view(np.uint8)[:len(packed)] = packed
+    return buffer.astype(np.uint64)
 
 
 # -- frequency tables -------------------------------------------------------------------------------
@@ -271,11 +221,18 @@ def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray |
     if len(classes) != len(streams) or any(c is not None and len(c) != len(s) for c, s in zip(classes, streams)):
         raise ValueError("classes must match the streams in number and length")
     lengths = np.array([len(s) for s in streams], dtype=np.int64)
-    tokenized = [tokenize(s) for s in streams]
+    tokens: list[np.ndarray] = []
+    raw_parts: list[tuple[int, np.ndarray]] = []  # each stream's raw bits, packed as soon as it is tokenized
+    bit = 0
+    for s in streams:
+        token, width, raw = tokenize(s)
+        raw_parts.append((bit, kernels.pack_raw(width, raw, bit & 63)))
+        bit += int(width.sum())
+        tokens.append(token)
     tables: list[np.ndarray] = []  # per (stream, class): frequencies up to the last used token
     members: list[list[np.ndarray | None]] = []
     n_classes: list[int] = []
-    for (token, _, _), c in zip(tokenized, classes):
+    for token, c in zip(tokens, classes):
         counts = np.bincount(token, minlength=1)[None, :]
         if c is not None and len(c):  # a table per class, where that pays for the extra tables
             per_class = _class_counts(token, c)
@@ -291,19 +248,17 @@ def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray |
         members.append(_class_members(c, len(token), len(counts)))
     coder = constriction.stream.stack.AnsCoder()
     row = len(tables)
-    for (token, _, _), stream_members in zip(reversed(tokenized), reversed(members)):  # a stack: last first
+    for token, stream_members in zip(reversed(tokens), reversed(members)):  # a stack: last first
         for where in reversed(stream_members):
             row -= 1
             symbols = token if where is None else token[where]
             if len(symbols) and len(tables[row]) > 1:  # a one-token table: the token is certain, costs nothing
-                coder.encode_reverse(symbols.astype(np.int32), _model(tables[row]))
+                coder.encode_reverse(symbols, _model(tables[row]))
     words = coder.get_compressed().astype(np.uint32)
-    width = np.concatenate([w for _, w, _ in tokenized]) if streams else np.zeros(0, np.int64)
-    raw = np.concatenate([r for _, _, r in tokenized]) if streams else np.zeros(0, np.uint64)
     sizes = np.array([len(t) for t in tables], dtype=np.int32)
     table_values = np.concatenate(tables) if tables else np.zeros(0, np.int64)
     return pack_arrays([np.array([_FORMAT], np.int64), lengths, np.array(n_classes, np.int32), sizes,
-                        _varints(table_values), words, _pack_raw(width, raw)])
+                        _varints(table_values), words, _joined_raw(raw_parts, bit)])
 
 
 def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
@@ -363,6 +318,7 @@ def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
         raise CodecError(f"coded stream is damaged: {err}") from None
     offsets = np.concatenate([[0], np.cumsum(n_classes)[:-1]]).astype(np.int64)
     out: list[np.ndarray] = []
+    raw_words = _raw_words(packed)
     bit = 0  # where the next stream's raw bits start
     for i in range(len(lengths)):
         n, k = int(lengths[i]), int(n_classes[i])
@@ -382,9 +338,10 @@ def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
                 token[:] = symbols
             else:
                 token[where] = symbols
-        width = token_width(token)
-        out.append(detokenize(token, _unpack_raw(width, packed, bit)))  # a later stream's classes may need it
-        bit += int(width.sum())
+        if bit + kernels.raw_bits(token) > 8 * len(packed):
+            raise CodecError("coded stream has too few raw bytes (truncated or corrupted)")
+        values, bit = kernels.detokenize(token, raw_words, bit)
+        out.append(values)  # a later stream's classes may need it
     if not coder.is_empty():
         raise CodecError("coded stream does not decode to its end (corrupted)")
     if len(packed) != -(-bit // 8):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hepae.codecs import entropy
+from hepae.codecs import entropy, kernels
 from hepae.errors import CodecError
 
 FRACTION = 16
@@ -62,13 +62,7 @@ def evenly_spaced(n: int, size: int) -> np.ndarray:
 def curve(position: np.ndarray, knots: np.ndarray, values: np.ndarray) -> np.ndarray:
     """The piecewise-linear function through ``(knots, values)`` at integer ``position`` (int64, floor
     division: exact and the same everywhere); constant beyond the first and last knot."""
-    p = np.asarray(position, dtype=np.int64)
-    if len(knots) == 1:
-        return np.full(len(p), values[0], dtype=np.int64)
-    i = np.clip(np.searchsorted(knots, p, side="right") - 1, 0, len(knots) - 2)
-    left, right = knots[i], knots[i + 1]
-    inside = np.clip(p, left, right) - left
-    return values[i] + ((values[i + 1] - values[i]) * inside) // (right - left)
+    return kernels.curve(np.asarray(position, dtype=np.int64), knots, values)
 
 
 def _fit_curve(position: np.ndarray, remainder: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,40 +114,39 @@ class Predictor:
         c = int(self.class_context[j])
         if c < 0:
             return None
-        return self.class_groups[j][np.searchsorted(self.class_edges[j], steps[:, c], side="right")]
+        return self.class_groups[j][kernels.bins(steps[:, c], self.class_edges[j])]
+
+    def _column(self, j: int) -> tuple:
+        """Column ``j``'s prediction as the kernels take it: the used columns and their weights, the constant
+        (with the rounding half), the context column, its knots and values, the fixed-point bits."""
+        k = len(self.coefficients)
+        used = np.flatnonzero(self.coefficients[j, :j])  # the sparse fits leave most coefficients 0
+        context = int(self.context[j])
+        knots, values = (self.knots[j], self.values[j]) if context >= 0 else (np.zeros(1, np.int64),) * 2
+        return (used.astype(np.int64), self.coefficients[j, used].astype(np.int64),
+                int(self.coefficients[j, k]) + (1 << (FRACTION - 1)), context,
+                np.asarray(knots, np.int64), np.asarray(values, np.int64), FRACTION)
 
     def predict(self, steps: np.ndarray, j: int) -> np.ndarray:
         """Column ``j``'s prediction from ``steps[:, :j]`` (the later columns are not read)."""
-        k = len(self.coefficients)
-        used = np.flatnonzero(self.coefficients[j, :j])  # the sparse fits leave most coefficients 0
-        total = np.full(len(steps), self.coefficients[j, k] + (1 << (FRACTION - 1)), dtype=np.int64)
-        for c in used:  # exact int64 sums, term by term: the same as the matrix product, much faster
-            total += steps[:, c] * self.coefficients[j, c]
-        out = total >> FRACTION
-        if self.context[j] >= 0:
-            out = out + curve(steps[:, self.context[j]], self.knots[j], self.values[j])
-        return out
+        return kernels.predict(steps, *self._column(j))
 
     def tokens(self, steps: np.ndarray, flags: list[np.ndarray]) -> list[np.ndarray]:
         """Per column: 0 for an exception, else ``1 + zigzag(steps - prediction)``."""
-        out = []
-        for j, flag in enumerate(flags):
-            difference = steps[:, j] - self.predict(steps, j)
-            out.append(np.where(flag, np.uint64(0), zigzag(difference) + np.uint64(1)))
-        return out
+        return [kernels.residual_tokens(steps, j, np.asarray(flag, np.bool_), *self._column(j))
+                for j, flag in enumerate(flags)]
 
     def undo(self, tokens: list[np.ndarray]) -> np.ndarray:
         """The ``(n, k)`` steps back from :meth:`tokens` (exceptions: 0), column after column."""
         n = len(tokens[0]) if tokens else 0
-        steps = np.zeros((n, len(tokens)), dtype=np.int64)
+        steps = np.zeros((n, len(tokens)), dtype=np.int64, order="F")  # contiguous columns
         for j, t in enumerate(tokens):
             self.undo_column(steps, t, j)
         return steps
 
     def undo_column(self, steps: np.ndarray, tokens: np.ndarray, j: int) -> None:
         """Fill ``steps[:, j]`` from column ``j``'s tokens (``steps[:, :j]`` already filled)."""
-        difference = unzigzag(np.where(tokens == 0, np.uint64(1), tokens) - np.uint64(1))
-        steps[:, j] = np.where(tokens == 0, 0, difference + self.predict(steps, j))
+        kernels.undo_column(steps, np.asarray(tokens, np.uint64), j, *self._column(j))
 
     # -- fitting ------------------------------------------------------------------------------------
     @classmethod
