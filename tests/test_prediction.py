@@ -111,12 +111,19 @@ def test_a_damaged_predictor_is_refused():
         [arrays[0], np.r_[layout[:2], 2, layout[3:]], *arrays[2:]],  # a column's curve reading itself
         [*arrays[:2], np.array([5, 1, 0, 3]), *arrays[3:]],  # knots not increasing
         [*arrays[:2], np.array([1, 5, 0, 2**31 - 1]), *arrays[3:]],  # a value out of range
+        [np.r_[arrays[0][:-1], 2**63 - 1], *arrays[1:]],  # a constant out of range
         [arrays[0], np.r_[layout[:8], -1, layout[9:]], *arrays[2:]],  # class groups without a class context
         [arrays[0], np.r_[layout[:8], 2, layout[9:]], *arrays[2:]],  # a class context reading itself
         arrays[:4],  # an array missing
     ):
         with pytest.raises(CodecError, match="residual predictor"):
             Predictor.from_arrays(bad, 3)
+
+
+def test_a_column_of_tokens_shorter_than_the_chunk_is_refused_not_read_past_its_end():
+    predictor, steps = Predictor.empty(2), np.zeros((1000, 2), np.int64, order="F")
+    with pytest.raises(CodecError, match="holds 0 values, not 1000"):
+        predictor.undo_column(steps, np.zeros(0, np.uint64), 1)
 
 
 def test_zigzag_orders_small_magnitudes_first():

@@ -279,7 +279,9 @@ def compress(
                                          selecting=featureset is not None and featureset.select is not None)
                 with progress_bar(progress, total=layout.num_entries, unit="event",
                                   desc=f"compress {input.name}") as bar:
-                    for arrays in itertools.chain([first] if first is not None else [], chunks):
+                    remaining = itertools.chain([first] if first is not None else [], chunks)
+                    first = None  # held by the loop while it is worked on, no longer
+                    for arrays in remaining:
                         n_chunk = len(arrays[layout.names[0]]) if layout.names else 0
                         data = {name: arrays[name] for name in layout.names
                                 if name not in unit_names and name not in (replaced or ())}

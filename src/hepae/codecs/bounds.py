@@ -157,9 +157,11 @@ def _apply_residuals(predicted: np.ndarray | float, residual: np.ndarray, exact:
 
 
 _RISKY_BELOW = 2.0**-20
-"""A relative bound whose margin (``bound * margin``) is at least this many times ``|x|`` has room for the other
-float32 neighbour of every reconstruction: the midpoint check of :func:`quantize_residuals` cannot reject
-anything there and is skipped."""
+"""A relative bound whose margin (``bound * margin``) is at least this has room for the other float32
+neighbour of every reconstruction in float32's normal range (one float32 step is at most ``2**-23 |x|``
+there): the midpoint check of :func:`quantize_residuals` cannot reject such a value, and is made only for
+the others (subnormal values, whose steps are coarser than that, and values next to the largest float32,
+whose other neighbour is infinite)."""
 
 
 def quantize_residuals(values: np.ndarray, predicted: np.ndarray | float, kind: str, bound: float,
@@ -205,11 +207,16 @@ def _quantize_residuals(x: np.ndarray, predicted: np.ndarray | float, kind: str,
         limit = np.abs(x64) if kind == "rel" else np.full(len(x64), 1.0)
         limit *= bound * (1.0 - margin / 2)
         ok &= np.abs(reco.astype(np.float64) - x64) <= limit
-        if kind == "rel" and x.dtype != np.float64 and bound * margin < _RISKY_BELOW:  # another machine's exp/log
-            other = np.nextafter(reco, np.where(reco < exact64, np.inf, -np.inf).astype(x.dtype))  # (a few float64
-            middle = (reco.astype(np.float64) + other.astype(np.float64)) / 2  # ulps apart) may round to the other
-            risky = np.abs(exact64 - middle) <= 2.0**-40 * np.abs(exact64)  # float32 neighbour, but only next to
-            ok &= ~risky | (np.abs(other.astype(np.float64) - x64) <= limit)  # the midpoint between the two
+        if kind == "rel" and x.dtype != np.float64:  # another machine's exp/log (a few float64 ulps apart) may
+            check = slice(None)  # round to the other float32 neighbour, but only next to the midpoint between them
+            if bound * margin >= _RISKY_BELOW:  # only outside float32's normal range
+                info = np.finfo(x.dtype)
+                check = np.flatnonzero((np.abs(x64) < 4 * float(info.tiny)) | (np.abs(x64) > float(info.max) / 4))
+            r, e = reco[check], exact64[check]
+            other = np.nextafter(r, np.where(r < e, np.inf, -np.inf).astype(x.dtype))
+            middle = (r.astype(np.float64) + other.astype(np.float64)) / 2
+            risky = np.abs(e - middle) <= 2.0**-40 * np.abs(e)
+            ok[check] &= ~risky | (np.abs(other.astype(np.float64) - x64[check]) <= limit[check])
     q[~ok] = EXCEPTION
     exact = np.where(ok, np.zeros((), x.dtype), x).astype(x.dtype)
     return q, exact

@@ -150,7 +150,11 @@ def normalized_frequencies(counts: np.ndarray) -> np.ndarray:
 def estimated_bits(values: np.ndarray, tables: bool = True) -> float:
     """Bits :func:`encode_streams` needs for one stream (its frequency table too, unless ``tables`` is
     False), within a fraction of a percent; the coder's final state adds 8 bytes per call."""
-    token, width, _ = tokenize(values)
+    return token_bits(*tokenize(values)[:2], tables=tables)
+
+
+def token_bits(token: np.ndarray, width: np.ndarray, tables: bool = True) -> float:
+    """:func:`estimated_bits` of values already tokenized (:func:`tokenize`'s token and raw widths)."""
     if len(token) == 0:
         return 0.0
     counts = np.bincount(token)  # a stored table has an entry for every token up to the largest
@@ -159,7 +163,11 @@ def estimated_bits(values: np.ndarray, tables: bool = True) -> float:
 
 def estimated_bits_per_class(values: np.ndarray, classes: np.ndarray) -> tuple[float, float]:
     """``(bits, table bits)`` of one stream coded with a frequency table per class."""
-    token, width, _ = tokenize(values)
+    return token_bits_per_class(*tokenize(values)[:2], classes)
+
+
+def token_bits_per_class(token: np.ndarray, width: np.ndarray, classes: np.ndarray) -> tuple[float, float]:
+    """:func:`estimated_bits_per_class` of values already tokenized."""
     if len(token) == 0:
         return 0.0, 0.0
     counts = _class_counts(token, classes)

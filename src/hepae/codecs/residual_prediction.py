@@ -35,6 +35,7 @@ FRACTION = 16
 """Fixed-point bits of the linear coefficients."""
 _MAX_COEFFICIENT = 2**20  # |c| <= 16 in real units; |steps| < 2**30: no overflow in int64
 _MAX_CURVE = 2**30  # curve values and knot positions stay within the int64-safe range of the steps
+_MAX_CONSTANT = 2**40  # the fits' constants (fixed point) stay within this
 _FIT_ROWS = 50_000  # rows of a chunk that the fits look at
 _SCREEN_ROWS = 8192  # rows on which each candidate context column is tried
 _BINS = 48  # quantile bins of the context column (at most: equal quantiles merge)
@@ -65,19 +66,38 @@ def curve(position: np.ndarray, knots: np.ndarray, values: np.ndarray) -> np.nda
     return kernels.curve(np.asarray(position, dtype=np.int64), knots, values)
 
 
+@dataclass
+class _CurveBins:
+    """What fitting a context curve needs of its position column alone: computed once per column and used
+    for every column whose remainder is tried against it."""
+
+    bins: np.ndarray  # each row's quantile bin
+    middle: np.ndarray  # per bin, the rank of its lower median among the bin's rows
+    knots: np.ndarray  # strictly increasing: the bins' median positions, where they increase
+    keep: np.ndarray  # the bins those knots belong to
+
+    @classmethod
+    def of(cls, position: np.ndarray) -> _CurveBins:
+        edges = np.unique(np.quantile(position, np.linspace(0, 1, _BINS + 1)[1:-1], method="nearest"))
+        bins = np.searchsorted(edges, position, side="right")
+        order = np.lexsort((position, bins))
+        sorted_bins = bins[order]
+        starts = np.flatnonzero(np.r_[True, sorted_bins[1:] != sorted_bins[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        middle = (starts + ends - 1) // 2  # the lower median of each bin, of positions and of remainders
+        knots = position[order[middle]]
+        keep = np.r_[True, knots[1:] > knots[:-1]]  # strictly increasing positions
+        return cls(bins, middle, knots[keep].astype(np.int64), keep)
+
+    def fit(self, remainder: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Knots and values: the median remainder in each bin."""
+        values = remainder[np.lexsort((remainder, self.bins))[self.middle]]
+        return self.knots, np.clip(np.rint(values[self.keep]), -_MAX_CURVE, _MAX_CURVE).astype(np.int64)
+
+
 def _fit_curve(position: np.ndarray, remainder: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Knots at the median position of each quantile bin, valued the median remainder in the bin."""
-    edges = np.unique(np.quantile(position, np.linspace(0, 1, _BINS + 1)[1:-1], method="nearest"))
-    bins = np.searchsorted(edges, position, side="right")
-    order = np.lexsort((position, bins))
-    sorted_bins = bins[order]
-    starts = np.flatnonzero(np.r_[True, sorted_bins[1:] != sorted_bins[:-1]])
-    ends = np.r_[starts[1:], len(order)]
-    middle = (starts + ends - 1) // 2  # the lower median of each bin, of positions and of remainders
-    knots = position[order[middle]]
-    values = remainder[np.lexsort((remainder, bins))[middle]]
-    keep = np.r_[True, knots[1:] > knots[:-1]]  # strictly increasing positions
-    return knots[keep].astype(np.int64), np.clip(np.rint(values[keep]), -_MAX_CURVE, _MAX_CURVE).astype(np.int64)
+    return _CurveBins.of(position).fit(remainder)
 
 
 def _bits(difference: np.ndarray) -> float:
@@ -124,7 +144,7 @@ class Predictor:
         context = int(self.context[j])
         knots, values = (self.knots[j], self.values[j]) if context >= 0 else (np.zeros(1, np.int64),) * 2
         return (used.astype(np.int64), self.coefficients[j, used].astype(np.int64),
-                int(self.coefficients[j, k]) + (1 << (FRACTION - 1)), context,
+                np.int64(self.coefficients[j, k]) + np.int64(1 << (FRACTION - 1)), context,
                 np.asarray(knots, np.int64), np.asarray(values, np.int64), FRACTION)
 
     def predict(self, steps: np.ndarray, j: int) -> np.ndarray:
@@ -133,6 +153,8 @@ class Predictor:
 
     def tokens(self, steps: np.ndarray, flags: list[np.ndarray]) -> list[np.ndarray]:
         """Per column: 0 for an exception, else ``1 + zigzag(steps - prediction)``."""
+        if any(len(flag) != len(steps) for flag in flags):
+            raise CodecError("residual prediction: the exception flags do not match the steps")
         return [kernels.residual_tokens(steps, j, np.asarray(flag, np.bool_), *self._column(j))
                 for j, flag in enumerate(flags)]
 
@@ -146,6 +168,8 @@ class Predictor:
 
     def undo_column(self, steps: np.ndarray, tokens: np.ndarray, j: int) -> None:
         """Fill ``steps[:, j]`` from column ``j``'s tokens (``steps[:, :j]`` already filled)."""
+        if len(tokens) != len(steps):  # the kernel reads a token per row
+            raise CodecError(f"coded chunk: column {j} holds {len(tokens)} values, not {len(steps)} (corrupted)")
         kernels.undo_column(steps, np.asarray(tokens, np.uint64), j, *self._column(j))
 
     # -- fitting ------------------------------------------------------------------------------------
@@ -167,18 +191,23 @@ class Predictor:
             return predictor
         sample = np.arange(0, n, max(1, n // rows))
         fallback_all = classes[sample] if classes is not None else None
+        bins: dict[tuple[str, int], object] = {}  # per column, its quantile bins, while the rows stay the same
+        fitted_on = None
         for j in range(1, k):
             usable = ~flags[j][sample]
             if usable.sum() < 16:
                 continue
             rows = sample[usable]
+            if fitted_on is None or not np.array_equal(rows, fitted_on):
+                bins.clear()
+                fitted_on = rows
             x = steps[rows]
             knot_bits = _KNOT_BITS * len(rows) / n  # a knot's storage, in proportion to the rows fitted on
             fallback = fallback_all[usable] if fallback_all is not None else None
             predictor._fit_linear(x, j, sparse=contexts)
             if contexts:
-                predictor._fit_context(x, j, knot_bits)
-                predictor._fit_classes(x, j, len(rows) / n, fallback)
+                predictor._fit_context(x, j, knot_bits, bins)
+                predictor._fit_classes(x, j, len(rows) / n, fallback, bins)
         return predictor
 
     def _fit_linear(self, x: np.ndarray, j: int, sparse: bool = True) -> None:
@@ -186,7 +215,7 @@ class Predictor:
         design = np.column_stack([x[:, :j].astype(np.float64), np.ones(len(x))])
         fit, *_ = np.linalg.lstsq(design, x[:, j].astype(np.float64), rcond=None)
         fixed = np.clip(np.rint(fit * 2.0**FRACTION), -_MAX_COEFFICIENT, _MAX_COEFFICIENT).astype(np.int64)
-        fixed[-1] = int(np.clip(np.rint(fit[-1] * 2.0**FRACTION), -2.0**40, 2.0**40))
+        fixed[-1] = int(np.clip(np.rint(fit[-1] * 2.0**FRACTION), -_MAX_CONSTANT, _MAX_CONSTANT))
         trials = [fixed]
         if sparse:
             # also: the columns that matter (|c| >= 1/8) refitted alone, snapped to sixteenths and a whole
@@ -211,68 +240,85 @@ class Predictor:
                 best, best_bits = self.coefficients[j].copy(), bits
         self.coefficients[j] = best
 
-    def _fit_context(self, x: np.ndarray, j: int, knot_bits: float) -> None:
+    def _fit_context(self, x: np.ndarray, j: int, knot_bits: float, bins: dict[tuple[str, int], object]) -> None:
+        """A context curve for column ``j`` where it pays (``bins``: the columns' quantile bins, reused)."""
         remainder = x[:, j] - self.predict(x, j)
         screen = evenly_spaced(len(x), _SCREEN_ROWS)
         best, best_bits = -1, _bits(remainder[screen])
         for c in range(j):  # the candidates, on fewer rows
-            knots, values = _fit_curve(x[screen, c], remainder[screen])
+            if ("curve screen", c) not in bins:
+                bins["curve screen", c] = _CurveBins.of(x[screen, c])
+            knots, values = bins["curve screen", c].fit(remainder[screen])  # type: ignore[attr-defined]
             bits = _bits(remainder[screen] - curve(x[screen, c], knots, values)) + \
                 knot_bits * len(knots) * len(screen) / len(x)
             if bits < best_bits:
                 best, best_bits = c, bits
         if best < 0:
             return
-        knots, values = _fit_curve(x[:, best], remainder)
+        if ("curve", best) not in bins:
+            bins["curve", best] = _CurveBins.of(x[:, best])
+        knots, values = bins["curve", best].fit(remainder)  # type: ignore[attr-defined]
         if _bits(remainder - curve(x[:, best], knots, values)) + knot_bits * len(knots) < _bits(remainder):
             self.context[j], self.knots[j], self.values[j] = best, knots, values
 
-    def _fit_classes(self, x: np.ndarray, j: int, share: float, fallback: np.ndarray | None) -> None:
-        """A class context for column ``j`` where its tables pay (``share``: of the chunk's rows in ``x``)."""
+    def _fit_classes(self, x: np.ndarray, j: int, share: float, fallback: np.ndarray | None,
+                     bins: dict[tuple[str, int], object]) -> None:
+        """A class context for column ``j`` where its tables pay (``share``: of the chunk's rows in ``x``;
+        ``bins``: the columns' quantile bins, reused)."""
         values = zigzag(x[:, j] - self.predict(x, j))
 
-        def cost(rows: np.ndarray, classes: np.ndarray | None) -> float:
-            """Bits of the rows, the tables charged in proportion to the rows' share of the chunk."""
+        def cost(rows: np.ndarray, tokens: tuple[np.ndarray, np.ndarray], classes: np.ndarray | None) -> float:
+            """Bits of the rows (``tokens``: their values tokenized), the tables charged in proportion to the
+            rows' share of the chunk."""
             tables = share * len(rows) / len(x)
             if classes is None:
-                return entropy.estimated_bits(values[rows], tables=False) + \
-                    tables * (entropy.estimated_bits(values[rows]) - entropy.estimated_bits(values[rows], False))
-            bits, table_bits = entropy.estimated_bits_per_class(values[rows], classes)
+                without = entropy.token_bits(*tokens, tables=False)
+                return without + tables * (entropy.token_bits(*tokens) - without)
+            bits, table_bits = entropy.token_bits_per_class(*tokens, classes)
             return bits + tables * table_bits
 
-        def grouping(rows: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
-            """Bin edges on column ``c`` and each bin's class: bins ranked by their remainders' spread."""
-            edges = np.unique(np.quantile(x[rows, c], np.linspace(0, 1, _CLASS_BINS + 1)[1:-1], method="nearest"))
-            bins = np.searchsorted(edges, x[rows, c], side="right")
-            spread = np.bincount(bins, np.log2(values[rows] + 1.0), len(edges) + 1) / \
-                np.maximum(np.bincount(bins, minlength=len(edges) + 1), 1)
+        def class_bins(rows: np.ndarray, c: int, which: str) -> tuple[np.ndarray, np.ndarray]:
+            """Bin edges on column ``c`` (of ``rows``, called ``which``) and each row's bin."""
+            if (which, c) not in bins:
+                edges = np.unique(np.quantile(x[rows, c], np.linspace(0, 1, _CLASS_BINS + 1)[1:-1],
+                                              method="nearest"))
+                bins[which, c] = edges, np.searchsorted(edges, x[rows, c], side="right")
+            return bins[which, c]  # type: ignore[return-value]
+
+        def grouping(rows: np.ndarray, c: int, which: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """Bin edges on column ``c``, each bin's class (bins ranked by their remainders' spread) and each
+            row's bin."""
+            edges, row_bins = class_bins(rows, c, which)
+            spread = np.bincount(row_bins, np.log2(values[rows] + 1.0), len(edges) + 1) / \
+                np.maximum(np.bincount(row_bins, minlength=len(edges) + 1), 1)
             order = np.argsort(spread, kind="stable")  # classes: cut the ranked spreads at their largest gaps
             cuts = np.zeros(len(order), np.int64)
             cuts[1 + np.sort(np.argsort(-np.diff(spread[order]), kind="stable")[:_CLASSES - 1])] = 1
             groups = np.empty(len(order), np.int64)
             groups[order] = np.cumsum(cuts)
-            return edges, groups
+            return edges, groups, row_bins
 
-        def best_of(rows: np.ndarray, candidates: list[int]) -> tuple[int, float]:
-            base = cost(rows, None)
+        def best_of(rows: np.ndarray, candidates: list[int], which: str) -> tuple[int, float]:
+            tokens = entropy.tokenize(values[rows])[:2]  # the same values under every candidate's classes
+            base = cost(rows, tokens, None)
             if fallback is not None:
-                base = min(base, cost(rows, fallback[rows]))
+                base = min(base, cost(rows, tokens, fallback[rows]))
             best, best_bits = -1, base
             for c in candidates:
-                edges, groups = grouping(rows, c)
-                bits = cost(rows, groups[np.searchsorted(edges, x[rows, c], side="right")])
+                _, groups, row_bins = grouping(rows, c, which)
+                bits = cost(rows, tokens, groups[row_bins])
                 if bits < best_bits:
                     best, best_bits = c, bits
             return best, best_bits
 
         screen = evenly_spaced(len(x), _SCREEN_ROWS)
-        chosen, _ = best_of(screen, list(range(j)))
+        chosen, _ = best_of(screen, list(range(j)), "class screen")
         if chosen < 0:
             return
         everything = np.arange(len(x))
-        if best_of(everything, [chosen])[0] == chosen:  # confirmed on all the rows fitted on
+        if best_of(everything, [chosen], "class")[0] == chosen:  # confirmed on all the rows fitted on
             self.class_context[j] = chosen
-            self.class_edges[j], self.class_groups[j] = grouping(everything, chosen)
+            self.class_edges[j], self.class_groups[j], _ = grouping(everything, chosen, "class")
 
     # -- storage ------------------------------------------------------------------------------------
     def to_arrays(self) -> list[np.ndarray]:
@@ -300,6 +346,7 @@ class Predictor:
                 or len(groups) != len(edges) + int((class_context >= 0).sum()):
             raise CodecError("coded ae chunk: its residual predictor has the wrong size (corrupted)")
         if (np.abs(coefficients.reshape(k, k + 1)[:, :k]) > _MAX_COEFFICIENT).any() \
+                or (np.abs(coefficients.reshape(k, k + 1)[:, k]) > _MAX_CONSTANT).any() \
                 or (np.abs(knots) > _MAX_CURVE).any() or (np.abs(values) > _MAX_CURVE).any():
             raise CodecError("coded ae chunk: its residual predictor is out of range (corrupted)")
         split = np.cumsum(n_knots)[:-1]
