@@ -37,7 +37,6 @@ from hepae.features import FeatureSet, load_featureset
 from hepae.io.branches import TreeLayout
 from hepae.io.carryover import plan_carryover
 from hepae.io.darkmachines import TABLE_NAME as DARKMACHINES_TABLE
-from hepae.io.memory import release_freed_memory
 from hepae.io.prefetch import prefetched
 from hepae.io.sources import (
     CSV_SUFFIXES,
@@ -315,7 +314,6 @@ def compress(
                         writer.write_chunk(data, encoded_counts, streams, n_chunk, unit_streams, unit_counts)
                         n_events += n_chunk
                         bar.update(n_chunk)
-                        release_freed_memory()  # memory flat in file size (hepae.io.memory)
                 if n_events != layout.num_entries:
                     raise InputFileError(f"{input}: {layout.num_entries} events were counted but {n_events} read "
                                          "(was the file changed while it was being compressed?)")

@@ -20,7 +20,6 @@ from hepae.container import ContainerReader
 from hepae.errors import ContainerFormatError, OutputFileError
 from hepae.io.branches import BranchSpec
 from hepae.io.darkmachines import CSVTableWriter
-from hepae.io.memory import release_freed_memory
 from hepae.io.prefetch import prefetched
 from hepae.io.sources import CSV_SUFFIXES, PathArg, Source
 from hepae.io.writing import DEFAULT_COMPRESSION, atomic_output, make_writer, parse_compression
@@ -92,7 +91,6 @@ def decompress(
                             n_events += chunk.n_events
                             n_chunks += 1
                             bar.update(chunk.n_events)
-                            release_freed_memory()  # memory flat in file size (hepae.io.memory)
                 expected_objects = metadata["collection"]["n_objects"] if reader.has_collection else 0
                 if n_events != metadata["source"]["num_entries"] or n_objects != expected_objects:
                     raise ContainerFormatError(
