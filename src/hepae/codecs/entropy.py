@@ -65,6 +65,8 @@ def token_width(token: np.ndarray) -> np.ndarray:
 def detokenize(token: np.ndarray, raw: np.ndarray) -> np.ndarray:
     """The values of :func:`tokenize`'s tokens and raw bits."""
     token = np.ascontiguousarray(token, dtype=np.int64)
+    if len(raw) != len(token) or (len(token) and (token.min() < 0 or token.max() > MAX_TOKEN)):
+        raise ValueError(f"detokenize: {len(token)} tokens in [0, {MAX_TOKEN}] and as many raw values are needed")
     words = kernels.pack_raw(token_width(token), np.ascontiguousarray(raw, dtype=np.uint64), 0)
     return kernels.detokenize(token, words, 0)[0]
 
