@@ -188,10 +188,6 @@ def load_featureset(spec: str | PathLike[str] | FeatureSet | dict[str, Any]) -> 
         return spec
     if isinstance(spec, dict):
         return FeatureSet.from_dict(spec)
-    found = read_named_document(str(spec), "featuresets", noun="feature set", error=FeatureSetError,
-                                max_bytes=MAX_FEATURESET_BYTES)
-    if found is None:
-        raise FeatureSetError(f"unknown feature set {str(spec)!r}: neither a built-in name "
-                              f"({', '.join(builtin_names('featuresets'))}) nor an existing JSON file")
-    document, source = found
+    document, source = read_named_document(str(spec), "featuresets", noun="feature set", error=FeatureSetError,
+                                           max_bytes=MAX_FEATURESET_BYTES)
     return FeatureSet.from_dict(document, source=source)

@@ -176,12 +176,8 @@ def load_profile(spec: str | PathLike[str] | Profile | dict[str, Any]) -> Profil
         return spec
     if isinstance(spec, dict):
         return Profile.from_dict(spec)
-    found = read_named_document(str(spec), "profiles", noun="precision profile", error=ProfileError,
-                                max_bytes=MAX_PROFILE_BYTES)
-    if found is None:
-        raise ProfileError(f"unknown precision profile {str(spec)!r}: neither a built-in one "
-                           f"({', '.join(builtin_profiles())}) nor an existing JSON file")
-    document, source = found
+    document, source = read_named_document(str(spec), "profiles", noun="precision profile", error=ProfileError,
+                                           max_bytes=MAX_PROFILE_BYTES)
     return Profile.from_dict(document, source)
 
 

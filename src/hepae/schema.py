@@ -148,9 +148,9 @@ def builtin_names(folder: str) -> list[str]:
 
 
 def read_named_document(spec: str, folder: str, *, noun: str, error: type[HepaeError],
-                        max_bytes: int) -> tuple[Any, str] | None:
+                        max_bytes: int) -> tuple[Any, str]:
     """``(document, source)`` of a built-in document (``spec`` a name in ``hepae/schemas/<folder>/``) or of a
-    JSON file (``spec`` a path, at most ``max_bytes``); ``None`` if it is neither. Failures are one-line
+    JSON file (``spec`` a path, at most ``max_bytes``). Failures, and a ``spec`` that is neither, are one-line
     ``error`` naming the ``noun`` ("feature set", "precision profile")."""
     builtin = resources.files("hepae").joinpath("schemas").joinpath(folder).joinpath(f"{spec}.json")
     if not spec.endswith(".json") and builtin.is_file():
@@ -161,4 +161,5 @@ def read_named_document(spec: str, folder: str, *, noun: str, error: type[HepaeE
         if size > max_bytes:
             raise error(f"{noun} file {path} is {size} bytes; a {noun} is at most {max_bytes} bytes of JSON")
         return parse_json(path.read_bytes(), what=f"{noun} file {path}", error=error), str(path)
-    return None
+    raise error(f"unknown {noun} {spec!r}: neither a built-in one ({', '.join(builtin_names(folder))}) nor an "
+                "existing JSON file")

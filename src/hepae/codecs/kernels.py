@@ -25,8 +25,6 @@ DIRECT_BITS = 4
 KEPT = 2
 """Bits below the leading one that a larger value keeps in its token."""
 _DIRECT = 1 << DIRECT_BITS
-_DIRECT_BITS = DIRECT_BITS
-_KEPT = KEPT
 _SUBBUCKETS = 1 << KEPT
 
 _SOURCES: dict[str, tuple[Callable[..., Any], bool]] = {}  # name -> (Python function, inlined into its callers)
@@ -79,10 +77,10 @@ def tokenize(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             if rest >> np.uint64(shift):
                 rest >>= np.uint64(shift)
                 high += shift
-        w = high - _KEPT - 1
+        w = high - KEPT - 1
         top = np.int64((v >> np.uint64(w + 1)) & np.uint64(_SUBBUCKETS - 1))
         low = np.int64(v & one)
-        token[i] = np.int32(_DIRECT + ((high - _DIRECT_BITS) * _SUBBUCKETS + top) * 2 + low)
+        token[i] = np.int32(_DIRECT + ((high - DIRECT_BITS) * _SUBBUCKETS + top) * 2 + low)
         width[i] = w
         raw[i] = (v >> one) & ((one << np.uint64(w)) - one)
     return token, width, raw
@@ -101,7 +99,7 @@ def detokenize(token: np.ndarray, words: np.ndarray, first_bit: int) -> tuple[np
         if t < _DIRECT:
             out[i] = np.uint64(t)
             continue
-        w = (t - _DIRECT) // (2 * _SUBBUCKETS) + _DIRECT_BITS - _KEPT - 1
+        w = (t - _DIRECT) // (2 * _SUBBUCKETS) + DIRECT_BITS - KEPT - 1
         word, shift = bit >> 6, bit & 63
         value = words[word] >> np.uint64(shift)
         if shift + w > 64:
@@ -120,7 +118,7 @@ def raw_bits(token: np.ndarray) -> int:
     total = 0
     for t in token:
         if t >= _DIRECT:
-            total += (t - _DIRECT) // (2 * _SUBBUCKETS) + _DIRECT_BITS - _KEPT - 1
+            total += (t - _DIRECT) // (2 * _SUBBUCKETS) + DIRECT_BITS - KEPT - 1
     return total
 
 
