@@ -9,9 +9,11 @@ measured as the marginal cost between the file and its first quarter, so per-fil
 embedded model's size beside it), and per variable the residual sigma and max |error|. Points:
 lossless float32; mantissa truncation at 6..16 bits; SZ3 and ZFP at the bounds (on log x for the
 relative variables); the autoencoder at its latent sizes and quantization steps; the autoencoder with
-error bounds; and the order-0 entropy of the values quantized uniformly to each bound (a limit for
-coders of independent values). The model is trained on ``--train``, never on the evaluated file.
-Prints a table, writes JSON and a PNG.
+error bounds; the ``bounded`` codec with its hand-built parts and with a learned entropy model
+(``hepae train-entropy``); and the order-0 entropy of the values quantized uniformly to each bound (a
+limit for coders of independent values). The models are trained on ``--train``, never on the evaluated
+file (the learned entropy model once, at its default bound, and used at every bound). Prints a table,
+writes JSON and a PNG. ``--only-bounded`` leaves out the autoencoder and truncation points.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import numpy as np
 import uproot
 
 import hepae
-from hepae.codecs import AE, Lossless, Truncate, entropy
+from hepae.codecs import AE, Bounded, Lossless, Truncate, entropy
+from hepae.entropy_models import train_entropy_model
 from hepae.io.sources import open_source
 from hepae.io.tensors import collection_to_tensor
 
@@ -146,6 +149,10 @@ def main() -> None:
     parser.add_argument("--bounds", default="1e-2,1e-3,1e-4")
     parser.add_argument("--bounded-latent-bits", default="2,6",
                         help="fixed latent bits of the bounded autoencoder, beside 'auto'")
+    parser.add_argument("--entropy-iterations", type=int, default=400,
+                        help="Adam iterations per column of the learned entropy model")
+    parser.add_argument("--only-bounded", action="store_true",
+                        help="only the bounded codec (hand-built and learned), SZ3, ZFP and the entropy limits")
     parser.add_argument("--json-out", default="pareto.json")
     parser.add_argument("--png-out", default="pareto.png")
     args = parser.parse_args()
@@ -166,29 +173,66 @@ def main() -> None:
         hepae.compress(big, tmp / "l.root", codec="lossless", featureset=featureset, check=False, progress=False)
         with uproot.open(tmp / "l.root") as f:  # what the per-event counts cost: the same for every codec
             count_bytes = int(f[featureset.tree]["hepae_count"].compressed_bytes)
-        for bits in (6, 8, 10, 12, 14, 16):
-            rows.append(_hepae_point(f"truncate {bits} bits", Truncate(bits), None, *common))
-        models = {int(latent): hepae.train(training, featureset, latent=int(latent), epochs=args.epochs,
-                                           batch_size=512, max_lr=1e-2, progress=False)
-                  for latent in args.latents.split(",")}
-        for latent, model in models.items():
-            for bits in args.latent_bits.split(","):
-                rows.append(_hepae_point(f"ae latent {latent}, {bits} bits", AE(latent_bits=int(bits)), model,
-                                         *common))
-        model = models[min(models)]
+        if not args.only_bounded:
+            for bits in (6, 8, 10, 12, 14, 16):
+                rows.append(_hepae_point(f"truncate {bits} bits", Truncate(bits), None, *common))
+            models = {int(latent): hepae.train(training, featureset, latent=int(latent), epochs=args.epochs,
+                                               batch_size=512, max_lr=1e-2, progress=False)
+                      for latent in args.latents.split(",")}
+            for latent, model in models.items():
+                for bits in args.latent_bits.split(","):
+                    rows.append(_hepae_point(f"ae latent {latent}, {bits} bits", AE(latent_bits=int(bits)), model,
+                                             *common))
+        # the bounded codec codes the bounded columns; a feature set's lossless ones (27D: N90Constituents) are
+        # carried exactly beside the collection, as the ae codec's are, so the bounded rows use the feature set
+        # without them (the same collection bytes)
+        keep = [j for j, c in enumerate(featureset.columns) if not c.lossless]
+        document = featureset.to_dict()
+        document["columns"] = [document["columns"][j] for j in keep]
+        bounded_featureset = hepae.load_featureset(document)
+        bounded_common = (bounded_featureset, big, small, n_big, n_small, tmp, x[:, keep])
+        started = time.perf_counter()
+        entropy_model = train_entropy_model(training, bounded_featureset, iterations=args.entropy_iterations)
+        training_seconds = time.perf_counter() - started
         for bound in bounds:
             error_bounds = [f"{c.name}={'rel' if c.residual == 'relative' else 'abs'}:{bound:g}"
                             for c in featureset.columns if not c.lossless]
-            for bits in ("auto", *args.bounded_latent_bits.split(",")):
-                codec = AE(latent_bits=bits if bits == "auto" else int(bits), error_bounds=error_bounds)
-                rows.append(_hepae_point(f"ae bounded {bound:g}, {bits} bits", codec, model, *common))
-            rows.append(_entropy_limit(featureset, x, bound, count_bytes))
+            if not args.only_bounded:
+                for bits in ("auto", *args.bounded_latent_bits.split(",")):
+                    codec = AE(latent_bits=bits if bits == "auto" else int(bits), error_bounds=error_bounds)
+                    rows.append(_hepae_point(f"ae bounded {bound:g}, {bits} bits", codec, models[min(models)],
+                                             *common))
+            rows.append(_hepae_point(f"bounded {bound:g}, hand-built", Bounded(error_bounds), None,
+                                     *bounded_common))
+            learned = _hepae_point(f"bounded {bound:g}, learned", Bounded(error_bounds, entropy_model=entropy_model),
+                                   None, *bounded_common)
+            rows.append({**learned, "model_bytes": entropy_model.size, "training_seconds": round(training_seconds, 1),
+                         "learned_columns": sorted(entropy_model.columns)})
+            # the same columns as the bounded rows (a lossless column is carried beside the collection)
+            rows.append(_entropy_limit(bounded_featureset, x[:, keep], bound, count_bytes))
             for name, compress_column in (("sz3", _sz3), ("zfp", _zfp)):
                 try:
-                    rows.append(_classical(name, compress_column, featureset, x, bound, count_bytes))
+                    rows.append(_classical(name, compress_column, bounded_featureset, x[:, keep], bound, count_bytes))
                 except ImportError:
                     print(f"({name} not installed: pip install pysz zfpy)")
+        _learned_table(rows, bounds, args, entropy_model, training_seconds)
     _report(rows, featureset, args)
+
+
+def _learned_table(rows: list[dict], bounds: list[float], args, entropy_model, training_seconds: float) -> None:
+    """Per bound: the learned entropy model against the hand-built coder, SZ3 and the order-0 entropy."""
+    by_name = {r["name"]: r for r in rows}
+    print(f"learned entropy model: trained on {args.train or 'a generated sample (seed 1)'}, evaluated on "
+          f"{args.input or 'another one (seed 2)'}; {entropy_model.size} bytes, {training_seconds:.0f} s, columns "
+          f"{', '.join(sorted(entropy_model.columns)) or '(none kept)'}")
+    print(f"{'bound':>7s} {'learned':>9s} {'hand-built':>10s} {'learned/hand':>12s} {'SZ3':>8s} {'order-0':>8s}")
+    for bound in bounds:
+        mine, hand = by_name[f"bounded {bound:g}, learned"], by_name[f"bounded {bound:g}, hand-built"]
+        sz3 = by_name.get(f"sz3 {bound:g}")
+        order0 = by_name[f"entropy limit {bound:g}"]
+        print(f"{bound:7g} {mine['bytes_per_object']:9.3f} {hand['bytes_per_object']:10.3f} "
+              f"{mine['bytes_per_object'] / hand['bytes_per_object']:12.4f} "
+              f"{sz3['bytes_per_object'] if sz3 else float('nan'):8.3f} {order0['bytes_per_object']:8.3f}")
 
 
 def _report(rows: list[dict], featureset, args) -> None:
@@ -209,7 +253,8 @@ def _report(rows: list[dict], featureset, args) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for family, marker in (("truncate", "s"), ("sz3", "^"), ("zfp", "v"), ("ae bounded", "o"), ("ae latent", "x")):
+    for family, marker in (("truncate", "s"), ("sz3", "^"), ("zfp", "v"), ("ae bounded", "o"), ("ae latent", "x"),
+                           ("bounded", "D")):
         points = [r for r in rows if r["name"].startswith(family) and r["errors"]]
         if points:
             worst = [max(e["max"] for e in r["errors"].values()) for r in points]

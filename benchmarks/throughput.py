@@ -7,13 +7,16 @@ Every step runs in its own process (peak RSS: the process's own VmHWM; ru_maxrss
 size of this parent at fork time), in the same run, on the same machine:
 a plain uproot read-and-rewrite copy of the same branches (the baseline), then compress and decompress
 with the ``truncate`` codec, with the autoencoder (``ae``: float32 latents, the default, and 10-bit
-latents, entropy coded) and with the autoencoder under error bounds of 1e-3 on every column
-(``ae bounded``, latent bits chosen per file). MB/s counts the
+latents, entropy coded), with the autoencoder under error bounds of 1e-3 on every column
+(``ae bounded``, latent bits chosen per file) and with the ``bounded`` codec under the same bounds, with its
+hand-built coder alone and with a learned entropy model (``hepae train-entropy`` on ``--entropy-train``, by
+default another generated sample). MB/s counts the
 collection's float32 values (16 bytes per 4D object). All the steps run in ``--repeat`` rounds (3), and
 each step's fastest round counts: the noise of a shared machine slows runs, it never speeds them up.
 Prints a table with ratios to the copy and writes JSON (every round's time too). Each step's clock
 starts after its imports (torch, uproot, hepae's modules): start-up time is measured apart, with
-``python -X importtime -c "import hepae"``.
+``python -X importtime -c "import hepae"``. The first call of hepae's compiled loops in a process (numba
+starting and loading them from its cache, ~0.6 s) is inside the step: every command pays it once.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ STEP = r"""
 import json, sys, time
 import hepae
 import hepae.compression, hepae.decompression, hepae.io.sources, hepae.io.writing, hepae.ml.model, torch, uproot
-step, source, target, features, model = sys.argv[1:6]
+import hepae.codecs.kernels
+hepae.codecs.kernels.NUMBA_EXTENSIONS = False  # as the hepae command runs (numba's first call: ~0.6 s, not ~2 s)
+step, source, target, features, model, entropy_model = sys.argv[1:7]
 started = time.perf_counter()  # after the imports: start-up is measured apart (python -X importtime)
 if step == "copy":
     import uproot
@@ -49,8 +54,11 @@ elif step.startswith("compress"):
     codec = {"compress-truncate": {"id": "truncate", "mantissa_bits": 10},
              "compress-float": {"id": "ae"},
              "compress-ae": {"id": "ae", "latent_bits": 10},
-             "compress-bounded": {"id": "ae", "latent_bits": "auto", "error_bounds": bounds}}[step]
-    hepae.compress(source, target, None if "truncate" in step else model, codec=codec, featureset=features,
+             "compress-bounded": {"id": "ae", "latent_bits": "auto", "error_bounds": bounds},
+             "compress-hand-built": {"id": "bounded", "error_bounds": bounds},
+             "compress-learned": {"id": "bounded", "error_bounds": bounds, "entropy_model": entropy_model}}[step]
+    needs_model = step in ("compress-float", "compress-ae", "compress-bounded")
+    hepae.compress(source, target, model if needs_model else None, codec=codec, featureset=features,
                    check=False, progress=False, device="cpu")
 else:
     hepae.decompress(source, target, progress=False, device="cpu")
@@ -78,6 +86,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="training epochs of the model (speed does not care)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds of all the steps; each step's fastest round counts (the machine is shared)")
+    parser.add_argument("--entropy-train", help="ROOT file the learned entropy model is trained on (default: a "
+                                                    "generated sample of another seed)")
     parser.add_argument("--json-out", default="throughput.json")
     args = parser.parse_args()
     featureset = hepae.load_featureset(args.features)
@@ -86,6 +96,11 @@ def main() -> None:
         source = Path(args.input) if args.input else hepae.make_sample(tmp / "in.root", featureset,
                                                                         n_events=args.events, seed=3)
         model = hepae.train(source, featureset, epochs=args.epochs, progress=False).save(tmp / "m.hepae")
+        entropy_train = Path(args.entropy_train) if args.entropy_train else \
+            hepae.make_sample(tmp / "entropy-train.root", featureset, n_events=args.events, seed=4)
+        from hepae.entropy_models import train_entropy_model
+
+        entropy_model = train_entropy_model(entropy_train, featureset).save(tmp / "entropy.json")
         n_objects = hepae.compress(source, tmp / "probe.root", codec="lossless", featureset=featureset,
                                    check=False, progress=False)["n_objects"]
         megabytes = n_objects * featureset.n_features * 4 / 1e6
@@ -97,12 +112,16 @@ def main() -> None:
                  ("compress ae 10 bits", "compress-ae", source, tmp / "a.root"),
                  ("decompress ae 10 bits", "decompress", tmp / "a.root", tmp / "a.reco.root"),
                  ("compress ae bounded", "compress-bounded", source, tmp / "b.root"),
-                 ("decompress ae bounded", "decompress", tmp / "b.root", tmp / "b.reco.root")]
+                 ("decompress ae bounded", "decompress", tmp / "b.root", tmp / "b.reco.root"),
+                 ("compress bounded", "compress-hand-built", source, tmp / "h.root"),
+                 ("decompress bounded", "decompress", tmp / "h.root", tmp / "h.reco.root"),
+                 ("compress bounded learned", "compress-learned", source, tmp / "l.root"),
+                 ("decompress bounded learned", "decompress", tmp / "l.root", tmp / "l.reco.root")]
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in steps}
         for _ in range(max(1, args.repeat)):  # rounds of every step: noise hits them all alike
             for name, step, src, dst in steps:
                 dst.unlink(missing_ok=True)
-                runs[name].append(run_step(step, str(src), str(dst), featureset.name, str(model)))
+                runs[name].append(run_step(step, str(src), str(dst), featureset.name, str(model), str(entropy_model)))
         rows = []
         for name, *_ in steps:
             seconds, rss = min(t for t, _ in runs[name]), max(r for _, r in runs[name])
@@ -114,9 +133,9 @@ def main() -> None:
         row["speed_vs_copy"] = round(baseline / row["seconds"], 3)
     print(f"{n_objects} objects ({megabytes:.1f} MB of float32 values), {featureset.name}; "
           f"fastest of {max(1, args.repeat)} rounds")
-    print(f"{'step':24s} {'seconds':>8s} {'objects/s':>11s} {'MB/s':>7s} {'vs copy':>8s} {'peak RSS MB':>12s}")
+    print(f"{'step':28s} {'seconds':>8s} {'objects/s':>11s} {'MB/s':>7s} {'vs copy':>8s} {'peak RSS MB':>12s}")
     for r in rows:
-        print(f"{r['step']:24s} {r['seconds']:8.3f} {r['objects_per_second']:11d} {r['mb_per_second']:7.1f} "
+        print(f"{r['step']:28s} {r['seconds']:8.3f} {r['objects_per_second']:11d} {r['mb_per_second']:7.1f} "
               f"{r['speed_vs_copy']:8.3f} {r['peak_rss_mb']:12.1f}")
     Path(args.json_out).write_text(json.dumps({"n_objects": n_objects, "rows": rows}, indent=1))
     print(f"wrote {args.json_out}")

@@ -16,11 +16,11 @@ def _run(script, tmp_path, *args):
 
 def test_pareto_benchmark_runs(tmp_path):
     out = _run("pareto.py", tmp_path, "--events", "600", "--epochs", "1", "--latents", "3", "--latent-bits", "6",
-               "--bounds", "1e-2", "--bounded-latent-bits", "2")
+               "--bounds", "1e-2", "--bounded-latent-bits", "2", "--entropy-iterations", "20")
     rows = json.loads((tmp_path / "pareto.json").read_text())["rows"]
     names = [r["name"] for r in rows]
     expected = {"lossless", "truncate 10 bits", "ae latent 3, 6 bits", "ae bounded 0.01, auto bits",
-                "ae bounded 0.01, 2 bits", "entropy limit 0.01"}
+                "ae bounded 0.01, 2 bits", "entropy limit 0.01", "bounded 0.01, hand-built", "bounded 0.01, learned"}
     assert expected <= set(names)
     for bits in ("auto", "2"):
         bounded = rows[names.index(f"ae bounded 0.01, {bits} bits")]
@@ -34,7 +34,15 @@ def test_throughput_benchmark_runs(tmp_path):
     rows = json.loads((tmp_path / "throughput.json").read_text())["rows"]
     assert [r["step"] for r in rows][0] == "plain uproot copy" and rows[0]["speed_vs_copy"] == 1.0
     assert all(len(r["all_seconds"]) == 2 and r["seconds"] == min(r["all_seconds"]) for r in rows)  # the fastest round
-    assert "decompress ae bounded" in out and "compress ae float32" in out
+    assert "decompress ae bounded" in out and "compress ae float32" in out and "decompress bounded learned" in out
+
+
+def test_known_answer_benchmark_runs(tmp_path):
+    out = _run("known_answer.py", tmp_path, "--events", "1500", "--bounds", "1e-2", "--iterations", "50")
+    (row,) = json.loads((tmp_path / "known_answer.json").read_text())["rows"]
+    assert row["limit"] < row["order0"] and row["learned"] <= row["hand_built"]  # the codec keeps the smaller
+    assert set(row["limit_per_column"]) == {"pt", "eta", "phi", "spread", "frac1", "frac2", "mix", "copy"}
+    assert "over limit" in out
 
 
 def test_memory_benchmark_runs_with_error_bounds(tmp_path):

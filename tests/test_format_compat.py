@@ -92,6 +92,27 @@ def test_format6_files_decode_to_the_values_stored_beside_them(name, tmp_path):
     assert hepae.decompression.verify(FORMAT6 / f"{name}.compressed.root")["format_version"] == 6
 
 
+LEARNED1 = Path(__file__).parent / "data" / "learned1"
+
+
+def test_a_file_with_a_learned_entropy_model_decodes_to_the_values_stored_beside_it(tmp_path):
+    """Known answer for the ``learned`` stream (layout 1) and the entropy model document (version 1): the
+    fixture uses the model for some columns (``fixtures.json``); every later hepae must decode it the same."""
+    expected = np.load(LEARNED1 / "expected.npz", allow_pickle=False)
+    used = json.loads((LEARNED1 / "fixtures.json").read_text())["bounded-learned"]["learned_columns"]
+    assert used
+    hepae.decompress(LEARNED1 / "bounded-learned.compressed.root", tmp_path / "r.root", progress=False)
+    with uproot.open(tmp_path / "r.root") as got:
+        tree = got["CollectionTree"]
+        assert sorted(tree.keys()) == sorted(k for k in expected.files if not k.endswith("/counts"))
+        for key in expected.files:
+            values = tree[key.removesuffix("/counts")].array()
+            have = ak.to_numpy(ak.num(values)) if key.endswith("/counts") else \
+                ak.to_numpy(ak.flatten(values) if values.ndim > 1 else values)
+            assert have.dtype == expected[key].dtype, key
+            np.testing.assert_array_equal(have, expected[key], err_msg=key)
+
+
 @pytest.mark.parametrize("name", FORMAT5_FILES)
 def test_format5_files_decode_to_the_values_stored_beside_them(name, tmp_path):
     """Known answers: every later hepae must decode these files (container format 5, written by the

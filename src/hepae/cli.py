@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hepae import _version
-from hepae.codecs import get_codec, registered_codecs
+from hepae.codecs import get_codec, kernels, registered_codecs
 from hepae.errors import CodecError, HepaeError
 from hepae.io.sources import DEFAULT_STEP_SIZE, memory_size
 from hepae.io.writing import DEFAULT_COMPRESSION, parse_compression
@@ -115,7 +115,9 @@ def format_sizes(summary: dict[str, Any]) -> str:
              f"{summary['bytes_per_object_input']} B/object"),
             ("codec streams", _human_bytes(summary["collection_latent_bytes"]),
              f"{summary['bytes_per_object_latent']} B/object"),
-            ("embedded decoder", _human_bytes(summary["decoder_bytes"]), ""),
+            ("embedded decoder", _human_bytes(summary["decoder_bytes"]),
+             f"learned entropy model {_human_bytes(summary['entropy_model_bytes'])}"
+             if summary.get("entropy_model_bytes") else ""),
             ("collection ratio", f"{summary['collection_ratio']}",
              f"{summary['collection_ratio_without_decoder']} without decoder"),
         ]
@@ -127,6 +129,14 @@ def format_sizes(summary: dict[str, Any]) -> str:
         table += "\n\nunits (profile-coded float branches; bytes before -> after):\n" + \
             _table(units, ("unit", "branches", "objects", "before", "after", "ratio"))
     return table
+
+
+def _entropy_model_text(document: dict[str, Any]) -> str:
+    """A learned entropy model in one line: its columns, where it was trained, its checksum."""
+    trained = document.get("trained_on", {})
+    columns = [c["column"] for c in document.get("columns", [])]
+    return (f"<learned: {len(columns)} column(s) {', '.join(columns[:6])}{', ...' if len(columns) > 6 else ''}; "
+            f"trained on {', '.join(trained.get('files', [])) or 'arrays'}; sha256 {str(document.get('sha256'))[:12]}>")
 
 
 def format_bounds(worst: dict[str, float], limit: int = 8) -> str:
@@ -187,9 +197,36 @@ def cmd_make_sample(args: argparse.Namespace) -> None:
 
 def _check_device(name: str) -> None:
     """Fail before any work if the torch device ``name`` does not exist here (:class:`DeviceError`)."""
+    if name in ("auto", "cpu"):  # always there: no need to import torch (2 s) for a file that runs no network
+        return
     from hepae.ml.devices import resolve_device
 
     resolve_device(name)
+
+
+def cmd_train_entropy(args: argparse.Namespace) -> None:
+    from hepae.entropy_models import train_entropy_model
+    from hepae.io.tensors import expand_inputs
+    from hepae.io.writing import check_output_path
+
+    inputs = expand_inputs(args.inputs)
+    check_output_path(args.output, overwrite=args.overwrite, inputs=inputs)  # fail before training, not after
+    log = None if args.quiet or args.json else (lambda line: print("  " + line))
+    model = train_entropy_model(inputs, args.features, error_bounds=args.error_bound or (),
+                                max_objects=args.max_objects, hidden=args.hidden, iterations=args.iterations,
+                                seed=args.seed, log=log)
+    model.save(args.output, overwrite=args.overwrite)
+    summary = {"output": args.output, "columns": sorted(model.columns), "bytes": model.size, **model.trained_on}
+    if args.json:
+        _print_json(summary)
+    else:
+        t = model.trained_on
+        print(f"entropy model for {len(model.columns)} of the bounded columns of {t['featureset']} written to "
+              f"{args.output} ({model.size} bytes): trained on {t['objects']} objects in {t['seconds']} s; on "
+              f"{t['held_out_objects']} held-out objects it saves {sum(t['held_out_bits_saved'].values()) / 8:.0f} "
+              "bytes against the hand-built coder")
+        print(f"  use it with: hepae compress IN -o OUT --codec bounded --features {t['featureset']} "
+              f"--error-bound ... --entropy-model {args.output}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -236,7 +273,8 @@ def _latent_bits(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a number of bits or 'auto', got {text!r}") from None
 
 
-_CODEC_OPTIONS = {"latent_bits": "--latent-bits", "error_bounds": "--error-bound", "mantissa_bits": "--mantissa-bits"}
+_CODEC_OPTIONS = {"latent_bits": "--latent-bits", "error_bounds": "--error-bound", "mantissa_bits": "--mantissa-bits",
+                  "entropy_model": "--entropy-model"}
 """Codec settings the command line offers: the codec's parameter -> its option."""
 
 
@@ -245,7 +283,8 @@ def _codec_config(args: argparse.Namespace) -> dict[str, Any]:
     an option given for a codec that does not take it is an error."""
     kind = registered_codecs()[args.codec]
     takes = set(inspect.signature(kind.__init__).parameters)
-    given = {"latent_bits": args.latent_bits, "error_bounds": args.error_bound, "mantissa_bits": args.mantissa_bits}
+    given = {"latent_bits": args.latent_bits, "error_bounds": args.error_bound, "mantissa_bits": args.mantissa_bits,
+             "entropy_model": getattr(args, "entropy_model", None)}
     config: dict[str, Any] = {"id": args.codec}
     for name, value in given.items():
         if name in takes and value is not None:
@@ -397,7 +436,8 @@ def cmd_inspect(args: argparse.Namespace) -> None:
             print(f"  collection  {m['featureset']['name']}: {names}"
                   f" -> {_stream_names(m['collection']['streams'])} in hepae_streams, "
                   f"{m['collection']['n_objects']} objects")
-            settings = ", ".join(f"{k}={v}" for k, v in m["codec"].items() if k != "id")
+            settings = ", ".join(f"{k}={_entropy_model_text(v) if k == 'entropy_model' else v}"
+                                 for k, v in m["codec"].items() if k != "id")
             print(f"  codec       {m['codec']['id']}" + (f" ({settings})" if settings else ""))
             if "model" in m:
                 print(f"  model       {m['model']['architecture']['name']} id {m['model']['model_id']}, decoder "
@@ -562,6 +602,22 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("train-entropy", help="train a learned entropy model for the bounded codec (integer networks, "
+                                             "decoded the same on every machine, without torch)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="files or quoted glob patterns ('data/*.root', 'events/*.csv')")
+    p.add_argument("-o", "--output", required=True, help="model file to write (JSON, e.g. jets27d-entropy.json)")
+    p.add_argument("--features", required=True, help="feature set: built-in name or JSON file")
+    p.add_argument("--error-bound", action="append", metavar="COLUMN=RULE",
+                   help="the bound a column is trained at (default: rel:1e-3 or abs:1e-3 by its residual type); "
+                        "the model serves any bound of the same kind")
+    p.add_argument("--max-objects", type=int, default=200_000, help="objects read from the inputs (whole events)")
+    p.add_argument("--hidden", type=int, default=16, help="hidden units of each network")
+    p.add_argument("--iterations", type=int, default=400, help="Adam iterations per column")
+    p.add_argument("--seed", type=int, default=0)
+    common(p, stream=False, device=False)
+    p.set_defaults(func=cmd_train_entropy)
+
     p = sub.add_parser("compress", help="compress a ROOT file (TTree or RNTuple) or DarkMachines CSV file")
     p.add_argument("input", help="a .root file, or a .csv DarkMachines event file (darkmachines-* feature sets)")
     p.add_argument("-m", "--model", help="model file written by 'hepae train' (needed by the ae codec)")
@@ -585,6 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(pt=rel:1e-3) it is the ae/bounded codec's bound; otherwise a branch pattern added before "
                         "the profile's rules ('Jet_btag*=abs:1e-3')")
     p.add_argument("--mantissa-bits", type=int, help="truncate: mantissa bits kept (default 10)")
+    p.add_argument("--entropy-model", metavar="FILE",
+                   help="bounded: a learned entropy model written by 'hepae train-entropy', used per chunk and column "
+                        "where it codes in fewer bytes (the file then carries it)")
     p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION,
                    help="ROOT compression of the output (the streams' entropy coder), e.g. zstd:5, lzma:9, none")
     p.add_argument("--drop-unsupported", action="store_true",
@@ -725,6 +784,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _stdout_closed()
         raise
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # clean up partial outputs on SIGTERM too
+    kernels.NUMBA_EXTENSIONS = False  # nothing in a hepae command uses numba's extensions: ~1.5 s saved
     try:
         with warnings.catch_warnings():
             if not args.debug:  # hepae's own warnings (what was left out) as one line each, like errors

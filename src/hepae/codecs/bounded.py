@@ -18,11 +18,12 @@ It serves every float branch of a whole file (``hepae compress --profile``) and 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from hepae.codecs import entropy
+from hepae.codecs import entropy, learned
 from hepae.codecs.ae import _CodedChunk, _rank_classes
 from hepae.codecs.base import BoundCodec, Codec
 from hepae.codecs.bounds import (
@@ -56,6 +57,10 @@ class Bounded(Codec):
     margin : float
         Fraction of each bound kept for differences between machines (``exp``/``log``); the codec uses
         at most this, and less where float32 rounding allows (:func:`hepae.codecs.bounds.constant_margin`).
+    entropy_model : EntropyModel, its JSON document, or the path of one, optional
+        A learned entropy model (``hepae train-entropy``): per chunk and column, used where it codes the column
+        in fewer bytes than the hand-built parts. It becomes part of the codec's configuration, so the
+        compressed file carries it (checked by its SHA-256 when read).
     """
 
     codec_id = "bounded"
@@ -63,7 +68,8 @@ class Bounded(Codec):
                "entropy coded; needs no model")
     supports_error_bounds = True
 
-    def __init__(self, error_bounds: Iterable[str | ErrorBound] = (), margin: float = DEFAULT_MARGIN):
+    def __init__(self, error_bounds: Iterable[str | ErrorBound] = (), margin: float = DEFAULT_MARGIN,
+                 entropy_model: learned.EntropyModel | dict[str, Any] | str | None = None):
         if isinstance(error_bounds, str):
             error_bounds = [error_bounds]
         bounds = tuple(b if isinstance(b, ErrorBound) else ErrorBound.parse(b) for b in error_bounds)
@@ -74,10 +80,21 @@ class Bounded(Codec):
             raise CodecError(f"bounded: more than one error bound for a column: {names}")
         if not 0 < margin < 1:
             raise CodecError(f"bounded: margin must be in (0, 1), got {margin}")
-        self._set(error_bounds=bounds, margin=float(margin))
+        if isinstance(entropy_model, str):
+            entropy_model = learned.load_entropy_model(entropy_model)
+        elif isinstance(entropy_model, dict):
+            entropy_model = learned.EntropyModel.from_dict(entropy_model, "the bounded codec's entropy model")
+        self._set(error_bounds=bounds, margin=float(margin), entropy_model=entropy_model)
 
     def get_config(self) -> dict[str, Any]:
-        return {"id": self.codec_id, "error_bounds": [str(b) for b in self.error_bounds], "margin": self.margin}
+        config = {"id": self.codec_id, "error_bounds": [str(b) for b in self.error_bounds], "margin": self.margin}
+        if self.entropy_model is not None:
+            config["entropy_model"] = self.entropy_model.to_dict()
+        return config
+
+    def __repr__(self) -> str:
+        model = f", entropy_model={self.entropy_model!r}" if self.entropy_model is not None else ""
+        return f"Bounded(error_bounds={[str(b) for b in self.error_bounds]!r}, margin={self.margin!r}{model})"
 
     def bind(self, columns: Sequence[str], dtype: Any, model: Any = None) -> BoundBounded:
         return BoundBounded(self, columns, dtype)
@@ -102,14 +119,23 @@ class BoundBounded(BoundCodec):
         self.margin = constant_margin(self.error_bounds, codec.margin)
         self._relative = [j for j, b in enumerate(self.error_bounds) if b.kind == "rel"]
         self._predictor: Predictor | None = None  # fitted on the first chunk of FIT_ROWS rows, kept for the file
+        model = codec.entropy_model
+        self._learned = learned.model_columns(model, list(self.columns), list(self.error_bounds)) \
+            if model is not None else None
+        if self._learned is not None and all(entry is None for entry in self._learned):
+            self._learned = None  # the model serves none of these columns: chunks as without it
 
     def stream_dtypes(self) -> dict[str, str]:
-        return {"coded": "uint8", **({"signs": "uint8"} if self._relative else {})}
+        return {"coded": "uint8", **({"signs": "uint8"} if self._relative else {}),
+                **({"learned": "uint8"} if self._learned is not None else {})}
 
     def chunk_streams(self) -> set[str]:
         return set(self.stream_dtypes())
 
-    def encode(self, values: np.ndarray, counts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def quantize(self, values: np.ndarray, counts: np.ndarray | None = None) -> dict[str, Any]:
+        """One chunk's integer steps and what codes them: ``steps`` (n, k), exception ``flags`` and ``exact``
+        values per column, ``constant``, ``negative`` signs, ``ranks``, and the ``predictor`` (fitted on the
+        first chunk of :data:`FIT_ROWS` rows, kept for the rest of the file)."""
         values = np.asarray(values)
         if values.ndim != 2 or values.shape[1] != len(self.columns):
             raise CodecError(f"bounded: expected ({len(values)}, {len(self.columns)}) values, got {values.shape}")
@@ -131,14 +157,31 @@ class BoundBounded(BoundCodec):
             predictor = Predictor.fit(steps, flags, True, ranks, rows=FIT_ROWS)
             if n >= FIT_ROWS:  # a small chunk fits for itself only
                 self._predictor = predictor
+        return {"steps": steps, "flags": flags, "exact": exact, "constant": constant, "negative": negative,
+                "ranks": ranks, "predictor": predictor}
+
+    def encode(self, values: np.ndarray, counts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        q = self.quantize(values, counts)
+        steps, flags, exact, predictor, ranks = q["steps"], q["flags"], q["exact"], q["predictor"], q["ranks"]
+        n = len(steps)
         tokens = predictor.tokens(steps, flags)
+        out = {}
+        if self._learned is not None:  # the learned model, where it codes a column in fewer bytes
+            hand_built = [predictor.column_arguments(j) for j in range(len(self.columns))]
+            classes = [predictor.classes(steps, j) for j in range(len(self.columns))]
+            classes = [ranks if c is None else c for c in classes]
+            chunk_learned = learned.choose(self._learned, list(self.error_bounds), self.margin, steps, flags,
+                                           hand_built, tokens, classes, counts)
+            tokens = learned.confirm(chunk_learned, steps, flags, hand_built, tokens, classes)
+            predictor = replace(predictor, learned=chunk_learned)
+            out["learned"] = chunk_learned.to_bytes()
         chunk = _CodedChunk(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((n, 0), np.int64),
                             np.zeros(0, np.float64), predictor, tokens,
                             np.concatenate(exact).astype(self.dtype) if exact else np.zeros(0, self.dtype), ranks,
-                            constant, self.margin, steps)
-        out = {"coded": chunk.to_bytes()}
+                            q["constant"], self.margin, steps)
+        out["coded"] = chunk.to_bytes()
         if self._relative:
-            out["signs"] = entropy.encode_streams([negative[j].astype(np.uint64) for j in self._relative])
+            out["signs"] = entropy.encode_streams([q["negative"][j].astype(np.uint64) for j in self._relative])
         return out
 
     def _centers(self, values: np.ndarray) -> np.ndarray:
@@ -158,7 +201,13 @@ class BoundBounded(BoundCodec):
         return np.clip(out, -3e38, 3e38)
 
     def decode(self, streams: dict[str, np.ndarray], counts: np.ndarray | None = None) -> np.ndarray:
-        chunk = _CodedChunk.read(streams["coded"], self.dtype, counts, len(self.columns), 0)
+        chunk_learned = None
+        if self._learned is not None:
+            if "learned" not in streams:
+                raise CodecError("coded bounded chunk has no learned-model part, which its codec writes (corrupted)")
+            n = int(np.sum(counts)) if counts is not None else _CodedChunk.rows(streams["coded"])
+            chunk_learned = learned.LearnedChunk.read(streams["learned"], self._learned, counts, n)
+        chunk = _CodedChunk.read(streams["coded"], self.dtype, counts, len(self.columns), 0, learned=chunk_learned)
         if chunk.constant is None or len(chunk.constant) != len(self.columns):
             raise CodecError("coded bounded chunk has no constant prediction of the right size (corrupted)")
         n, k = len(chunk.q_latent), len(self.columns)

@@ -27,6 +27,11 @@ KEPT = 2
 _DIRECT = 1 << DIRECT_BITS
 _SUBBUCKETS = 1 << KEPT
 
+NUMBA_EXTENSIONS = True
+"""Whether numba, at the first kernel call, loads the extensions other packages register with it (vector and
+awkward: ~1.5 s, most of it vector importing sympy); hepae's kernels use none of them. The ``hepae`` command
+sets this to False: nothing else in its process compiles with numba."""
+
 _SOURCES: dict[str, tuple[Callable[..., Any], bool]] = {}  # name -> (Python function, inlined into its callers)
 _COMPILING = threading.Lock()
 
@@ -35,6 +40,15 @@ def _compile_all() -> None:
     """Replace every kernel of this module by its numba dispatcher (once; compiled lazily per signature)."""
     with _COMPILING:
         import numba
+
+        if not NUMBA_EXTENSIONS:
+            try:  # numba loads the extensions once, on its first compilation, unless told they are loaded
+                from numba.core import entrypoints
+
+                if not entrypoints._already_initialized:
+                    entrypoints._already_initialized = True
+            except (ImportError, AttributeError):  # another numba: it loads them, which only costs time
+                pass
 
         for name, (function, inline) in _SOURCES.items():
             if isinstance(globals()[name], numba.core.dispatcher.Dispatcher):
@@ -209,6 +223,19 @@ def predict(steps: np.ndarray, used: np.ndarray, weights: np.ndarray, constant: 
     return out
 
 
+@_kernel(inline=True)
+def _token(d: int) -> np.uint64:
+    """The token of a difference: ``1 + zigzag(d)`` (0 marks an exception)."""
+    return np.uint64((d << 1) ^ (d >> 63)) + np.uint64(1)
+
+
+@_kernel(inline=True)
+def _difference(t: np.uint64) -> int:
+    """The difference of a token > 0 (the inverse of :func:`_token`)."""
+    u = t - np.uint64(1)
+    return np.int64(u >> np.uint64(1)) ^ -np.int64(u & np.uint64(1))
+
+
 @_kernel
 def residual_tokens(steps: np.ndarray, j: int, flags: np.ndarray, used: np.ndarray, weights: np.ndarray,
                     constant: int, context: int, knots: np.ndarray, values: np.ndarray, fraction: int) -> np.ndarray:
@@ -218,8 +245,7 @@ def residual_tokens(steps: np.ndarray, j: int, flags: np.ndarray, used: np.ndarr
         if flags[i]:
             out[i] = 0
             continue
-        d = steps[i, j] - _predict_at(steps, i, used, weights, constant, context, knots, values, fraction)
-        out[i] = np.uint64((d << 1) ^ (d >> 63)) + np.uint64(1)
+        out[i] = _token(steps[i, j] - _predict_at(steps, i, used, weights, constant, context, knots, values, fraction))
     return out
 
 
@@ -227,12 +253,114 @@ def residual_tokens(steps: np.ndarray, j: int, flags: np.ndarray, used: np.ndarr
 def undo_column(steps: np.ndarray, tokens: np.ndarray, j: int, used: np.ndarray, weights: np.ndarray,
                 constant: int, context: int, knots: np.ndarray, values: np.ndarray, fraction: int) -> None:
     """Fill ``steps[:, j]`` from the tokens of :func:`residual_tokens` (exceptions: 0)."""
-    one = np.uint64(1)
+    for i in range(steps.shape[0]):
+        t = tokens[i]
+        steps[i, j] = 0 if t == 0 else \
+            _difference(t) + _predict_at(steps, i, used, weights, constant, context, knots, values, fraction)
+
+
+# -- learned entropy model (hepae.codecs.learned) ---------------------------------------------------
+
+@_kernel(inline=True)
+def _fill_inputs(x: np.ndarray, steps: np.ndarray, i: int, others: np.ndarray, rank: np.ndarray, source: np.ndarray,
+                 column: np.ndarray, multiplier: np.ndarray, j: int, for_scale: bool) -> None:
+    """The integer inputs of row ``i``'s networks: two rank flags (1024: second object, other object), then per
+    feature ``(steps[row, column] * multiplier) >> 16`` clipped to int16, ``row`` the object itself
+    (``source`` 0) or another object of its event, ``others[source - 1, i]`` (1: the leading object, 2: the
+    previous one; the input is 0 where there is none, and for the scale network where the feature is the
+    column being coded, whose value is not known yet)."""
+    x[0] = 1024 if rank[i] == 1 else 0
+    x[1] = 1024 if rank[i] >= 2 else 0
+    for f in range(len(source)):
+        row = i
+        if source[f] > 0:
+            row = others[source[f] - 1, i]
+            if row < 0 or (for_scale and column[f] == j):
+                x[2 + f] = 0
+                continue
+        v = (steps[row, column[f]] * multiplier[f]) >> 16
+        x[2 + f] = min(max(v, -32768), 32767)
+
+
+@_kernel(inline=True)
+def _network_at(x: np.ndarray, w1: np.ndarray, b1: np.ndarray, shift: int, w2: np.ndarray, b2: int) -> int:
+    """One integer network: ``b2 + sum(w2 * min(relu(w1 @ x + b1) >> shift, 32767))``, clipped to +-2**28."""
+    total = b2
+    for h in range(w1.shape[0]):
+        z = b1[h]
+        for f in range(w1.shape[1]):
+            z += w1[h, f] * x[f]
+        if z > 0:
+            total += w2[h] * min(z >> shift, 32767)
+    return min(max(total, -(1 << 28)), 1 << 28)
+
+
+@_kernel
+def learned_classes(steps: np.ndarray, j: int, others: np.ndarray, rank: np.ndarray, source: np.ndarray,
+                    column: np.ndarray, multiplier: np.ndarray, w1: np.ndarray, b1: np.ndarray, shift: int,
+                    w2: np.ndarray, b2: int, offset: int, class_shift: int, n_classes: int) -> np.ndarray:
+    """Column ``j``'s entropy-coder class per row: the scale network's output moved by ``offset``, in bins of
+    ``2**class_shift``, clipped to ``[0, n_classes)``."""
+    out = np.empty(steps.shape[0], np.int64)
+    x = np.empty(2 + len(source), np.int64)
+    for i in range(steps.shape[0]):
+        _fill_inputs(x, steps, i, others, rank, source, column, multiplier, j, True)
+        c = (_network_at(x, w1, b1, shift, w2, b2) + offset) >> class_shift
+        out[i] = min(max(c, 0), n_classes - 1)
+    return out
+
+
+@_kernel(inline=True)
+def _learned_prediction(steps: np.ndarray, i: int, used: np.ndarray, weights: np.ndarray, constant: int,
+                        context: int, knots: np.ndarray, values: np.ndarray, fraction: int, x: np.ndarray, j: int,
+                        others: np.ndarray, rank: np.ndarray, source: np.ndarray, column: np.ndarray,
+                        multiplier: np.ndarray, w1: np.ndarray, b1: np.ndarray, shift: int, w2: np.ndarray, b2: int,
+                        out_multiplier: int) -> int:
+    """The hand-built prediction plus the location network's shift, ``(output * out_multiplier) >> 32``."""
+    _fill_inputs(x, steps, i, others, rank, source, column, multiplier, j, False)
+    shift_steps = (_network_at(x, w1, b1, shift, w2, b2) * out_multiplier) >> 32
+    return _predict_at(steps, i, used, weights, constant, context, knots, values, fraction) + shift_steps
+
+
+@_kernel
+def learned_residual_tokens(steps: np.ndarray, j: int, flags: np.ndarray, used: np.ndarray, weights: np.ndarray,
+                            constant: int, context: int, knots: np.ndarray, values: np.ndarray, fraction: int,
+                            others: np.ndarray, rank: np.ndarray, source: np.ndarray, column: np.ndarray,
+                            multiplier: np.ndarray, w1: np.ndarray, b1: np.ndarray, shift: int, w2: np.ndarray,
+                            b2: int, out_multiplier: int, low: int, width: int) -> np.ndarray:
+    """:func:`residual_tokens` with the learned prediction; with ``width > 0`` the difference is taken modulo
+    ``width`` into ``[-(width // 2), width - width // 2)`` (every coded step lies in ``[low, low + width)``)."""
+    out = np.empty(steps.shape[0], np.uint64)
+    x = np.empty(2 + len(source), np.int64)
+    half = width // 2
+    for i in range(steps.shape[0]):
+        if flags[i]:
+            out[i] = 0
+            continue
+        d = steps[i, j] - _learned_prediction(steps, i, used, weights, constant, context, knots, values, fraction, x,
+                                              j, others, rank, source, column, multiplier, w1, b1, shift, w2, b2,
+                                              out_multiplier)
+        if width > 0:
+            d = (d + half) % width - half
+        out[i] = _token(d)
+    return out
+
+
+@_kernel
+def learned_undo_column(steps: np.ndarray, tokens: np.ndarray, j: int, used: np.ndarray, weights: np.ndarray,
+                        constant: int, context: int, knots: np.ndarray, values: np.ndarray, fraction: int,
+                        others: np.ndarray, rank: np.ndarray, source: np.ndarray, column: np.ndarray,
+                        multiplier: np.ndarray, w1: np.ndarray, b1: np.ndarray, shift: int, w2: np.ndarray, b2: int,
+                        out_multiplier: int, low: int, width: int) -> None:
+    """Fill ``steps[:, j]`` from :func:`learned_residual_tokens`'s tokens, row after row (the objects a row's
+    inputs read come before it, so their column ``j`` is known)."""
+    x = np.empty(2 + len(source), np.int64)
     for i in range(steps.shape[0]):
         t = tokens[i]
         if t == 0:
             steps[i, j] = 0
             continue
-        u = t - one
-        d = np.int64(u >> one) ^ -np.int64(u & one)
-        steps[i, j] = d + _predict_at(steps, i, used, weights, constant, context, knots, values, fraction)
+        d = _difference(t)
+        p = _learned_prediction(steps, i, used, weights, constant, context, knots, values, fraction, x, j, others, rank,
+                                source, column, multiplier, w1, b1, shift, w2, b2, out_multiplier)
+        steps[i, j] = low + (p + d - low) % width if width > 0 else p + d

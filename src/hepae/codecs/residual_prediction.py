@@ -25,6 +25,7 @@ per region of eta, code it in fewer bits than one table for both.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -116,6 +117,7 @@ class Predictor:
     class_context: np.ndarray | None = None  # (k,): the column whose bin gives the class, -1 for none
     class_edges: list[np.ndarray] = field(default_factory=list)  # per column, increasing bin edges
     class_groups: list[np.ndarray] = field(default_factory=list)  # per column, the class of each bin
+    learned: Any = None  # one chunk's hepae.codecs.learned.LearnedChunk: the columns a learned model codes
 
     def __post_init__(self) -> None:
         k = len(self.coefficients)
@@ -131,12 +133,14 @@ class Predictor:
 
     def classes(self, steps: np.ndarray, j: int) -> np.ndarray | None:
         """Column ``j``'s entropy-coder class of each object, from ``steps[:, :j]``; None: no class context."""
+        if self.learned is not None and self.learned.uses(j):
+            return self.learned.classes(steps, j)
         c = int(self.class_context[j])
         if c < 0:
             return None
         return self.class_groups[j][kernels.bins(steps[:, c], self.class_edges[j])]
 
-    def _column(self, j: int) -> tuple:
+    def column_arguments(self, j: int) -> tuple:
         """Column ``j``'s prediction as the kernels take it: the used columns and their weights, the constant
         (with the rounding half), the context column, its knots and values, the fixed-point bits."""
         k = len(self.coefficients)
@@ -149,13 +153,15 @@ class Predictor:
 
     def predict(self, steps: np.ndarray, j: int) -> np.ndarray:
         """Column ``j``'s prediction from ``steps[:, :j]`` (the later columns are not read)."""
-        return kernels.predict(steps, *self._column(j))
+        return kernels.predict(steps, *self.column_arguments(j))
 
     def tokens(self, steps: np.ndarray, flags: list[np.ndarray]) -> list[np.ndarray]:
         """Per column: 0 for an exception, else ``1 + zigzag(steps - prediction)``."""
         if any(len(flag) != len(steps) for flag in flags):
             raise CodecError("residual prediction: the exception flags do not match the steps")
-        return [kernels.residual_tokens(steps, j, np.asarray(flag, np.bool_), *self._column(j))
+        return [self.learned.tokens(steps, j, np.asarray(flag, np.bool_), self.column_arguments(j))
+                if self.learned is not None and self.learned.uses(j)
+                else kernels.residual_tokens(steps, j, np.asarray(flag, np.bool_), *self.column_arguments(j))
                 for j, flag in enumerate(flags)]
 
     def undo(self, tokens: list[np.ndarray]) -> np.ndarray:
@@ -170,7 +176,10 @@ class Predictor:
         """Fill ``steps[:, j]`` from column ``j``'s tokens (``steps[:, :j]`` already filled)."""
         if len(tokens) != len(steps):  # the kernel reads a token per row
             raise CodecError(f"coded chunk: column {j} holds {len(tokens)} values, not {len(steps)} (corrupted)")
-        kernels.undo_column(steps, np.asarray(tokens, np.uint64), j, *self._column(j))
+        if self.learned is not None and self.learned.uses(j):
+            self.learned.undo(steps, np.asarray(tokens, np.uint64), j, self.column_arguments(j))
+        else:
+            kernels.undo_column(steps, np.asarray(tokens, np.uint64), j, *self.column_arguments(j))
 
     # -- fitting ------------------------------------------------------------------------------------
     @classmethod

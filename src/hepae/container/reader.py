@@ -493,12 +493,15 @@ class ContainerReader:
         if self.has_collection:
             latent_bytes = sum(stream_bytes.values()) + self.table.stored_bytes([COUNT_BRANCH])
             input_collection = metadata["collection"]["input_compressed_bytes"]
-            decoder = metadata["model"]["decoder_bytes"] if "model" in metadata else 0
+            entropy_model = metadata["codec"].get("entropy_model")  # the bounded codec's, in the metadata
+            entropy_model_bytes = len(json.dumps(entropy_model, separators=(",", ":"))) if entropy_model else 0
+            decoder = (metadata["model"]["decoder_bytes"] if "model" in metadata else 0) + entropy_model_bytes
             n_objects = metadata["collection"]["n_objects"]
             out.update({
                 "collection_input_bytes": input_collection,
                 "collection_latent_bytes": latent_bytes,
                 "decoder_bytes": decoder,
+                "entropy_model_bytes": entropy_model_bytes,
                 "collection_ratio": _ratio(input_collection, latent_bytes + decoder),
                 "collection_ratio_without_decoder": _ratio(input_collection, latent_bytes),
                 "bytes_per_object_input": _ratio(input_collection, n_objects),
