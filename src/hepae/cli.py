@@ -214,7 +214,7 @@ def cmd_train_entropy(args: argparse.Namespace) -> None:
     log = None if args.quiet or args.json else (lambda line: print("  " + line))
     model = train_entropy_model(inputs, args.features, error_bounds=args.error_bound or (),
                                 max_objects=args.max_objects, hidden=args.hidden, iterations=args.iterations,
-                                seed=args.seed, log=log)
+                                seed=args.seed, log=log, progress=_progress(args))
     model.save(args.output, overwrite=args.overwrite)
     summary = {"output": args.output, "columns": sorted(model.columns), "bytes": model.size, **model.trained_on}
     if args.json:
@@ -225,6 +225,9 @@ def cmd_train_entropy(args: argparse.Namespace) -> None:
               f"{args.output} ({model.size} bytes): trained on {t['objects']} objects in {t['seconds']} s; on "
               f"{t['held_out_objects']} held-out objects it saves {sum(t['held_out_bits_saved'].values()) / 8:.0f} "
               "bytes against the hand-built coder")
+        if not model.columns:
+            print("  no column's networks paid on the held-out events: files compressed with this model are the "
+                  "same as without it")
         print(f"  use it with: hepae compress IN -o OUT --codec bounded --features {t['featureset']} "
               f"--error-bound ... --entropy-model {args.output}")
 

@@ -36,6 +36,7 @@ from hepae.codecs.bounded import Bounded
 from hepae.codecs.bounds import ErrorBound, quantization_step
 from hepae.errors import TrainingError
 from hepae.features import FeatureSet, load_featureset
+from hepae.progress import progress_bar
 
 DEFAULT_BOUND = 1e-3
 """The bound (relative or absolute, by each column's residual type) a model is trained at by default."""
@@ -53,6 +54,7 @@ def train_entropy_model(
     iterations: int = 400,
     seed: int = 0,
     log: Any = None,
+    progress: bool | None = None,
 ) -> learned.EntropyModel:
     """A learned entropy model for the bounded columns of ``featureset``, trained on ``inputs``.
 
@@ -69,6 +71,8 @@ def train_entropy_model(
         Hidden units of each network, Adam iterations, random seed.
     log : callable, optional
         Called with one line per trained column.
+    progress : bool, optional
+        A progress bar over the columns (default: only on a terminal).
 
     Returns
     -------
@@ -106,19 +110,19 @@ def train_entropy_model(
     bounds = [ErrorBound.parse(given.get(c.name, f"{c.name}={'rel' if c.residual == 'relative' else 'abs'}:"
                                                  f"{DEFAULT_BOUND:g}")) for c in bounded]
     x = x[:, [fs.column_names.index(c.name) for c in bounded]]
-    model = fit_entropy_model(x, n_per_event, bounds, hidden=hidden, iterations=iterations, seed=seed, log=log)
+    model = fit_entropy_model(x, n_per_event, bounds, hidden=hidden, iterations=iterations, seed=seed, log=log,
+                              progress=progress)
     trained_on = {"files": [p.name for p in paths], "featureset": fs.name, **model.trained_on,
                   "seconds": round(time.perf_counter() - started, 1)}
     return learned.EntropyModel(model.columns, trained_on)
 
 
 def fit_entropy_model(x: np.ndarray, counts: np.ndarray | None, bounds: Sequence[ErrorBound], *, hidden: int = 16,
-                      iterations: int = 400, seed: int = 0, log: Any = None) -> learned.EntropyModel:
+                      iterations: int = 400, seed: int = 0, log: Any = None,
+                      progress: bool | None = False) -> learned.EntropyModel:
     """A learned entropy model of the columns ``x`` (n, k) (objects in events of ``counts``, or one per event),
     trained under ``bounds`` (one per column, named after it) on the first three quarters of the events and kept
     where it pays on the last quarter (see the module's description)."""
-    from hepae.ml.entropy_networks import fit_networks
-
     started = time.perf_counter()
     bounds = list(bounds)
     n_per_event = np.ones(len(x), np.int64) if counts is None else np.asarray(counts, np.int64)
@@ -135,32 +139,13 @@ def fit_entropy_model(x: np.ndarray, counts: np.ndarray | None, bounds: Sequence
     step_sizes = np.array([quantization_step(b.kind, b.value, margin) for b in bounds])
     units = np.array([_unit(steps[~flags[j], j] * step_sizes[j]) for j in range(len(bounds))])
     columns: dict[str, learned.ColumnModel] = {}
-    for j, name in enumerate(names):
-        usable = ~flags[j]
-        if usable.sum() < 256:
-            continue
-        residual = (steps[:, j] - predictor.predict(steps, j)) * step_sizes[j] / units[j]
-        candidates = [("object", c) for c in range(j)]
-        if counts is not None:
-            candidates += [(s, c) for s in ("leading", "previous") for c in range(j + 1)]
-        inputs_all = {(s, c): _feature(steps, c, step_sizes[c] / units[c], None if s == "object" else
-                                       others[learned.SOURCES.index(s) - 1]) for s, c in candidates}
-        chosen = _choose_inputs(residual[usable], {k: v[usable] for k, v in inputs_all.items()},
-                                rank[usable], learned.MAX_FEATURES)
-        location_inputs = np.column_stack([rank == 1, rank >= 2, *[inputs_all[k] for k in chosen]]).astype(np.float32)
-        scale_inputs = location_inputs.copy()
-        for f, (s, c) in enumerate(chosen):
-            if s != "object" and c == j:
-                scale_inputs[:, 2 + f] = 0.0  # not known before the column is decoded
-        coded = steps[usable, j]
-        period = float((coded.max() - coded.min() + 1) * step_sizes[j] / units[j])  # as the codec may wrap them
-        weights = fit_networks(location_inputs[usable], scale_inputs[usable], residual[usable],
-                               float(step_sizes[j] / units[j]), period=period, hidden=hidden, iterations=iterations,
-                               seed=seed + j)
-        columns[name] = learned.ColumnModel(
-            name, bounds[j].kind, float(units[j]),
-            tuple((s, names[c], bounds[c].kind, float(units[c])) for s, c in chosen),
-            _integer_network(weights["location"]), _integer_network(weights["scale"]))
+    with progress_bar(progress, total=len(names), unit="column", desc="train entropy model") as bar:
+        for j, name in enumerate(names):
+            bar.set_postfix_str(name, refresh=False)
+            if (~flags[j]).sum() >= 256:
+                columns[name] = _fit_column(j, names, bounds, steps, flags, predictor, others, rank, step_sizes, units,
+                                            counts is not None, hidden, iterations, seed)
+            bar.update()
     model = learned.EntropyModel(columns, {})
     kept, saved = _held_out(model, bounds, margin, x[n_train:], n_per_event[split:] if counts is not None else None)
     if log is not None:
@@ -173,6 +158,37 @@ def fit_entropy_model(x: np.ndarray, counts: np.ndarray | None, bounds: Sequence
                   "held_out_bits_saved": {name: round(bits, 1) for name, bits in saved.items() if name in kept},
                   "seconds": round(time.perf_counter() - started, 1)}
     return learned.EntropyModel({name: columns[name] for name in names if name in kept}, trained_on)
+
+
+def _fit_column(j: int, names: list[str], bounds: list[ErrorBound], steps: np.ndarray, flags: list[np.ndarray],
+                predictor: Any, others: np.ndarray, rank: np.ndarray, step_sizes: np.ndarray, units: np.ndarray,
+                events: bool, hidden: int, iterations: int, seed: int) -> learned.ColumnModel:
+    """Column ``j``'s networks: inputs chosen, trained on code length, mapped to integers."""
+    from hepae.ml.entropy_networks import fit_networks
+
+    usable = ~flags[j]
+    residual = (steps[:, j] - predictor.predict(steps, j)) * step_sizes[j] / units[j]
+    candidates = [("object", c) for c in range(j)]
+    if events:
+        candidates += [(s, c) for s in ("leading", "previous") for c in range(j + 1)]
+    inputs_all = {(s, c): _feature(steps, c, step_sizes[c] / units[c], None if s == "object" else
+                                   others[learned.SOURCES.index(s) - 1]) for s, c in candidates}
+    chosen = _choose_inputs(residual[usable], {k: v[usable] for k, v in inputs_all.items()},
+                            rank[usable], learned.MAX_FEATURES)
+    location_inputs = np.column_stack([rank == 1, rank >= 2, *[inputs_all[k] for k in chosen]]).astype(np.float32)
+    scale_inputs = location_inputs.copy()
+    for f, (s, c) in enumerate(chosen):
+        if s != "object" and c == j:
+            scale_inputs[:, 2 + f] = 0.0  # not known before the column is decoded
+    coded = steps[usable, j]
+    period = float((coded.max() - coded.min() + 1) * step_sizes[j] / units[j])  # as the codec may wrap them
+    weights = fit_networks(location_inputs[usable], scale_inputs[usable], residual[usable],
+                           float(step_sizes[j] / units[j]), period=period, hidden=hidden, iterations=iterations,
+                           seed=seed + j)
+    return learned.ColumnModel(
+        names[j], bounds[j].kind, float(units[j]),
+        tuple((s, names[c], bounds[c].kind, float(units[c])) for s, c in chosen),
+        _integer_network(weights["location"]), _integer_network(weights["scale"]))
 
 
 def _unit(values: np.ndarray) -> float:
