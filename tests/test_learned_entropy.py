@@ -83,6 +83,10 @@ def test_encoding_twice_gives_the_same_bytes_and_another_codec_decodes_the_same_
 def test_a_model_is_checked_by_its_checksum_and_schema(model, tmp_path):
     path = model.save(tmp_path / "m.json")
     assert repr(learned.load_entropy_model(path)) == repr(model)
+    assert Bounded(BOUNDS, entropy_model=path) == Bounded(BOUNDS, entropy_model=str(path)) \
+        == Bounded(BOUNDS, entropy_model=model)  # a path, its text or the model: the same codec
+    with pytest.raises(CodecError, match="entropy_model must be"):
+        Bounded(BOUNDS, entropy_model=42)
     document = json.loads(path.read_text())
     document["columns"][0]["location"]["b2"] += 1  # one integer edited
     path.write_text(json.dumps(document))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from os import PathLike
 from typing import Any
 
 import numpy as np
@@ -69,7 +70,7 @@ class Bounded(Codec):
     supports_error_bounds = True
 
     def __init__(self, error_bounds: Iterable[str | ErrorBound] = (), margin: float = DEFAULT_MARGIN,
-                 entropy_model: learned.EntropyModel | dict[str, Any] | str | None = None):
+                 entropy_model: learned.EntropyModel | dict[str, Any] | str | PathLike[str] | None = None):
         if isinstance(error_bounds, str):
             error_bounds = [error_bounds]
         bounds = tuple(b if isinstance(b, ErrorBound) else ErrorBound.parse(b) for b in error_bounds)
@@ -80,10 +81,13 @@ class Bounded(Codec):
             raise CodecError(f"bounded: more than one error bound for a column: {names}")
         if not 0 < margin < 1:
             raise CodecError(f"bounded: margin must be in (0, 1), got {margin}")
-        if isinstance(entropy_model, str):
+        if isinstance(entropy_model, (str, PathLike)):
             entropy_model = learned.load_entropy_model(entropy_model)
         elif isinstance(entropy_model, dict):
             entropy_model = learned.EntropyModel.from_dict(entropy_model, "the bounded codec's entropy model")
+        elif entropy_model is not None and not isinstance(entropy_model, learned.EntropyModel):
+            raise CodecError(f"bounded: entropy_model must be an EntropyModel, its JSON document or a path, not "
+                             f"{type(entropy_model).__name__}")
         self._set(error_bounds=bounds, margin=float(margin), entropy_model=entropy_model)
 
     def get_config(self) -> dict[str, Any]:
