@@ -157,7 +157,9 @@ def _random_model(rng: np.random.Generator) -> learned.EntropyModel:
 
 def _keep_every_column(chunk, steps, flags, hand_built, hand_tokens, hand_classes):
     """A replacement of ``learned.confirm`` that keeps every column :func:`_useless_choice` took."""
-    return [chunk.tokens(steps, j, flags[j], hand_built[j]) if chunk.uses(j) else t for j, t in enumerate(hand_tokens)]
+    tokens = [chunk.tokens(steps, j, flags[j], hand_built[j]) if chunk.uses(j) else t
+              for j, t in enumerate(hand_tokens)]
+    return tokens, {}
 
 
 special = st.sampled_from([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45, -1e-45, 1e-38, 3e38, -3e38, 1.0, -1.0])

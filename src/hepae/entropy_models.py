@@ -147,7 +147,7 @@ def fit_entropy_model(x: np.ndarray, counts: np.ndarray | None, bounds: Sequence
                                             counts is not None, hidden, iterations, seed)
             bar.update()
     model = learned.EntropyModel(columns, {})
-    kept, saved = _held_out(model, bounds, margin, x[n_train:], n_per_event[split:] if counts is not None else None)
+    kept, saved = _held_out(model, bounds, x[n_train:], n_per_event[split:] if counts is not None else None)
     if log is not None:
         for name in columns:
             inputs = ", ".join(f"{s}:{c}" for s, c, _, _ in columns[name].features) or "(rank only)"
@@ -256,33 +256,17 @@ def _integer_network(weights: dict[str, np.ndarray]) -> learned.IntegerNetwork:
         int(np.clip(np.rint(b2 * 2.0 ** (c + bits)), -(2**28), 2**28)), c + bits)
 
 
-def _held_out(model: learned.EntropyModel, bounds: list[ErrorBound], margin: float, x: np.ndarray,
+def _held_out(model: learned.EntropyModel, bounds: list[ErrorBound], x: np.ndarray,
               counts: np.ndarray | None) -> tuple[set[str], dict[str, float]]:
-    """The columns the codec chooses the model for on the held-out events, and the bits it saves on each."""
-    from hepae.codecs.ae import _rank_classes
-
-    names = [b.column for b in bounds]
-    fresh = Bounded(bounds).bind(names, np.float32)  # its own predictor, as on a new file
-    q = fresh.quantize(x, counts)
-    steps, flags, predictor = q["steps"], q["flags"], q["predictor"]
-    ranks = _rank_classes(counts, len(x))
-    tokens = predictor.tokens(steps, flags)
-    hand_built = [predictor.column_arguments(j) for j in range(len(bounds))]
-    classes = [predictor.classes(steps, j) for j in range(len(bounds))]
-    classes = [ranks if c is None else c for c in classes]
-    entries = learned.model_columns(model, names, bounds)
-    chunk = learned.choose(entries, bounds, margin, steps, flags, hand_built, tokens, classes, counts)
-    kept, saved = set(), {}
-    for j, name in enumerate(names):
-        column = chunk.columns[j]
-        if column is None:
-            continue
-        hand = learned.coded_bits(tokens[j], classes[j], 1.0)
-        mine = learned.coded_bits(column.tokens(steps, j, flags[j], hand_built[j], chunk.others, chunk.rank),
-                             column.classes(steps, j, chunk.others, chunk.rank), 1.0)
-        saved[name] = hand - mine
-        kept.add(name)
-    return kept, saved
+    """The columns the codec chooses the model for on the held-out events (fitting its own predictor there, as
+    on a new file), and the bits it saves on each."""
+    codec = Bounded(bounds, entropy_model=model).bind([b.column for b in bounds], np.float32)
+    if codec._learned is None:  # the model serves none of the columns
+        return set(), {}
+    q = codec.quantize(x, counts)
+    _, _, gains = codec.learned_choice(q, q["predictor"].tokens(q["steps"], q["flags"]), counts)
+    saved = {bounds[j].column: gain for j, gain in gains.items()}
+    return set(saved), saved
 
 
 __all__ = ["DEFAULT_BOUND", "fit_entropy_model", "train_entropy_model"]

@@ -171,12 +171,7 @@ class BoundBounded(BoundCodec):
         tokens = predictor.tokens(steps, flags)
         out = {}
         if self._learned is not None:  # the learned model, where it codes a column in fewer bytes
-            hand_built = [predictor.column_arguments(j) for j in range(len(self.columns))]
-            classes = [predictor.classes(steps, j) for j in range(len(self.columns))]
-            classes = [ranks if c is None else c for c in classes]
-            chunk_learned = learned.choose(self._learned, list(self.error_bounds), self.margin, steps, flags,
-                                           hand_built, tokens, classes, counts)
-            tokens = learned.confirm(chunk_learned, steps, flags, hand_built, tokens, classes)
+            chunk_learned, tokens, _ = self.learned_choice(q, tokens, counts)
             predictor = replace(predictor, learned=chunk_learned)
             out["learned"] = chunk_learned.to_bytes()
         chunk = _CodedChunk(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((n, 0), np.int64),
@@ -187,6 +182,19 @@ class BoundBounded(BoundCodec):
         if self._relative:
             out["signs"] = entropy.encode_streams([q["negative"][j].astype(np.uint64) for j in self._relative])
         return out
+
+    def learned_choice(self, q: dict[str, Any], tokens: list[np.ndarray], counts: np.ndarray | None
+                       ) -> tuple[learned.LearnedChunk, list[np.ndarray], dict[int, float]]:
+        """Where the entropy model codes the chunk of :meth:`quantize` (``q``, hand-built ``tokens``) in fewer
+        bits: the chunk's learned columns, every column's tokens, and the bits saved per learned column."""
+        steps, flags, predictor, ranks = q["steps"], q["flags"], q["predictor"], q["ranks"]
+        hand_built = [predictor.column_arguments(j) for j in range(len(self.columns))]
+        classes = [predictor.classes(steps, j) for j in range(len(self.columns))]
+        classes = [ranks if c is None else c for c in classes]
+        chunk = learned.choose(self._learned, list(self.error_bounds), self.margin, steps, flags, hand_built,  # type: ignore[arg-type]
+                               tokens, classes, counts)
+        tokens, gains = learned.confirm(chunk, steps, flags, hand_built, tokens, classes)
+        return chunk, tokens, gains
 
     def _centers(self, values: np.ndarray) -> np.ndarray:
         """Per column, the median of its finite values (of the magnitudes of its non-zero ones under a relative

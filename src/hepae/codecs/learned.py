@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from hepae.codecs import entropy, kernels
+from hepae.codecs.ae import _rank_classes
 from hepae.codecs.bounds import ErrorBound, quantization_step
 from hepae.errors import CodecError, ModelFormatError, UnknownLayoutError
 from hepae.schema import validate
@@ -207,13 +208,13 @@ def event_context(counts: np.ndarray | None, n: int) -> tuple[np.ndarray, np.nda
     """``(others, rank)`` per object: ``others`` (2, n), the rows of its event's leading object and of the object
     before it (-1 for the leading object itself, and for every object without per-event counts), and its place
     in the event (0, 1, 2 for any later one)."""
-    if counts is None:
+    rank = _rank_classes(counts, n)
+    if rank is None:
         return np.full((2, n), -1, np.int64), np.zeros(n, np.int64)
-    counts = np.asarray(counts, np.int64)
-    first = np.repeat(np.cumsum(counts) - counts, counts)
     row = np.arange(n, dtype=np.int64)
-    place = row - first
-    return np.stack([np.where(place > 0, first, -1), np.where(place > 0, row - 1, -1)]), np.minimum(place, 2)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    later = row > first
+    return np.stack([np.where(later, first, -1), np.where(later, row - 1, -1)]), rank.astype(np.int64)
 
 
 # -- one chunk --------------------------------------------------------------------------------------
@@ -392,21 +393,21 @@ def choose(models: list[tuple[ColumnModel, np.ndarray, np.ndarray] | None], boun
                                                                                      41)):
                 bits = coded_bits(tokens, np.clip((raw + offset) >> class_shift, 0, N_CLASSES - 1), n / m)
                 if bits < best_bits:
-                    best_bits = bits
-                    best = LearnedColumn(column_model, source, feature_columns, multipliers, out_multiplier, offset,
-                                         class_shift, low, width)
+                    best, best_bits = replace(trial, class_shift=class_shift), bits
         chosen.append(best)
     return LearnedChunk(chosen, others, rank)
 
 
 def confirm(chunk: LearnedChunk, steps: np.ndarray, flags: list[np.ndarray], hand_built: list[tuple],
-            hand_tokens: list[np.ndarray], hand_classes: list[np.ndarray | None]) -> list[np.ndarray]:
-    """Every column's tokens for the whole chunk: the learned ones where :func:`choose` took the model and it
-    still codes the whole chunk in fewer bits than the hand-built parts, its stored integers included, else the
-    hand-built ones. Columns whose learned code is not smaller are dropped from ``chunk``, and all of them if
-    together they do not pay for the ``learned`` stream's header; a chunk is then as without a model."""
+            hand_tokens: list[np.ndarray], hand_classes: list[np.ndarray | None]
+            ) -> tuple[list[np.ndarray], dict[int, float]]:
+    """Every column's tokens for the whole chunk, and the bits the model saves per learned column: the learned
+    tokens where :func:`choose` took the model and it still codes the whole chunk in fewer bits than the
+    hand-built parts, its stored integers included, else the hand-built ones. Columns whose learned code is not
+    smaller are dropped from ``chunk``, and all of them if together they do not pay for the ``learned`` stream's
+    header; a chunk is then as without a model."""
     out = list(hand_tokens)
-    saved = 0.0
+    gains: dict[int, float] = {}
     for j, column in enumerate(chunk.columns):
         if column is None:
             continue
@@ -415,13 +416,13 @@ def confirm(chunk: LearnedChunk, steps: np.ndarray, flags: list[np.ndarray], han
             - 64.0 * (6 + len(column.source))  # its index, five integers and its multipliers, 8 bytes each
         if gain > 0:
             out[j] = tokens
-            saved += gain
+            gains[j] = gain
         else:
             chunk.columns[j] = None
-    if saved <= 8.0 * _HEADER_BYTES:
+    if sum(gains.values()) <= 8.0 * _HEADER_BYTES:
         chunk.columns = [None] * len(chunk.columns)
-        return list(hand_tokens)
-    return out
+        return list(hand_tokens), {}
+    return out, gains
 
 
 _HEADER_BYTES = 8 * (1 + 2 * 4) + 16  # pack_arrays' header of the four arrays, and [version, k]
