@@ -34,10 +34,12 @@ import hepae
 STEP = r"""
 import json, sys, time
 import hepae
-import hepae.compression, hepae.decompression, hepae.io.sources, hepae.io.writing, hepae.ml.model, torch, uproot
+import hepae.compression, hepae.decompression, hepae.io.sources, hepae.io.writing, uproot
 import hepae.codecs.kernels
 hepae.codecs.kernels.NUMBA_EXTENSIONS = False  # as the hepae command runs (numba's first call: ~0.6 s, not ~2 s)
-step, source, target, features, model, entropy_model = sys.argv[1:7]
+step, source, target, features, model, entropy_model, network = sys.argv[1:8]
+if network == "network":  # the steps of a network's file: torch imported before the clock starts
+    import hepae.ml.model, torch
 started = time.perf_counter()  # after the imports: start-up is measured apart (python -X importtime)
 if step == "copy":
     import uproot
@@ -88,6 +90,8 @@ def main() -> None:
                         help="rounds of all the steps; each step's fastest round counts (the machine is shared)")
     parser.add_argument("--entropy-train", help="ROOT file the learned entropy model is trained on (default: a "
                                                     "generated sample of another seed)")
+    parser.add_argument("--steps", help="only the steps whose names contain one of these (comma-separated: "
+                                        "'bounded', 'ae float32', 'truncate', ...); the copy always runs")
     parser.add_argument("--json-out", default="throughput.json")
     args = parser.parse_args()
     featureset = hepae.load_featureset(args.features)
@@ -95,12 +99,7 @@ def main() -> None:
         tmp = Path(tmp)
         source = Path(args.input) if args.input else hepae.make_sample(tmp / "in.root", featureset,
                                                                         n_events=args.events, seed=3)
-        model = hepae.train(source, featureset, epochs=args.epochs, progress=False).save(tmp / "m.hepae")
-        entropy_train = Path(args.entropy_train) if args.entropy_train else \
-            hepae.make_sample(tmp / "entropy-train.root", featureset, n_events=args.events, seed=4)
-        from hepae.entropy_models import train_entropy_model
-
-        entropy_model = train_entropy_model(entropy_train, featureset).save(tmp / "entropy.json")
+        model, entropy_model = tmp / "m.hepae", tmp / "entropy.json"  # made below if a step needs them
         n_objects = hepae.compress(source, tmp / "probe.root", codec="lossless", featureset=featureset,
                                    check=False, progress=False)["n_objects"]
         megabytes = n_objects * featureset.n_features * 4 / 1e6
@@ -117,11 +116,24 @@ def main() -> None:
                  ("decompress bounded", "decompress", tmp / "h.root", tmp / "h.reco.root"),
                  ("compress bounded learned", "compress-learned", source, tmp / "l.root"),
                  ("decompress bounded learned", "decompress", tmp / "l.root", tmp / "l.reco.root")]
+        if args.steps:
+            wanted = [w.strip() for w in args.steps.split(",")]
+            steps = [s for s in steps if s[0] == "plain uproot copy" or any(w in s[0] for w in wanted)]
+        if any(" ae " in f" {name} " for name, *_ in steps):
+            hepae.train(source, featureset, epochs=args.epochs, progress=False).save(model)
+        if any("learned" in name for name, *_ in steps):
+            from hepae.entropy_models import train_entropy_model
+
+            entropy_train = Path(args.entropy_train) if args.entropy_train else \
+                hepae.make_sample(tmp / "entropy-train.root", featureset, n_events=args.events, seed=4)
+            train_entropy_model(entropy_train, featureset).save(entropy_model)
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in steps}
         for _ in range(max(1, args.repeat)):  # rounds of every step: noise hits them all alike
             for name, step, src, dst in steps:
                 dst.unlink(missing_ok=True)
-                runs[name].append(run_step(step, str(src), str(dst), featureset.name, str(model), str(entropy_model)))
+                network = "network" if " ae " in f" {name} " else "none"  # the steps that need torch
+                runs[name].append(run_step(step, str(src), str(dst), featureset.name, str(model), str(entropy_model),
+                                           network))
         rows = []
         for name, *_ in steps:
             seconds, rss = min(t for t, _ in runs[name]), max(r for _, r in runs[name])

@@ -30,11 +30,14 @@ def test_pareto_benchmark_runs(tmp_path):
 
 
 def test_throughput_benchmark_runs(tmp_path):
-    out = _run("throughput.py", tmp_path, "--events", "500", "--epochs", "1", "--repeat", "2")
+    out = _run("throughput.py", tmp_path, "--events", "500", "--epochs", "1", "--repeat", "2", "--steps",
+               "ae float32,bounded learned")  # a network's steps and the learned entropy model's (all: ~3 min)
     rows = json.loads((tmp_path / "throughput.json").read_text())["rows"]
-    assert [r["step"] for r in rows][0] == "plain uproot copy" and rows[0]["speed_vs_copy"] == 1.0
+    assert [r["step"] for r in rows] == ["plain uproot copy", "compress ae float32", "decompress ae float32",
+                                         "compress bounded learned", "decompress bounded learned"]
+    assert rows[0]["speed_vs_copy"] == 1.0
     assert all(len(r["all_seconds"]) == 2 and r["seconds"] == min(r["all_seconds"]) for r in rows)  # the fastest round
-    assert "decompress ae bounded" in out and "compress ae float32" in out and "decompress bounded learned" in out
+    assert "decompress ae float32" in out and "decompress bounded learned" in out
 
 
 def test_known_answer_benchmark_runs(tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import functools
+import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,26 @@ def check_input_names(input: Path, branches: Iterable[str], objects: Iterable[st
         raise BranchTypeError(f"{input} already holds {own}, which hepae writes; is it already compressed?")
 
 
+@functools.cache
+def _string_streamers() -> tuple[Any, ...]:
+    """The streamers of a ``TObjString`` (the metadata's class), read from one written in memory.
+
+    Declared before the tables are created: uproot writes a file's streamer list where there is room when a
+    class is first written, and moves it to the end of the file when it grows; the metadata, written last,
+    would otherwise move the ~20 kB list of the trees' classes and leave the old copy as dead bytes in every
+    compressed file.
+    """
+    class Kept(io.BytesIO):
+        def close(self) -> None:  # uproot closes the file it wrote; its bytes are read back below
+            pass
+
+    buffer = Kept()
+    with uproot.recreate(buffer) as probe:
+        probe["string"] = "string"
+    with uproot.open(io.BytesIO(buffer.getvalue())) as written:
+        return tuple(s for versions in written.file.streamers.values() for s in versions.values())
+
+
 class ContainerWriter:
     """Writes one compressed file, chunk by chunk; :meth:`finish` writes its metadata.
 
@@ -68,6 +90,7 @@ class ContainerWriter:
                  storage: str, table: str, title: str, branches: list[BranchSpec], replaced: Sequence[str] = (),
                  selecting: bool = False) -> None:
         self.file, self.codec, self.units = file, codec, list(units)
+        file.file.update_streamers(list(_string_streamers()))  # before the tables: see _string_streamers
         self._unit_entries = [u.to_dict() for u in self.units]
         self.table_specs = table_specs(branches, set(replaced) if codec is not None else None, selecting,
                                        self._unit_entries)
