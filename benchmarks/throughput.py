@@ -91,7 +91,8 @@ def main() -> None:
     parser.add_argument("--entropy-train", help="ROOT file the learned entropy model is trained on (default: a "
                                                     "generated sample of another seed)")
     parser.add_argument("--steps", help="only the steps whose names contain one of these (comma-separated: "
-                                        "'bounded', 'ae float32', 'truncate', ...); the copy always runs")
+                                        "'bounded learned', 'ae float32', 'truncate', ...); the copy always runs, "
+                                        "and a decompress step brings the compress step that makes its file")
     parser.add_argument("--json-out", default="throughput.json")
     args = parser.parse_args()
     featureset = hepae.load_featureset(args.features)
@@ -118,7 +119,12 @@ def main() -> None:
                  ("decompress bounded learned", "decompress", tmp / "l.root", tmp / "l.reco.root")]
         if args.steps:
             wanted = [w.strip() for w in args.steps.split(",")]
-            steps = [s for s in steps if s[0] == "plain uproot copy" or any(w in s[0] for w in wanted)]
+            chosen = [s for s in steps if any(w in s[0] for w in wanted)]
+            if not chosen:
+                raise SystemExit(f"--steps {args.steps}: no step's name contains any of these")
+            made = {dst for _, _, _, dst in chosen}  # a chosen decompress step needs the file its compress makes
+            inputs = {src for _, step, src, _ in chosen if step == "decompress"} - made
+            steps = [s for s in steps if s[0] == "plain uproot copy" or s in chosen or s[3] in inputs]
         if any(" ae " in f" {name} " for name, *_ in steps):
             hepae.train(source, featureset, epochs=args.epochs, progress=False).save(model)
         if any("learned" in name for name, *_ in steps):

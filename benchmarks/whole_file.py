@@ -12,14 +12,15 @@ For each file, in the same run on the same machine:
 * hepae under the profile (``hepae compress --profile``), with ZSTD and with LZMA for what it keeps exactly.
 
 Each in two counts: the **whole file** on disk (what a user's disk holds; all of these files but the input
-are written by uproot, so they pay the same per-file costs: ROOT's streamer list, tree headers), and the
+are written by uproot, so they pay the same per-file costs: ROOT's streamer list, tree headers; the rewrites
+carry the file's other objects as hepae does), and the
 **table**, the main TTree or RNTuple's stored bytes (a file's other objects are not counted, so that every
 row compares the same data; for hepae: the kept branches, the codec streams and the metadata, as stored).
 
 ``hepae / truncation`` is hepae's better file over the better truncated one (aim: <= 0.75), whole files and
 tables; every value of both is checked against its rule. Throughput: compress and decompress time against
-the lossless ZSTD rewrite (a plain uproot read-and-write of the same table, aim >= 0.5x its speed), each the
-fastest of ``--repeat`` rounds. Prints a table and writes JSON.
+the lossless ZSTD rewrite (a plain uproot read-and-write of the same table and the file's other objects,
+aim >= 0.5x its speed), each the fastest of ``--repeat`` rounds. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -94,14 +95,15 @@ def measure(name: str, source: Path, profile: str | None, drop: bool, note: str,
         table = reader.metadata["tree"]
         profile = reader.metadata["profile"]["name"]
     bounds = {k: ErrorBound(k, *parse_rule(v)) for k, v in applied.items()}
-    copy_s, _ = best_of(repeat, lambda: rewrite(source, work / "copy.root", table=table, overwrite=True))
+    copy_s, _ = best_of(repeat, lambda: rewrite(source, work / "copy.root", table=table, overwrite=True, carry=True))
     sizes = {"input": table_bytes(source, table)}
     files = {"input": source.stat().st_size}
     for compression in ("zstd:5", "lzma:9"):
         tag = compression.split(":")[0]
         for label, truncate in (("lossless", None), ("truncated", bounds)):
             path = work / f"{label}-{tag}.root"
-            rewrite(source, path, table=table, truncate=truncate, compression=compression, overwrite=True)
+            rewrite(source, path, table=table, truncate=truncate, compression=compression, overwrite=True,
+                    carry=True)
             sizes[f"{label} {tag}"], files[f"{label} {tag}"] = table_bytes(path, table), path.stat().st_size
     for tag, path in (("zstd", compressed), ("lzma", work / "hepae-lzma.root")):
         sizes[f"hepae {tag}"], files[f"hepae {tag}"] = hepae_table_bytes(path)[0], path.stat().st_size

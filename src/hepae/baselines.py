@@ -12,9 +12,11 @@ rest; that is the baseline a precision profile has to beat at the same guarantee
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
+import warnings
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,9 @@ import numpy as np
 import uproot
 
 from hepae.codecs import ErrorBound, truncate_mantissa
-from hepae.io.sources import DEFAULT_STEP_SIZE, default_table, open_source
-from hepae.io.writing import atomic_output, make_writer, parse_compression
+from hepae.io.carryover import copy_objects, plan_carryover, write_class_samples
+from hepae.io.sources import CSV_SUFFIXES, DEFAULT_STEP_SIZE, default_table, open_root, open_source
+from hepae.io.writing import atomic_output, declare_classes, make_writer, parse_compression
 
 _MANTISSA = {np.dtype("float32"): 23, np.dtype("float64"): 52}
 
@@ -51,10 +54,11 @@ def _truncated(values: Any, bound: ErrorBound) -> Any:
 
 def rewrite(input: str | PathLike[str], output: str | PathLike[str], *, table: str | None = None,
             truncate: dict[str, ErrorBound] | None = None, compression: str = "zstd:5",
-            step_size: int | str = DEFAULT_STEP_SIZE, overwrite: bool = False) -> dict[str, Any]:
+            step_size: int | str = DEFAULT_STEP_SIZE, overwrite: bool = False, carry: bool = False) -> dict[str, Any]:
     """Write ``input``'s ``table`` (default: its main one) to ``output`` as uproot writes it, the branches
-    of ``truncate`` (name -> bound) mantissa-truncated to their bound (see the module docstring). Only the
-    table is written (not the file's other objects); branches uproot cannot write are left out.
+    of ``truncate`` (name -> bound) mantissa-truncated to their bound (see the module docstring). Branches
+    uproot cannot write are left out. With ``carry``, the file's other objects are copied too, as
+    ``hepae compress --drop-unsupported`` carries them (so that whole files compare); else only the table.
 
     Returns ``{"output", "output_bytes", "seconds", "truncated_branches"}``.
     """
@@ -62,12 +66,24 @@ def rewrite(input: str | PathLike[str], output: str | PathLike[str], *, table: s
     input, output = Path(input), Path(output)
     truncate = dict(truncate or {})
     table = default_table(input) if table is None else table
-    with open_source(input, table) as source, atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(open_source(input, table))
+        tmp = stack.enter_context(atomic_output(output, overwrite=overwrite, inputs=[input]))
+        directory, carried = None, []
+        if carry and input.suffix.lower() not in CSV_SUFFIXES:
+            directory = stack.enter_context(open_root(input))
+            with warnings.catch_warnings():  # what cannot be carried is left out, as hepae leaves it out
+                warnings.simplefilter("ignore", UserWarning)
+                carried, _ = plan_carryover(directory, input, {table}, drop_unsupported=True)
         specs = source.layout.branches
         with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
+            if carried:
+                declare_classes(file, write_class_samples(directory, carried, input))
             writer = make_writer(file, source.storage, source.name, specs, title=source.title)
             for chunk in source.iterate([s.name for s in specs], step_size):
                 writer.extend({name: _truncated(values, truncate[name]) if name in truncate else values
                                for name, values in chunk.items()})
+            if carried:
+                copy_objects(directory, file, carried, input, step_size=step_size)
     return {"output": str(output), "output_bytes": os.path.getsize(output),
             "seconds": round(time.perf_counter() - started, 3), "truncated_branches": len(truncate)}

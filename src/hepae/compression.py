@@ -35,7 +35,7 @@ from hepae.errors import (
 )
 from hepae.features import FeatureSet, load_featureset
 from hepae.io.branches import TreeLayout
-from hepae.io.carryover import plan_carryover
+from hepae.io.carryover import plan_carryover, write_class_samples
 from hepae.io.darkmachines import TABLE_NAME as DARKMACHINES_TABLE
 from hepae.io.prefetch import prefetched
 from hepae.io.sources import (
@@ -275,7 +275,9 @@ def compress(
             with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
                 writer = ContainerWriter(file, bound, units=units, storage=source.storage, table=source.name,
                                          title=source.title, branches=layout.branches, replaced=replaced or (),
-                                         selecting=featureset is not None and featureset.select is not None)
+                                         selecting=featureset is not None and featureset.select is not None,
+                                         carried_classes=write_class_samples(directory, carried, input)
+                                         if carried else None)
                 with progress_bar(progress, total=layout.num_entries, unit="event",
                                   desc=f"compress {input.name}") as bar:
                     remaining = itertools.chain([first] if first is not None else [], chunks)

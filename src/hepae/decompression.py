@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from hepae.io.branches import BranchSpec
 from hepae.io.darkmachines import CSVTableWriter
 from hepae.io.prefetch import prefetched
 from hepae.io.sources import CSV_SUFFIXES, PathArg, Source
-from hepae.io.writing import DEFAULT_COMPRESSION, atomic_output, make_writer, parse_compression
+from hepae.io.writing import DEFAULT_COMPRESSION, atomic_output, declare_classes, make_writer, parse_compression
 from hepae.progress import progress_bar
 
 
@@ -36,13 +36,17 @@ def verify(input: PathArg) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _output_writer(tmp: Path, text_output: bool, source: Source, specs: list[BranchSpec],
-                   compression: str) -> Iterator[tuple[Any, uproot.WritableDirectory | None]]:
-    """The table's writer, and the ROOT file (``None`` for CSV output) for the carried objects."""
+                   compression: str, carried_classes: Callable[[uproot.WritableDirectory], None] | None
+                   ) -> Iterator[tuple[Any, uproot.WritableDirectory | None]]:
+    """The table's writer, and the ROOT file (``None`` for CSV output) for the carried objects, whose classes
+    (``carried_classes`` writes one of each) are declared before the table."""
     if text_output:
         with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
             yield CSVTableWriter(handle), None
         return
     with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
+        if carried_classes is not None:
+            declare_classes(file, carried_classes)
         yield make_writer(file, source.storage, source.name, specs, title=source.title), file
 
 
@@ -79,7 +83,8 @@ def decompress(
         source = reader.table
         n_objects = n_events = n_chunks = 0
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
-            with _output_writer(tmp, text_output, source, reader.branches, compression) as (writer, file):
+            with _output_writer(tmp, text_output, source, reader.branches, compression,
+                                reader.carried_classes()) as (writer, file):
                 with progress_bar(progress, total=source.num_entries, unit="event",
                                   desc=f"decompress {input.name}") as bar:
                     decoded = prefetched((chunk, *reader.decode_chunk(chunk, codec, csv_decimals=text_output))

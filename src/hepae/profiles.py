@@ -244,16 +244,16 @@ def plan_units(layout: TreeLayout, bounds: dict[str, ErrorBound], kept: Sequence
 _ENERGY_NAMES = {"e", "energy"}
 
 
-def _short_name(name: str) -> str:
-    """A branch's variable name without its collection: ``Jet_pt`` -> ``pt``, ``JetsAuxDyn.e`` -> ``e``."""
-    for separator in ".:_":
-        name = name.rsplit(separator, 1)[-1]
-    return name.lower()
+def _name_parts(name: str) -> tuple[str, str]:
+    """A branch's collection prefix and variable: ``Jet_pt`` -> (``Jet_``, ``pt``), ``JetsAuxDyn.e`` ->
+    (``JetsAuxDyn.``, ``e``); the variable in lower case."""
+    cut = max(name.rfind(separator) for separator in ".:_") + 1
+    return name[:cut], name[cut:].lower()
 
 
 def coding_order(specs: list[BranchSpec]) -> list[BranchSpec]:
-    """A unit's branches in the order they are coded: as in the file, except that an energy comes after the
-    collection's pT and η.
+    """A unit's branches in the order they are coded: as in the file, except that an energy comes right after
+    its collection's pT and η (in a unit of per-event values, those with the same name prefix).
 
     The ``bounded`` codec predicts each column from the ones coded before it. An energy is
     ``pT cosh(η)`` up to the mass term (the context curve of η on top of the linear term in log pT), so
@@ -261,16 +261,20 @@ def coding_order(specs: list[BranchSpec]) -> list[BranchSpec]:
     11.6 -> 6.6 bits, 8.5 % of the collection's bytes); coded first it predicts neither. The order is
     stored with the unit, so decoding and the restored file's branch order do not depend on it.
     """
-    short = [_short_name(s.name) for s in specs]
-    if "pt" not in short or "eta" not in short:
-        return list(specs)
-    last = max(short.index("pt"), short.index("eta"))
-    energies = [s for s, n in zip(specs, short) if n in _ENERGY_NAMES and specs.index(s) < last]
-    if not energies:
-        return list(specs)
-    rest = [s for s in specs if s not in energies]
-    at = rest.index(specs[last]) + 1
-    return rest[:at] + energies + rest[at:]
+    order = list(specs)
+    one_collection = bool(specs) and specs[0].counter is not None  # a unit's branches share its counter
+    for spec in specs:
+        prefix, variable = _name_parts(spec.name)
+        if variable not in _ENERGY_NAMES:
+            continue
+        parts = [_name_parts(other.name) for other in order]
+        kinematics = [i for i, (p, v) in enumerate(parts) if v in ("pt", "eta") and (one_collection or p == prefix)]
+        if {parts[i][1] for i in kinematics} != {"pt", "eta"}:
+            continue
+        at, last = order.index(spec), max(kinematics)
+        if at < last:
+            order.insert(last, order.pop(at))  # right after the later of pT and η
+    return order
 
 
 def _lengths(spec: BranchSpec, chunk: dict[str, ak.Array] | None) -> np.ndarray | None:

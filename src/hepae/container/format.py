@@ -58,6 +58,9 @@ COUNT_BRANCH = "hepae_count"
 REST_COUNTER = "nhepae_rest"
 UNIT_COUNT_PREFIX = "hepae_count_"
 """Prefix of the int32 branch that counts a unit's objects when no kept branch of its counter does."""
+ENTRIES_BRANCH = "hepae_entries"
+"""A uint8 branch of zeros, the only branch of a table whose every branch is coded: a TTree needs one to
+hold its entries (a flat ntuple of floats, all lossy under a profile)."""
 RESERVED_OBJECTS = frozenset({METADATA_KEY, METADATA_CHECKSUM_KEY, STREAM_TREE, DECODER_TREE})
 """Top-level names hepae writes: an input that holds one is refused (already compressed?)."""
 
@@ -222,14 +225,15 @@ def table_specs(branches: list[BranchSpec], replaced: set[str] | None, selecting
                 units: list[dict[str, Any]]) -> list[BranchSpec]:
     """The branches of a compressed table: the input's ``branches`` in order, the collection's ``replaced``
     ones (``None``: no collection) by ``hepae_count``, each unit's left out, and the count a unit needs
-    where none of its counter's branches is kept (``count_added``)."""
+    where none of its counter's branches is kept (``count_added``); :data:`ENTRIES_BRANCH` if that leaves
+    none."""
     if replaced is not None:
         branches = compressed_tree_branches(branches, replaced, [BranchSpec(COUNT_BRANCH, "int32")],
                                             REST_COUNTER if selecting else None)
     for unit in units:
         count = [BranchSpec(unit["count_branch"], "int32")] if unit["count_added"] else []
         branches = compressed_tree_branches(branches, {b["name"] for b in unit["branches"]}, count)
-    return branches
+    return branches or [BranchSpec(ENTRIES_BRANCH, "uint8")]
 
 
 def tree_specs(metadata: dict[str, Any]) -> list[BranchSpec]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -37,7 +37,7 @@ from hepae.container.format import (
 from hepae.errors import CodecError, ContainerFormatError, FeatureSetError, TreeNotFoundError, UnknownLayoutError
 from hepae.features import FeatureSet, load_featureset
 from hepae.io.branches import BranchSpec
-from hepae.io.carryover import CarriedObject, copy_objects, object_digests
+from hepae.io.carryover import CarriedObject, copy_objects, object_digests, write_class_samples
 from hepae.io.darkmachines import short_decimals
 from hepae.io.hashing import TreeHasher
 from hepae.io.sources import Source, get_tree, iterate_arrays, open_root, read_range, root_source
@@ -419,6 +419,11 @@ class ContainerReader:
         if collection["selection"] is not None:  # the decoded objects back among the ones that were kept
             rebuilt, n_objects = merge_selection(rebuilt, chunk.arrays, collection["selection"], replaced)
         return {name: rebuilt[name] for name in replaced}, n_objects
+
+    def carried_classes(self) -> Callable[[uproot.WritableDirectory], None] | None:
+        """A function that writes one object of each class of the carried objects (None if none are carried),
+        for an output to declare them before its table (:func:`hepae.io.writing.declare_classes`)."""
+        return write_class_samples(self.directory, self.carried_objects, self.path) if self.carried_objects else None
 
     def copy_objects_to(self, file: uproot.WritableDirectory) -> None:
         """Copy the carried objects into ``file``, each checked against its checksum as it is copied."""

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime
-import functools
-import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from hepae.container.format import (
     COUNT_BRANCH,
     DECODER_BRANCH,
     DECODER_TREE,
+    ENTRIES_BRANCH,
     RESERVED_OBJECTS,
     STREAM_TREE,
     Unit,
@@ -34,7 +33,7 @@ from hepae.container.format import (
 from hepae.errors import BranchTypeError
 from hepae.io.branches import BranchSpec
 from hepae.io.carryover import CarriedObject, copy_objects
-from hepae.io.writing import TreeWriter, make_writer
+from hepae.io.writing import TreeWriter, declare_classes, make_writer
 
 
 def check_input_names(input: Path, branches: Iterable[str], objects: Iterable[str]) -> None:
@@ -44,26 +43,6 @@ def check_input_names(input: Path, branches: Iterable[str], objects: Iterable[st
     own = sorted(set(objects) & RESERVED_OBJECTS)
     if own:
         raise BranchTypeError(f"{input} already holds {own}, which hepae writes; is it already compressed?")
-
-
-@functools.cache
-def _string_streamers() -> tuple[Any, ...]:
-    """The streamers of a ``TObjString`` (the metadata's class), read from one written in memory.
-
-    Declared before the tables are created: uproot writes a file's streamer list where there is room when a
-    class is first written, and moves it to the end of the file when it grows; the metadata, written last,
-    would otherwise move the ~20 kB list of the trees' classes and leave the old copy as dead bytes in every
-    compressed file.
-    """
-    class Kept(io.BytesIO):
-        def close(self) -> None:  # uproot closes the file it wrote; its bytes are read back below
-            pass
-
-    buffer = Kept()
-    with uproot.recreate(buffer) as probe:
-        probe["string"] = "string"
-    with uproot.open(io.BytesIO(buffer.getvalue())) as written:
-        return tuple(s for versions in written.file.streamers.values() for s in versions.values())
 
 
 class ContainerWriter:
@@ -88,9 +67,17 @@ class ContainerWriter:
 
     def __init__(self, file: uproot.WritableDirectory, codec: BoundCodec | None, *, units: Sequence[Unit] = (),
                  storage: str, table: str, title: str, branches: list[BranchSpec], replaced: Sequence[str] = (),
-                 selecting: bool = False) -> None:
+                 selecting: bool = False, carried_classes: Callable[[uproot.WritableDirectory], None] | None = None
+                 ) -> None:
         self.file, self.codec, self.units = file, codec, list(units)
-        file.file.update_streamers(list(_string_streamers()))  # before the tables: see _string_streamers
+
+        def later_classes(probe: uproot.WritableDirectory) -> None:
+            """The classes written after the tables: the metadata string, the carried objects'."""
+            probe["metadata"] = "metadata"
+            if carried_classes is not None:
+                carried_classes(probe)
+
+        declare_classes(file, later_classes)
         self._unit_entries = [u.to_dict() for u in self.units]
         self.table_specs = table_specs(branches, set(replaced) if codec is not None else None, selecting,
                                        self._unit_entries)
@@ -118,6 +105,8 @@ class ContainerWriter:
         data = dict(table_data)
         if self.codec is not None:
             data[COUNT_BRANCH] = np.asarray(counts, dtype=np.int32)
+        if self.table_specs[0].name == ENTRIES_BRANCH:  # every branch of the table is coded
+            data[ENTRIES_BRANCH] = np.zeros(n_events, np.uint8)
         entry_streams = dict(streams or {})
         for i, (unit, coded, unit_count) in enumerate(zip(self.units, unit_streams, unit_counts, strict=True)):
             if unit.count_added:

@@ -34,7 +34,7 @@ import io
 import json
 import re
 import warnings
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -493,6 +493,36 @@ def copy_objects(
         If an object cannot be read.
     """
     return _process(source, target, objects, source_path, step_size)
+
+
+def write_class_samples(directory: uproot.ReadOnlyDirectory, objects: Sequence[CarriedObject], path: PathArg
+                        ) -> Callable[[uproot.WritableDirectory], None]:
+    """A function that writes one object of each class that :func:`copy_objects` writes for ``objects`` (the
+    first histogram of each class as read from ``directory``, a string, an RNTuple), for
+    :func:`hepae.io.writing.declare_classes` to declare in an output before its tables. An object that
+    cannot be read or written is left out here; copying it names it."""
+    samples: dict[str, Any] = {}
+    rntuple = False
+    for obj in objects:
+        if obj.kind == "histogram" and obj.classname not in samples:
+            try:
+                samples[obj.classname] = _read(directory, obj.path, obj.path, path)
+            except HepaeError:
+                continue
+        elif obj.kind == "string":
+            samples.setdefault("TObjString", "string")
+        rntuple |= obj.kind == "rntuple"
+
+    def write(probe: uproot.WritableDirectory) -> None:
+        for i, item in enumerate(samples.values()):
+            try:
+                probe[f"sample{i}"] = item
+            except DAMAGED_FILE_ERRORS:
+                continue
+        if rntuple:
+            probe.mkrntuple("sample_rntuple", {"x": np.float32})
+
+    return write
 
 
 def object_digests(

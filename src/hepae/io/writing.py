@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import re
 import socket
@@ -378,3 +379,27 @@ def make_writer(
     if format == "ttree":
         return TreeWriter(file, name, branches, title=title)
     raise ValueError(f"unknown output format {format!r}")
+
+
+class _KeptBytes(io.BytesIO):
+    """A file in memory whose bytes stay readable after uproot closes it."""
+
+    def close(self) -> None:
+        pass
+
+
+def declare_classes(file: uproot.WritableDirectory, write: Callable[[uproot.WritableDirectory], None]) -> None:
+    """Declare in ``file``'s streamer list the classes that ``write`` writes into a file (run on one in memory).
+
+    uproot writes a file's streamer list where there is room when its first class arrives and moves the list
+    to the end of the file when it outgrows that place. Classes that arrive after the tables (a compressed
+    file's metadata string, carried histograms) would leave the old list behind as dead bytes (~20 kB with
+    the trees' classes). Declared before the tables, the list moves while the file is still short, and the
+    place it leaves is taken by the baskets written after it.
+    """
+    buffer = _KeptBytes()
+    with uproot.recreate(buffer) as probe:
+        write(probe)
+    with uproot.open(io.BytesIO(buffer.getvalue())) as written:
+        streamers = [s for versions in written.file.streamers.values() for s in versions.values()]
+    file.file.update_streamers(streamers)
