@@ -220,6 +220,20 @@ def test_a_compressed_file_keeps_one_streamer_list_when_objects_are_carried(mixe
             assert f["h3"].values().shape == (2, 3, 4) and str(f["note"]) == "produced by the carry-over test"
 
 
+def test_an_rntuple_reconstruction_with_a_carried_ttree_keeps_one_streamer_list(tmp_path):
+    """A TTree carried beside an RNTuple table comes back, and the reconstruction (which has no TTree of its own)
+    holds one streamer list."""
+    with uproot.recreate(tmp_path / "in.root") as f:
+        f.mkrntuple("t", {"x": np.float32, "k": np.int32}).extend(
+            ak.Array({"x": np.linspace(1, 2, 200, dtype=np.float32), "k": np.arange(200, dtype=np.int32)}))
+        f.mktree("side", {"a": np.float64}).extend({"a": np.arange(5.0)})
+    hepae.compress(tmp_path / "in.root", tmp_path / "c.root", tree="t", rules=["x=rel:1e-3"], progress=False)
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    assert (tmp_path / "r.root").read_bytes().count(b"\x05TList\x0cStreamerInfo") == 1
+    with uproot.open(tmp_path / "r.root") as f:
+        assert f["side"]["a"].array(library="np").tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
 def test_the_baseline_rewrite_carries_what_compress_carries(mixed, tmp_path):
     """``hepae.baselines.rewrite(carry=True)``: whole files compare with the same other objects in both."""
     from hepae.baselines import rewrite

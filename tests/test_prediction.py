@@ -157,3 +157,20 @@ def test_a_prediction_is_the_fixed_point_sum_rounded_to_nearest_plus_the_curve(s
     for row, g in zip(steps.tolist(), got.tolist()):
         linear = (c[k] + 2**15 + sum(s * w for s, w in zip(row[:j], c[:j]))) // 2**16  # exact Python integers
         assert g == linear + int(curve(np.array([row[context]]), predictor.knots[j], predictor.values[j])[0])
+
+
+@given(positions=st.lists(st.integers(-1000, 1000), min_size=1, max_size=300),
+       seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_a_context_curve_is_valued_the_lower_median_remainder_of_each_bin(positions, seed):
+    """The compiled per-bin medians give what sorting all rows by (bin, remainder) gives."""
+    from hepae.codecs.residual_prediction import _CurveBins
+
+    position = np.asarray(positions, np.int64)
+    remainder = np.random.default_rng(seed).integers(-50, 50, len(position))
+    curve_bins = _CurveBins.of(position)
+    _, values = curve_bins.fit(remainder)
+    edges = np.unique(np.quantile(position, np.linspace(0, 1, 49)[1:-1], method="nearest"))
+    bins = np.searchsorted(edges, position, side="right")
+    medians = [int(np.sort(remainder[bins == b])[(np.count_nonzero(bins == b) - 1) // 2]) for b in np.unique(bins)]
+    assert values.tolist() == [m for m, kept in zip(medians, curve_bins.keep) if kept]

@@ -105,6 +105,17 @@ def test_a_table_whose_every_branch_is_lossy_round_trips(storage, tmp_path):
     assert in_place.fields == ["x", "y"] and len(in_place) == 500
 
 
+def test_an_input_branch_named_like_the_entries_branch_is_kept(tmp_path):
+    """An input's own 'hepae_entries' is a branch like any other, never taken for the table's placeholder."""
+    values = {"hepae_entries": np.arange(300, dtype=np.int32), "x": np.linspace(1, 2, 300, dtype=np.float32)}
+    with uproot.recreate(tmp_path / "in.root") as f:
+        f.mktree("t", {k: v.dtype for k, v in values.items()}).extend(values)
+    hepae.compress(tmp_path / "in.root", tmp_path / "c.root", rules=["x=rel:1e-3"], progress=False)
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    assert_within_rules(tmp_path / "in.root", tmp_path / "r.root", "t", {"x": "rel:1e-3"})
+    assert np.array_equal(hepae.open(tmp_path / "c.root").arrays()["hepae_entries"], values["hepae_entries"])
+
+
 def test_a_compressed_file_holds_no_dead_bytes(tmp_path, samples):
     """Every byte of a compressed TTree file is the header, the streamer list, the keys and their objects, or
     the baskets: no copy of the streamer list left behind when the metadata's class joined it (~20 kB in every

@@ -175,6 +175,17 @@ def bins(position: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 # -- residual prediction (hepae.codecs.residual_prediction) -----------------------------------------
 
+@_kernel
+def lower_medians(values: np.ndarray, rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per group ``b`` (the rows ``rows[starts[b]:ends[b]]``), the lower median of ``values`` over them: its
+    ``(n - 1) // 2``-th smallest of ``n``."""
+    out = np.empty(len(starts), np.int64)
+    for b in range(len(starts)):
+        group = np.sort(values[rows[starts[b]:ends[b]]])
+        out[b] = group[(ends[b] - starts[b] - 1) // 2]
+    return out
+
+
 @_kernel(inline=True)
 def _curve_at(p: int, knots: np.ndarray, values: np.ndarray) -> int:
     """The piecewise-linear function through ``(knots, values)`` at ``p`` (floor division)."""

@@ -72,8 +72,9 @@ class _CurveBins:
     """What fitting a context curve needs of its position column alone: computed once per column and used
     for every column whose remainder is tried against it."""
 
-    bins: np.ndarray  # each row's quantile bin
-    middle: np.ndarray  # per bin, the rank of its lower median among the bin's rows
+    rows: np.ndarray  # the rows, bin after bin (by position within a bin)
+    starts: np.ndarray  # per bin, where its rows start in ``rows``
+    ends: np.ndarray  # and end
     knots: np.ndarray  # strictly increasing: the bins' median positions, where they increase
     keep: np.ndarray  # the bins those knots belong to
 
@@ -85,15 +86,15 @@ class _CurveBins:
         sorted_bins = bins[order]
         starts = np.flatnonzero(np.r_[True, sorted_bins[1:] != sorted_bins[:-1]])
         ends = np.r_[starts[1:], len(order)]
-        middle = (starts + ends - 1) // 2  # the lower median of each bin, of positions and of remainders
-        knots = position[order[middle]]
+        knots = position[order[(starts + ends - 1) // 2]]  # the lower median position of each bin
         keep = np.r_[True, knots[1:] > knots[:-1]]  # strictly increasing positions
-        return cls(bins, middle, knots[keep].astype(np.int64), keep)
+        return cls(order.astype(np.int64), starts.astype(np.int64), ends.astype(np.int64),
+                   knots[keep].astype(np.int64), keep)
 
     def fit(self, remainder: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Knots and values: the median remainder in each bin."""
-        values = remainder[np.lexsort((remainder, self.bins))[self.middle]]
-        return self.knots, np.clip(np.rint(values[self.keep]), -_MAX_CURVE, _MAX_CURVE).astype(np.int64)
+        """Knots and values: the (lower) median remainder in each bin."""
+        values = kernels.lower_medians(np.asarray(remainder, np.int64), self.rows, self.starts, self.ends)
+        return self.knots, np.clip(values[self.keep], -_MAX_CURVE, _MAX_CURVE).astype(np.int64)
 
 
 def _fit_curve(position: np.ndarray, remainder: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -81,6 +81,10 @@ class ContainerWriter:
         self._unit_entries = [u.to_dict() for u in self.units]
         self.table_specs = table_specs(branches, set(replaced) if codec is not None else None, selecting,
                                        self._unit_entries)
+        # every branch of the table is coded: the table holds ENTRIES_BRANCH (an input's own branch of that name
+        # is a branch like any other)
+        self._entries_only = [s.name for s in self.table_specs] == [ENTRIES_BRANCH] and \
+            ENTRIES_BRANCH not in {b.name for b in branches}
         self._collection_streams = stream_entries(codec) if codec is not None else []
         layout = {"units": self._unit_entries}
         if codec is not None:
@@ -105,7 +109,7 @@ class ContainerWriter:
         data = dict(table_data)
         if self.codec is not None:
             data[COUNT_BRANCH] = np.asarray(counts, dtype=np.int32)
-        if self.table_specs[0].name == ENTRIES_BRANCH:  # every branch of the table is coded
+        if self._entries_only:
             data[ENTRIES_BRANCH] = np.zeros(n_events, np.uint8)
         entry_streams = dict(streams or {})
         for i, (unit, coded, unit_count) in enumerate(zip(self.units, unit_streams, unit_counts, strict=True)):

@@ -498,11 +498,11 @@ def copy_objects(
 def write_class_samples(directory: uproot.ReadOnlyDirectory, objects: Sequence[CarriedObject], path: PathArg
                         ) -> Callable[[uproot.WritableDirectory], None]:
     """A function that writes one object of each class that :func:`copy_objects` writes for ``objects`` (the
-    first histogram of each class as read from ``directory``, a string, an RNTuple), for
+    first histogram of each class as read from ``directory``, a string, a TTree, an RNTuple), for
     :func:`hepae.io.writing.declare_classes` to declare in an output before its tables. An object that
     cannot be read or written is left out here; copying it names it."""
     samples: dict[str, Any] = {}
-    rntuple = False
+    kinds = {obj.kind for obj in objects}
     for obj in objects:
         if obj.kind == "histogram" and obj.classname not in samples:
             try:
@@ -511,7 +511,6 @@ def write_class_samples(directory: uproot.ReadOnlyDirectory, objects: Sequence[C
                 continue
         elif obj.kind == "string":
             samples.setdefault("TObjString", "string")
-        rntuple |= obj.kind == "rntuple"
 
     def write(probe: uproot.WritableDirectory) -> None:
         for i, item in enumerate(samples.values()):
@@ -519,7 +518,9 @@ def write_class_samples(directory: uproot.ReadOnlyDirectory, objects: Sequence[C
                 probe[f"sample{i}"] = item
             except DAMAGED_FILE_ERRORS:
                 continue
-        if rntuple:
+        if "ttree" in kinds:  # an RNTuple table's reconstruction has no TTree of its own
+            probe.mktree("sample_tree", {"x": np.float32})
+        if "rntuple" in kinds:
             probe.mkrntuple("sample_rntuple", {"x": np.float32})
 
     return write
