@@ -84,7 +84,7 @@ def decompress(
         n_objects = n_events = n_chunks = 0
         with atomic_output(output, overwrite=overwrite, inputs=[input]) as tmp:
             with _output_writer(tmp, text_output, source, reader.branches, compression,
-                                reader.carried_classes()) as (writer, file):
+                                None if text_output else reader.carried_classes()) as (writer, file):
                 with progress_bar(progress, total=source.num_entries, unit="event",
                                   desc=f"decompress {input.name}") as bar:
                     decoded = prefetched((chunk, *reader.decode_chunk(chunk, codec, csv_decimals=text_output))

@@ -147,17 +147,17 @@ def fit_entropy_model(x: np.ndarray, counts: np.ndarray | None, bounds: Sequence
                                             counts is not None, hidden, iterations, seed)
             bar.update()
     model = learned.EntropyModel(columns, {})
-    kept, saved = _held_out(model, bounds, x[n_train:], n_per_event[split:] if counts is not None else None)
+    saved = _held_out(model, bounds, x[n_train:], n_per_event[split:] if counts is not None else None)
     if log is not None:
         for name in columns:
             inputs = ", ".join(f"{s}:{c}" for s, c, _, _ in columns[name].features) or "(rank only)"
-            log(f"{name:32s} {'kept' if name in kept else 'dropped':8s} held-out bits saved: "
+            log(f"{name:32s} {'kept' if name in saved else 'dropped':8s} held-out bits saved: "
                 f"{saved.get(name, 0.0):10.0f}  inputs: {inputs}")
     trained_on = {"objects": int(n_train), "held_out_objects": int(len(x) - n_train),
                   "error_bounds": [str(b) for b in bounds],
-                  "held_out_bits_saved": {name: round(bits, 1) for name, bits in saved.items() if name in kept},
+                  "held_out_bits_saved": {name: round(bits, 1) for name, bits in saved.items()},
                   "seconds": round(time.perf_counter() - started, 1)}
-    return learned.EntropyModel({name: columns[name] for name in names if name in kept}, trained_on)
+    return learned.EntropyModel({name: columns[name] for name in names if name in saved}, trained_on)
 
 
 def _fit_column(j: int, names: list[str], bounds: list[ErrorBound], steps: np.ndarray, flags: list[np.ndarray],
@@ -257,16 +257,16 @@ def _integer_network(weights: dict[str, np.ndarray]) -> learned.IntegerNetwork:
 
 
 def _held_out(model: learned.EntropyModel, bounds: list[ErrorBound], x: np.ndarray,
-              counts: np.ndarray | None) -> tuple[set[str], dict[str, float]]:
+              counts: np.ndarray | None) -> dict[str, float]:
     """The columns the codec chooses the model for on the held-out events (fitting its own predictor there, as
-    on a new file), and the bits it saves on each."""
+    on a new file), with the bits it saves on each."""
     codec = Bounded(bounds, entropy_model=model).bind([b.column for b in bounds], np.float32)
     if codec._learned is None:  # the model serves none of the columns
-        return set(), {}
+        return {}
     q = codec.quantize(x, counts)
     _, _, gains = codec.learned_choice(q, q["predictor"].tokens(q["steps"], q["flags"]), counts)
     saved = {bounds[j].column: gain for j, gain in gains.items()}
-    return set(saved), saved
+    return saved
 
 
 __all__ = ["DEFAULT_BOUND", "fit_entropy_model", "train_entropy_model"]

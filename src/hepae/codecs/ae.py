@@ -18,7 +18,7 @@ The coded chunk's byte layout is in ``docs/format.md``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -379,22 +379,12 @@ class _CodedChunk:
         return _dequantize(self.q_latent, self.center.astype(np.float64),
                            self.latent_std * np.exp2(-self.bits.astype(np.float64)))
 
-    @staticmethod
-    def rows(data: np.ndarray) -> int:
-        """How many objects a coded chunk holds (from its header; checked again by :meth:`read`)."""
-        try:
-            header = entropy.unpack_arrays(data)[0]
-        except ValueError as err:
-            raise CodecError(f"coded ae chunk is damaged: {err}") from None
-        if header.dtype != np.int64 or len(header) != 5 or not 0 <= header[1] < 2**40:
-            raise CodecError("coded ae chunk has no valid header (corrupted)")
-        return int(header[1])
-
     @classmethod
     def read(cls, data: np.ndarray, dtype: Any, counts: np.ndarray | None = None, n_bounded_expected: int | None = None,
-             n_latent_expected: int | None = None, learned: Any = None) -> _CodedChunk:
-        """A chunk from its bytes; ``counts`` (objects per event) if it was coded with them; ``learned``: the
-        chunk's :class:`hepae.codecs.learned.LearnedChunk` (the ``bounded`` codec with an entropy model).
+             n_latent_expected: int | None = None, learned: Callable[[int], Any] | None = None) -> _CodedChunk:
+        """A chunk from its bytes; ``counts`` (objects per event) if it was coded with them; ``learned``: reads
+        the chunk's :class:`hepae.codecs.learned.LearnedChunk` given its number of objects (the ``bounded`` codec
+        with an entropy model).
 
         Every size the chunk declares is checked against the codec's columns, its model and ``counts``
         before anything of that size is allocated, so a crafted chunk cannot exhaust memory.
@@ -427,7 +417,7 @@ class _CodedChunk:
         if len(bits) != n_latent or len(center) != n_latent or len(std) != n_latent or ((bits < 0) | (bits > 24)).any():
             raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
         predictor = Predictor.from_arrays(arrays[4:4 + n_predictor], n_bounded)
-        predictor.learned = learned
+        predictor.learned = learned(n) if learned is not None else None
         kept = np.flatnonzero(bits > 0)
         ranks = None
         if by_rank:
@@ -440,7 +430,8 @@ class _CodedChunk:
         def classes(i: int, before: list[np.ndarray]) -> np.ndarray | None:
             """Stream ``i``'s classes, from the residual steps of the columns decoded before it."""
             j = i - len(kept)
-            if j < 0 or (predictor.class_context[j] < 0 and not (learned is not None and learned.uses(j))):
+            chunk_learned = predictor.learned
+            if j < 0 or (predictor.class_context[j] < 0 and not (chunk_learned is not None and chunk_learned.uses(j))):
                 return ranks
             while undone[0] < j:
                 predictor.undo_column(steps, before[len(kept) + undone[0]], undone[0])

@@ -217,8 +217,7 @@ class BoundBounded(BoundCodec):
         if self._learned is not None:
             if "learned" not in streams:
                 raise CodecError("coded bounded chunk has no learned-model part, which its codec writes (corrupted)")
-            n = int(np.sum(counts)) if counts is not None else _CodedChunk.rows(streams["coded"])
-            chunk_learned = learned.LearnedChunk.read(streams["learned"], self._learned, counts, n)
+            chunk_learned = lambda n: learned.LearnedChunk.read(streams["learned"], self._learned, counts, n)  # noqa: E731
         chunk = _CodedChunk.read(streams["coded"], self.dtype, counts, len(self.columns), 0, learned=chunk_learned)
         if chunk.constant is None or len(chunk.constant) != len(self.columns):
             raise CodecError("coded bounded chunk has no constant prediction of the right size (corrupted)")

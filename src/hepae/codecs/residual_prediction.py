@@ -157,12 +157,11 @@ class Predictor:
         return kernels.predict(steps, *self.column_arguments(j))
 
     def tokens(self, steps: np.ndarray, flags: list[np.ndarray]) -> list[np.ndarray]:
-        """Per column: 0 for an exception, else ``1 + zigzag(steps - prediction)``."""
+        """Per column: 0 for an exception, else ``1 + zigzag(steps - prediction)`` (the hand-built prediction: the
+        learned columns' tokens come from :func:`hepae.codecs.learned.confirm`)."""
         if any(len(flag) != len(steps) for flag in flags):
             raise CodecError("residual prediction: the exception flags do not match the steps")
-        return [self.learned.tokens(steps, j, np.asarray(flag, np.bool_), self.column_arguments(j))
-                if self.learned is not None and self.learned.uses(j)
-                else kernels.residual_tokens(steps, j, np.asarray(flag, np.bool_), *self.column_arguments(j))
+        return [kernels.residual_tokens(steps, j, np.asarray(flag, np.bool_), *self.column_arguments(j))
                 for j, flag in enumerate(flags)]
 
     def undo(self, tokens: list[np.ndarray]) -> np.ndarray:

@@ -240,6 +240,16 @@ class TTreeSource(Source):
         return sum(int(self._tree[n].compressed_bytes) for n in names)
 
 
+def _field_children(records: Any) -> dict[int, list[int]]:
+    """Per field id of an RNTuple's field records, the ids of its subfields in record order (a top-level field
+    is its own parent and nobody's child)."""
+    children: dict[int, list[int]] = {}
+    for i, record in enumerate(records):
+        if record.parent_field_id != i:
+            children.setdefault(record.parent_field_id, []).append(i)
+    return children
+
+
 def index_subfields(ntuple: Any) -> None:
     """Fill uproot's per-field cache of subfields of ``ntuple`` (an uproot RNTuple) in one pass over its field
     records.
@@ -254,10 +264,7 @@ def index_subfields(ntuple: Any) -> None:
         records, fields = ntuple.field_records, ntuple.all_fields
         if not all(hasattr(f, "_fields") and hasattr(f, "_fid") for f in fields):
             return
-        children: dict[int, list[int]] = {}
-        for i, record in enumerate(records):
-            if record.parent_field_id != i:
-                children.setdefault(record.parent_field_id, []).append(i)
+        children = _field_children(records)
 
         def subfields(field: Any) -> list[Any]:
             if field._fields is None:
@@ -313,13 +320,8 @@ class RNTupleSource(Source):
         Read from the field and column records alone: building awkward forms is slow in uproot.
         """
         records = self._ntuple.field_records
-        children: dict[int, list[int]] = {}
-        top = {}
-        for i, record in enumerate(records):
-            if record.parent_field_id == i:
-                top[record.field_name] = i
-            else:
-                children.setdefault(record.parent_field_id, []).append(i)
+        children = _field_children(records)
+        top = {record.field_name: i for i, record in enumerate(records) if record.parent_field_id == i}
         fields, todo = set(), [top[n] for n in names]
         while todo:
             field_id = todo.pop()
