@@ -133,3 +133,42 @@ def test_format5_files_decode_to_the_values_stored_beside_them(name, tmp_path):
             else:
                 np.testing.assert_array_equal(have, want, err_msg=key)
     assert hepae.decompression.verify(FORMAT5 / f"{name}.compressed.root")["format_version"] == 5
+
+
+def _fixture_script():
+    """``tests/data/format7/make_fixtures.py`` as a module (it says how the RNTuple fixtures were made and read)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_fixtures", Path(__file__).parent / "data" / "format7" /
+                                                  "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RNTUPLE_FIXTURES = [(version, name) for version in ("format6-rntuple", "format7")
+                    for name in json.loads((Path(__file__).parent / "data" / version / "fixtures.json").read_text())]
+"""Files whose table is an RNTuple, written by the last writer of format 6 (stream and decoder tables as
+TTrees) and by the first of format 7 (as RNTuples): ``tests/data/format7/make_fixtures.py``."""
+
+
+@pytest.mark.parametrize(("version", "name"), RNTUPLE_FIXTURES)
+def test_rntuple_files_of_formats_6_and_7_decode_to_the_values_stored_beside_them(version, name, tmp_path):
+    script = _fixture_script()
+    here = Path(__file__).parent / "data" / version
+    expected = np.load(here / "expected.npz", allow_pickle=False)
+    hepae.decompress(here / f"{name}.compressed.root", tmp_path / "r.root", progress=False)
+    got = script.expected_values(tmp_path / "r.root", script.TABLES[script.FIXTURES[name]["sample"]])
+    keys = [k.removeprefix(f"{name}//") for k in expected.files if k.startswith(f"{name}//")]
+    assert sorted(got) == sorted(keys)
+    for key in keys:
+        want = expected[f"{name}//{key}"]
+        assert got[key].dtype == want.dtype, key
+        if name == "ae-float" and "/counts" not in key and want.dtype.kind == "f":
+            np.testing.assert_allclose(got[key], want, rtol=1e-5, atol=1e-6, err_msg=key)
+        else:
+            np.testing.assert_array_equal(got[key], want, err_msg=key)
+    stored = "TTree" if version == "format6-rntuple" else "ROOT::RNTuple"
+    with uproot.open(here / f"{name}.compressed.root") as f:
+        assert f.classnames()["hepae_streams;1"] == stored
+    assert hepae.decompression.verify(here / f"{name}.compressed.root")["format_version"] == int(version[6])

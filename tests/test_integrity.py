@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import hepae
 from hepae import errors
 from hepae.codecs import entropy
-from hepae.container.format import METADATA_KEY
+from hepae.container.format import CONTAINER_FORMAT_VERSION, METADATA_KEY
 from roundtrip_checks import rewrite_container
 
 FS = "atlas-jets-4d"
@@ -141,7 +141,7 @@ def test_compress_reads_back_what_it_wrote(samples, model_files, tmp_path, monke
 def test_verify_checks_every_checksum_without_decoding(containers, tmp_path):
     from hepae.decompression import verify
 
-    assert verify(containers["plain"])["format_version"] == 6
+    assert verify(containers["plain"])["format_version"] == CONTAINER_FORMAT_VERSION
 
     def edit(arrays):
         arrays["EventInfoAux.eventNumber"] = arrays["EventInfoAux.eventNumber"] + 1

@@ -38,9 +38,14 @@ for i, name in enumerate(branches):
 handle = ROOT.TFile.Open(path)
 text = handle.Get("hepae_metadata")
 out["metadata"] = str(text.GetString()) if text else None
+if handle.GetListOfKeys().FindObject("hepae_streams"):  # hepae's stream table: a TTree or an RNTuple, like the table
+    streams = ROOT.RDataFrame("hepae_streams", path)
+    out["streams"] = {"class": handle.GetKey("hepae_streams").GetClassName(), "chunks": int(streams.Count().GetValue()),
+                      "events": int(streams.Sum("entries").GetValue())}
 print(json.dumps(out))
 """
-"""Opens a file with PyROOT: entries and per-branch sums through RDataFrame, and hepae's metadata string."""
+"""Opens a file with PyROOT: entries and per-branch sums through RDataFrame, hepae's metadata string, and the
+chunks and events of hepae's stream table."""
 
 
 def root_reads(path, table: str, branches: list[str]) -> dict:
@@ -80,3 +85,5 @@ def test_root_reads_compressed_files_and_reconstructions(featureset, table, bran
     assert read["entries"] == entries == 300
     assert read["sums"] == pytest.approx(sums, rel=1e-9)
     assert json.loads(read["metadata"]) == expected
+    stored_as = "TTree" if expected["source"]["format"] == "ttree" else "ROOT::RNTuple"
+    assert read["streams"] == {"class": stored_as, "chunks": len(expected["checksums"]["chunks"]), "events": 300}

@@ -85,6 +85,17 @@ def test_a_darkmachines_csv_file_round_trips_within_its_profile(tmp_path):
     assert_within_rules(sample, tmp_path / "r.csv", "events", applied)
 
 
+def test_an_rntuple_file_holds_rntuples_only(tmp_path):
+    """Beside an RNTuple table (a CSV file's, here), the codec streams are an RNTuple too (format 7): the file
+    needs none of ROOT's TTree classes, whose descriptions uproot stores uncompressed (~20 kB a file before)."""
+    sample = hepae.make_darkmachines_sample(tmp_path / "in.csv", n_events=400, seed=4)
+    hepae.compress(sample, tmp_path / "c.root", progress=False)
+    with uproot.open(tmp_path / "c.root") as f:
+        assert set(f.classnames().values()) == {"ROOT::RNTuple", "TObjString"}
+        assert set(f.file.streamers) == {"TObjString"}
+        assert f.file.fNbytesInfo < 2000
+
+
 @pytest.mark.parametrize("storage", ["ttree", "rntuple"])
 def test_a_table_whose_every_branch_is_lossy_round_trips(storage, tmp_path):
     """A flat ntuple of floats under '*=rel:1e-3' leaves its table no branch; the compressed table keeps its

@@ -4,24 +4,28 @@ It holds the input table (same name; a TTree for a TTree, an RNTuple for an RNTu
 with every uncompressed branch carried over and, instead of the compressed collection's branches, one
 ``int32`` branch ``hepae_count``: the number of encoded objects of each event (if the feature set
 selects objects, the unselected ones' values stay in the original branches, counted by
-``nhepae_rest``). The codec's streams (:mod:`hepae.codecs.base`) are in the TTree ``hepae_streams``, one
-entry per compressed chunk: ``entries`` (events in the chunk) and one ``uint8``/``float32``/``float64``
-list per stream holding the chunk's objects (counted by ``n_objects``), or its coded bytes (counted by
-``n_<stream>``), so that the ROOT compression sees each stream whole (per-event jagged branches would
-cost a few bytes per event each). Then a TObjString
-``hepae_metadata`` with JSON metadata that follows ``schemas/container.schema.json``, and a TObjString
-``hepae_metadata_sha256`` with the sha256 of that JSON text; and, for the ``ae`` codec, a one-entry
-TTree ``hepae_decoder`` whose ``uint8`` branch holds the decoder as a pickle-free model file (see
-:mod:`hepae.ml.model`). Nothing else is needed to decompress.
+``nhepae_rest``). The codec's streams (:mod:`hepae.codecs.base`) are in the table ``hepae_streams``,
+stored like the input table (format 7: a TTree beside a TTree, an RNTuple beside an RNTuple, so that a
+file needs ROOT's class descriptions of one kind of table only), one entry per compressed chunk:
+``entries`` (events in the chunk) and one ``uint8``/``float32``/``float64`` list per stream holding the
+chunk's objects (counted by ``n_objects``), or its coded bytes (counted by ``n_<stream>``), so that the
+ROOT compression sees each stream whole (per-event jagged branches would cost a few bytes per event
+each). Then a TObjString ``hepae_metadata`` with JSON metadata that follows
+``schemas/container.schema.json``, and a TObjString ``hepae_metadata_sha256`` with the sha256 of that
+JSON text; and, for the ``ae`` codec, a one-entry table ``hepae_decoder`` (stored like the stream table)
+whose ``uint8`` list holds the decoder as a pickle-free model file (see :mod:`hepae.ml.model`). Nothing
+else is needed to decompress.
 
 Integrity (format 4 and later): everything decoding depends on is verified before it is used. The metadata
 text against its own sha256 (so the checksums inside it can be trusted); each chunk (its rows of
 the table and its entry of the stream tree) against its sha256 in ``checksums.chunks`` before it is
 decoded; the embedded decoder against ``checksums.decoder`` and against the identity, architecture
 and normalization the metadata records. Format 3 files (hepae 0.1.0: no metadata checksum, one
-digest over all chunks, checked at the end) are still read, with a warning. Format 5 (this one)
-differs from 4 only inside the ``ae`` codec's coded chunks (constriction's ANS coder): a format-4 file
-(development versions only) is read unless it holds such chunks. ``docs/format.md`` has the bytes.
+digest over all chunks, checked at the end) are still read, with a warning. Format 5 differs from 4
+only inside the ``ae`` codec's coded chunks (constriction's ANS coder): a format-4 file (development
+versions only) is read unless it holds such chunks. Format 6 added precision-profile units, format 7
+(this one) stores the stream and decoder tables of an RNTuple file as RNTuples. ``docs/format.md`` has
+the bytes.
 """
 
 from __future__ import annotations
@@ -39,14 +43,14 @@ import uproot
 from hepae.errors import ContainerFormatError
 from hepae.io.branches import BranchSpec
 from hepae.io.hashing import TreeHasher
-from hepae.io.sources import DAMAGED_FILE_ERRORS
-from hepae.io.writing import TreeWriter
+from hepae.io.sources import DAMAGED_FILE_ERRORS, read_range
+from hepae.io.writing import make_writer
 from hepae.schema import parse_json, validate, validate_versioned
 
 if TYPE_CHECKING:
     from hepae.codecs import BoundCodec
 
-CONTAINER_FORMAT_VERSION = 6
+CONTAINER_FORMAT_VERSION = 7
 METADATA_KEY = "hepae_metadata"
 METADATA_CHECKSUM_KEY = "hepae_metadata_sha256"
 DECODER_TREE = "hepae_decoder"
@@ -88,11 +92,33 @@ def stream_chunk(n_events: int, streams: dict[str, np.ndarray]) -> dict[str, obj
     return entry
 
 
-def write_decoder(file: uproot.WritableDirectory, blob: bytes) -> tuple[int, str]:
-    """Embed a decoder model file (its bytes); returns its size in bytes and sha256."""
-    writer = TreeWriter(file, DECODER_TREE, [BranchSpec(DECODER_BRANCH, "uint8", f"{DECODER_BRANCH}_size")],
-                        title="hepae: embedded decoder (numpy .npz, pickle-free)")
-    writer.extend({DECODER_BRANCH: ak.unflatten(np.frombuffer(blob, dtype=np.uint8), [len(blob)])})
+def auxiliary_storage(metadata: dict[str, Any]) -> str:
+    """How a compressed file's stream and decoder tables are stored (``"ttree"`` or ``"rntuple"``).
+
+    From format 7 on, like its table: an RNTuple file then needs none of ROOT's TTree classes, whose
+    descriptions uproot writes uncompressed (~20 kB a file). Format 6 and earlier wrote TTrees beside every table.
+    """
+    if metadata["format_version"] >= 7 and metadata["source"]["format"] != "ttree":
+        return "rntuple"
+    return "ttree"
+
+
+STORAGE_CLASSES = {"ttree": "TTree", "rntuple": "ROOT::RNTuple"}
+
+
+DECODER_SIZE = f"{DECODER_BRANCH}_size"
+
+
+def write_decoder(file: uproot.WritableDirectory, blob: bytes, storage: str = "ttree") -> tuple[int, str]:
+    """Embed a decoder model file (its bytes) as a one-entry table stored as ``storage``; returns its size in
+    bytes and sha256. A TTree's ``model_npz_size`` is the list's counter; an RNTuple's, a field of its own."""
+    specs = [BranchSpec(DECODER_BRANCH, "uint8", DECODER_SIZE)]
+    entry: dict[str, object] = {DECODER_BRANCH: ak.unflatten(np.frombuffer(blob, dtype=np.uint8), [len(blob)])}
+    if storage == "rntuple":
+        specs.insert(0, BranchSpec(DECODER_SIZE, "int32"))
+        entry[DECODER_SIZE] = np.array([len(blob)], np.int32)
+    make_writer(file, storage, DECODER_TREE, specs,
+                title="hepae: embedded decoder (numpy .npz, pickle-free)").extend(entry)
     return len(blob), hashlib.sha256(blob).hexdigest()
 
 
@@ -158,12 +184,16 @@ def read_decoder_bytes(file: uproot.ReadOnlyDirectory, metadata: dict[str, Any],
                                    f"'{DECODER_TREE}/{DECODER_BRANCH}' (corrupted?)")
     expected_bytes = metadata["model"]["decoder_bytes"]
     try:
-        tree = file[tree_name]
-        sizes = ak.to_numpy(tree[f"{DECODER_BRANCH}_size"].array(library="np"))
-        if tree.num_entries != 1 or sizes.tolist() != [expected_bytes]:
+        table = file[tree_name]
+        if table.classname != STORAGE_CLASSES[auxiliary_storage(metadata)]:
+            raise ContainerFormatError(f"{path}: the embedded decoder '{tree_name}' is a {table.classname}, not the "
+                                       f"table container format {metadata['format_version']} writes (corrupted?)")
+        data = read_range(table, [DECODER_SIZE, branch], 0, int(table.num_entries))
+        sizes = ak.to_numpy(data[DECODER_SIZE])
+        if table.num_entries != 1 or sizes.tolist() != [expected_bytes]:
             raise ContainerFormatError(f"{path}: the embedded decoder holds {sizes.tolist()[:3]} bytes, the metadata "
                                        f"says {expected_bytes} (file corrupted or edited)")
-        blob = ak.to_numpy(ak.flatten(tree[branch].array(library="ak"))).tobytes()
+        blob = ak.to_numpy(ak.flatten(data[branch])).tobytes()
     except ContainerFormatError:
         raise
     except DAMAGED_FILE_ERRORS as err:

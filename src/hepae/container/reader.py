@@ -25,7 +25,9 @@ from hepae.container.format import (
     CHUNK_ENTRIES,
     COUNT_BRANCH,
     METADATA_KEY,
+    STORAGE_CLASSES,
     STREAM_TREE,
+    auxiliary_storage,
     chunk_digest,
     collection_specs,
     metadata_stream_specs,
@@ -34,13 +36,21 @@ from hepae.container.format import (
     tree_specs,
     unit_stream_name,
 )
-from hepae.errors import CodecError, ContainerFormatError, FeatureSetError, TreeNotFoundError, UnknownLayoutError
+from hepae.errors import CodecError, ContainerFormatError, FeatureSetError, UnknownLayoutError
 from hepae.features import FeatureSet, load_featureset
 from hepae.io.branches import BranchSpec
 from hepae.io.carryover import CarriedObject, copy_objects, object_digests, write_class_samples
 from hepae.io.darkmachines import short_decimals
 from hepae.io.hashing import TreeHasher
-from hepae.io.sources import Source, get_tree, iterate_arrays, open_root, read_range, root_source
+from hepae.io.sources import (
+    DAMAGED_FILE_ERRORS,
+    RNTupleSource,
+    Source,
+    iterate_arrays,
+    open_root,
+    read_range,
+    root_source,
+)
 from hepae.io.tensors import merge_selection, tensor_to_collection
 
 
@@ -273,10 +283,16 @@ class ContainerReader:
 
     @functools.cached_property
     def _stream_tree(self) -> Any:
+        """The stream table: a TTree, or (format 7, beside an RNTuple table) an RNTuple."""
+        storage = auxiliary_storage(self.metadata)
         try:
-            return get_tree(self.directory, STREAM_TREE, self.path)
-        except TreeNotFoundError:
-            raise ContainerFormatError(f"{self.path}: the codec streams (TTree '{STREAM_TREE}') are missing") from None
+            table = self.directory[STREAM_TREE]
+        except DAMAGED_FILE_ERRORS:
+            table = None
+        if getattr(table, "classname", None) != STORAGE_CLASSES[storage]:
+            raise ContainerFormatError(f"{self.path}: the codec streams ({STORAGE_CLASSES[storage]} '{STREAM_TREE}') "
+                                       "are missing")
+        return table
 
     @functools.cached_property
     def _entry_names(self) -> list[str]:
@@ -462,7 +478,7 @@ class ContainerReader:
         expected = metadata["source"]["num_entries"]
         if self.table.num_entries != expected:
             raise fail(f"{self.table.num_entries} events in '{metadata['tree']}', {expected} meant")
-        streams = get_tree(self.directory, STREAM_TREE, self.path)
+        streams = self._stream_tree
         if streams.num_entries != len(metadata["checksums"]["chunks"]):
             raise fail(f"{streams.num_entries} chunks, {len(metadata['checksums']['chunks'])} meant")
         events = sum(int(np.sum(c[CHUNK_ENTRIES])) for c in iterate_arrays(streams, [CHUNK_ENTRIES]))
@@ -478,7 +494,7 @@ class ContainerReader:
         """Byte counts: whole files; the compressed collection alone (its streams and counts); each unit
         (its streams and added counts) before and after."""
         metadata = self.metadata
-        stream_bytes = {b.name: int(b.compressed_bytes) for b in self.directory[STREAM_TREE].branches}
+        stream_bytes = self._stream_bytes()
         units = []
         for i, unit in enumerate(self.units):
             names = [unit_stream_name(i, s["name"]) for s in unit["streams"]]
@@ -515,6 +531,15 @@ class ContainerReader:
         if units:
             out["units"] = units
         return out
+
+
+    def _stream_bytes(self) -> dict[str, int]:
+        """On-disk bytes of each branch (TTree) or top-level field (RNTuple) of the stream table."""
+        table = self._stream_tree
+        if auxiliary_storage(self.metadata) == "ttree":
+            return {b.name: int(b.compressed_bytes) for b in table.branches}
+        fields = RNTupleSource(self.path, table)
+        return {name: int(fields.stored_bytes([name])) for name in table.keys(recursive=False)}
 
 
 def _ratio(a: int | None, b: int) -> float | None:

@@ -33,7 +33,7 @@ from hepae.container.format import (
 from hepae.errors import BranchTypeError
 from hepae.io.branches import BranchSpec
 from hepae.io.carryover import CarriedObject, copy_objects
-from hepae.io.writing import TreeWriter, declare_classes, make_writer
+from hepae.io.writing import declare_classes, make_writer
 
 
 def check_input_names(input: Path, branches: Iterable[str], objects: Iterable[str]) -> None:
@@ -57,7 +57,8 @@ class ContainerWriter:
     units : sequence of Unit
         The sections coded under a precision profile (:class:`hepae.container.format.Unit`).
     storage, table, title : str
-        The input table's storage (``"TTree"`` or ``"RNTuple"``), name and title: the output keeps them.
+        The input table's storage (``"ttree"`` or ``"rntuple"``), name and title: the output keeps them, and
+        stores its stream table (and an embedded decoder) the same way.
     branches : list of BranchSpec
         The input table's branches, in order.
     replaced : sequence of str
@@ -69,7 +70,7 @@ class ContainerWriter:
                  storage: str, table: str, title: str, branches: list[BranchSpec], replaced: Sequence[str] = (),
                  selecting: bool = False, carried_classes: Callable[[uproot.WritableDirectory], None] | None = None
                  ) -> None:
-        self.file, self.codec, self.units = file, codec, list(units)
+        self.file, self.codec, self.units, self.storage = file, codec, list(units), storage
 
         def later_classes(probe: uproot.WritableDirectory) -> None:
             """The classes written after the tables: the metadata string, the carried objects'."""
@@ -92,8 +93,8 @@ class ContainerWriter:
         self.stream_specs = metadata_stream_specs(layout)
         self._table = make_writer(file, storage, table, self.table_specs, title=title)
         what = ", ".join([*([codec.codec.codec_id] if codec is not None else []), *(u.name for u in self.units)])
-        self._streams = TreeWriter(file, STREAM_TREE, self.stream_specs,
-                                   title=f"hepae: codec streams ({what}), one entry per chunk")
+        self._streams = make_writer(file, storage, STREAM_TREE, self.stream_specs,
+                                    title=f"hepae: codec streams ({what}), one entry per chunk")
         self.digests: list[str] = []
         self.unit_objects = [0] * len(self.units)
         self._model: dict[str, Any] | None = None
@@ -124,7 +125,7 @@ class ContainerWriter:
 
     def embed_decoder(self, model: Any) -> None:
         """Embed ``model``'s decoder (a :class:`hepae.ml.model.HepaeModel`) as a pickle-free model file."""
-        size, sha = write_decoder(self.file, model.to_bytes(("decoder",)))
+        size, sha = write_decoder(self.file, model.to_bytes(("decoder",)), self.storage)
         self._model = {
             "normalization": model.normalization.get_config(),
             "model": {

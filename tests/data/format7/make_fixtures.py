@@ -1,0 +1,95 @@
+"""Write the RNTuple fixtures of a container format: files whose table is an RNTuple, written by one hepae.
+
+Format 7 stores the stream table (and an embedded decoder) of such a file as an RNTuple; format 6 stored
+them as TTrees. Both kinds must keep decoding to the values their writer decoded them to
+(``tests/test_format_compat.py``), so this script was run once by each writer:
+
+* ``tests/data/format7/``: by the version that introduced format 7 (``python tests/data/format7/make_fixtures.py``);
+* ``tests/data/format6-rntuple/``: by the last writer of format 6 (commit 7acc89d), from a checkout of it:
+  ``git worktree add /tmp/f6 7acc89d && PYTHONPATH=/tmp/f6/src python tests/data/format7/make_fixtures.py
+  tests/data/format6-rntuple``.
+
+The files are committed. Do not regenerate them to make a test pass: a failure there means a change of
+the format. Each fixture is a 100-event generated sample and the arguments of ``hepae.compress``:
+
+* ``bounded``: the ``bounded`` codec on the jets of a PHYSLITE-style RNTuple (a feature-set collection);
+* ``ae-float``: the ``ae`` codec (float latents) on the same, which embeds the decoder network: its values
+  come out of float32 matrix products, compared with a tolerance;
+* ``profile-darkmachines``: a DarkMachines CSV file, the whole file under the ``darkmachines`` profile.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import uproot
+
+import hepae
+
+FIXTURES = {
+    "bounded": {"sample": "physlite-rntuple-jets-4d",
+                "compress": {"codec": {"id": "bounded", "error_bounds": ["pt=bits:10", "eta=abs:1e-3",
+                                                                         "phi=abs:1e-3", "m=rel:1e-3"]},
+                             "featureset": "physlite-rntuple-jets-4d"}},
+    "ae-float": {"sample": "physlite-rntuple-jets-4d", "train": True,
+                 "compress": {"codec": {"id": "ae"}, "featureset": "physlite-rntuple-jets-4d"}},
+    "profile-darkmachines": {"sample": "darkmachines-csv", "compress": {"profile": "darkmachines"}},
+}
+TABLES = {"physlite-rntuple-jets-4d": "EventData", "darkmachines-csv": "events"}
+
+
+def flat_values(key: str, values: ak.Array) -> dict[str, np.ndarray]:
+    """A field's values, flat, and the lengths of each level of its lists (``<key>/counts<level>``)."""
+    out, level = {}, 0
+    while values.ndim > 1:
+        out[f"{key}/counts{level}"] = ak.to_numpy(ak.num(values, axis=1))
+        values, level = ak.flatten(values, axis=1), level + 1
+    out[key] = ak.to_numpy(values)
+    return out
+
+
+def expected_values(path: Path, table: str) -> dict[str, np.ndarray]:
+    """Every top-level field of a decompressed table, flat (:func:`flat_values`)."""
+    out = {}
+    with uproot.open(path) as f:
+        arrays = f[table].arrays(library="ak")
+        for key in arrays.fields:
+            out.update(flat_values(key, arrays[key]))
+    return out
+
+
+def sample(kind: str, path: Path) -> Path:
+    if kind == "darkmachines-csv":
+        from hepae.samples import make_darkmachines_sample
+
+        return make_darkmachines_sample(path.with_suffix(".csv"), n_events=100, seed=7)
+    return hepae.make_sample(path, kind, n_events=100, seed=7)
+
+
+def main(here: Path) -> None:
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        expected = {}
+        for name, fixture in FIXTURES.items():
+            source = sample(fixture["sample"], work / f"{name}.root")
+            arguments = dict(fixture["compress"])
+            if fixture.get("train"):
+                arguments["model"] = hepae.train(sample(fixture["sample"], work / f"{name}-train.root"),
+                                                 arguments["featureset"], latent=3, hidden=[8], epochs=2, seed=0,
+                                                 progress=False)
+            target = here / f"{name}.compressed.root"
+            hepae.compress(source, target, overwrite=True, progress=False, compression="zstd:19", **arguments)
+            hepae.decompress(target, work / f"{name}.reco.root", progress=False)
+            expected[name] = expected_values(work / f"{name}.reco.root", TABLES[fixture["sample"]])
+        np.savez_compressed(here / "expected.npz", **{f"{name}//{key}": values for name, arrays in expected.items()
+                                                       for key, values in arrays.items()})
+        (here / "fixtures.json").write_text(json.dumps(FIXTURES, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent)
