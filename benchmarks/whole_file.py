@@ -38,7 +38,7 @@ from hepae.baselines import rewrite
 from hepae.codecs import ErrorBound
 from hepae.codecs.bounds import parse_rule
 from hepae.container import ContainerReader
-from hepae.container.format import METADATA_CHECKSUM_KEY, METADATA_KEY, STREAM_TREE
+from hepae.container.format import METADATA_CHECKSUM_KEY, METADATA_KEY
 from hepae.io.sources import open_source
 from hepae.validation.branches import compare_branches
 
@@ -77,7 +77,7 @@ def hepae_table_bytes(path: Path) -> tuple[int, str]:
     bytes on disk, compressed as the file is, and its checksum's)."""
     with ContainerReader(path) as reader:
         kept = [s.name for s in reader.stored_specs]
-        streams = sum(int(b.compressed_bytes) for b in reader.directory[STREAM_TREE].branches)
+        streams = sum(reader.stream_bytes().values())
         metadata = sum(reader.directory.key(k).data_compressed_bytes for k in (METADATA_KEY, METADATA_CHECKSUM_KEY))
         return int(reader.table.stored_bytes(kept) or 0) + streams + metadata, reader.metadata["tree"]
 

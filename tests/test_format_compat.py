@@ -170,5 +170,31 @@ def test_rntuple_files_of_formats_6_and_7_decode_to_the_values_stored_beside_the
             np.testing.assert_array_equal(got[key], want, err_msg=key)
     stored = "TTree" if version == "format6-rntuple" else "ROOT::RNTuple"
     with uproot.open(here / f"{name}.compressed.root") as f:
-        assert f.classnames()["hepae_streams;1"] == stored
+        assert f.classnames()["hepae_streams;1"] == stored and f["hepae_streams"].num_entries == 3  # chunks
+        assert f.classnames().get("hepae_decoder;1", stored) == stored
+        if version == "format7":  # no class of hepae's own but the metadata string
+            assert set(f.file.streamers) == {"TObjString"}
     assert hepae.decompression.verify(here / f"{name}.compressed.root")["format_version"] == int(version[6])
+
+
+@pytest.mark.parametrize(("table", "fixture", "what"), [("hepae_streams", "bounded", "the codec streams"),
+                                                        ("hepae_decoder", "ae-float", "the embedded decoder")])
+def test_a_stream_or_decoder_table_of_the_other_class_or_missing_is_refused(table, fixture, what, tmp_path):
+    """Format 7 stores them as RNTuples beside an RNTuple table: a TTree there (the same data) is refused, and so
+    is a file without them, each with its own message; nothing is written."""
+    import shutil
+
+    edited = tmp_path / "edited.root"
+    shutil.copy(Path(__file__).parent / "data" / "format7" / f"{fixture}.compressed.root", edited)
+    with uproot.open(edited) as f:
+        data = f[table].arrays(library="ak", how=dict)
+    with uproot.update(edited) as f:
+        del f[table]
+        f.mktree(table, {name: values.type.content for name, values in data.items()}).extend(data)
+    with pytest.raises(ContainerFormatError, match=rf"'{table}' \({what}\) is a TTree, not the ROOT::RNTuple"):
+        hepae.decompress(edited, tmp_path / "r.root", progress=False)
+    with uproot.update(edited) as f:
+        del f[table]
+    with pytest.raises(ContainerFormatError, match=rf"'{table}' \({what}\) is missing"):
+        hepae.decompress(edited, tmp_path / "r.root", progress=False)
+    assert not (tmp_path / "r.root").exists()

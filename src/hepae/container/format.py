@@ -8,17 +8,17 @@ selects objects, the unselected ones' values stay in the original branches, coun
 stored like the input table (format 7: a TTree beside a TTree, an RNTuple beside an RNTuple, so that a
 file needs ROOT's class descriptions of one kind of table only), one entry per compressed chunk:
 ``entries`` (events in the chunk) and one ``uint8``/``float32``/``float64`` list per stream holding the
-chunk's objects (counted by ``n_objects``), or its coded bytes (counted by ``n_<stream>``), so that the
-ROOT compression sees each stream whole (per-event jagged branches would cost a few bytes per event
-each). Then a TObjString ``hepae_metadata`` with JSON metadata that follows
-``schemas/container.schema.json``, and a TObjString ``hepae_metadata_sha256`` with the sha256 of that
-JSON text; and, for the ``ae`` codec, a one-entry table ``hepae_decoder`` (stored like the stream table)
-whose ``uint8`` list holds the decoder as a pickle-free model file (see :mod:`hepae.ml.model`). Nothing
-else is needed to decompress.
+chunk's objects (in a TTree counted by ``n_objects``), or its coded bytes (in a TTree counted by
+``n_<stream>``; an RNTuple's lists carry their lengths), so that the ROOT compression sees each stream whole
+(per-event jagged branches would cost a few bytes per event each). Then a TObjString ``hepae_metadata``
+with JSON metadata that follows ``schemas/container.schema.json``, and a TObjString
+``hepae_metadata_sha256`` with the sha256 of that JSON text; and, for the ``ae`` codec, a one-entry table
+``hepae_decoder`` (stored like the stream table) whose ``uint8`` list holds the decoder as a pickle-free
+model file (see :mod:`hepae.ml.model`). Nothing else is needed to decompress.
 
 Integrity (format 4 and later): everything decoding depends on is verified before it is used. The metadata
 text against its own sha256 (so the checksums inside it can be trusted); each chunk (its rows of
-the table and its entry of the stream tree) against its sha256 in ``checksums.chunks`` before it is
+the table and its entry of the stream table) against its sha256 in ``checksums.chunks`` before it is
 decoded; the embedded decoder against ``checksums.decoder`` and against the identity, architecture
 and normalization the metadata records. Format 3 files (hepae 0.1.0: no metadata checksum, one
 digest over all chunks, checked at the end) are still read, with a warning. Format 5 differs from 4
@@ -43,7 +43,7 @@ import uproot
 from hepae.errors import ContainerFormatError
 from hepae.io.branches import BranchSpec
 from hepae.io.hashing import TreeHasher
-from hepae.io.sources import DAMAGED_FILE_ERRORS, read_range
+from hepae.io.sources import DAMAGED_FILE_ERRORS, RNTUPLE_CLASS, read_range
 from hepae.io.writing import make_writer
 from hepae.schema import parse_json, validate, validate_versioned
 
@@ -70,8 +70,8 @@ RESERVED_OBJECTS = frozenset({METADATA_KEY, METADATA_CHECKSUM_KEY, STREAM_TREE, 
 
 
 def stream_specs(stream_dtypes: dict[str, str], chunk_streams: set[str] = frozenset()) -> list[BranchSpec]:
-    """Branches of the stream tree: events per chunk, then one list per stream (per-object streams share
-    the counter ``n_objects``, each coded stream has its own)."""
+    """Branches of the stream table: events per chunk, then one list per stream (in a TTree, per-object streams
+    share the counter ``n_objects`` and each coded stream has its own; an RNTuple writes no counters)."""
     return [BranchSpec(CHUNK_ENTRIES, "int64"),
             *(BranchSpec(n, d, f"n_{n}" if n in chunk_streams else STREAM_COUNTER) for n, d in stream_dtypes.items())]
 
@@ -85,7 +85,7 @@ def stream_entries(codec: BoundCodec) -> list[dict[str, str]]:
 
 
 def stream_chunk(n_events: int, streams: dict[str, np.ndarray]) -> dict[str, object]:
-    """One entry of the stream tree."""
+    """One entry of the stream table."""
     entry: dict[str, object] = {CHUNK_ENTRIES: np.array([n_events], dtype=np.int64)}
     for name, values in streams.items():
         entry[name] = ak.unflatten(np.ascontiguousarray(values), [len(values)])
@@ -103,7 +103,33 @@ def auxiliary_storage(metadata: dict[str, Any]) -> str:
     return "ttree"
 
 
-STORAGE_CLASSES = {"ttree": "TTree", "rntuple": "ROOT::RNTuple"}
+STORAGE_CLASSES = {"ttree": "TTree", "rntuple": RNTUPLE_CLASS}
+
+
+def auxiliary_table(directory: uproot.ReadOnlyDirectory, name: str, what: str, metadata: dict[str, Any],
+                    path: str) -> Any:
+    """hepae's stream or decoder table ``name`` (``what`` it holds), checked to be there, of the class its format
+    stores it as (:func:`auxiliary_storage`) and readable (an RNTuple's header and footer), else
+    :class:`ContainerFormatError`."""
+    expected = STORAGE_CLASSES[auxiliary_storage(metadata)]
+    try:
+        classnames = {key.split(";")[0]: c for key, c in directory.classnames(recursive=False).items()}
+    except DAMAGED_FILE_ERRORS as err:
+        raise ContainerFormatError(f"{path}: cannot list its objects (damaged file?): {type(err).__name__}") from None
+    if name not in classnames:
+        raise ContainerFormatError(f"{path}: hepae's table '{name}' ({what}) is missing")
+    if classnames[name] != expected:
+        raise ContainerFormatError(f"{path}: hepae's table '{name}' ({what}) is a {classnames[name]}, not the "
+                                   f"{expected} that container format {metadata['format_version']} stores it as "
+                                   "(file corrupted or edited)")
+    try:
+        table = directory[name]
+        if expected == RNTUPLE_CLASS:  # uproot reads an RNTuple's header and footer on first use
+            _ = table.header, table.footer, table.field_records, table.column_records, int(table.num_entries)
+        return table
+    except DAMAGED_FILE_ERRORS as err:
+        raise ContainerFormatError(f"{path}: hepae's table '{name}' ({what}) cannot be read (damaged file?): "
+                                   f"{type(err).__name__}") from None
 
 
 DECODER_SIZE = f"{DECODER_BRANCH}_size"
@@ -183,14 +209,14 @@ def read_decoder_bytes(file: uproot.ReadOnlyDirectory, metadata: dict[str, Any],
         raise ContainerFormatError(f"{path}: the metadata names the decoder '{tree_name}/{branch}', not "
                                    f"'{DECODER_TREE}/{DECODER_BRANCH}' (corrupted?)")
     expected_bytes = metadata["model"]["decoder_bytes"]
+    table = auxiliary_table(file, tree_name, "the embedded decoder", metadata, path)
     try:
-        table = file[tree_name]
-        if table.classname != STORAGE_CLASSES[auxiliary_storage(metadata)]:
-            raise ContainerFormatError(f"{path}: the embedded decoder '{tree_name}' is a {table.classname}, not the "
-                                       f"table container format {metadata['format_version']} writes (corrupted?)")
-        data = read_range(table, [DECODER_SIZE, branch], 0, int(table.num_entries))
+        if table.num_entries != 1:
+            raise ContainerFormatError(f"{path}: the embedded decoder has {table.num_entries} entries, not 1 (file "
+                                       "corrupted or edited)")
+        data = read_range(table, [DECODER_SIZE, branch], 0, 1)
         sizes = ak.to_numpy(data[DECODER_SIZE])
-        if table.num_entries != 1 or sizes.tolist() != [expected_bytes]:
+        if sizes.tolist() != [expected_bytes]:
             raise ContainerFormatError(f"{path}: the embedded decoder holds {sizes.tolist()[:3]} bytes, the metadata "
                                        f"says {expected_bytes} (file corrupted or edited)")
         blob = ak.to_numpy(ak.flatten(data[branch])).tobytes()
@@ -205,7 +231,7 @@ def read_decoder_bytes(file: uproot.ReadOnlyDirectory, metadata: dict[str, Any],
 
 def chunk_digest(tree_specs_: list[BranchSpec], table_chunk: dict[str, object], stream_specs_: list[BranchSpec],
                  stream_entry: dict[str, object]) -> str:
-    """sha256 of one chunk: its rows of the compressed table and its entry of the stream tree.
+    """sha256 of one chunk: its rows of the compressed table and its entry of the stream table.
 
     Compression stores one per chunk in ``checksums.chunks``; decompression checks each before
     decoding the chunk, so no damaged or edited chunk is ever decoded.
@@ -241,12 +267,12 @@ def compressed_tree_branches(
 
 
 def unit_stream_name(index: int, stream: str) -> str:
-    """A unit's stream in the stream tree: ``unit<i>_<stream>``."""
+    """A unit's stream in the stream table: ``unit<i>_<stream>``."""
     return f"unit{index}_{stream}"
 
 
 def unit_streams(metadata: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    """``(unit index, stream entry with its name in the stream tree)`` of every unit's streams."""
+    """``(unit index, stream entry with its name in the stream table)`` of every unit's streams."""
     return [(i, {**s, "name": unit_stream_name(i, s["name"])})
             for i, unit in enumerate(metadata.get("units", [])) for s in unit["streams"]]
 
@@ -277,7 +303,7 @@ def tree_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
 
 
 def metadata_stream_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
-    """The branches of the stream tree: the collection's streams, then every unit's."""
+    """The branches of the stream table: the collection's streams, then every unit's."""
     streams = [*(metadata["collection"]["streams"] if "collection" in metadata else []),
                *(s for _, s in unit_streams(metadata))]
     return stream_specs({s["name"]: s["dtype"] for s in streams}, {s["name"] for s in streams if s["per"] == "chunk"})

@@ -25,9 +25,9 @@ from hepae.container.format import (
     CHUNK_ENTRIES,
     COUNT_BRANCH,
     METADATA_KEY,
-    STORAGE_CLASSES,
     STREAM_TREE,
     auxiliary_storage,
+    auxiliary_table,
     chunk_digest,
     collection_specs,
     metadata_stream_specs,
@@ -283,16 +283,9 @@ class ContainerReader:
 
     @functools.cached_property
     def _stream_tree(self) -> Any:
-        """The stream table: a TTree, or (format 7, beside an RNTuple table) an RNTuple."""
-        storage = auxiliary_storage(self.metadata)
-        try:
-            table = self.directory[STREAM_TREE]
-        except DAMAGED_FILE_ERRORS:
-            table = None
-        if getattr(table, "classname", None) != STORAGE_CLASSES[storage]:
-            raise ContainerFormatError(f"{self.path}: the codec streams ({STORAGE_CLASSES[storage]} '{STREAM_TREE}') "
-                                       "are missing")
-        return table
+        """The stream table: a TTree, or (format 7, beside an RNTuple table) an RNTuple. Missing, of the other
+        class or unreadable: :class:`ContainerFormatError`."""
+        return auxiliary_table(self.directory, STREAM_TREE, "the codec streams", self.metadata, str(self.path))
 
     @functools.cached_property
     def _entry_names(self) -> list[str]:
@@ -494,7 +487,7 @@ class ContainerReader:
         """Byte counts: whole files; the compressed collection alone (its streams and counts); each unit
         (its streams and added counts) before and after."""
         metadata = self.metadata
-        stream_bytes = self._stream_bytes()
+        stream_bytes = self.stream_bytes()
         units = []
         for i, unit in enumerate(self.units):
             names = [unit_stream_name(i, s["name"]) for s in unit["streams"]]
@@ -532,14 +525,18 @@ class ContainerReader:
             out["units"] = units
         return out
 
-
-    def _stream_bytes(self) -> dict[str, int]:
-        """On-disk bytes of each branch (TTree) or top-level field (RNTuple) of the stream table."""
+    def stream_bytes(self) -> dict[str, int]:
+        """On-disk bytes of each branch (TTree: its baskets, key headers included) or top-level field (RNTuple:
+        its pages; the header, footer and page lists are not counted) of the stream table."""
         table = self._stream_tree
-        if auxiliary_storage(self.metadata) == "ttree":
-            return {b.name: int(b.compressed_bytes) for b in table.branches}
-        fields = RNTupleSource(self.path, table)
-        return {name: int(fields.stored_bytes([name])) for name in table.keys(recursive=False)}
+        try:
+            if auxiliary_storage(self.metadata) == "ttree":
+                return {b.name: int(b.compressed_bytes) for b in table.branches}
+            fields = RNTupleSource(self.path, table)
+            return {name: int(fields.stored_bytes([name])) for name in table.keys(recursive=False)}
+        except DAMAGED_FILE_ERRORS as err:
+            raise ContainerFormatError(f"{self.path}: the codec streams '{STREAM_TREE}' cannot be read (damaged "
+                                       f"file?): {type(err).__name__}") from None
 
 
 def _ratio(a: int | None, b: int) -> float | None:

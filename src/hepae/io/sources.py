@@ -33,9 +33,12 @@ DAMAGED_FILE_ERRORS: tuple[type[BaseException], ...] = (
     OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError,
     NotImplementedError, AssertionError, struct.error, zlib.error, lzma.LZMAError,
     RecursionError, uproot.deserialization.DeserializationError, cramjam.DecompressionError,
+    StopIteration, RuntimeError,
 )
 """What uproot raises on damaged or crafted bytes: decompression errors (cramjam is the library uproot
-uses for zstd, lz4 and friends), deserialization errors (endless recursion too), sizes that do not fit.
+uses for zstd, lz4 and friends), deserialization errors (endless recursion too), sizes that do not fit, a
+page that an RNTuple's damaged page list does not find (``StopIteration``; a ``RuntimeError`` once a
+generator passes it on).
 Only calls into uproot are wrapped with it, so a bug in hepae itself surfaces as a bug."""
 
 DEFAULT_STEP_SIZE = "50 MB"
@@ -143,6 +146,8 @@ def main_table(directory: uproot.ReadOnlyDirectory, path: PathArg) -> str:
     names = sorted(_tables(directory, path))
     if not names:
         raise TreeNotFoundError(f"{path} holds no TTree or RNTuple")
+    if len(names) == 1:  # nothing to compare: the table is not read (a thousand branches take a while)
+        return names[0]
 
     def size(name: str) -> tuple[int, int]:
         table = _get_table(directory, name, path, ("TTree", RNTUPLE_CLASS))
@@ -181,7 +186,11 @@ def iterate_arrays(
 
 
 def _damaged(table: Any, err: BaseException) -> InputFileError:
-    return InputFileError(f"cannot read '{table.name}' of {table.file.file_path} (damaged file?): {_first_line(err)}")
+    try:  # an RNTuple's name comes from its header, which may be what is damaged
+        name = table.name
+    except DAMAGED_FILE_ERRORS:
+        name = "?"
+    return InputFileError(f"cannot read '{name}' of {table.file.file_path} (damaged file?): {_first_line(err)}")
 
 
 def read_range(table: Any, names: Sequence[str], entry_start: int, entry_stop: int) -> dict[str, ak.Array]:
@@ -190,9 +199,9 @@ def read_range(table: Any, names: Sequence[str], entry_start: int, entry_stop: i
     try:
         arrays = table.arrays(filter_name=lambda n: n in wanted, entry_start=entry_start, entry_stop=entry_stop,
                               library="ak", how=dict)
-    except DAMAGED_FILE_ERRORS as err:
+        return {n: arrays[n] for n in names}
+    except DAMAGED_FILE_ERRORS as err:  # a branch missing (KeyError) is damage too
         raise _damaged(table, err) from None
-    return {n: arrays[n] for n in names}
 
 
 class Source:
@@ -288,6 +297,7 @@ class RNTupleSource(Source):
         self.path, self.title = path, getattr(ntuple, "description", "") or ""
         self._ntuple = self._table = ntuple
         index_subfields(ntuple)
+        self._num_entries = int(ntuple.num_entries)  # read from the footer now, where damage is reported as such
 
     @property
     def name(self) -> str:
@@ -295,7 +305,7 @@ class RNTupleSource(Source):
 
     @property
     def num_entries(self) -> int:
-        return int(self._ntuple.num_entries)
+        return self._num_entries
 
     @functools.cached_property
     def layout(self) -> TreeLayout:  # type: ignore[override]

@@ -10,7 +10,8 @@ them as TTrees. Both kinds must keep decoding to the values their writer decoded
   tests/data/format6-rntuple``.
 
 The files are committed. Do not regenerate them to make a test pass: a failure there means a change of
-the format. Each fixture is a 100-event generated sample and the arguments of ``hepae.compress``:
+the format. Each fixture is a 100-event generated sample, compressed in chunks of 40 events (three chunks:
+three entries of the stream table), and the arguments of ``hepae.compress``:
 
 * ``bounded``: the ``bounded`` codec on the jets of a PHYSLITE-style RNTuple (a feature-set collection);
 * ``ae-float``: the ``ae`` codec (float latents) on the same, which embeds the decoder network: its values
@@ -83,7 +84,8 @@ def main(here: Path) -> None:
                                                  arguments["featureset"], latent=3, hidden=[8], epochs=2, seed=0,
                                                  progress=False)
             target = here / f"{name}.compressed.root"
-            hepae.compress(source, target, overwrite=True, progress=False, compression="zstd:19", **arguments)
+            hepae.compress(source, target, overwrite=True, progress=False, compression="zstd:19", step_size=40,
+                           **arguments)
             hepae.decompress(target, work / f"{name}.reco.root", progress=False)
             expected[name] = expected_values(work / f"{name}.reco.root", TABLES[fixture["sample"]])
         np.savez_compressed(here / "expected.npz", **{f"{name}//{key}": values for name, arrays in expected.items()
