@@ -173,8 +173,7 @@ def token_bits_per_class(token: np.ndarray, width: np.ndarray, classes: np.ndarr
     if len(token) == 0:
         return 0.0, 0.0
     counts = _class_counts(token, classes)
-    bits = sum(_bits_of_counts(c, tables=False) for c in counts) + float(width.sum())
-    return bits, sum(_table_bits(c) for c in counts)
+    return float(_coded_bits_per_row(counts).sum()) + float(width.sum()), float(_table_bits_per_row(counts).sum())
 
 
 # -- streams <-> bytes ------------------------------------------------------------------------------
@@ -184,6 +183,49 @@ def _class_counts(tokens: np.ndarray, classes: np.ndarray) -> np.ndarray:
     classes = np.asarray(classes, dtype=np.int64)
     alphabet = int(tokens.max()) + 1
     return np.bincount(classes * alphabet + tokens, minlength=(int(classes.max()) + 1) * alphabet).reshape(-1, alphabet)
+
+
+def _coded_bits_per_row(counts: np.ndarray) -> np.ndarray:
+    """:func:`_bits_of_counts` without tables, of each row of ``(..., alphabet)`` counts."""
+    totals = counts.sum(axis=-1, keepdims=True)
+    share = np.divide(counts, totals, out=np.ones(counts.shape), where=counts > 0)
+    return -(counts * np.log2(share)).sum(axis=-1)
+
+
+def _table_bits_per_row(counts: np.ndarray) -> np.ndarray:
+    """:func:`_table_bits` of each row of ``(..., alphabet)`` counts."""
+    alphabet = counts.shape[-1]
+    totals = counts.sum(axis=-1)
+    last = alphabet - 1 - np.argmax(counts[..., ::-1] > 0, axis=-1)  # each row's last used token
+    stored = (np.arange(alphabet) <= last[..., None]) & (totals > 0)[..., None]
+    frequency = counts * (PROB_SCALE / np.maximum(totals, 1))[..., None]
+    entries = stored.sum(axis=-1) + (stored & (frequency >= 1 << 7)).sum(axis=-1) + \
+        (stored & (frequency >= 1 << 14)).sum(axis=-1)
+    return 8.0 * entries
+
+
+def token_bits_of_rows(token: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """:func:`token_bits` (tables included) of each row of ``(m, n)`` tokens and raw widths: m streams at once."""
+    m = len(token)
+    if token.size == 0:
+        return np.zeros(m)
+    alphabet = int(token.max()) + 1
+    counts = np.bincount((token + alphabet * np.arange(m)[:, None]).ravel(), minlength=m * alphabet)
+    return _coded_bits_per_row(counts.reshape(m, alphabet)) + _table_bits_per_row(counts.reshape(m, alphabet)) + \
+        width.sum(axis=1)
+
+
+def token_bits_per_class_of_rows(token: np.ndarray, width: np.ndarray, classes: np.ndarray
+                                 ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`token_bits_per_class` of one stream's tokens under each row of ``(m, n)`` classes: ``(bits,
+    table bits)``, each of length m."""
+    m = len(classes)
+    if len(token) == 0:
+        return np.zeros(m), np.zeros(m)
+    alphabet, n_classes = int(token.max()) + 1, int(classes.max()) + 1
+    index = (classes.astype(np.int64) + n_classes * np.arange(m)[:, None]) * alphabet + token
+    counts = np.bincount(index.ravel(), minlength=m * n_classes * alphabet).reshape(m, n_classes, alphabet)
+    return _coded_bits_per_row(counts).sum(axis=1) + float(width.sum()), _table_bits_per_row(counts).sum(axis=1)
 
 
 def _bits_of_counts(counts: np.ndarray, tables: bool = True) -> float:

@@ -38,8 +38,9 @@ _MAX_COEFFICIENT = 2**20  # |c| <= 16 in real units; |steps| < 2**30: no overflo
 _MAX_CURVE = 2**30  # curve values and knot positions stay within the int64-safe range of the steps
 _MAX_CONSTANT = 2**40  # the fits' constants (fixed point) stay within this
 _FIT_ROWS = 50_000  # rows of a chunk that the fits look at
-_SCREEN_ROWS = 8192  # rows on which each candidate context column is tried
+_SCREEN_ROWS = 2048  # rows on which each candidate context column is tried
 _BINS = 48  # quantile bins of the context column (at most: equal quantiles merge)
+_QUANTILES = np.linspace(0, 1, _BINS + 1)[1:-1]
 _KNOT_BITS = 128  # what a knot is charged: twice its storage (two int32), so a curve must clearly pay
 _CLASS_BINS = 16  # quantile bins of a class context column
 _CLASSES = 4  # classes (frequency tables) the bins are grouped into
@@ -80,13 +81,13 @@ class _CurveBins:
 
     @classmethod
     def of(cls, position: np.ndarray) -> _CurveBins:
-        edges = np.unique(np.quantile(position, np.linspace(0, 1, _BINS + 1)[1:-1], method="nearest"))
-        bins = np.searchsorted(edges, position, side="right")
-        order = np.lexsort((position, bins))
-        sorted_bins = bins[order]
+        order = np.argsort(position, kind="stable")  # by bin, then position: a bin is a range of positions
+        ordered = position[order]
+        edges = np.unique(ordered[np.around(_QUANTILES * (len(ordered) - 1)).astype(np.int64)])  # "nearest"
+        sorted_bins = np.searchsorted(edges, ordered, side="right")
         starts = np.flatnonzero(np.r_[True, sorted_bins[1:] != sorted_bins[:-1]])
         ends = np.r_[starts[1:], len(order)]
-        knots = position[order[(starts + ends - 1) // 2]]  # the lower median position of each bin
+        knots = ordered[(starts + ends - 1) // 2]  # the lower median position of each bin
         keep = np.r_[True, knots[1:] > knots[:-1]]  # strictly increasing positions
         return cls(order.astype(np.int64), starts.astype(np.int64), ends.astype(np.int64),
                    knots[keep].astype(np.int64), keep)
@@ -104,6 +105,12 @@ def _fit_curve(position: np.ndarray, remainder: np.ndarray) -> tuple[np.ndarray,
 
 def _bits(difference: np.ndarray) -> float:
     return entropy.estimated_bits(zigzag(difference))
+
+
+def _bits_of_rows(differences: np.ndarray) -> np.ndarray:
+    """:func:`_bits` of each row of ``(m, n)`` differences."""
+    token, width, _ = entropy.tokenize(zigzag(differences).ravel())
+    return entropy.token_bits_of_rows(token.reshape(differences.shape), width.reshape(differences.shape))
 
 
 @dataclass
@@ -241,28 +248,32 @@ class Predictor:
             mode = snapped.copy()  # the constant of the most frequent remainder: zero where the columns are equal
             mode[-1] = int(np.clip(values[np.argmax(counts)], -2**24, 2**24)) << FRACTION
             trials += [snapped, mode]
-        best, best_bits = self.coefficients[j].copy(), _bits(x[:, j] - self.predict(x, j))
-        for trial in trials:
-            self.coefficients[j, :j], self.coefficients[j, k] = trial[:-1], trial[-1]
-            bits = _bits(x[:, j] - self.predict(x, j))
-            if bits < best_bits:
-                best, best_bits = self.coefficients[j].copy(), bits
-        self.coefficients[j] = best
+        candidates = [self.coefficients[j].copy()]  # the current ones (zero), then each trial's
+        left = np.empty((len(trials) + 1, len(x)), np.int64)
+        for i, trial in enumerate([None, *trials]):
+            if trial is not None:
+                self.coefficients[j, :j], self.coefficients[j, k] = trial[:-1], trial[-1]
+                candidates.append(self.coefficients[j].copy())
+            left[i] = x[:, j] - self.predict(x, j)
+        bits = _bits_of_rows(left)
+        self.coefficients[j] = candidates[int(np.argmin(bits))]  # the first of the cheapest
 
     def _fit_context(self, x: np.ndarray, j: int, knot_bits: float, bins: dict[tuple[str, int], object]) -> None:
         """A context curve for column ``j`` where it pays (``bins``: the columns' quantile bins, reused)."""
         remainder = x[:, j] - self.predict(x, j)
         screen = evenly_spaced(len(x), _SCREEN_ROWS)
-        best, best_bits = -1, _bits(remainder[screen])
+        left = np.empty((j + 1, len(screen)), np.int64)  # without a curve, then with each candidate's
+        left[0] = remainder[screen]
+        n_knots = np.zeros(j + 1)
         for c in range(j):  # the candidates, on fewer rows
             if ("curve screen", c) not in bins:
                 bins["curve screen", c] = _CurveBins.of(x[screen, c])
-            knots, values = bins["curve screen", c].fit(remainder[screen])  # type: ignore[attr-defined]
-            bits = _bits(remainder[screen] - curve(x[screen, c], knots, values)) + \
-                knot_bits * len(knots) * len(screen) / len(x)
-            if bits < best_bits:
-                best, best_bits = c, bits
-        if best < 0:
+            knots, values = bins["curve screen", c].fit(left[0])  # type: ignore[attr-defined]
+            left[c + 1] = left[0] - curve(x[screen, c], knots, values)
+            n_knots[c + 1] = len(knots)
+        costs = _bits_of_rows(left) + knot_bits * n_knots * len(screen) / len(x)
+        best = int(np.argmin(costs[1:]))  # the first of the cheapest, if it beats no curve
+        if not costs[best + 1] < costs[0]:
             return
         if ("curve", best) not in bins:
             bins["curve", best] = _CurveBins.of(x[:, best])
@@ -307,25 +318,29 @@ class Predictor:
             groups[order] = np.cumsum(cuts)
             return edges, groups, row_bins
 
-        def best_of(rows: np.ndarray, candidates: list[int], which: str) -> tuple[int, float]:
+        def best_of(rows: np.ndarray, candidates: list[int], which: str) -> int:
+            """The first of the candidates whose classes cost least, if they beat no class context (else -1)."""
             tokens = entropy.tokenize(values[rows])[:2]  # the same values under every candidate's classes
             base = cost(rows, tokens, None)
             if fallback is not None:
                 base = min(base, cost(rows, tokens, fallback[rows]))
-            best, best_bits = -1, base
-            for c in candidates:
+            if not candidates:
+                return -1
+            classes = np.empty((len(candidates), len(rows)), np.int64)
+            for i, c in enumerate(candidates):
                 _, groups, row_bins = grouping(rows, c, which)
-                bits = cost(rows, tokens, groups[row_bins])
-                if bits < best_bits:
-                    best, best_bits = c, bits
-            return best, best_bits
+                classes[i] = groups[row_bins]
+            bits, table_bits = entropy.token_bits_per_class_of_rows(*tokens, classes)
+            costs = bits + share * len(rows) / len(x) * table_bits
+            best = int(np.argmin(costs))
+            return candidates[best] if costs[best] < base else -1
 
         screen = evenly_spaced(len(x), _SCREEN_ROWS)
-        chosen, _ = best_of(screen, list(range(j)), "class screen")
+        chosen = best_of(screen, list(range(j)), "class screen")
         if chosen < 0:
             return
         everything = np.arange(len(x))
-        if best_of(everything, [chosen], "class")[0] == chosen:  # confirmed on all the rows fitted on
+        if best_of(everything, [chosen], "class") == chosen:  # confirmed on all the rows fitted on
             self.class_context[j] = chosen
             self.class_edges[j], self.class_groups[j], _ = grouping(everything, chosen, "class")
 
