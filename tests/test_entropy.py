@@ -170,3 +170,24 @@ def test_declared_lengths_that_overflow_a_sum_are_refused_before_allocating():
     arrays[3] = arrays[3].astype(np.float64)
     with pytest.raises(CodecError, match="unexpected types"):
         entropy.decode_streams(entropy.pack_arrays(arrays))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 2**40), min_size=0, max_size=60), min_size=1, max_size=5),
+       st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_streams_scored_together_cost_what_each_costs_alone(rows, n_classes, seed):
+    """The predictor's fit scores all candidates in one call (``token_bits_of_rows``,
+    ``token_bits_per_class_of_rows``): each row must cost what ``estimated_bits`` and
+    ``estimated_bits_per_class`` say, tables exactly."""
+    n = min(len(r) for r in rows)
+    values = np.array([r[:n] for r in rows], dtype=np.uint64)
+    token, width, _ = entropy.tokenize(values.ravel())
+    token, width = token.reshape(values.shape), width.reshape(values.shape)
+    together = entropy.token_bits_of_rows(token, width)
+    alone = [entropy.estimated_bits(v) for v in values]
+    np.testing.assert_allclose(together, alone, rtol=1e-12)
+    classes = np.random.default_rng(seed).integers(0, n_classes, values.shape)
+    bits, tables = entropy.token_bits_per_class_of_rows(token[0], width[0], classes)
+    for i, c in enumerate(classes):
+        want_bits, want_tables = entropy.estimated_bits_per_class(values[0], c)
+        assert bits[i] == pytest.approx(want_bits, rel=1e-12, abs=1e-9) and tables[i] == want_tables

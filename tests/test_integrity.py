@@ -158,3 +158,29 @@ def test_verify_checks_every_checksum_without_decoding(containers, tmp_path):
 
     with pytest.raises(errors.ContainerFormatError, match="data checksum mismatch in chunk 0"):
         verify(rewrite_container(containers["plain"], tmp_path / "e.root", edit_arrays=edit))
+
+
+@pytest.mark.parametrize("part", ["Header", "Footer"])
+def test_a_damaged_rntuple_stream_table_gives_hepae_errors_in_every_command(part, tmp_path):
+    """One flipped byte in the header or footer of a format-7 file's stream RNTuple (which uproot checks against
+    its own checksum, and raises on in many ways): every command says the file is damaged, in its own words."""
+    from pathlib import Path
+
+    fixture = Path(__file__).parent / "data" / "format7" / "bounded.compressed.root"
+    with uproot.open(fixture) as f:
+        anchor = f["hepae_streams"]
+        start, size = anchor.member(f"fSeek{part}"), anchor.member(f"fNBytes{part}")
+    data = bytearray(fixture.read_bytes())
+    data[start + size // 2] ^= 0x10
+    damaged = tmp_path / "damaged.root"
+    damaged.write_bytes(bytes(data))
+    commands = {
+        "decompress": lambda: hepae.decompress(damaged, tmp_path / "r.root", progress=False),
+        "inspect": lambda: hepae.inspect(damaged),
+        "open": lambda: hepae.open(damaged).arrays(),
+        "compress": lambda: hepae.compress(damaged, tmp_path / "c.root", profile="physlite", progress=False),
+    }
+    for name, command in commands.items():
+        with pytest.raises(errors.HepaeError, match=r"damaged file\?"):
+            command()
+    assert not (tmp_path / "r.root").exists() and not (tmp_path / "c.root").exists()

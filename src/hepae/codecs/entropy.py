@@ -220,7 +220,7 @@ def token_bits_per_class_of_rows(token: np.ndarray, width: np.ndarray, classes: 
     """:func:`token_bits_per_class` of one stream's tokens under each row of ``(m, n)`` classes: ``(bits,
     table bits)``, each of length m."""
     m = len(classes)
-    if len(token) == 0:
+    if len(token) == 0 or m == 0:
         return np.zeros(m), np.zeros(m)
     alphabet, n_classes = int(token.max()) + 1, int(classes.max()) + 1
     index = (classes.astype(np.int64) + n_classes * np.arange(m)[:, None]) * alphabet + token

@@ -287,16 +287,6 @@ class Predictor:
         ``bins``: the columns' quantile bins, reused)."""
         values = zigzag(x[:, j] - self.predict(x, j))
 
-        def cost(rows: np.ndarray, tokens: tuple[np.ndarray, np.ndarray], classes: np.ndarray | None) -> float:
-            """Bits of the rows (``tokens``: their values tokenized), the tables charged in proportion to the
-            rows' share of the chunk."""
-            tables = share * len(rows) / len(x)
-            if classes is None:
-                without = entropy.token_bits(*tokens, tables=False)
-                return without + tables * (entropy.token_bits(*tokens) - without)
-            bits, table_bits = entropy.token_bits_per_class(*tokens, classes)
-            return bits + tables * table_bits
-
         def class_bins(rows: np.ndarray, c: int, which: str) -> tuple[np.ndarray, np.ndarray]:
             """Bin edges on column ``c`` (of ``rows``, called ``which``) and each row's bin."""
             if (which, c) not in bins:
@@ -319,21 +309,22 @@ class Predictor:
             return edges, groups, row_bins
 
         def best_of(rows: np.ndarray, candidates: list[int], which: str) -> int:
-            """The first of the candidates whose classes cost least, if they beat no class context (else -1)."""
-            tokens = entropy.tokenize(values[rows])[:2]  # the same values under every candidate's classes
-            base = cost(rows, tokens, None)
-            if fallback is not None:
-                base = min(base, cost(rows, tokens, fallback[rows]))
+            """The first of the candidates whose classes cost least, if they beat the classes without a class
+            context (one class, or the ``fallback``) strictly; else -1. All are scored in one call, so that a
+            candidate that classes the rows as the others do ties with them exactly."""
             if not candidates:
                 return -1
-            classes = np.empty((len(candidates), len(rows)), np.int64)
+            tokens = entropy.tokenize(values[rows])[:2]  # the same values under every candidate's classes
+            bases = [np.zeros(len(rows), np.int64), *([fallback[rows]] if fallback is not None else [])]
+            classes = np.empty((len(bases) + len(candidates), len(rows)), np.int64)
+            classes[:len(bases)] = bases
             for i, c in enumerate(candidates):
                 _, groups, row_bins = grouping(rows, c, which)
-                classes[i] = groups[row_bins]
+                classes[len(bases) + i] = groups[row_bins]
             bits, table_bits = entropy.token_bits_per_class_of_rows(*tokens, classes)
-            costs = bits + share * len(rows) / len(x) * table_bits
-            best = int(np.argmin(costs))
-            return candidates[best] if costs[best] < base else -1
+            costs = bits + share * len(rows) / len(x) * table_bits  # tables charged for the rows' share
+            best = int(np.argmin(costs[len(bases):]))
+            return candidates[best] if costs[len(bases) + best] < costs[:len(bases)].min() else -1
 
         screen = evenly_spaced(len(x), _SCREEN_ROWS)
         chosen = best_of(screen, list(range(j)), "class screen")

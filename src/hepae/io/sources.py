@@ -33,12 +33,12 @@ DAMAGED_FILE_ERRORS: tuple[type[BaseException], ...] = (
     OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError,
     NotImplementedError, AssertionError, struct.error, zlib.error, lzma.LZMAError,
     RecursionError, uproot.deserialization.DeserializationError, cramjam.DecompressionError,
-    StopIteration, RuntimeError,
+    StopIteration,
 )
 """What uproot raises on damaged or crafted bytes: decompression errors (cramjam is the library uproot
 uses for zstd, lz4 and friends), deserialization errors (endless recursion too), sizes that do not fit, a
-page that an RNTuple's damaged page list does not find (``StopIteration``; a ``RuntimeError`` once a
-generator passes it on).
+page that an RNTuple's damaged page list does not find (``StopIteration``; inside uproot's generators it
+becomes a ``RuntimeError``, which :func:`iterate_arrays` takes for damage only when it comes from one).
 Only calls into uproot are wrapped with it, so a bug in hepae itself surfaces as a bug."""
 
 DEFAULT_STEP_SIZE = "50 MB"
@@ -151,7 +151,10 @@ def main_table(directory: uproot.ReadOnlyDirectory, path: PathArg) -> str:
 
     def size(name: str) -> tuple[int, int]:
         table = _get_table(directory, name, path, ("TTree", RNTUPLE_CLASS))
-        return len(table.keys(recursive=False)), int(table.num_entries)
+        try:
+            return len(table.keys(recursive=False)), int(table.num_entries)
+        except DAMAGED_FILE_ERRORS as err:  # an RNTuple's header or footer
+            raise InputFileError(f"cannot read '{name}' in {path} (damaged file?): {_first_line(err)}") from None
 
     return max(names, key=size)
 
@@ -183,6 +186,10 @@ def iterate_arrays(
         raise
     except DAMAGED_FILE_ERRORS as err:  # damaged baskets/pages: decompression, deserialization, size errors
         raise _damaged(table, err) from None
+    except RuntimeError as err:  # a StopIteration of a damaged RNTuple page list, out of uproot's generator
+        if isinstance(err.__cause__, StopIteration):
+            raise _damaged(table, err) from None
+        raise
 
 
 def _damaged(table: Any, err: BaseException) -> InputFileError:
@@ -246,7 +253,12 @@ class TTreeSource(Source):
         return iterate_arrays(self._tree, names, step_size)
 
     def stored_bytes(self, names):
-        return sum(int(self._tree[n].compressed_bytes) for n in names)
+        """Sum of the branches' basket sizes on disk; None if a branch keeps baskets inside the TTree's own record
+        (ROOT does for a tree it never flushed, as in small files): those bytes are not the branch's alone."""
+        branches = [self._tree[n] for n in names]
+        if any(b.embedded_baskets for b in branches):
+            return None
+        return sum(int(b.compressed_bytes) for b in branches)
 
 
 def _field_children(records: Any) -> dict[int, list[int]]:
