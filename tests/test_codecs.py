@@ -24,7 +24,7 @@ from hepae.codecs import (
 )
 from hepae.codecs.ae import _CodedChunk
 from hepae.codecs.bounds import EXCEPTION
-from hepae.errors import CodecError, FeatureSetError
+from hepae.errors import CodecError, FeatureSetError, UnknownLayoutError
 
 FS = "atlas-jets-4d"
 
@@ -278,3 +278,54 @@ def test_without_latent_values_the_file_carries_no_network(samples, models, tmp_
     assert all(r["max_abs"] <= 1e-3 for r in residuals.values()), residuals
     with pytest.raises(CodecError, match="give error bounds for \\['phi', 'm'\\]"):
         bind(AE(error_bounds=bounds[:2]), model)
+
+
+def _bounded(columns):
+    return get_codec({"id": "bounded", "error_bounds": [f"{c}=rel:1e-3" for c in columns]}).bind(columns, np.float32)
+
+
+def test_exact_zeros_under_a_relative_bound_cost_a_byte_per_chunk_not_four_per_value():
+    """Zero is an exception under a relative bound (no relative error is small enough), its exact value stored as it
+    is. Chunk layout 4 marks 'all +0.0' in one byte: a quantity that is mostly 0 (MET phi without MET) no longer
+    leaves ROOT's compression to squeeze 4 bytes per zero; any other exact value (-0.0 here) is still stored."""
+    rng = np.random.default_rng(3)
+    x = np.where(rng.uniform(size=(4000, 2)) < 0.7, 0, rng.normal(size=(4000, 2))).astype(np.float32)
+    codec = _bounded(["a", "b"])
+    coded = codec.encode(x)["coded"]
+    arrays = entropy.unpack_arrays(coded)
+    assert arrays[0][0] == 4 and arrays[9].dtype == np.uint8 and arrays[9].tolist() == [0]
+
+    def assert_decoded(values):
+        decoded = codec.decode(codec.encode(values))
+        zero = values == 0
+        np.testing.assert_array_equal(decoded[zero].view(np.uint32), values[zero].view(np.uint32))  # -0.0 too
+        assert (np.abs(decoded[~zero] - values[~zero]) <= 1e-3 * np.abs(values[~zero])).all()
+
+    assert_decoded(x)
+    with_negative_zero = x.copy()
+    with_negative_zero[0, 0] = -0.0
+    arrays = entropy.unpack_arrays(codec.encode(with_negative_zero)["coded"])
+    assert arrays[9].dtype == np.float32 and len(arrays[9]) == int((with_negative_zero == 0).sum())
+    assert_decoded(with_negative_zero)
+
+
+@pytest.mark.parametrize(("exact", "message"), [(np.array([1], np.uint8), "neither values nor the mark"),
+                                                (np.array([0, 0], np.uint8), "neither values nor the mark"),
+                                                (np.zeros(3, np.float32), "does not match its exceptions")])
+def test_exact_values_that_do_not_match_the_exceptions_are_refused(exact, message):
+    x = np.where(np.arange(300)[:, None] % 3 == 0, 0, np.linspace(1, 2, 300)[:, None] * [1, 2]).astype(np.float32)
+    codec = _bounded(["a", "b"])
+    arrays = entropy.unpack_arrays(codec.encode(x)["coded"])
+    arrays[9] = exact
+    with pytest.raises(CodecError, match=message):
+        codec.decode({"coded": entropy.pack_arrays(arrays), "signs": codec.encode(x)["signs"]})
+
+
+def test_a_chunk_of_an_unknown_layout_is_refused_by_name():
+    x = np.linspace(1, 2, 600, dtype=np.float32).reshape(-1, 2)
+    codec = _bounded(["a", "b"])
+    streams = codec.encode(x)
+    arrays = entropy.unpack_arrays(streams["coded"])
+    arrays[0][0] = 2
+    with pytest.raises(UnknownLayoutError, match=r"layout 2, not one of \[3, 4\]"):
+        codec.decode({**streams, "coded": entropy.pack_arrays(arrays)})

@@ -340,6 +340,12 @@ def test_the_command_line_compresses_a_whole_file_and_shows_each_unit(tmp_path, 
     out = capsys.readouterr().out
     assert "profile     nanoaod" in out and "command-line rules: Electron_pt=rel:1e-2" in out
     assert "unit        nElectron: 3 float32 branch(es)" in out
+    with ContainerReader(tmp_path / "c.root") as reader:  # the units' streams are one branch, shared out among them
+        sizes, stream_bytes = reader.sizes(), reader.stream_bytes()
+        counts_added = sum(reader.table.stored_bytes([u["count_branch"]]) for u in reader.units if u["count_added"])
+    assert set(stream_bytes) == {"entries", "n_units", "units"}
+    packed = stream_bytes["units"] + stream_bytes["n_units"]
+    assert abs(sum(u["output_bytes"] for u in sizes["units"]) - counts_added - packed) <= len(sizes["units"])
     main(["decompress", str(tmp_path / "c.root"), "-o", str(tmp_path / "r.root"), "-q"])
     applied = metadata(tmp_path / "c.root")["profile"]["applied"]
     assert applied["Electron_pt"] == "rel:0.01"
@@ -434,3 +440,18 @@ def test_branches_are_compared_entry_by_entry_across_chunks(tmp_path):
     applied = metadata(tmp_path / "c.root")["profile"]["applied"]
     errors = compare_branches(sample, tmp_path / "r.root", "CollectionTree", applied, step_size="200 kB")
     assert all(e.max_ratio <= 1 and e.n > 0 for e in errors.values())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=8), st.integers(0, 7))
+def test_unit_streams_packed_in_one_branch_come_back_and_wrong_lengths_are_refused(streams, cut):
+    from hepae.container.format import pack_unit_streams, unpack_unit_streams
+
+    arrays = [np.frombuffer(b, np.uint8) for b in streams]
+    packed = pack_unit_streams(arrays)
+    assert [bytes(a) for a in unpack_unit_streams(packed, len(arrays))] == streams
+    if len(packed):
+        with pytest.raises(ValueError):
+            unpack_unit_streams(packed[:len(packed) - 1 - cut % len(packed)], len(arrays))
+    with pytest.raises(ValueError):
+        unpack_unit_streams(np.concatenate([packed, np.zeros(1 + cut, np.uint8)]), len(arrays))

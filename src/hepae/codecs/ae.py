@@ -314,6 +314,28 @@ def _dequantize(q: np.ndarray, center: np.ndarray, step: np.ndarray) -> np.ndarr
     return (center + q.astype(np.float64) * step).astype(np.float32)
 
 
+ALL_ZERO = np.zeros(1, np.uint8)
+"""Layout 4's array 9 when every exception's exact value is +0.0 (a quantity that is often exactly 0, under a
+relative bound): one byte instead of 4 or 8 per value, so that a chunk's bytes stay what it costs without
+ROOT's compression to squeeze them."""
+
+
+def _code_exact(exact: np.ndarray) -> np.ndarray:
+    """The exceptions' exact values (layout 4): :data:`ALL_ZERO` if they are all +0.0, else as they are."""
+    if len(exact) and not exact.view(f"u{exact.dtype.itemsize}").any():
+        return ALL_ZERO
+    return exact
+
+
+def _decode_exact(stored: np.ndarray, n: int, dtype: np.dtype) -> np.ndarray:
+    """Inverse of :func:`_code_exact`, for ``n`` values of ``dtype`` (values as they are pass unchanged)."""
+    if stored.dtype != np.uint8:  # as they are (layout 3, or not all +0.0)
+        return stored
+    if not np.array_equal(stored, ALL_ZERO) or n == 0:
+        raise CodecError("coded ae chunk: its exact values are neither values nor the mark of all zeros (corrupted)")
+    return np.zeros(n, dtype)
+
+
 @dataclass
 class _CodedChunk:
     """One chunk of the quantized ``ae`` codec: what :func:`hepae.codecs.entropy.pack_arrays` stores."""
@@ -330,7 +352,8 @@ class _CodedChunk:
     margin: float = DEFAULT_MARGIN  # of the error bounds in this chunk
     steps: np.ndarray | None = None  # (n, bounded) residual steps, as the tokens give them back
 
-    _VERSION: ClassVar[int] = 3  # 3: coded by constriction's ANS (1 and 2 were never released)
+    _VERSION: ClassVar[int] = 4  # 4: all-zero exact values marked; 3: always stored as they are (1, 2: never released)
+    _READABLE: ClassVar[tuple[int, ...]] = (3, 4)
 
     def _streams(self) -> list[np.ndarray]:
         kept = np.flatnonzero(self.bits > 0)
@@ -353,7 +376,7 @@ class _CodedChunk:
         constant = np.zeros(0, np.float32) if self.constant is None else self.constant
         return entropy.pack_arrays([header, self.bits.astype(np.int64), self.center.astype(np.float32),
                                     self.latent_std.astype(np.float64), *self.predictor.to_arrays(),
-                                    self.exact, constant, np.array([self.margin], np.float64), coded])
+                                    _code_exact(self.exact), constant, np.array([self.margin], np.float64), coded])
 
     def apply_residuals(self, predicted: np.ndarray, columns: Sequence[int], bounds: Sequence[ErrorBound],
                         centers: np.ndarray | None = None, negative: dict[int, np.ndarray] | None = None) -> None:
@@ -397,10 +420,10 @@ class _CodedChunk:
             raise CodecError("coded ae chunk has no valid header (corrupted)")
         version, n, n_latent, n_bounded, by_rank = arrays[0].tolist()
         n_predictor = 5
-        if version != cls._VERSION:
-            raise UnknownLayoutError(f"coded ae chunk has layout {version}, not {cls._VERSION} (written by a "
-                                     "development version of hepae before its ANS coder was constriction's, or by a "
-                                     "newer hepae)")
+        if version not in cls._READABLE:
+            raise UnknownLayoutError(f"coded ae chunk has layout {version}, not one of {list(cls._READABLE)} (written "
+                                     "by a development version of hepae before its ANS coder was constriction's, or by "
+                                     "a newer hepae)")
         if len(arrays) != 8 + n_predictor:
             raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
         if n < 0 or n_latent < 0 or n_bounded < 0:
@@ -448,7 +471,10 @@ class _CodedChunk:
         tokens = list(streams[len(kept):])
         for j in range(undone[0], n_bounded):  # the columns no class asked for yet
             predictor.undo_column(steps, tokens[j], j)
-        if len(exact) != sum(int((t == 0).sum()) for t in tokens):
+        n_exceptions = sum(int((t == 0).sum()) for t in tokens)
+        if version >= 4:
+            exact = _decode_exact(exact, n_exceptions, np.dtype(dtype))
+        if len(exact) != n_exceptions:
             raise CodecError("coded ae chunk: the number of exact values does not match its exceptions")
         if len(constant) and (bits > 0).any():
             raise CodecError("coded ae chunk has both latent values and a constant prediction")

@@ -62,6 +62,10 @@ COUNT_BRANCH = "hepae_count"
 REST_COUNTER = "nhepae_rest"
 UNIT_COUNT_PREFIX = "hepae_count_"
 """Prefix of the int32 branch that counts a unit's objects when no kept branch of its counter does."""
+UNITS_BRANCH = "units"
+"""Format 7: the branch of the stream table that holds every unit's coded bytes of a chunk (one branch for all
+units: each branch of a TTree costs its header and a basket key, ~0.2 kB a file, and NanoAOD has dozens of
+collections)."""
 ENTRIES_BRANCH = "hepae_entries"
 """A uint8 branch of zeros, the only branch of a table whose every branch is coded: a TTree needs one to
 hold its entries (a flat ntuple of floats, all lossy under a profile)."""
@@ -302,11 +306,41 @@ def tree_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
                        collection is not None and collection["selection"] is not None, metadata.get("units", []))
 
 
+def packs_units(metadata: dict[str, Any]) -> bool:
+    """Whether a file's unit streams are packed into the one branch :data:`UNITS_BRANCH` (format 7 on) rather than
+    stored one branch each (format 6)."""
+    return metadata.get("format_version", CONTAINER_FORMAT_VERSION) >= 7 and bool(unit_streams(metadata))
+
+
 def metadata_stream_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
-    """The branches of the stream table: the collection's streams, then every unit's."""
-    streams = [*(metadata["collection"]["streams"] if "collection" in metadata else []),
-               *(s for _, s in unit_streams(metadata))]
+    """The branches of the stream table: the collection's streams, then the units' (format 7: packed into
+    :data:`UNITS_BRANCH`; format 6: one branch each)."""
+    streams = [*(metadata["collection"]["streams"] if "collection" in metadata else [])]
+    if packs_units(metadata):
+        streams.append({"name": UNITS_BRANCH, "dtype": "uint8", "per": "chunk"})
+    else:
+        streams += [s for _, s in unit_streams(metadata)]
     return stream_specs({s["name"]: s["dtype"] for s in streams}, {s["name"] for s in streams if s["per"] == "chunk"})
+
+
+def pack_unit_streams(streams: list[np.ndarray]) -> np.ndarray:
+    """One chunk's unit streams (uint8, in the order of :func:`unit_streams`) as the bytes of
+    :data:`UNITS_BRANCH`: their lengths (uint32, little-endian), then their bytes one after another."""
+    lengths = np.array([len(s) for s in streams], dtype="<u4")
+    return np.concatenate([lengths.view(np.uint8), *(np.asarray(s, np.uint8) for s in streams)])
+
+
+def unpack_unit_streams(packed: np.ndarray, count: int) -> list[np.ndarray]:
+    """The ``count`` unit streams of :func:`pack_unit_streams`'s bytes; ``ValueError`` if they do not add up."""
+    packed = np.asarray(packed, np.uint8)
+    if len(packed) < 4 * count:
+        raise ValueError(f"{len(packed)} bytes cannot hold the lengths of {count} unit streams")
+    lengths = packed[:4 * count].view("<u4").astype(np.int64)
+    if 4 * count + int(lengths.sum()) != len(packed):
+        raise ValueError(f"the unit streams' lengths add up to {int(lengths.sum())} bytes, not "
+                         f"{len(packed) - 4 * count}")
+    ends = 4 * count + np.cumsum(lengths)
+    return [packed[end - length:end] for end, length in zip(ends, lengths, strict=True)]
 
 
 @dataclass

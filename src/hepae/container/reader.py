@@ -26,15 +26,19 @@ from hepae.container.format import (
     COUNT_BRANCH,
     METADATA_KEY,
     STREAM_TREE,
+    UNITS_BRANCH,
     auxiliary_storage,
     auxiliary_table,
     chunk_digest,
     collection_specs,
     metadata_stream_specs,
+    packs_units,
     read_decoder_bytes,
     read_metadata,
     tree_specs,
     unit_stream_name,
+    unit_streams,
+    unpack_unit_streams,
 )
 from hepae.errors import CodecError, ContainerFormatError, FeatureSetError, UnknownLayoutError
 from hepae.features import FeatureSet, load_featureset
@@ -312,6 +316,12 @@ class ContainerReader:
                 stored, arrays, metadata_stream_specs(self.metadata), entry)):
             raise ContainerFormatError(f"{self.path}: data checksum mismatch in chunk {index} (entries {start} to "
                                        f"{stop}; file corrupted or edited)")
+        if packs_units(self.metadata):  # format 7: every unit's streams in one branch
+            names = [s["name"] for _, s in unit_streams(self.metadata)]
+            try:
+                streams.update(zip(names, unpack_unit_streams(streams.pop(UNITS_BRANCH), len(names)), strict=True))
+            except ValueError as err:
+                raise ContainerFormatError(f"{self.path}: chunk {index} is damaged ({err})") from None
         return Chunk(arrays, streams, stop - start, index, start)
 
     @functools.cached_property
@@ -488,10 +498,14 @@ class ContainerReader:
         (its streams and added counts) before and after."""
         metadata = self.metadata
         stream_bytes = self.stream_bytes()
+        packed = stream_bytes.pop(UNITS_BRANCH, 0) + stream_bytes.pop(f"n_{UNITS_BRANCH}", 0)  # format 7
+        coded = [unit.get("coded_bytes", 0) for unit in self.units]
         units = []
         for i, unit in enumerate(self.units):
             names = [unit_stream_name(i, s["name"]) for s in unit["streams"]]
             size = sum(stream_bytes.pop(n, 0) + stream_bytes.pop(f"n_{n}", 0) for n in names)
+            if packs_units(metadata):  # the packed branch's bytes, shared in proportion to each unit's coded bytes
+                size += round(packed * coded[i] / sum(coded)) if sum(coded) else round(packed / len(coded))
             if unit["count_added"]:
                 size += self.table.stored_bytes([unit["count_branch"]]) or 0
             before = unit["input_compressed_bytes"]

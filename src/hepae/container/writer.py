@@ -20,9 +20,12 @@ from hepae.container.format import (
     ENTRIES_BRANCH,
     RESERVED_OBJECTS,
     STREAM_TREE,
+    UNITS_BRANCH,
     Unit,
     chunk_digest,
     metadata_stream_specs,
+    pack_unit_streams,
+    packs_units,
     stream_chunk,
     stream_entries,
     table_specs,
@@ -87,7 +90,9 @@ class ContainerWriter:
         self._entries_only = [s.name for s in self.table_specs] == [ENTRIES_BRANCH] and \
             ENTRIES_BRANCH not in {b.name for b in branches}
         self._collection_streams = stream_entries(codec) if codec is not None else []
-        layout = {"units": self._unit_entries}
+        layout = {"format_version": CONTAINER_FORMAT_VERSION, "units": self._unit_entries}
+        self._packs_units = packs_units(layout)
+        self.unit_coded_bytes = [0] * len(self.units)
         if codec is not None:
             layout["collection"] = {"streams": self._collection_streams}
         self.stream_specs = metadata_stream_specs(layout)
@@ -113,11 +118,19 @@ class ContainerWriter:
         if self._entries_only:
             data[ENTRIES_BRANCH] = np.zeros(n_events, np.uint8)
         entry_streams = dict(streams or {})
+        packed = []
         for i, (unit, coded, unit_count) in enumerate(zip(self.units, unit_streams, unit_counts, strict=True)):
             if unit.count_added:
                 data[unit.count_branch] = np.asarray(unit_count, dtype=np.int32)
             self.unit_objects[i] += int(np.sum(unit_count)) if unit_count is not None else n_events
-            entry_streams.update({unit_stream_name(i, name): values for name, values in coded.items()})
+            ordered = [coded[s["name"]] for s in self._unit_entries[i]["streams"]]  # as the metadata lists them
+            self.unit_coded_bytes[i] += sum(len(values) for values in ordered)
+            if self._packs_units:
+                packed += ordered
+            else:
+                entry_streams.update({unit_stream_name(i, name): values for name, values in coded.items()})
+        if self._packs_units:
+            entry_streams[UNITS_BRANCH] = pack_unit_streams(packed)
         entry = stream_chunk(n_events, entry_streams)
         self._table.extend(data)
         self._streams.extend(entry)
@@ -170,8 +183,9 @@ class ContainerWriter:
             metadata["collection"] = {**(collection or {}), "dtype": self.codec.dtype.name,
                                       "streams": self._collection_streams}
         if self.units or self.codec is None:
-            metadata["units"] = [{**entry, "n_objects": n, "input_compressed_bytes": size} for entry, n, size
-                                 in zip(self._unit_entries, self.unit_objects, unit_input_bytes, strict=True)]
+            metadata["units"] = [{**entry, "n_objects": n, "input_compressed_bytes": size, "coded_bytes": coded}
+                                 for entry, n, size, coded in zip(self._unit_entries, self.unit_objects,
+                                                                  unit_input_bytes, self.unit_coded_bytes, strict=True)]
         if profile is not None:
             metadata["profile"] = profile
         if self._model is not None:

@@ -1,4 +1,4 @@
-"""Write the RNTuple fixtures of a container format: files whose table is an RNTuple, written by one hepae.
+"""Write the fixtures of container format 7 (and the RNTuple ones of format 6), written by one hepae.
 
 Format 7 stores the stream table (and an embedded decoder) of such a file as an RNTuple; format 6 stored
 them as TTrees. Both kinds must keep decoding to the values their writer decoded them to
@@ -16,7 +16,9 @@ three entries of the stream table), and the arguments of ``hepae.compress``:
 * ``bounded``: the ``bounded`` codec on the jets of a PHYSLITE-style RNTuple (a feature-set collection);
 * ``ae-float``: the ``ae`` codec (float latents) on the same, which embeds the decoder network: its values
   come out of float32 matrix products, compared with a tolerance;
-* ``profile-darkmachines``: a DarkMachines CSV file, the whole file under the ``darkmachines`` profile.
+* ``profile-darkmachines``: a DarkMachines CSV file, the whole file under the ``darkmachines`` profile;
+* ``profile-nanoaod`` (format 7 only): a NanoAOD-style TTree under the ``nanoaod`` profile, whose units' streams
+  format 7 packs into one branch of the stream TTree.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ FIXTURES = {
     "ae-float": {"sample": "physlite-rntuple-jets-4d", "train": True,
                  "compress": {"codec": {"id": "ae"}, "featureset": "physlite-rntuple-jets-4d"}},
     "profile-darkmachines": {"sample": "darkmachines-csv", "compress": {"profile": "darkmachines"}},
+    "profile-nanoaod": {"sample": "nanoaod-jets-4d", "compress": {"profile": "nanoaod"}},
 }
-TABLES = {"physlite-rntuple-jets-4d": "EventData", "darkmachines-csv": "events"}
+TABLES = {"physlite-rntuple-jets-4d": "EventData", "darkmachines-csv": "events", "nanoaod-jets-4d": "Events"}
 
 
 def flat_values(key: str, values: ak.Array) -> dict[str, np.ndarray]:
