@@ -64,12 +64,14 @@ def best_of(repeat: int, step) -> tuple[float, object]:
     return min(times), result
 
 
-def table_bytes(path: Path, table: str) -> int:
-    """On-disk bytes of a file's table (a CSV file: the whole file)."""
+def table_bytes(path: Path, table: str) -> int | None:
+    """On-disk bytes of a file's table (a CSV file: the whole file); None where they cannot be told (ROOT kept
+    the baskets of the real NanoAOD file's small tree inside the tree's own record)."""
     if path.suffix == ".csv":
         return path.stat().st_size
     with open_source(path, table) as source:
-        return int(source.stored_bytes(source.layout.names) or 0)
+        size = source.stored_bytes(source.layout.names)
+        return None if size is None else int(size)
 
 
 def hepae_table_bytes(path: Path) -> tuple[int, str]:
@@ -153,7 +155,7 @@ def main() -> None:
         for name, path, profile, drop, note in files:
             print(f"{name}: {path.name} under '{profile or 'the profile that fits it'}' ...", file=sys.stderr)
             rows.append(measure(name, path, profile, drop, note, Path(tmp), args.repeat))
-    kib = lambda n: f"{n / 1024:9.1f}"  # noqa: E731
+    kib = lambda n: f"{n / 1024:9.1f}" if n is not None else "      n/a"  # noqa: E731
     columns = ("input", "lossless zstd", "lossless lzma", "truncated zstd", "truncated lzma", "hepae zstd",
                "hepae lzma")
     header = ["file", "profile", "lossy", "input", "lossless zstd", "lossless lzma", "trunc. zstd", "trunc. lzma",
