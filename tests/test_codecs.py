@@ -329,3 +329,18 @@ def test_a_chunk_of_an_unknown_layout_is_refused_by_name():
     arrays[0][0] = 2
     with pytest.raises(UnknownLayoutError, match=r"layout 2, not one of \[3, 4\]"):
         codec.decode({**streams, "coded": entropy.pack_arrays(arrays)})
+
+
+@pytest.mark.parametrize(("exact", "layout"), [(np.array([2.5], np.float64), 4), (np.array([2], np.int32), 4),
+                                               (np.array([0], np.uint8), 3)])
+def test_exact_values_of_another_type_are_refused_not_cast(exact, layout):
+    """A float32 codec's chunk with one exception: float64 or integer exact values (layout 4), or the all-zero mark
+    in a layout-3 chunk, would silently change bits if cast."""
+    x = np.linspace(1, 2, 600, dtype=np.float32).reshape(-1, 2)
+    x[5, 0] = 0
+    codec = _bounded(["a", "b"])
+    streams = codec.encode(x)
+    arrays = entropy.unpack_arrays(streams["coded"])
+    arrays[0][0], arrays[9] = layout, exact
+    with pytest.raises(CodecError, match="exact values"):
+        codec.decode({**streams, "coded": entropy.pack_arrays(arrays)})

@@ -342,10 +342,13 @@ def test_the_command_line_compresses_a_whole_file_and_shows_each_unit(tmp_path, 
     assert "unit        nElectron: 3 float32 branch(es)" in out
     with ContainerReader(tmp_path / "c.root") as reader:  # the units' streams are one branch, shared out among them
         sizes, stream_bytes = reader.sizes(), reader.stream_bytes()
-        counts_added = sum(reader.table.stored_bytes([u["count_branch"]]) for u in reader.units if u["count_added"])
+        coded = [u["coded_bytes"] for u in reader.units]
+        added = [reader.table.stored_bytes([u["count_branch"]]) if u["count_added"] else 0 for u in reader.units]
     assert set(stream_bytes) == {"entries", "n_units", "units"}
     packed = stream_bytes["units"] + stream_bytes["n_units"]
-    assert abs(sum(u["output_bytes"] for u in sizes["units"]) - counts_added - packed) <= len(sizes["units"])
+    shares = [u["output_bytes"] - a for u, a in zip(sizes["units"], added, strict=True)]
+    assert sum(shares) == packed  # in proportion to each unit's coded bytes, to the byte
+    assert all(abs(share - packed * c / sum(coded)) < 1 for share, c in zip(shares, coded, strict=True))
     main(["decompress", str(tmp_path / "c.root"), "-o", str(tmp_path / "r.root"), "-q"])
     applied = metadata(tmp_path / "c.root")["profile"]["applied"]
     assert applied["Electron_pt"] == "rel:0.01"

@@ -126,7 +126,9 @@ def format_sizes(summary: dict[str, Any]) -> str:
         units = [(u["name"], u["branches"], u["n_objects"], _human_bytes(u["input_bytes"]),
                   _human_bytes(u["output_bytes"]), u["ratio"] if u["ratio"] is not None else "-")
                  for u in summary["units"]]
-        table += "\n\nunits (profile-coded float branches; bytes before -> after):\n" + \
+        shared = "; after: each unit's share of the one branch of their streams, by its coded bytes" \
+            if summary.get("units_shared") else ""
+        table += f"\n\nunits (profile-coded float branches; bytes before -> after{shared}):\n" + \
             _table(units, ("unit", "branches", "objects", "before", "after", "ratio"))
     return table
 

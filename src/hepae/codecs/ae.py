@@ -100,7 +100,7 @@ class AE(Codec):
         """The float32 latent values ``(n, latent)`` that one chunk's streams hold (dequantized; a dropped
         dimension holds its chunk's median)."""
         if "coded" in streams:
-            return _CodedChunk.read(streams["coded"], np.float32, counts, len(self.error_bounds)).latent
+            return _CodedChunk.read(streams["coded"], None, counts, len(self.error_bounds)).latent
         names = sorted((n for n in streams if n.startswith("latent_")), key=lambda n: int(n.split("_")[1]))
         return np.stack([streams[n] for n in names], axis=1).astype(np.float32)
 
@@ -328,9 +328,7 @@ def _code_exact(exact: np.ndarray) -> np.ndarray:
 
 
 def _decode_exact(stored: np.ndarray, n: int, dtype: np.dtype) -> np.ndarray:
-    """Inverse of :func:`_code_exact`, for ``n`` values of ``dtype`` (values as they are pass unchanged)."""
-    if stored.dtype != np.uint8:  # as they are (layout 3, or not all +0.0)
-        return stored
+    """``n`` times +0.0 in ``dtype``, from :data:`ALL_ZERO` (anything else is refused)."""
     if not np.array_equal(stored, ALL_ZERO) or n == 0:
         raise CodecError("coded ae chunk: its exact values are neither values nor the mark of all zeros (corrupted)")
     return np.zeros(n, dtype)
@@ -410,7 +408,8 @@ class _CodedChunk:
         with an entropy model).
 
         Every size the chunk declares is checked against the codec's columns, its model and ``counts``
-        before anything of that size is allocated, so a crafted chunk cannot exhaust memory.
+        before anything of that size is allocated, so a crafted chunk cannot exhaust memory. ``dtype``: the
+        codec's (layout 4: the exact values must have it); None to read the latent values only.
         """
         try:
             arrays = entropy.unpack_arrays(data)
@@ -472,15 +471,20 @@ class _CodedChunk:
         for j in range(undone[0], n_bounded):  # the columns no class asked for yet
             predictor.undo_column(steps, tokens[j], j)
         n_exceptions = sum(int((t == 0).sum()) for t in tokens)
-        if version >= 4:
-            exact = _decode_exact(exact, n_exceptions, np.dtype(dtype))
+        if exact.dtype.kind != "f" and not (version >= 4 and exact.dtype == np.uint8):
+            raise CodecError(f"coded ae chunk: its exact values are {exact.dtype}, not floats (corrupted)")
+        if version >= 4 and exact.dtype == np.uint8:  # the mark of all +0.0
+            exact = _decode_exact(exact, n_exceptions, np.dtype(dtype if dtype is not None else np.float64))
+        elif version >= 4 and dtype is not None and exact.dtype != np.dtype(dtype):  # layout 3 was cast, as it was
+            raise CodecError(f"coded ae chunk: its exact values are {exact.dtype}, not the codec's {np.dtype(dtype)} "
+                             "(corrupted)")
         if len(exact) != n_exceptions:
             raise CodecError("coded ae chunk: the number of exact values does not match its exceptions")
         if len(constant) and (bits > 0).any():
             raise CodecError("coded ae chunk has both latent values and a constant prediction")
         if len(margin) != 1 or not 0 < margin[0] < 1:
             raise CodecError("coded ae chunk has no valid error-bound margin")
-        return cls(bits, center, q_latent, std, predictor, tokens,
-                   exact.astype(dtype), ranks, constant if len(constant) else None, float(margin[0]), steps)
+        return cls(bits, center, q_latent, std, predictor, tokens, exact.astype(dtype) if dtype is not None else exact,
+                   ranks, constant if len(constant) else None, float(margin[0]), steps)
 
 

@@ -64,8 +64,8 @@ UNIT_COUNT_PREFIX = "hepae_count_"
 """Prefix of the int32 branch that counts a unit's objects when no kept branch of its counter does."""
 UNITS_BRANCH = "units"
 """Format 7: the branch of the stream table that holds every unit's coded bytes of a chunk (one branch for all
-units: each branch of a TTree costs its header and a basket key, ~0.2 kB a file, and NanoAOD has dozens of
-collections)."""
+units: each branch of a TTree costs its description and a basket key per chunk, ~0.5 kB a file as uproot writes
+them, and NanoAOD has dozens of collections)."""
 ENTRIES_BRANCH = "hepae_entries"
 """A uint8 branch of zeros, the only branch of a table whose every branch is coded: a TTree needs one to
 hold its entries (a flat ntuple of floats, all lossy under a profile)."""
@@ -309,7 +309,7 @@ def tree_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
 def packs_units(metadata: dict[str, Any]) -> bool:
     """Whether a file's unit streams are packed into the one branch :data:`UNITS_BRANCH` (format 7 on) rather than
     stored one branch each (format 6)."""
-    return metadata.get("format_version", CONTAINER_FORMAT_VERSION) >= 7 and bool(unit_streams(metadata))
+    return metadata["format_version"] >= 7 and bool(unit_streams(metadata))
 
 
 def metadata_stream_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
@@ -326,8 +326,10 @@ def metadata_stream_specs(metadata: dict[str, Any]) -> list[BranchSpec]:
 def pack_unit_streams(streams: list[np.ndarray]) -> np.ndarray:
     """One chunk's unit streams (uint8, in the order of :func:`unit_streams`) as the bytes of
     :data:`UNITS_BRANCH`: their lengths (uint32, little-endian), then their bytes one after another."""
+    if any(np.asarray(s).dtype != np.uint8 for s in streams):
+        raise TypeError("unit streams are uint8 coded bytes (hepae bug)")
     lengths = np.array([len(s) for s in streams], dtype="<u4")
-    return np.concatenate([lengths.view(np.uint8), *(np.asarray(s, np.uint8) for s in streams)])
+    return np.concatenate([lengths.view(np.uint8), *streams])
 
 
 def unpack_unit_streams(packed: np.ndarray, count: int) -> list[np.ndarray]:

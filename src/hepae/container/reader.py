@@ -499,13 +499,11 @@ class ContainerReader:
         metadata = self.metadata
         stream_bytes = self.stream_bytes()
         packed = stream_bytes.pop(UNITS_BRANCH, 0) + stream_bytes.pop(f"n_{UNITS_BRANCH}", 0)  # format 7
-        coded = [unit.get("coded_bytes", 0) for unit in self.units]
+        shares = _shares(packed, [unit.get("coded_bytes", 0) for unit in self.units])
         units = []
         for i, unit in enumerate(self.units):
             names = [unit_stream_name(i, s["name"]) for s in unit["streams"]]
-            size = sum(stream_bytes.pop(n, 0) + stream_bytes.pop(f"n_{n}", 0) for n in names)
-            if packs_units(metadata):  # the packed branch's bytes, shared in proportion to each unit's coded bytes
-                size += round(packed * coded[i] / sum(coded)) if sum(coded) else round(packed / len(coded))
+            size = sum(stream_bytes.pop(n, 0) + stream_bytes.pop(f"n_{n}", 0) for n in names) + shares[i]
             if unit["count_added"]:
                 size += self.table.stored_bytes([unit["count_branch"]]) or 0
             before = unit["input_compressed_bytes"]
@@ -519,7 +517,7 @@ class ContainerReader:
             "file_ratio": round(input_bytes / output_bytes, 4) if output_bytes else None,
         }
         if self.has_collection:
-            latent_bytes = sum(stream_bytes.values()) + self.table.stored_bytes([COUNT_BRANCH])
+            latent_bytes = sum(stream_bytes.values()) + (self.table.stored_bytes([COUNT_BRANCH]) or 0)
             input_collection = metadata["collection"]["input_compressed_bytes"]
             entropy_model = metadata["codec"].get("entropy_model")  # the bounded codec's, in the metadata
             entropy_model_bytes = len(json.dumps(entropy_model, separators=(",", ":"))) if entropy_model else 0
@@ -537,6 +535,7 @@ class ContainerReader:
             })
         if units:
             out["units"] = units
+            out["units_shared"] = packs_units(metadata)  # "after": shares of the one branch of all units' streams
         return out
 
     def stream_bytes(self) -> dict[str, int]:
@@ -551,6 +550,19 @@ class ContainerReader:
         except DAMAGED_FILE_ERRORS as err:
             raise ContainerFormatError(f"{self.path}: the codec streams '{STREAM_TREE}' cannot be read (damaged "
                                        f"file?): {type(err).__name__}") from None
+
+
+def _shares(total: int, weights: list[int]) -> list[int]:
+    """``total`` bytes shared out in proportion to ``weights`` (equally if they are all 0), in whole bytes that add
+    up to ``total`` (largest remainders first)."""
+    if not weights:
+        return []
+    weights = weights if sum(weights) else [1] * len(weights)
+    exact = [total * w / sum(weights) for w in weights]
+    shares = [int(e) for e in exact]
+    for i in sorted(range(len(weights)), key=lambda i: shares[i] - exact[i])[:total - sum(shares)]:
+        shares[i] += 1
+    return shares
 
 
 def _ratio(a: int | None, b: int) -> float | None:

@@ -18,7 +18,9 @@ three entries of the stream table), and the arguments of ``hepae.compress``:
   come out of float32 matrix products, compared with a tolerance;
 * ``profile-darkmachines``: a DarkMachines CSV file, the whole file under the ``darkmachines`` profile;
 * ``profile-nanoaod`` (format 7 only): a NanoAOD-style TTree under the ``nanoaod`` profile, whose units' streams
-  format 7 packs into one branch of the stream TTree.
+  format 7 packs into one branch of the stream TTree;
+* ``rules-zeros`` (format 7 only): a flat TTree whose ``x`` is +0.0 in most entries (exceptions under its
+  relative bound: chunk layout 4 marks them in one byte) and -0.0 in one (stored as it is).
 """
 
 from __future__ import annotations
@@ -43,8 +45,10 @@ FIXTURES = {
                  "compress": {"codec": {"id": "ae"}, "featureset": "physlite-rntuple-jets-4d"}},
     "profile-darkmachines": {"sample": "darkmachines-csv", "compress": {"profile": "darkmachines"}},
     "profile-nanoaod": {"sample": "nanoaod-jets-4d", "compress": {"profile": "nanoaod"}},
+    "rules-zeros": {"sample": "zeros", "compress": {"rules": ["x=rel:1e-3", "y=abs:1e-2"]}},
 }
-TABLES = {"physlite-rntuple-jets-4d": "EventData", "darkmachines-csv": "events", "nanoaod-jets-4d": "Events"}
+TABLES = {"physlite-rntuple-jets-4d": "EventData", "darkmachines-csv": "events", "nanoaod-jets-4d": "Events",
+          "zeros": "t"}
 
 
 def flat_values(key: str, values: ak.Array) -> dict[str, np.ndarray]:
@@ -68,6 +72,14 @@ def expected_values(path: Path, table: str) -> dict[str, np.ndarray]:
 
 
 def sample(kind: str, path: Path) -> Path:
+    if kind == "zeros":  # a flat TTree whose x is +0.0 in most entries (-0.0 in one): exceptions under a relative bound
+        rng = np.random.default_rng(7)
+        x = np.where(rng.uniform(size=100) < 0.7, 0.0, rng.normal(size=100)).astype(np.float32)
+        x[3] = -0.0
+        with uproot.recreate(path) as f:
+            f.mktree("t", {"x": np.float32, "y": np.float32, "n": np.int32}).extend(
+                {"x": x, "y": rng.normal(size=100).astype(np.float32), "n": np.arange(100, dtype=np.int32)})
+        return path
     if kind == "darkmachines-csv":
         from hepae.samples import make_darkmachines_sample
 
