@@ -169,6 +169,14 @@ CATALOGUE = [
              c["container"], c["tmp"] / "tampered.root",
              edit_metadata=lambda m: m["checksums"].update(decoder="0" * 64)),
              c["tmp"] / "o.root", progress=False)),
+    Case("an RNTuple file's stream table replaced by a TTree (format 7 stores it as an RNTuple)",
+         errors.ContainerFormatError,
+         "<path>: hepae's table 'hepae_streams' (the codec streams) is a TTree, not the ROOT::RNTuple that "
+         "container format 7 stores it as (file corrupted or edited)",
+         lambda c: hepae.decompress(_stream_table_edited(c, as_ttree=True), c["tmp"] / "o.root", progress=False)),
+    Case("a compressed file without its stream table", errors.ContainerFormatError,
+         "<path>: hepae's table 'hepae_streams' (the codec streams) is missing",
+         lambda c: hepae.decompress(_stream_table_edited(c, as_ttree=False), c["tmp"] / "o.root", progress=False)),
     Case("the ae codec without a model", errors.CodecError, "the ae codec needs a trained model (CLI: -m MODEL)",
          lambda c: hepae.compress(c["sample"], c["tmp"] / "o.root", None, featureset="atlas-jets-4d",
                                   progress=False)),
@@ -361,6 +369,22 @@ def _int64_lossless(ctx: dict) -> None:
         TreeWriter(f, "CollectionTree", [BranchSpec(b, "int64", "nJets") for b in JETS]).extend(
             {b: ak.unflatten(np.array([2**60 + 1, 3], np.int64), [2]) for b in JETS})
     hepae.compress(path, ctx["tmp"] / "o.root", codec="lossless", featureset=FS, progress=False)
+
+
+def _stream_table_edited(ctx: dict, as_ttree: bool) -> Path:
+    """A format-7 file with an RNTuple table (a committed fixture) whose stream table is rewritten as a TTree of the
+    same data, or left out."""
+    import shutil
+
+    edited = ctx["tmp"] / "streams-edited.root"
+    shutil.copy(Path(__file__).parent / "data" / "format7" / "bounded.compressed.root", edited)
+    with uproot.open(edited) as f:
+        data = f["hepae_streams"].arrays(library="ak", how=dict)
+    with uproot.update(edited) as f:
+        del f["hepae_streams"]
+        if as_ttree:
+            f.mktree("hepae_streams", {name: values.type.content for name, values in data.items()}).extend(data)
+    return edited
 
 
 def _report_over_inputs(ctx: dict) -> None:

@@ -105,6 +105,10 @@ def _print_json(data: Any) -> None:
 
 
 def format_sizes(summary: dict[str, Any]) -> str:
+    def known(value: Any, text: str = "{}") -> str:
+        """``value`` in ``text``, or "-" where it is unknown (a CSV input; baskets inside a TTree's own record)."""
+        return text.format(value) if value is not None else "-"
+
     rows = [
         ("input file", _human_bytes(summary["input_bytes"]), ""),
         ("compressed file", _human_bytes(summary["output_bytes"]), f"ratio {summary['file_ratio']}"),
@@ -112,22 +116,21 @@ def format_sizes(summary: dict[str, Any]) -> str:
     if "collection_input_bytes" in summary:
         rows += [
             ("collection in input", _human_bytes(summary["collection_input_bytes"]),
-             f"{summary['bytes_per_object_input']} B/object"),
+             known(summary["bytes_per_object_input"], "{} B/object")),
             ("codec streams", _human_bytes(summary["collection_latent_bytes"]),
              f"{summary['bytes_per_object_latent']} B/object"),
             ("embedded decoder", _human_bytes(summary["decoder_bytes"]),
              f"learned entropy model {_human_bytes(summary['entropy_model_bytes'])}"
              if summary.get("entropy_model_bytes") else ""),
-            ("collection ratio", f"{summary['collection_ratio']}",
-             f"{summary['collection_ratio_without_decoder']} without decoder"),
+            ("collection ratio", known(summary["collection_ratio"]),
+             known(summary["collection_ratio_without_decoder"], "{} without decoder")),
         ]
     table = _table(rows, ("", "size", ""))
     if summary.get("units"):
         units = [(u["name"], u["branches"], u["n_objects"], _human_bytes(u["input_bytes"]),
                   _human_bytes(u["output_bytes"]), u["ratio"] if u["ratio"] is not None else "-")
                  for u in summary["units"]]
-        shared = "; after: each unit's share of the one branch of their streams, by its coded bytes" \
-            if summary.get("units_shared") else ""
+        shared = "; after: share of the packed 'units' branch, by coded bytes" if summary.get("units_shared") else ""
         table += f"\n\nunits (profile-coded float branches; bytes before -> after{shared}):\n" + \
             _table(units, ("unit", "branches", "objects", "before", "after", "ratio"))
     return table

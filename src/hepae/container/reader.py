@@ -495,7 +495,8 @@ class ContainerReader:
     # -- sizes ---------------------------------------------------------------------------------------
     def sizes(self) -> dict[str, Any]:
         """Byte counts: whole files; the compressed collection alone (its streams and counts); each unit
-        (its streams and added counts) before and after."""
+        (its streams and added counts) before and after (format 7: "after" holds the unit's share of the packed
+        ``units`` branch, in proportion to its coded bytes; ``units_shared`` says so)."""
         metadata = self.metadata
         stream_bytes = self.stream_bytes()
         packed = stream_bytes.pop(UNITS_BRANCH, 0) + stream_bytes.pop(f"n_{UNITS_BRANCH}", 0)  # format 7

@@ -29,7 +29,6 @@ from hepae.container.format import (
     stream_chunk,
     stream_entries,
     table_specs,
-    unit_stream_name,
     write_decoder,
     write_metadata,
 )
@@ -125,11 +124,8 @@ class ContainerWriter:
             self.unit_objects[i] += int(np.sum(unit_count)) if unit_count is not None else n_events
             ordered = [coded[s["name"]] for s in self._unit_entries[i]["streams"]]  # as the metadata lists them
             self.unit_coded_bytes[i] += sum(len(values) for values in ordered)
-            if self._packs_units:
-                packed += ordered
-            else:
-                entry_streams.update({unit_stream_name(i, name): values for name, values in coded.items()})
-        if self._packs_units:
+            packed += ordered
+        if self._packs_units:  # format 7: every unit's streams in one branch (none without units)
             entry_streams[UNITS_BRANCH] = pack_unit_streams(packed)
         entry = stream_chunk(n_events, entry_streams)
         self._table.extend(data)
