@@ -327,11 +327,23 @@ def _code_exact(exact: np.ndarray) -> np.ndarray:
     return exact
 
 
-def _decode_exact(stored: np.ndarray, n: int, dtype: np.dtype) -> np.ndarray:
-    """``n`` times +0.0 in ``dtype``, from :data:`ALL_ZERO` (anything else is refused)."""
-    if not np.array_equal(stored, ALL_ZERO) or n == 0:
-        raise CodecError("coded ae chunk: its exact values are neither values nor the mark of all zeros (corrupted)")
-    return np.zeros(n, dtype)
+def _exact_values(stored: np.ndarray, n: int, dtype: Any, version: int) -> np.ndarray:
+    """The ``n`` exceptions' exact values that a chunk of layout ``version`` stores, in the codec's ``dtype`` (None:
+    as stored): :data:`ALL_ZERO` expanded (layout 4); values of another dtype refused in layout 4 (layout 3's were
+    always cast)."""
+    if version >= 4 and stored.dtype == np.uint8:
+        if not np.array_equal(stored, ALL_ZERO) or n == 0:
+            raise CodecError("coded ae chunk: its exact values are neither values nor the mark of all zeros "
+                             "(corrupted)")
+        return np.zeros(n, dtype if dtype is not None else np.float64)
+    if stored.dtype.kind != "f":
+        raise CodecError(f"coded ae chunk: its exact values are {stored.dtype}, not floats (corrupted)")
+    if version >= 4 and dtype is not None and stored.dtype != np.dtype(dtype):
+        raise CodecError(f"coded ae chunk: its exact values are {stored.dtype}, not the codec's {np.dtype(dtype)} "
+                         "(corrupted)")
+    if len(stored) != n:
+        raise CodecError("coded ae chunk: the number of exact values does not match its exceptions")
+    return stored.astype(dtype) if dtype is not None else stored
 
 
 @dataclass
@@ -470,21 +482,12 @@ class _CodedChunk:
         tokens = list(streams[len(kept):])
         for j in range(undone[0], n_bounded):  # the columns no class asked for yet
             predictor.undo_column(steps, tokens[j], j)
-        n_exceptions = sum(int((t == 0).sum()) for t in tokens)
-        if exact.dtype.kind != "f" and not (version >= 4 and exact.dtype == np.uint8):
-            raise CodecError(f"coded ae chunk: its exact values are {exact.dtype}, not floats (corrupted)")
-        if version >= 4 and exact.dtype == np.uint8:  # the mark of all +0.0
-            exact = _decode_exact(exact, n_exceptions, np.dtype(dtype if dtype is not None else np.float64))
-        elif version >= 4 and dtype is not None and exact.dtype != np.dtype(dtype):  # layout 3 was cast, as it was
-            raise CodecError(f"coded ae chunk: its exact values are {exact.dtype}, not the codec's {np.dtype(dtype)} "
-                             "(corrupted)")
-        if len(exact) != n_exceptions:
-            raise CodecError("coded ae chunk: the number of exact values does not match its exceptions")
+        exact = _exact_values(exact, sum(int((t == 0).sum()) for t in tokens), dtype, version)
         if len(constant) and (bits > 0).any():
             raise CodecError("coded ae chunk has both latent values and a constant prediction")
         if len(margin) != 1 or not 0 < margin[0] < 1:
             raise CodecError("coded ae chunk has no valid error-bound margin")
-        return cls(bits, center, q_latent, std, predictor, tokens, exact.astype(dtype) if dtype is not None else exact,
-                   ranks, constant if len(constant) else None, float(margin[0]), steps)
+        return cls(bits, center, q_latent, std, predictor, tokens, exact, ranks, constant if len(constant) else None,
+                   float(margin[0]), steps)
 
 

@@ -249,14 +249,14 @@ class Predictor:
             mode[-1] = int(np.clip(values[np.argmax(counts)], -2**24, 2**24)) << FRACTION
             trials += [snapped, mode]
         candidates = [self.coefficients[j].copy()]  # the current ones (zero), then each trial's
-        left = np.empty((len(trials) + 1, len(x)), np.int64)
-        for i, trial in enumerate([None, *trials]):
-            if trial is not None:
-                self.coefficients[j, :j], self.coefficients[j, k] = trial[:-1], trial[-1]
-                candidates.append(self.coefficients[j].copy())
+        for trial in trials:
+            candidates.append(candidates[0].copy())
+            candidates[-1][:j], candidates[-1][k] = trial[:-1], trial[-1]
+        left = np.empty((len(candidates), len(x)), np.int64)
+        for i, coefficients in enumerate(candidates):
+            self.coefficients[j] = coefficients
             left[i] = x[:, j] - self.predict(x, j)
-        bits = _bits_of_rows(left)
-        self.coefficients[j] = candidates[int(np.argmin(bits))]  # the first of the cheapest
+        self.coefficients[j] = candidates[int(np.argmin(_bits_of_rows(left)))]  # the first of the cheapest
 
     def _fit_context(self, x: np.ndarray, j: int, knot_bits: float, bins: dict[tuple[str, int], object]) -> None:
         """A context curve for column ``j`` where it pays (``bins``: the columns' quantile bins, reused)."""
