@@ -3,6 +3,7 @@ values; crafted sizes are refused before memory is spent on them; what compress 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tracemalloc
 
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 import hepae
 from hepae import errors
 from hepae.codecs import entropy
-from hepae.container.format import CONTAINER_FORMAT_VERSION, METADATA_KEY
+from hepae.container.format import CONTAINER_FORMAT_VERSION, METADATA_CHECKSUM_KEY, METADATA_KEY
 from roundtrip_checks import rewrite_container
 
 FS = "atlas-jets-4d"
@@ -145,6 +146,24 @@ def test_compress_reads_back_what_it_wrote(samples, model_files, tmp_path, monke
     monkeypatch.setattr(writer, "stream_chunk", one_event_short)
     with pytest.raises(errors.ContainerFormatError, match="does not read back as written"):
         hepae.compress(samples[FS], tmp_path / "c.root", model_files[FS], progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_metadata_read_back_unlike_what_was_meant_is_checked_against_the_schema(samples, tmp_path, monkeypatch):
+    """Read back, metadata equal to what compress validated and wrote is not validated twice; other metadata is."""
+    import hepae.container.writer as writer
+
+    real = writer.write_metadata
+
+    def edited(file, metadata):
+        real(file, metadata)
+        text = json.dumps({**metadata, "format_version": "7"}, sort_keys=True)  # not what was validated
+        file[METADATA_KEY] = text
+        file[METADATA_CHECKSUM_KEY] = hashlib.sha256(text.encode()).hexdigest()
+
+    monkeypatch.setattr(writer, "write_metadata", edited)
+    with pytest.raises(errors.ContainerFormatError, match=r"does not follow container.schema.json: at 'format_v"):
+        hepae.compress(samples[FS], tmp_path / "c.root", profile="xaod", progress=False)
     assert list(tmp_path.iterdir()) == []
 
 

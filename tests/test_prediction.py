@@ -174,3 +174,47 @@ def test_a_context_curve_is_valued_the_lower_median_remainder_of_each_bin(positi
     bins = np.searchsorted(edges, position, side="right")
     medians = [int(np.sort(remainder[bins == b])[(np.count_nonzero(bins == b) - 1) // 2]) for b in np.unique(bins)]
     assert values.tolist() == [m for m, kept in zip(medians, curve_bins.keep) if kept]
+
+
+@given(columns=st.integers(1, 6), n=st.integers(1, 300), spread=st.integers(1, 2000), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_every_candidate_curve_screened_at_once_is_the_curve_fitted_alone(columns, n, spread, seed):
+    """The fit screens all earlier columns' curves in one compiled pass; each row is what fitting that column's
+    curve alone and subtracting it gives (medians found by a walk in remainder order, not by sorting bins)."""
+    from hepae.codecs import kernels
+    from hepae.codecs.residual_prediction import _MAX_CURVE, _CurveBins
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-spread, spread, (n, columns)) * rng.integers(1, 3, columns)  # ties and repeats too
+    remainder = rng.integers(-3 * spread, 3 * spread, n)
+    candidates = [_CurveBins.of(x[:, c]) for c in range(columns)]
+    screened = kernels.screened_curves(
+        remainder, np.ascontiguousarray(x.T), np.stack([b.rows for b in candidates]),
+        *(np.concatenate([getattr(b, a) for b in candidates]) for a in ("starts", "ends", "keep", "knots")),
+        np.cumsum([0, *(len(b.starts) for b in candidates)]), np.cumsum([0, *(len(b.knots) for b in candidates)]),
+        _MAX_CURVE)
+    assert screened[0].tolist() == remainder.tolist()
+    for c, bins in enumerate(candidates):
+        knots, values = bins.fit(remainder)
+        assert screened[c + 1].tolist() == (remainder - curve(x[:, c], knots, values)).tolist()
+
+
+@given(n=st.integers(1, 200), n_bins=st.lists(st.integers(1, 17), min_size=1, max_size=5),
+       seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_class_groups_are_the_bins_ranked_by_spread_and_cut_at_the_largest_gaps(n, n_bins, seed):
+    """The compiled grouping of class-context bins gives what numpy's bincount, stable argsorts and cumsum give."""
+    from hepae.codecs import kernels
+
+    rng = np.random.default_rng(seed)
+    weights = np.log2(rng.integers(0, 50, n) + 1.0)  # equal spreads and equal gaps are common
+    row_bins = np.stack([rng.integers(0, b, n) for b in n_bins])
+    groups = kernels.spread_groups(weights, row_bins, np.array(n_bins), 4)
+    for c, size in enumerate(n_bins):
+        spread = np.bincount(row_bins[c], weights, size) / np.maximum(np.bincount(row_bins[c], minlength=size), 1)
+        order = np.argsort(spread, kind="stable")
+        cuts = np.zeros(size, np.int64)
+        cuts[1 + np.sort(np.argsort(-np.diff(spread[order]), kind="stable")[:3])] = 1
+        expected = np.empty(size, np.int64)
+        expected[order] = np.cumsum(cuts)
+        assert groups[c, :size].tolist() == expected.tolist()

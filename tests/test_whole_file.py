@@ -20,6 +20,7 @@ from hepae.container import ContainerReader
 from hepae.errors import CodecError, ProfileError
 from hepae.io.sources import open_source
 from hepae.profiles import builtin_profiles, load_profile
+from hepae.schema import schema_text, validate
 
 
 def read_table(path, name: str) -> dict[str, ak.Array]:
@@ -289,6 +290,28 @@ def test_every_builtin_profile_loads_and_says_where_its_numbers_come_from():
     assert load_profile("nanoaod").rules[0].rule.startswith(("bits:", "exact"))
 
 
+def test_every_builtin_profile_follows_the_profile_schema():
+    # loading a built-in skips the schema check (it costs every run tens of milliseconds); this test is it
+    for name in builtin_profiles():
+        document = json.loads(schema_text(f"profiles/{name}.json"))
+        validate(document, "profile.schema.json", what=f"built-in profile {name}")
+
+
+def test_a_compressed_file_records_the_rules_that_decided_a_branch(tmp_path, samples):
+    hepae.compress(samples["nanoaod-jets-4d"], tmp_path / "c.root", profile="nanoaod",
+                   rules=["Electron_pt=rel:1e-2", "Electron_*=bits:8"], progress=False)
+    recorded = metadata(tmp_path / "c.root")["profile"]
+    names = [b["name"] for b in metadata(tmp_path / "c.root")["branches"]]
+    profile = load_profile("nanoaod").with_rules(["Electron_pt=rel:1e-2", "Electron_*=bits:8"])
+    first_matches = [next((r for r in profile.rules if r.matches(n)), None) for n in names]
+    assert recorded["rules"] == [{"pattern": r.pattern, "rule": r.rule, "origin": r.origin}
+                                 for r in profile.rules if r in first_matches]  # in the profile's order
+    assert recorded["rules"][:2] == [{"pattern": "Electron_pt", "rule": "rel:1e-2", "origin": "command line"},
+                                     {"pattern": "Electron_*", "rule": "bits:8", "origin": "command line"}]
+    assert 3 <= len(recorded["rules"]) < 20 < len(profile.rules)
+    assert recorded["applied"]["Electron_pt"] == "rel:0.01" and recorded["applied"]["Electron_eta"] == "rel:0.001953125"
+
+
 @pytest.mark.parametrize(("rule", "message"), [
     ("Jet_pt=rel:0", "must be a number > 0"),
     ("Jet_pt=abs:nan", "must be a number > 0"),
@@ -320,6 +343,9 @@ def test_bad_profiles_are_refused_naming_the_rule(tmp_path, samples):
     assert not (tmp_path / "d.root").exists()
     with pytest.raises(ProfileError, match="unknown precision profile 'nanoAOD'"):
         load_profile("nanoAOD")
+    bad.write_text(json.dumps({"name": "bad", "format_version": 1, "rules": [{"pattern": "Jet_*"}]}))
+    with pytest.raises(ProfileError, match=r"bad.json does not follow profile.schema.json: at 'rules/0'"):
+        load_profile(bad)  # a user's file is checked against the schema (the built-ins, by the test above)
 
 
 def test_bits_rules_are_the_nanoaod_guarantee():

@@ -255,9 +255,10 @@ def compress(
         carried, dropped_objects = ([], {}) if directory is None else \
             _plan_other_objects(directory, input, source.name, drop_unsupported)
         check_input_names(input, layout.all_names(), [])
-        bounds = {} if profile is None else \
+        resolution = None if profile is None else \
             profile.resolve(layout, featureset.input_branches if featureset is not None else (), strict=strict,
                             where=str(input))
+        bounds = {} if resolution is None else resolution.bounds
         chunks = stack.enter_context(contextlib.closing(prefetched(source.iterate(layout.names, step_size))))
         first = next(chunks, None)
         unit_names = {name for name in bounds}
@@ -343,10 +344,11 @@ def compress(
                     counters=layout.counters,
                     dropped_branches=dropped,
                     unit_input_bytes=[source.stored_bytes([b.name for b in u.branches]) for u in units],
-                    profile=None if profile is None else {
-                        **profile.to_dict(), "applied": {name: f"{b.kind}:{b.value!r}" for name, b in bounds.items()}},
+                    profile=None if profile is None or resolution is None else {
+                        **profile.to_dict(resolution.rules),
+                        "applied": {name: f"{b.kind}:{b.value!r}" for name, b in bounds.items()}},
                 )
-            with ContainerReader(tmp) as written:  # reads back as meant, before anyone can see it
+            with ContainerReader(tmp, written=metadata) as written:  # reads back as meant, before anyone sees it
                 written.check_as_written(metadata, output)
                 sizes = written.sizes()
     seconds = time.perf_counter() - started

@@ -87,11 +87,15 @@ class Profile:
     path: str = field(default="", compare=False)
 
     @classmethod
-    def from_dict(cls, document: dict[str, Any], path: str = "<dict>") -> Profile:
-        try:
-            validate(document, "profile.schema.json", what=f"precision profile {path}")
-        except SchemaValidationError as err:
-            raise ProfileError(str(err)) from None
+    def from_dict(cls, document: dict[str, Any], path: str = "<dict>", *, schema_checked: bool = False) -> Profile:
+        """The profile of a JSON ``document`` (read from ``path``), validated against the profile schema unless
+        ``schema_checked`` (the built-in profiles: the tests validate them, which would otherwise cost every
+        run tens of milliseconds for the 246 rules of ``nanoaod``)."""
+        if not schema_checked:
+            try:
+                validate(document, "profile.schema.json", what=f"precision profile {path}")
+            except SchemaValidationError as err:
+                raise ProfileError(str(err)) from None
         rules = []
         for entry in document["rules"]:
             try:
@@ -111,16 +115,18 @@ class Profile:
         extra = tuple(Rule.parse(t) for t in texts)
         return Profile(self.name, extra + self.rules, self.unmatched, self.description, self.source, self.path)
 
-    def to_dict(self) -> dict[str, Any]:
-        """What the compressed file records: the name, the source and every rule in order."""
+    def to_dict(self, rules: Sequence[Rule] | None = None) -> dict[str, Any]:
+        """The name, the source and the rules in order: every rule, or those of ``rules`` (what a compressed
+        file records: the rules that decided a branch, :attr:`Resolution.rules`)."""
+        kept = self.rules if rules is None else [r for r in self.rules if r in set(rules)]
         return {"name": self.name, "source": self.source, "unmatched": self.unmatched,
-                "rules": [{"pattern": r.pattern, "rule": r.rule, "origin": r.origin} for r in self.rules]}
+                "rules": [{"pattern": r.pattern, "rule": r.rule, "origin": r.origin} for r in kept]}
 
     def resolve(self, layout: TreeLayout, exclude: Sequence[str] = (), *, strict: bool = False,
-                where: str = "") -> dict[str, ErrorBound]:
+                where: str = "") -> Resolution:
         """The bound of every float branch of ``layout`` that the profile makes lossy (``exclude``: branches
-        coded otherwise). Raises :class:`ProfileError` for a command-line rule (or, with ``strict``, any
-        rule) that matches no branch or only non-float ones."""
+        coded otherwise), and the rules that decided a branch. Raises :class:`ProfileError` for a
+        command-line rule (or, with ``strict``, any rule) that matches no branch or only non-float ones."""
         excluded = set(exclude)
         candidates = [s for s in layout.branches if s.name not in excluded]
         matched: dict[Rule, list[BranchSpec]] = {r: [] for r in self.rules}
@@ -128,7 +134,7 @@ class Profile:
         for spec in candidates:
             rule = next((r for r in self.rules if r.matches(spec.name)), None)
             if rule is not None:
-                matched[rule].append(spec)
+                matched[rule].append(spec)  # the first match decides
             if not _is_float(spec):
                 continue
             text = rule.rule if rule is not None else self.unmatched
@@ -155,7 +161,18 @@ class Profile:
                 listing = ", ".join(f"{s.name} ({s.dtype})" for s in specs[:3])
                 raise ProfileError(f"{source} '{rule}' applies only to branches that are not floats ({listing}) in "
                                    f"{where}; integers, booleans, strings and arrays are always stored exactly")
-        return bounds
+        return Resolution(bounds, tuple(rule for rule, specs in matched.items() if specs))
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a profile decided for a table: the bound of every lossy float branch (``bounds``), and the rules
+    that were the first match of some branch (``rules``, in the profile's order). A compressed file records
+    these rules, not every rule of the profile (``nanoaod`` has 246; a file's metadata is read and checked
+    on every open)."""
+
+    bounds: dict[str, ErrorBound]
+    rules: tuple[Rule, ...]
 
 
 def _is_float(spec: BranchSpec) -> bool:
@@ -178,7 +195,8 @@ def load_profile(spec: str | PathLike[str] | Profile | dict[str, Any]) -> Profil
         return Profile.from_dict(spec)
     document, source = read_named_document(str(spec), "profiles", noun="precision profile", error=ProfileError,
                                            max_bytes=MAX_PROFILE_BYTES)
-    return Profile.from_dict(document, source)
+    return Profile.from_dict(document, source, schema_checked=str(spec) in builtin_profiles() and
+                             not str(spec).endswith(".json"))
 
 
 def guess_profile(layout: TreeLayout, source_format: str) -> str:

@@ -186,6 +186,90 @@ def lower_medians(values: np.ndarray, rows: np.ndarray, starts: np.ndarray, ends
     return out
 
 
+@_kernel
+def screened_curves(remainder: np.ndarray, positions: np.ndarray, rows: np.ndarray, starts: np.ndarray,
+                    ends: np.ndarray, keep: np.ndarray, knots: np.ndarray, bin_offsets: np.ndarray,
+                    knot_offsets: np.ndarray, limit: int) -> np.ndarray:
+    """Every candidate context curve of one remainder at once: row ``c + 1`` of the result is ``remainder``
+    minus the curve of position column ``c`` (``positions[c]``), through that column's ``knots`` valued the
+    lower medians of ``remainder`` in its bins (:func:`lower_medians`; bins ``bin_offsets[c]:bin_offsets[c + 1]``
+    of ``starts``/``ends``/``keep``, ``keep``'s bins give the knots ``knot_offsets[c]:...``), clipped to
+    +-``limit``. Row 0 is ``remainder``. The same numbers as fitting and applying each curve in turn."""
+    m, n = positions.shape
+    out = np.empty((m + 1, n), np.int64)
+    out[0] = remainder
+    ascending = np.argsort(remainder, kind="mergesort")
+    bin_of = np.empty(n, np.int64)
+    for c in range(m):
+        first, last = bin_offsets[c], bin_offsets[c + 1]
+        for b in range(last - first):
+            for t in range(starts[first + b], ends[first + b]):
+                bin_of[rows[c, t]] = b
+        # each bin's lower median: the remainders in ascending order, the one that makes its bin's count reach
+        # (size - 1) // 2 + 1 (no sort per bin; equal remainders are equal values, whichever comes first)
+        medians = np.empty(last - first, np.int64)
+        seen = np.zeros(last - first, np.int64)
+        for t in range(n):
+            i = ascending[t]
+            b = bin_of[i]
+            seen[b] += 1
+            if seen[b] == (ends[first + b] - starts[first + b] - 1) // 2 + 1:
+                medians[b] = remainder[i]
+        values = np.empty(knot_offsets[c + 1] - knot_offsets[c], np.int64)
+        v = 0
+        for b in range(last - first):
+            if keep[first + b]:
+                values[v] = min(max(medians[b], -limit), limit)
+                v += 1
+        column_knots = knots[knot_offsets[c]:knot_offsets[c + 1]]
+        k = len(column_knots)
+        base = 0  # _curve_at's last knot <= p, followed along the rows in increasing position
+        for t in range(n):
+            i = rows[c, t]
+            p = positions[c, i]
+            if k == 1:
+                out[c + 1, i] = remainder[i] - values[0]
+                continue
+            while base + 1 < k and column_knots[base + 1] <= p:
+                base += 1
+            j = min(base, k - 2)
+            left, right = column_knots[j], column_knots[j + 1]
+            inside = min(max(p, left), right) - left
+            out[c + 1, i] = remainder[i] - (values[j] + ((values[j + 1] - values[j]) * inside) // (right - left))
+    return out
+
+
+@_kernel
+def spread_groups(weights: np.ndarray, row_bins: np.ndarray, n_bins: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per candidate ``c`` (a row of ``row_bins``: each row's bin, of ``n_bins[c]`` bins), each bin's class: the
+    bins ranked by the mean of ``weights`` in them (the remainders' spread), stably, cut into ``n_classes``
+    groups at the largest gaps between neighbours (the first of equal gaps). Row ``c`` of the result, up to
+    ``n_bins[c]``; the numbers of ``np.bincount``, ``np.argsort(kind="stable")`` and ``np.cumsum``."""
+    m, n = row_bins.shape
+    out = np.zeros((m, max(n_bins.max(), 1)), np.int64)
+    for c in range(m):
+        size = n_bins[c]
+        total = np.zeros(size)
+        count = np.zeros(size)
+        for i in range(n):  # in row order, as np.bincount adds
+            total[row_bins[c, i]] += weights[i]
+            count[row_bins[c, i]] += 1.0
+        spread = total / np.maximum(count, 1.0)
+        order = np.argsort(spread, kind="mergesort")
+        gaps = np.empty(max(size - 1, 0))
+        for b in range(size - 1):
+            gaps[b] = -(spread[order[b + 1]] - spread[order[b]])
+        cuts = np.zeros(size, np.int64)
+        largest = np.argsort(gaps, kind="mergesort")
+        for g in range(min(n_classes - 1, size - 1)):
+            cuts[1 + largest[g]] = 1
+        running = 0
+        for b in range(size):
+            running += cuts[b]
+            out[c, order[b]] = running
+    return out
+
+
 @_kernel(inline=True)
 def _curve_at(p: int, knots: np.ndarray, values: np.ndarray) -> int:
     """The piecewise-linear function through ``(knots, values)`` at ``p`` (floor division)."""

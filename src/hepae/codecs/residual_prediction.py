@@ -262,15 +262,17 @@ class Predictor:
         """A context curve for column ``j`` where it pays (``bins``: the columns' quantile bins, reused)."""
         remainder = x[:, j] - self.predict(x, j)
         screen = evenly_spaced(len(x), _SCREEN_ROWS)
-        left = np.empty((j + 1, len(screen)), np.int64)  # without a curve, then with each candidate's
-        left[0] = remainder[screen]
-        n_knots = np.zeros(j + 1)
         for c in range(j):  # the candidates, on fewer rows
             if ("curve screen", c) not in bins:
                 bins["curve screen", c] = _CurveBins.of(x[screen, c])
-            knots, values = bins["curve screen", c].fit(left[0])  # type: ignore[attr-defined]
-            left[c + 1] = left[0] - curve(x[screen, c], knots, values)
-            n_knots[c + 1] = len(knots)
+        candidates: list[_CurveBins] = [bins["curve screen", c] for c in range(j)]  # type: ignore[misc]
+        left = kernels.screened_curves(  # without a curve, then with each candidate's
+            np.ascontiguousarray(remainder[screen]), np.ascontiguousarray(x[screen, :j].T),
+            np.stack([b.rows for b in candidates]), *(np.concatenate([getattr(b, a) for b in candidates])
+                                                      for a in ("starts", "ends", "keep", "knots")),
+            np.cumsum([0, *(len(b.starts) for b in candidates)]), np.cumsum([0, *(len(b.knots) for b in candidates)]),
+            _MAX_CURVE)
+        n_knots = np.array([0, *(len(b.knots) for b in candidates)], np.float64)
         costs = _bits_of_rows(left) + knot_bits * n_knots * len(screen) / len(x)
         best = int(np.argmin(costs[1:]))  # the first of the cheapest, if it beats no curve
         if not costs[best + 1] < costs[0]:
@@ -295,18 +297,12 @@ class Predictor:
                 bins[which, c] = edges, np.searchsorted(edges, x[rows, c], side="right")
             return bins[which, c]  # type: ignore[return-value]
 
-        def grouping(rows: np.ndarray, c: int, which: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            """Bin edges on column ``c``, each bin's class (bins ranked by their remainders' spread) and each
-            row's bin."""
-            edges, row_bins = class_bins(rows, c, which)
-            spread = np.bincount(row_bins, np.log2(values[rows] + 1.0), len(edges) + 1) / \
-                np.maximum(np.bincount(row_bins, minlength=len(edges) + 1), 1)
-            order = np.argsort(spread, kind="stable")  # classes: cut the ranked spreads at their largest gaps
-            cuts = np.zeros(len(order), np.int64)
-            cuts[1 + np.sort(np.argsort(-np.diff(spread[order]), kind="stable")[:_CLASSES - 1])] = 1
-            groups = np.empty(len(order), np.int64)
-            groups[order] = np.cumsum(cuts)
-            return edges, groups, row_bins
+        def groupings(rows: np.ndarray, candidates: list[int], which: str) -> tuple[np.ndarray, np.ndarray]:
+            """Per candidate column: each bin's class (bins ranked by the spread of the remainders in them, cut
+            at the largest gaps: :func:`hepae.codecs.kernels.spread_groups`) and each row's bin."""
+            row_bins = np.stack([class_bins(rows, c, which)[1] for c in candidates])
+            n_bins = np.array([len(class_bins(rows, c, which)[0]) + 1 for c in candidates], np.int64)
+            return kernels.spread_groups(np.log2(values[rows] + 1.0), row_bins, n_bins, _CLASSES), row_bins
 
         def best_of(rows: np.ndarray, candidates: list[int], which: str) -> int:
             """The first of the candidates whose classes cost least, if they beat the classes without a class
@@ -316,11 +312,8 @@ class Predictor:
                 return -1
             tokens = entropy.tokenize(values[rows])[:2]  # the same values under every candidate's classes
             bases = [np.zeros(len(rows), np.int64), *([fallback[rows]] if fallback is not None else [])]
-            classes = np.empty((len(bases) + len(candidates), len(rows)), np.int64)
-            classes[:len(bases)] = bases
-            for i, c in enumerate(candidates):
-                _, groups, row_bins = grouping(rows, c, which)
-                classes[len(bases) + i] = groups[row_bins]
+            groups, row_bins = groupings(rows, candidates, which)
+            classes = np.concatenate([np.stack(bases), np.take_along_axis(groups, row_bins, axis=1)])
             bits, table_bits = entropy.token_bits_per_class_of_rows(*tokens, classes)
             costs = bits + share * len(rows) / len(x) * table_bits  # tables charged for the rows' share
             best = int(np.argmin(costs[len(bases):]))
@@ -333,7 +326,9 @@ class Predictor:
         everything = np.arange(len(x))
         if best_of(everything, [chosen], "class") == chosen:  # confirmed on all the rows fitted on
             self.class_context[j] = chosen
-            self.class_edges[j], self.class_groups[j], _ = grouping(everything, chosen, "class")
+            groups, _ = groupings(everything, [chosen], "class")
+            self.class_edges[j] = class_bins(everything, chosen, "class")[0]
+            self.class_groups[j] = groups[0, :len(self.class_edges[j]) + 1]
 
     # -- storage ------------------------------------------------------------------------------------
     def to_arrays(self) -> list[np.ndarray]:

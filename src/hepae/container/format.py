@@ -167,8 +167,9 @@ def _read_string(file: uproot.ReadOnlyDirectory, key: str, path: str) -> str:
         raise ContainerFormatError(f"{path}: '{key}' cannot be read (damaged file?): {type(err).__name__}") from None
 
 
-def read_metadata(file: uproot.ReadOnlyDirectory, path: str) -> dict[str, Any]:
-    """Metadata of a compressed file, verified against its checksum and its schema.
+def read_metadata(file: uproot.ReadOnlyDirectory, path: str, written: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Metadata of a compressed file, verified against its checksum and its schema (``written``: the metadata
+    just written, which :func:`write_metadata` validated; metadata equal to it is not validated twice).
 
     Raises :class:`ContainerFormatError` if it is absent, damaged, edited or invalid.
     """
@@ -192,8 +193,9 @@ def read_metadata(file: uproot.ReadOnlyDirectory, path: str) -> dict[str, Any]:
         if actual != expected:
             raise ContainerFormatError(f"{path}: metadata checksum mismatch (file corrupted or edited)")
     metadata = parse_json(text, what=f"metadata of {path}", error=ContainerFormatError)
-    validate_versioned(metadata, "container.schema.json", what=f"metadata of {path}",
-                       max_version=CONTAINER_FORMAT_VERSION, error=ContainerFormatError)
+    if written is None or metadata != json.loads(json.dumps(written)):
+        validate_versioned(metadata, "container.schema.json", what=f"metadata of {path}",
+                           max_version=CONTAINER_FORMAT_VERSION, error=ContainerFormatError)
     version = metadata["format_version"]
     if not protected:
         if version >= 4:

@@ -94,14 +94,17 @@ class ContainerReader:
     path : path-like
         The compressed file. Its metadata is read and verified on opening:
         :class:`hepae.errors.ContainerFormatError` if it is not a hepae file, or damaged.
+    written : dict, optional
+        The metadata compression has just written (and validated) into it: read back, it is checked against
+        its checksum and compared with this (:meth:`check_as_written`) rather than validated again.
     """
 
-    def __init__(self, path: str | PathLike[str]) -> None:
+    def __init__(self, path: str | PathLike[str], *, written: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         self._stack = contextlib.ExitStack()
         try:
             self.directory = self._stack.enter_context(open_root(self.path))
-            self.metadata = read_metadata(self.directory, str(self.path))
+            self.metadata = read_metadata(self.directory, str(self.path), written)
         except BaseException:
             self._stack.close()
             raise
