@@ -284,16 +284,17 @@ def _bounded(columns):
     return get_codec({"id": "bounded", "error_bounds": [f"{c}=rel:1e-3" for c in columns]}).bind(columns, np.float32)
 
 
-def test_exact_zeros_under_a_relative_bound_cost_a_byte_per_chunk_not_four_per_value():
-    """Zero is an exception under a relative bound (no relative error is small enough), its exact value stored as it
-    is. Chunk layout 4 marks 'all +0.0' in one byte: a quantity that is mostly 0 (MET phi without MET) no longer
-    leaves ROOT's compression to squeeze 4 bytes per zero; any other exact value (-0.0 here) is still stored."""
+def test_exact_zeros_under_a_relative_bound_cost_a_fraction_of_a_bit_not_four_bytes():
+    """Zero is an exception under a relative bound (no relative error is small enough), its exact value stored. Chunk
+    layout 5 marks which exceptions are +0.0: in one byte when all of them are, else with an entropy-coded bit each.
+    A quantity that is mostly 0 (MET phi without MET) does not leave ROOT's compression to squeeze 4 bytes per zero,
+    not even beside other exceptions (a -0.0 here, the far values of an exact column); those are stored as they are."""
     rng = np.random.default_rng(3)
     x = np.where(rng.uniform(size=(4000, 2)) < 0.7, 0, rng.normal(size=(4000, 2))).astype(np.float32)
     codec = _bounded(["a", "b"])
     coded = codec.encode(x)["coded"]
     arrays = entropy.unpack_arrays(coded)
-    assert arrays[0][0] == 4 and arrays[9].dtype == np.uint8 and arrays[9].tolist() == [0]
+    assert arrays[0][0] == 5 and len(arrays[9]) == 0 and arrays[13].dtype == np.uint8 and arrays[13].tolist() == [0]
 
     def assert_decoded(values):
         decoded = codec.decode(codec.encode(values))
@@ -304,21 +305,73 @@ def test_exact_zeros_under_a_relative_bound_cost_a_byte_per_chunk_not_four_per_v
     assert_decoded(x)
     with_negative_zero = x.copy()
     with_negative_zero[0, 0] = -0.0
-    arrays = entropy.unpack_arrays(codec.encode(with_negative_zero)["coded"])
-    assert arrays[9].dtype == np.float32 and len(arrays[9]) == int((with_negative_zero == 0).sum())
+    mixed = codec.encode(with_negative_zero)["coded"]
+    arrays = entropy.unpack_arrays(mixed)
+    assert arrays[9].dtype == np.float32 and arrays[9].view(np.uint32).tolist() == [0x80000000]
+    assert len(mixed) < len(coded) + 200 < len(coded) + 4 * int((x == 0).sum()) // 20  # not 4 bytes per zero
     assert_decoded(with_negative_zero)
 
 
-@pytest.mark.parametrize(("exact", "message"), [(np.array([1], np.uint8), "neither values nor the mark"),
-                                                (np.array([0, 0], np.uint8), "neither values nor the mark"),
-                                                (np.zeros(3, np.float32), "does not match its exceptions")])
-def test_exact_values_that_do_not_match_the_exceptions_are_refused(exact, message):
+@pytest.mark.parametrize(("index", "stored", "message"), [
+    (9, np.array([1], np.uint8), "wrong type"),  # values that are not floats
+    (9, np.zeros(3, np.float32), "does not match its exceptions"),  # every exception is +0.0: no value is stored
+    (13, np.array([0, 0], np.uint8), "zero mark of its exact values is damaged"),
+    (13, np.zeros(1, np.float32), "wrong type"),
+])
+def test_exact_values_that_do_not_match_the_exceptions_are_refused(index, stored, message):
     x = np.where(np.arange(300)[:, None] % 3 == 0, 0, np.linspace(1, 2, 300)[:, None] * [1, 2]).astype(np.float32)
     codec = _bounded(["a", "b"])
     arrays = entropy.unpack_arrays(codec.encode(x)["coded"])
-    arrays[9] = exact
+    arrays[index] = stored
     with pytest.raises(CodecError, match=message):
         codec.decode({"coded": entropy.pack_arrays(arrays), "signs": codec.encode(x)["signs"]})
+
+
+BITS = st.one_of(st.integers(0, 2**32 - 1), st.sampled_from([0, 0x80000000, 0x3F800000, 0xBF800000, 0x7FA00001,
+                                                             0xFFC00000, 0x7F800000, 0x00000001, 0x7F7FFFFF]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(bits=st.lists(st.tuples(BITS, BITS), min_size=0, max_size=300), dtype=st.sampled_from([np.float32, np.float64]),
+       zeros=st.floats(0, 1))
+def test_exact_columns_come_back_bit_for_bit_whatever_their_values(bits, dtype, zeros):
+    """The bounded codec's exact columns (the floats a profile keeps exact, coded with their collection): any bits at
+    all, signalling NaNs with payloads, -0.0, subnormals, infinities, beside a bounded column, decode to the same
+    bits, in float32 and float64. Values far from the center are exceptions, stored as they are."""
+    raw = np.array(bits, np.uint64).reshape(-1, 2)
+    if dtype == np.float64:  # the same bit patterns, widened: exponents and payloads of all kinds
+        raw = (raw << np.uint64(32)) | raw
+    x = raw.astype(np.uint32 if dtype == np.float32 else np.uint64).view(dtype)
+    x[np.random.default_rng(0).uniform(size=x.shape) < zeros] = 0.0  # zero-inflated, as MET is
+    codec = get_codec({"id": "bounded", "error_bounds": ["a=abs:1e-3"], "exact": ["b"]}).bind(["a", "b"], dtype)
+    with np.errstate(all="ignore"):
+        decoded = codec.decode(codec.encode(x))
+    unsigned = np.uint32 if dtype == np.float32 else np.uint64
+    assert decoded[:, 1].view(unsigned).tolist() == x[:, 1].view(unsigned).tolist()
+
+
+def test_exact_columns_cost_what_their_values_hold_not_four_bytes_each():
+    """A 0/1 flag, a quantity that is 0 in most objects, a sign: each kept exact for a fraction of the 4 bytes a
+    float32 has (the center and the sign stream take the redundancy); a full-precision float costs its entropy."""
+    rng = np.random.default_rng(5)
+    n = 20_000
+    pt = rng.exponential(40, n).astype(np.float32)
+    columns = {"flag": (rng.uniform(size=n) < 0.05).astype(np.float32),
+               "met": np.where(rng.uniform(size=n) < 0.75, 0, pt).astype(np.float32),
+               "charge": rng.choice([-1.0, 1.0], n).astype(np.float32),
+               "pt_exact": pt}
+    bytes_per_value = {}
+    for name, values in columns.items():
+        codec = get_codec({"id": "bounded", "error_bounds": ["eta=abs:1e-3"], "exact": [name]}).bind(["eta", name],
+                                                                                                    np.float32)
+        x = np.column_stack([rng.normal(size=n), values]).astype(np.float32)
+        alone = get_codec({"id": "bounded", "error_bounds": ["eta=abs:1e-3"]}).bind(["eta"], np.float32)
+        streams, without = codec.encode(x), alone.encode(x[:, :1])
+        bytes_per_value[name] = (sum(map(len, streams.values())) - sum(map(len, without.values()))) / n
+        assert codec.decode(streams)[:, 1].view(np.uint32).tolist() == values.view(np.uint32).tolist()
+    assert bytes_per_value["flag"] < 0.07 and bytes_per_value["charge"] < 0.15  # about their entropy (0.036, 0.125)
+    assert bytes_per_value["met"] < 1.0  # the zeros a fraction of a bit, the other quarter ~3.3 bytes each
+    assert bytes_per_value["pt_exact"] < 3.4  # 23 random mantissa bits and an exponent that varies little
 
 
 def test_a_chunk_of_an_unknown_layout_is_refused_by_name():
@@ -327,20 +380,23 @@ def test_a_chunk_of_an_unknown_layout_is_refused_by_name():
     streams = codec.encode(x)
     arrays = entropy.unpack_arrays(streams["coded"])
     arrays[0][0] = 2
-    with pytest.raises(UnknownLayoutError, match=r"layout 2, not one of \[3, 4\]"):
+    with pytest.raises(UnknownLayoutError, match=r"layout 2, not one of \[3, 4, 5\]"):
         codec.decode({**streams, "coded": entropy.pack_arrays(arrays)})
 
 
-@pytest.mark.parametrize(("exact", "layout"), [(np.array([2.5], np.float64), 4), (np.array([2], np.int32), 4),
+@pytest.mark.parametrize(("exact", "layout"), [(np.array([2.5], np.float64), 5), (np.array([2], np.int32), 5),
+                                               (np.array([2.5], np.float64), 4), (np.array([2], np.int32), 4),
                                                (np.array([0], np.uint8), 3)])
 def test_exact_values_of_another_type_are_refused_not_cast(exact, layout):
-    """A float32 codec's chunk with one exception: float64 or integer exact values (layout 4), or the all-zero mark
-    in a layout-3 chunk, would silently change bits if cast."""
+    """A float32 codec's chunk with one exception: float64 or integer exact values (layouts 4 and 5), or the all-zero
+    mark in a layout-3 chunk, would silently change bits if cast."""
     x = np.linspace(1, 2, 600, dtype=np.float32).reshape(-1, 2)
-    x[5, 0] = 0
+    x[5, 0] = -1.0  # a sign change under a relative bound: an exception whose value is stored
     codec = _bounded(["a", "b"])
     streams = codec.encode(x)
     arrays = entropy.unpack_arrays(streams["coded"])
+    if layout < 5:
+        arrays.pop()  # no zero mark before layout 5
     arrays[0][0], arrays[9] = layout, exact
     with pytest.raises(CodecError, match="exact values"):
         codec.decode({**streams, "coded": entropy.pack_arrays(arrays)})

@@ -146,15 +146,17 @@ def _fixture_script():
     return module
 
 
-RNTUPLE_FIXTURES = [(version, name) for version in ("format6-rntuple", "format7")
+RNTUPLE_FIXTURES = [(version, name) for version in ("format6-rntuple", "format7", "format8")
                     for name in json.loads((Path(__file__).parent / "data" / version / "fixtures.json").read_text())]
 """Files whose table is an RNTuple, written by the last writer of format 6 (stream and decoder tables as
-TTrees) and by the first of format 7 (as RNTuples), and format 7's TTree file under a profile (its units'
-streams packed): ``tests/data/format7/make_fixtures.py``."""
+TTrees) and by the first of format 7 (as RNTuples), and the TTree files of format 7 and 8 under a profile or
+rules (their units' streams packed; format 8: exact columns, layout-5 chunks):
+``tests/data/format7/make_fixtures.py``."""
 
 
 @pytest.mark.parametrize(("version", "name"), RNTUPLE_FIXTURES)
-def test_files_of_format_7_and_rntuple_files_of_format_6_decode_to_the_values_beside_them(version, name, tmp_path):
+def test_files_of_format_7_and_8_and_rntuple_files_of_format_6_decode_to_the_values_beside_them(version, name,
+                                                                                                 tmp_path):
     script = _fixture_script()
     here = Path(__file__).parent / "data" / version
     expected = np.load(here / "expected.npz", allow_pickle=False)
@@ -175,11 +177,14 @@ def test_files_of_format_7_and_rntuple_files_of_format_6_decode_to_the_values_be
     with uproot.open(here / f"{name}.compressed.root") as f:
         assert f.classnames()["hepae_streams;1"] == stored and f["hepae_streams"].num_entries == 3  # chunks
         assert f.classnames().get("hepae_decoder;1", stored) == stored
-        if version == "format7" and rntuple:  # no class of hepae's own but the metadata string
+        if version != "format6-rntuple" and rntuple:  # no class of hepae's own but the metadata string
             assert set(f.file.streamers) == {"TObjString"}
-        if version == "format7" and name.startswith(("profile", "rules")):  # the units' streams in one branch
+        if version != "format6-rntuple" and name.startswith(("profile", "rules")):  # units' streams in one branch
             assert [k for k in f["hepae_streams"].keys() if "unit" in k] in (["units"], ["n_units", "units"])
-    assert hepae.decompression.verify(here / f"{name}.compressed.root")["format_version"] == int(version[6])
+    metadata = hepae.decompression.verify(here / f"{name}.compressed.root")
+    assert metadata["format_version"] == int(version[6])
+    if version == "format8" and name in ("profile-nanoaod", "rules-exact"):  # floats kept exact, coded in a unit
+        assert any(unit["codec"].get("exact") for unit in metadata["units"])
 
 
 @pytest.mark.parametrize(("table", "fixture", "what"), [("hepae_streams", "bounded", "the codec streams"),

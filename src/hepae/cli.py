@@ -460,10 +460,14 @@ def cmd_inspect(args: argparse.Namespace) -> None:
                   + (f"; command-line rules: {', '.join(r['pattern'] + '=' + r['rule'] for r in extra)}"
                      if extra else ""))
             for unit in m["units"]:
-                rules = sorted({str(b).split("=", 1)[1] for b in get_codec(unit["codec"]).error_bounds})
+                codec = get_codec(unit["codec"])
+                rules = sorted({str(b).split("=", 1)[1] for b in codec.error_bounds})
+                exact = getattr(codec, "exact", ())
+                named = ", ".join(exact[:3]) + (", ..." if len(exact) > 3 else "")
                 print(f"  unit        {unit['name']}: {len(unit['branches'])} {unit['dtype']} branch(es), "
                       f"{unit['n_objects']} {'values' if unit['counter'] is None else 'objects'}, "
-                      f"rules {', '.join(rules[:4])}{', ...' if len(rules) > 4 else ''}")
+                      f"rules {', '.join(rules[:4])}{', ...' if len(rules) > 4 else ''}"
+                      + (f"; {len(exact)} kept exact, bit for bit ({named})" if exact else ""))
         decoder = f", decoder {m['checksums']['decoder'][:16]}..." if "decoder" in m["checksums"] else ""
         chunks = m["checksums"].get("chunks")
         data = f"{len(chunks)} chunk(s) sha256, metadata sha256" if chunks is not None else \

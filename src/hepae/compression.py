@@ -136,16 +136,17 @@ class _BoundChecker:
     """Per lossy branch of the units: the largest error found, in units of its bound (<= 1 or a bug)."""
 
     def __init__(self, units: list[Unit]) -> None:
-        self.worst = {b.name: 0.0 for u in units for b in u.branches}
+        self.worst = {b.column: 0.0 for u in units for b in u.codec.error_bounds if b.kind != "exact"}
 
     def update(self, unit: Unit, values: np.ndarray, decoded: np.ndarray) -> None:
         for j, bound in enumerate(unit.codec.error_bounds):
-            x, r = values[:, j].astype(np.float64), decoded[:, j].astype(np.float64)
+            x, r = values[:, j], decoded[:, j]
             if not within_bound(x, r, bound.kind, bound.value).all():
                 raise CodecError(f"the decoded values of '{bound.column}' are not all within {bound} (a hepae bug: "
                                  "please report it); nothing was written")
-            ratio = np.abs(error_over_bound(x, r, bound.kind, bound.value))
-            self.worst[bound.column] = max(self.worst[bound.column], float(np.max(ratio, initial=0.0)))
+            if bound.kind != "exact":  # the exact columns are the same bits (checked above)
+                ratio = np.abs(error_over_bound(x, r, bound.kind, bound.value))
+                self.worst[bound.column] = max(self.worst[bound.column], float(np.max(ratio, initial=0.0)))
 
     def summary(self) -> dict[str, float]:
         return {name: round(worst, 4) for name, worst in self.worst.items()}
@@ -261,9 +262,9 @@ def compress(
         bounds = {} if resolution is None else resolution.bounds
         chunks = stack.enter_context(contextlib.closing(prefetched(source.iterate(layout.names, step_size))))
         first = next(chunks, None)
-        unit_names = {name for name in bounds}
-        kept = [s for s in layout.branches if s.name not in unit_names and s.name not in (replaced or ())]
-        units = plan_units(layout, bounds, kept, first)
+        kept = [s for s in layout.branches if s.name not in bounds and s.name not in (replaced or ())]
+        units = plan_units(layout, bounds, kept, first, exact=() if resolution is None else resolution.exact)
+        unit_names = {b.name for unit in units for b in unit.branches}  # the lossy ones and exact floats with them
         if not units and profile is not None and profile.name != "command line":
             warnings.warn(f"profile '{profile.name}' makes no float branch of '{source.name}' in {input} lossy: "
                           "they are stored exactly", stacklevel=2)

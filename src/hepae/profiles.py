@@ -30,7 +30,7 @@ from hepae.codecs.bounds import parse_rule
 from hepae.container.format import UNIT_COUNT_PREFIX, Unit
 from hepae.errors import CodecError, ProfileError, SchemaValidationError, close_matches
 from hepae.io.branches import BranchSpec, TreeLayout
-from hepae.schema import builtin_names, read_named_document, validate
+from hepae.schema import builtin_names, is_builtin, read_named_document, validate
 
 MAX_PROFILE_BYTES = 4 * 2**20
 _MANTISSA_BITS = {np.dtype("float32"): 23, np.dtype("float64"): 52}
@@ -118,7 +118,8 @@ class Profile:
     def to_dict(self, rules: Sequence[Rule] | None = None) -> dict[str, Any]:
         """The name, the source and the rules in order: every rule, or those of ``rules`` (what a compressed
         file records: the rules that decided a branch, :attr:`Resolution.rules`)."""
-        kept = self.rules if rules is None else [r for r in self.rules if r in set(rules)]
+        chosen = set(self.rules if rules is None else rules)
+        kept = [r for r in self.rules if r in chosen]
         return {"name": self.name, "source": self.source, "unmatched": self.unmatched,
                 "rules": [{"pattern": r.pattern, "rule": r.rule, "origin": r.origin} for r in kept]}
 
@@ -131,6 +132,7 @@ class Profile:
         candidates = [s for s in layout.branches if s.name not in excluded]
         matched: dict[Rule, list[BranchSpec]] = {r: [] for r in self.rules}
         bounds: dict[str, ErrorBound] = {}
+        exact: list[str] = []
         for spec in candidates:
             rule = next((r for r in self.rules if r.matches(spec.name)), None)
             if rule is not None:
@@ -140,7 +142,8 @@ class Profile:
             text = rule.rule if rule is not None else self.unmatched
             kind, value = parse_rule(text)
             if kind == "exact" or (text.startswith("bits:") and int(text[5:]) >= _MANTISSA_BITS[spec.numpy_dtype]):
-                continue  # as many bits as the type has: nothing to gain
+                exact.append(spec.name)  # as many bits as the type has: nothing to gain
+                continue
             bounds[spec.name] = ErrorBound(spec.name, kind, value)
         for rule, specs in matched.items():
             if not (strict or rule.origin == "command line"):
@@ -161,18 +164,20 @@ class Profile:
                 listing = ", ".join(f"{s.name} ({s.dtype})" for s in specs[:3])
                 raise ProfileError(f"{source} '{rule}' applies only to branches that are not floats ({listing}) in "
                                    f"{where}; integers, booleans, strings and arrays are always stored exactly")
-        return Resolution(bounds, tuple(rule for rule, specs in matched.items() if specs))
+        deciding = tuple(rule for rule, specs in matched.items() if specs or rule.origin == "command line")
+        return Resolution(bounds, deciding, tuple(exact))
 
 
 @dataclass(frozen=True)
 class Resolution:
-    """What a profile decided for a table: the bound of every lossy float branch (``bounds``), and the rules
-    that were the first match of some branch (``rules``, in the profile's order). A compressed file records
-    these rules, not every rule of the profile (``nanoaod`` has 246; a file's metadata is read and checked
-    on every open)."""
+    """What a profile decided for a table: the bound of every lossy float branch (``bounds``), the rules that
+    were the first match of some branch and every command-line rule (``rules``, in the profile's order), and
+    the float branches it keeps exact (``exact``). A compressed file records these rules, not every rule of the
+    profile (``nanoaod`` has 246; a file's metadata is read and checked on every open)."""
 
     bounds: dict[str, ErrorBound]
     rules: tuple[Rule, ...]
+    exact: tuple[str, ...] = ()
 
 
 def _is_float(spec: BranchSpec) -> bool:
@@ -195,8 +200,7 @@ def load_profile(spec: str | PathLike[str] | Profile | dict[str, Any]) -> Profil
         return Profile.from_dict(spec)
     document, source = read_named_document(str(spec), "profiles", noun="precision profile", error=ProfileError,
                                            max_bytes=MAX_PROFILE_BYTES)
-    return Profile.from_dict(document, source, schema_checked=str(spec) in builtin_profiles() and
-                             not str(spec).endswith(".json"))
+    return Profile.from_dict(document, source, schema_checked=is_builtin(str(spec), "profiles"))
 
 
 def guess_profile(layout: TreeLayout, source_format: str) -> str:
@@ -215,26 +219,45 @@ def guess_profile(layout: TreeLayout, source_format: str) -> str:
 # -- units ------------------------------------------------------------------------------------------
 
 def plan_units(layout: TreeLayout, bounds: dict[str, ErrorBound], kept: Sequence[BranchSpec],
-               first_chunk: dict[str, ak.Array] | None, margin: float | None = None) -> list[Unit]:
+               first_chunk: dict[str, ak.Array] | None, margin: float | None = None,
+               exact: Sequence[str] = ()) -> list[Unit]:
     """The units that code the bounded branches: per counter and dtype (branches of one collection are
     predicted from each other), and per dtype for the per-event branches.
 
-    ``kept``: the branches the compressed table keeps (a unit counts its objects with one of its counter's
+    ``kept``: the branches the compressed table would keep (a unit counts its objects with one of its counter's
     jagged branches among them, or with an added ``hepae_count_<counter>``). Branches grouped by a counter
     that the table does not store (RNTuple fields, ``std::vector`` branches) must also hold equally many
     values per event in ``first_chunk``; a group that does not is split.
+
+    ``exact``: float branches the profile keeps exact. Those of float32 join the unit of their collection
+    (a counter the table stores, as NanoAOD's ``nJet``) or of the per-event floats, if it has lossy branches,
+    as the codec's ``exact`` columns, coded after the lossy ones (bit for bit: their float bits as steps).
+    The others stay in the table.
     """
     groups: dict[tuple[str | None, str], list[BranchSpec]] = {}
     for spec in layout.branches:
         if spec.name in bounds:
             groups.setdefault((spec.counter, spec.numpy_dtype.name), []).append(spec)
     groups = {key: coding_order(specs) for key, specs in groups.items()}
+    joining, stored = set(exact), set(layout.counters) | set(layout.names)  # counters the table stores
+    joiners: dict[tuple[str | None, str], list[BranchSpec]] = {}
+    for spec in layout.branches:
+        if spec.name not in joining:  # float branches (the profile's exact ones)
+            continue
+        key = (spec.counter, spec.numpy_dtype.name)
+        if key in groups and key[1] == "float32" and (spec.counter is None or spec.counter in stored):
+            joiners.setdefault(key, []).append(spec)
     taken = set(layout.all_names())
     units = []
     for (counter, dtype), specs in groups.items():
-        parts = [specs]
+        members = specs + joiners.get((counter, dtype), [])
+        parts = [members]
         if counter is not None and counter not in layout.counters and first_chunk is not None:
-            parts = _equal_lengths(specs, first_chunk)
+            parts = _equal_lengths(members, first_chunk)
+            if len(parts) > 1:  # the exact floats join only a collection whose branches all have its lengths
+                members = specs
+                parts = _equal_lengths(specs, first_chunk)
+        moved = {s.name for s in members}
         for part in parts:
             name = "event" if counter is None else counter
             name += "" if dtype == "float32" else f"_{dtype}"
@@ -243,7 +266,7 @@ def plan_units(layout: TreeLayout, bounds: dict[str, ErrorBound], kept: Sequence
             count_branch, added = None, False
             if counter is not None:
                 lengths = _lengths(part[0], first_chunk)
-                same = [s for s in kept if s.jagged and s.counter == counter and
+                same = [s for s in kept if s.jagged and s.counter == counter and s.name not in moved and
                         (counter in layout.counters or lengths is None
                          or np.array_equal(_lengths(s, first_chunk), lengths))]
                 if same:
@@ -253,7 +276,9 @@ def plan_units(layout: TreeLayout, bounds: dict[str, ErrorBound], kept: Sequence
                     while count_branch in taken:
                         count_branch += "_"
                     taken.add(count_branch)
-            codec = Bounded([bounds[s.name] for s in part], **({} if margin is None else {"margin": margin}))
+            codec = Bounded([bounds[s.name] for s in part if s.name in bounds],
+                            **({} if margin is None else {"margin": margin}),
+                            exact=[s.name for s in part if s.name not in bounds])
             units.append(Unit(name, counter, dtype, part, codec.bind([s.name for s in part], dtype), count_branch,
                               added))
     return units

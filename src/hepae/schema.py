@@ -147,13 +147,20 @@ def builtin_names(folder: str) -> list[str]:
     return sorted(p.name[: -len(".json")] for p in directory.iterdir() if p.name.endswith(".json"))
 
 
+def is_builtin(spec: str, folder: str) -> bool:
+    """Whether :func:`read_named_document` reads ``spec`` from the documents shipped in ``hepae/schemas/<folder>/``
+    (a name such as ``nanoaod``, not ending in ``.json``) rather than from a user's file."""
+    return not spec.endswith(".json") and \
+        resources.files("hepae").joinpath("schemas").joinpath(folder).joinpath(f"{spec}.json").is_file()
+
+
 def read_named_document(spec: str, folder: str, *, noun: str, error: type[HepaeError],
                         max_bytes: int) -> tuple[Any, str]:
     """``(document, source)`` of a built-in document (``spec`` a name in ``hepae/schemas/<folder>/``) or of a
     JSON file (``spec`` a path, at most ``max_bytes``). Failures, and a ``spec`` that is neither, are one-line
     ``error`` naming the ``noun`` ("feature set", "precision profile")."""
-    builtin = resources.files("hepae").joinpath("schemas").joinpath(folder).joinpath(f"{spec}.json")
-    if not spec.endswith(".json") and builtin.is_file():
+    if is_builtin(spec, folder):
+        builtin = resources.files("hepae").joinpath("schemas").joinpath(folder).joinpath(f"{spec}.json")
         return parse_json(builtin.read_bytes(), what=f"{noun} '{spec}'", error=error), f"'{spec}'"
     path = Path(spec)
     if path.is_file():

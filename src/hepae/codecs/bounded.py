@@ -32,10 +32,11 @@ from hepae.codecs.bounds import (
     EXCEPTION,
     ErrorBound,
     constant_margin,
+    magnitude_bits,
     on_grid,
     quantize_residuals,
 )
-from hepae.codecs.residual_prediction import Predictor, evenly_spaced
+from hepae.codecs.residual_prediction import Predictor, evenly_spaced, zigzag
 from hepae.errors import CodecError, FeatureSetError
 
 FIT_ROWS = 4096
@@ -62,6 +63,11 @@ class Bounded(Codec):
         A learned entropy model (``hepae train-entropy``): per chunk and column, used where it codes the column
         in fewer bytes than the hand-built parts. It becomes part of the codec's configuration, so the
         compressed file carries it (checked by its SHA-256 when read).
+    exact : iterable of str, optional
+        Columns kept bit for bit beside the bounded ones (a whole file's float branches that its profile keeps
+        exact, coded with their collection): each value's bits without the sign are steps from a center
+        (:func:`hepae.codecs.bounds.magnitude_bits`), its sign in the sign stream, predicted and entropy coded
+        like the others. Not with an entropy model.
     """
 
     codec_id = "bounded"
@@ -70,15 +76,21 @@ class Bounded(Codec):
     supports_error_bounds = True
 
     def __init__(self, error_bounds: Iterable[str | ErrorBound] = (), margin: float = DEFAULT_MARGIN,
-                 entropy_model: learned.EntropyModel | dict[str, Any] | str | PathLike[str] | None = None):
+                 entropy_model: learned.EntropyModel | dict[str, Any] | str | PathLike[str] | None = None,
+                 exact: Iterable[str] = ()):
         if isinstance(error_bounds, str):
             error_bounds = [error_bounds]
         bounds = tuple(b if isinstance(b, ErrorBound) else ErrorBound.parse(b) for b in error_bounds)
         if not bounds:
             raise CodecError("the bounded codec needs an error bound for every column (--error-bound COLUMN=rel:B)")
-        names = [b.column for b in bounds]
+        if isinstance(exact, str) or not all(isinstance(c, str) and c for c in exact):
+            raise CodecError(f"bounded: exact must be a list of column names, got {exact!r}")
+        exact = tuple(exact)
+        names = [b.column for b in bounds] + list(exact)
         if len(set(names)) != len(names):
-            raise CodecError(f"bounded: more than one error bound for a column: {names}")
+            raise CodecError(f"bounded: more than one error bound (or exact) for a column: {names}")
+        if exact and entropy_model is not None:
+            raise CodecError("bounded: exact columns are not coded with an entropy model")
         if not 0 < margin < 1:
             raise CodecError(f"bounded: margin must be in (0, 1), got {margin}")
         if isinstance(entropy_model, (str, PathLike)):
@@ -88,17 +100,20 @@ class Bounded(Codec):
         elif entropy_model is not None and not isinstance(entropy_model, learned.EntropyModel):
             raise CodecError(f"bounded: entropy_model must be an EntropyModel, its JSON document or a path, not "
                              f"{type(entropy_model).__name__}")
-        self._set(error_bounds=bounds, margin=float(margin), entropy_model=entropy_model)
+        self._set(error_bounds=bounds, margin=float(margin), entropy_model=entropy_model, exact=exact)
 
     def get_config(self) -> dict[str, Any]:
         config = {"id": self.codec_id, "error_bounds": [str(b) for b in self.error_bounds], "margin": self.margin}
         if self.entropy_model is not None:
             config["entropy_model"] = self.entropy_model.to_dict()
+        if self.exact:
+            config["exact"] = list(self.exact)
         return config
 
     def __repr__(self) -> str:
         model = f", entropy_model={self.entropy_model!r}" if self.entropy_model is not None else ""
-        return f"Bounded(error_bounds={[str(b) for b in self.error_bounds]!r}, margin={self.margin!r}{model})"
+        exact = f", exact={list(self.exact)!r}" if self.exact else ""
+        return f"Bounded(error_bounds={[str(b) for b in self.error_bounds]!r}, margin={self.margin!r}{model}{exact})"
 
     def bind(self, columns: Sequence[str], dtype: Any, model: Any = None) -> BoundBounded:
         return BoundBounded(self, columns, dtype)
@@ -111,7 +126,7 @@ class BoundBounded(BoundCodec):
 
     def __init__(self, codec: Bounded, columns: Sequence[str], dtype: Any) -> None:
         super().__init__(codec, columns, dtype)
-        by_column = {b.column: b for b in codec.error_bounds}
+        by_column = {b.column: b for b in codec.error_bounds} | {c: ErrorBound.exact(c) for c in codec.exact}
         unknown = sorted(set(by_column) - set(self.columns))
         if unknown:
             raise FeatureSetError(f"error bound(s) for {unknown}: no such column; columns are {self.columns}")
@@ -121,7 +136,7 @@ class BoundBounded(BoundCodec):
                              "(--error-bound COLUMN=rel:B)")
         self.error_bounds = tuple(by_column[c] for c in self.columns)
         self.margin = constant_margin(self.error_bounds, codec.margin)
-        self._relative = [j for j, b in enumerate(self.error_bounds) if b.kind == "rel"]
+        self._relative = [j for j, b in enumerate(self.error_bounds) if b.kind in ("rel", "exact")]  # own signs
         self._predictor: Predictor | None = None  # fitted on the first chunk of FIT_ROWS rows, kept for the file
         model = codec.entropy_model
         self._learned = learned.model_columns(model, list(self.columns), list(self.error_bounds)) \
@@ -150,7 +165,12 @@ class BoundBounded(BoundCodec):
         steps = np.zeros((n, k), dtype=np.int64, order="F")  # column after column: contiguous columns
         flags, exact = [], []
         for j, b in enumerate(self.error_bounds):
+            zeros_apart = False
+            if b.kind == "exact":
+                constant[j], zeros_apart = self._exact_center(values[:, j], negative[j])
             residual, _ = quantize_residuals(values[:, j], constant[j], b.kind, b.value, self.margin, negative.get(j))
+            if zeros_apart:  # zeros as exceptions (marked, not stored), the other values around their center
+                residual[magnitude_bits(values[:, j]) == 0] = EXCEPTION
             flag = residual == EXCEPTION
             residual[flag] = 0
             steps[:, j] = residual
@@ -196,13 +216,42 @@ class BoundBounded(BoundCodec):
         tokens, gains = learned.confirm(chunk, steps, flags, hand_built, tokens, classes)
         return chunk, tokens, gains
 
+    def _exact_center(self, column: np.ndarray, negative: np.ndarray) -> tuple[np.floating, bool]:
+        """An exact column's center, and whether its zeros are exceptions: the median of its finite magnitudes with
+        zeros as steps, or, if it has zeros, the median of the others with zeros as exceptions, whichever leaves
+        fewer bits (on a sample of rows; order-0, exceptions at their stored size). A quantity that is 0 in most
+        objects (MET without MET, a 0/1 flag) pays a fraction of a bit per zero (chunk layout 5 marks them) and
+        codes its other values near their own center."""
+        rows = evenly_spaced(len(column), _CENTER_ROWS)
+        sample, signs = column[rows], negative[rows]
+        with np.errstate(invalid="ignore"):  # a signalling NaN, widened (not finite: not used)
+            magnitudes = np.abs(sample.astype(np.float64))
+        finite = magnitudes[np.isfinite(magnitudes)]
+        candidates = [(np.median(finite) if len(finite) else 0.0, False)]
+        if (finite > 0).any() and (finite == 0).any():
+            candidates.append((np.median(finite[finite > 0]), True))
+        best, cost = (column.dtype.type(0), False), np.inf
+        for median, zeros_apart in candidates:
+            center = column.dtype.type(min(median, float(np.finfo(column.dtype).max)))
+            q, exact = quantize_residuals(sample, center, "exact", 0.0, self.margin, signs)
+            if zeros_apart:
+                zero = magnitude_bits(sample) == 0
+                q[zero], exact[zero] = EXCEPTION, sample[zero]
+            tokens = np.where(q == EXCEPTION, np.uint64(0), zigzag(q) + np.uint64(1))  # as the coder sees them
+            stored = int(np.count_nonzero(exact.view(f"u{exact.dtype.itemsize}")))  # not +0.0: stored as they are
+            bits = entropy.estimated_bits(tokens) + 8 * exact.dtype.itemsize * stored
+            if bits < cost:
+                best, cost = (center, zeros_apart), bits
+        return best
+
     def _centers(self, values: np.ndarray) -> np.ndarray:
         """Per column, the median of its finite values (of the magnitudes of its non-zero ones under a relative
         bound; 1 if none)."""
         out = np.zeros(values.shape[1])
         rows = evenly_spaced(len(values), _CENTER_ROWS)  # a center needs no exact median
         for j, b in enumerate(self.error_bounds):
-            column = values[rows, j].astype(np.float64)
+            with np.errstate(invalid="ignore"):  # a signalling NaN, widened (not finite: not used)
+                column = values[rows, j].astype(np.float64)
             if b.kind == "rel":
                 column = np.abs(column)
             usable = np.isfinite(column) & ((column != 0) if b.kind == "rel" else True)

@@ -51,7 +51,15 @@ class ErrorBound:
         return cls(match.group(1), kind, value)
 
     def __str__(self) -> str:
+        if self.kind == "exact":
+            return f"{self.column}=exact"
         return f"{self.column}={self.kind}:{self.value!r}"  # repr: the exact value, kept in the metadata
+
+    @classmethod
+    def exact(cls, column: str) -> ErrorBound:
+        """A column kept bit for bit (the ``bounded`` codec's ``exact`` columns: their float bits coded as integer
+        steps, :func:`quantize_residuals`); not a bound a user gives (:meth:`parse` refuses it)."""
+        return cls(column, "exact", 0.0)
 
 
 RULE_KINDS = ("rel", "abs", "bits", "exact")
@@ -100,6 +108,8 @@ def on_grid(constant: np.ndarray, columns: list[int], bounds: tuple[ErrorBound, 
     of a rounding jitter. ``columns[k]`` is the column of ``bounds[k]``. Returns float32."""
     out = np.asarray(constant, dtype=np.float64).copy()
     for j, b in zip(columns, bounds):
+        if b.kind == "exact":  # no grid: the bits themselves are the steps
+            continue
         step = quantization_step(b.kind, b.value, margin)
         if not np.isfinite(out[j]) or (b.kind == "rel" and out[j] == 0):
             continue
@@ -115,6 +125,29 @@ def on_grid(constant: np.ndarray, columns: list[int], bounds: tuple[ErrorBound, 
 def quantization_step(kind: str, bound: float, margin: float) -> float:
     """The residual step of a bound: ``2 * bound * (1 - margin)``, of ``log|x|`` for a relative bound."""
     return 2.0 * (bound if kind == "abs" else math.log1p(bound)) * (1.0 - margin)
+
+
+_UNSIGNED = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
+
+
+def magnitude_bits(values: np.ndarray) -> np.ndarray:
+    """Float32/float64 values' bits without their sign bit, as int64: the order of ``|x|`` (NaN payloads beyond the
+    infinities), neighbouring magnitudes neighbouring integers. An ``exact`` column's steps are these minus its
+    center's, its signs stored as a relative bound's are (``docs/format.md``)."""
+    x = np.asarray(values)
+    width = 8 * x.dtype.itemsize
+    return (x.view(_UNSIGNED[x.dtype]) & _UNSIGNED[x.dtype]((1 << (width - 1)) - 1)).astype(np.int64)
+
+
+def from_magnitude_bits(magnitude: np.ndarray, negative: np.ndarray | bool | None, dtype: Any) -> np.ndarray:
+    """The floats of ``dtype`` with these :func:`magnitude_bits` (callers keep them in range), negative where
+    ``negative`` is set."""
+    dtype = np.dtype(dtype)
+    unsigned = _UNSIGNED[dtype]
+    bits = np.asarray(magnitude, np.int64).astype(unsigned)
+    if negative is not None:
+        bits = bits | np.where(negative, unsigned(1 << (8 * dtype.itemsize - 1)), unsigned(0))
+    return np.asarray(bits, unsigned).view(dtype)
 
 
 def apply_residuals(predicted: np.ndarray | float, residual: np.ndarray, exact: np.ndarray, kind: str, bound: float,
@@ -134,8 +167,13 @@ def apply_residuals(predicted: np.ndarray | float, residual: np.ndarray, exact: 
 
 def _apply_residuals(predicted: np.ndarray | float, residual: np.ndarray, exact: np.ndarray, kind: str, bound: float,
                      margin: float, dtype: Any, negative: np.ndarray | None) -> tuple[np.ndarray]:
-    step = quantization_step(kind, bound, margin)
     is_exception = residual == EXCEPTION
+    if kind == "exact":  # the prediction's magnitude bits moved by the steps (a stored constant: the same everywhere)
+        steps = np.where(is_exception, 0, residual).astype(np.int64)
+        out = from_magnitude_bits(magnitude_bits(np.asarray(predicted, dtype=dtype)) + steps, negative, dtype)
+        out[is_exception] = np.asarray(exact, dtype=dtype)[is_exception]
+        return (out,)
+    step = quantization_step(kind, bound, margin)
     out = np.asarray(residual).astype(np.float64)
     out[is_exception] = 0.0
     out *= step
@@ -186,9 +224,18 @@ def quantize_residuals(values: np.ndarray, predicted: np.ndarray | float, kind: 
 
 def _quantize_residuals(x: np.ndarray, predicted: np.ndarray | float, kind: str, bound: float, margin: float,
                         negative: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    x64, h64 = x.astype(np.float64), np.asarray(predicted, dtype=np.float64)
+    if kind == "exact":  # steps of the magnitude bits from the prediction's, within +-2**30, checked bit for bit
+        h = np.asarray(predicted, dtype=x.dtype)
+        difference = magnitude_bits(x) - magnitude_bits(h)
+        ok = np.abs(difference) < 2**30
+        q = np.where(ok, difference, 0).astype(np.int32)
+        back = from_magnitude_bits(magnitude_bits(h) + q, negative, x.dtype)
+        ok &= back.view(_UNSIGNED[x.dtype]) == x.view(_UNSIGNED[x.dtype])  # a sign without ``negative``: exception
+        q[~ok] = EXCEPTION
+        return q, np.where(ok, np.zeros((), x.dtype), x).astype(x.dtype)
     step = quantization_step(kind, bound, margin)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # a signalling NaN raises "invalid" when widened; it is an exception anyway
+        x64, h64 = x.astype(np.float64), np.asarray(predicted, dtype=np.float64)
         if kind == "abs":
             t = x64 - h64
         else:
@@ -223,10 +270,13 @@ def _quantize_residuals(x: np.ndarray, predicted: np.ndarray | float, kind: str,
 
 
 def within_bound(values: np.ndarray, reco: np.ndarray, kind: str, bound: float) -> np.ndarray:
-    """Per value: reconstructed within the bound, or identical (NaN matches NaN)."""
-    x, r = np.asarray(values, dtype=np.float64), np.asarray(reco, dtype=np.float64)
-    same = (x == r) | (np.isnan(x) & np.isnan(r))
-    with np.errstate(invalid="ignore"):
+    """Per value: reconstructed within the bound, or identical (NaN matches NaN); under ``exact``, the same bits."""
+    if kind == "exact":
+        x, r = np.asarray(values), np.asarray(reco)
+        return (x.dtype == r.dtype) & (x.view(_UNSIGNED[x.dtype]) == r.view(_UNSIGNED[x.dtype]))
+    with np.errstate(invalid="ignore"):  # widening a signalling NaN
+        x, r = np.asarray(values, dtype=np.float64), np.asarray(reco, dtype=np.float64)
+        same = (x == r) | (np.isnan(x) & np.isnan(r))
         limit = bound * (1.0 if kind == "abs" else np.abs(x))
         return same | (np.abs(r - x) <= limit)
 
@@ -234,8 +284,10 @@ def within_bound(values: np.ndarray, reco: np.ndarray, kind: str, bound: float) 
 def error_over_bound(values: np.ndarray, reco: np.ndarray, kind: str, bound: float) -> np.ndarray:
     """Per value, ``reco - orig`` in units of its bound (0 where identical, NaN matching NaN; infinite
     where a NaN or an infinity is not kept): what reports show. :func:`within_bound` is the check."""
-    x, r = np.asarray(values, dtype=np.float64), np.asarray(reco, dtype=np.float64)
-    same = (x == r) | (np.isnan(x) & np.isnan(r))
-    with np.errstate(all="ignore"):
+    if kind == "exact":
+        return np.where(within_bound(values, reco, kind, bound), 0.0, np.inf)
+    with np.errstate(all="ignore"):  # widening a signalling NaN
+        x, r = np.asarray(values, dtype=np.float64), np.asarray(reco, dtype=np.float64)
+        same = (x == r) | (np.isnan(x) & np.isnan(r))
         ratio = np.where(same, 0.0, (r - x) / (bound * (1.0 if kind == "abs" else np.abs(x))))
     return np.where(np.isnan(ratio), np.inf, ratio)

@@ -95,8 +95,9 @@ class ContainerReader:
         The compressed file. Its metadata is read and verified on opening:
         :class:`hepae.errors.ContainerFormatError` if it is not a hepae file, or damaged.
     written : dict, optional
-        The metadata compression has just written (and validated) into it: read back, it is checked against
-        its checksum and compared with this (:meth:`check_as_written`) rather than validated again.
+        For hepae's own read-back after compression: the metadata it has just validated and written. Read back,
+        the metadata is checked against its checksum and, if equal to this, not validated a second time
+        (:meth:`check_as_written` then compares the two). Never pass metadata that was not validated.
     """
 
     def __init__(self, path: str | PathLike[str], *, written: dict[str, Any] | None = None) -> None:
