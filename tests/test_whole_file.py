@@ -17,10 +17,11 @@ from conftest import shared_file
 from hepae.cli import main
 from hepae.codecs import ErrorBound, get_codec, within_bound
 from hepae.container import ContainerReader
-from hepae.errors import CodecError, ProfileError
+from hepae.errors import CodecError, ContainerFormatError, ProfileError
 from hepae.io.sources import open_source
 from hepae.profiles import builtin_profiles, load_profile
 from hepae.schema import schema_text, validate
+from roundtrip_checks import rewrite_container
 
 
 def read_table(path, name: str) -> dict[str, ak.Array]:
@@ -190,6 +191,37 @@ def test_floats_kept_exact_are_coded_with_their_collection_bit_for_bit(tmp_path)
     assert (tmp_path / "c.root").stat().st_size < (tmp_path / "all-kept.root").stat().st_size
 
 
+def test_a_collection_of_two_float_types_is_counted_by_a_branch_its_table_keeps(tmp_path):
+    """A float32 branch kept exact joins the float32 unit of its collection; the float64 unit of the same collection
+    must then count its objects with another branch (here the integer one), not with the one that left the table.
+    A file whose unit names a missing count branch is refused when opened."""
+    rng = np.random.default_rng(2)
+    counts = rng.integers(0, 4, 500)
+    n = int(counts.sum())
+    data = {"Jet": ak.zip({"pt": ak.unflatten(rng.exponential(40, n).astype(np.float32), counts),
+                           "btag": ak.unflatten((rng.uniform(size=n) < 0.1).astype(np.float32), counts),
+                           "m": ak.unflatten(rng.exponential(5, n), counts),  # float64
+                           "id": ak.unflatten(np.arange(n, dtype=np.int32), counts)})}
+    with uproot.recreate(tmp_path / "in.root") as f:
+        f.mktree("Events", {k: ak.type(v) for k, v in data.items()}, field_name=lambda outer, inner: f"{outer}_{inner}",
+                 counter_name=lambda collection: f"n{collection}").extend(data)
+    empty = {"name": "t", "format_version": 1, "rules": []}
+    hepae.compress(tmp_path / "in.root", tmp_path / "c.root", profile=empty, progress=False,
+                   rules=["Jet_pt=rel:1e-3", "Jet_m=rel:1e-3"])
+    units = {u["name"]: u for u in metadata(tmp_path / "c.root")["units"]}
+    assert units["nJet"]["codec"]["exact"] == ["Jet_btag"] and units["nJet_float64"]["count_branch"] == "Jet_id"
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    assert_within_rules(tmp_path / "in.root", tmp_path / "r.root", "Events",
+                        {"Jet_pt": "rel:0.001", "Jet_m": "rel:0.001"})
+
+    def count_with_the_joined_branch(m):
+        m["units"][1]["count_branch"] = "Jet_btag"
+
+    edited = rewrite_container(tmp_path / "c.root", tmp_path / "e.root", edit_metadata=count_with_the_joined_branch)
+    with pytest.raises(ContainerFormatError, match="is counted by branch 'Jet_btag', which its table does not hold"):
+        hepae.decompress(edited, tmp_path / "r2.root", progress=False)
+
+
 def test_an_energy_is_coded_after_the_pt_and_eta_that_predict_it(tmp_path):
     """E = pT cosh(eta) up to the mass term: coded after them it costs a fraction of what it costs first, as the
     DarkMachines CSV stores it; the restored file keeps the file's order (checked in the round trip above)."""
@@ -281,11 +313,12 @@ def test_any_values_come_back_within_their_rules(tmp_path_factory, counts, data,
         exact_event[0] = signalling_nan
     if n:
         values["Obj_a"][0] = values["Obj_c"][0] = signalling_nan
-    with uproot.recreate(tmp_path / "in.root") as f:
-        f["Events"] = {"nObj": np.asarray(counts, np.int32), "event": np.arange(len(counts), dtype=np.int64),
-                       "MET": np.asarray(event, np.float32), "SumEt": exact_event,
-                       **{k: ak.unflatten(np.asarray(v, np.float32), counts) for k, v in values.items()},
-                       "Obj_id": ak.unflatten(np.arange(n, dtype=np.int32), counts)}
+    data = {"event": np.arange(len(counts), dtype=np.int64), "MET": np.asarray(event, np.float32), "SumEt": exact_event,
+            "Obj": ak.zip({**{k[4:]: ak.unflatten(np.asarray(v, np.float32), counts) for k, v in values.items()},
+                           "id": ak.unflatten(np.arange(n, dtype=np.int32), counts)})}
+    with uproot.recreate(tmp_path / "in.root") as f:  # NanoAOD's naming: Obj_a, counted by the stored nObj
+        f.mktree("Events", {k: ak.type(v) for k, v in data.items()}, field_name=lambda outer, inner: f"{outer}_{inner}",
+                 counter_name=lambda collection: f"n{collection}").extend(data)
     rules = [f"Obj_a=rel:{rel!r}", f"Obj_b=abs:{absolute!r}", f"MET=abs:{absolute!r}"]
     hepae.compress(tmp_path / "in.root", tmp_path / "c.root", profile={"name": "t", "format_version": 1, "rules": []},
                    rules=rules, progress=False)

@@ -229,35 +229,33 @@ def plan_units(layout: TreeLayout, bounds: dict[str, ErrorBound], kept: Sequence
     that the table does not store (RNTuple fields, ``std::vector`` branches) must also hold equally many
     values per event in ``first_chunk``; a group that does not is split.
 
-    ``exact``: float branches the profile keeps exact. Those of float32 join the unit of their collection
-    (a counter the table stores, as NanoAOD's ``nJet``) or of the per-event floats, if it has lossy branches,
-    as the codec's ``exact`` columns, coded after the lossy ones (bit for bit: their float bits as steps).
-    The others stay in the table.
+    ``exact``: float branches the profile keeps exact. Those of float32 join the float32 unit of their
+    collection (a counter the table stores, as NanoAOD's ``nJet``: its branches all have its lengths) or of the
+    per-event floats, if it has lossy branches, as the codec's ``exact`` columns, coded after the lossy ones
+    (bit for bit: their float bits as steps). The others stay in the table; no unit counts its objects with a
+    branch that joined one.
     """
     groups: dict[tuple[str | None, str], list[BranchSpec]] = {}
     for spec in layout.branches:
         if spec.name in bounds:
             groups.setdefault((spec.counter, spec.numpy_dtype.name), []).append(spec)
     groups = {key: coding_order(specs) for key, specs in groups.items()}
-    joining, stored = set(exact), set(layout.counters) | set(layout.names)  # counters the table stores
+    joining = set(exact)
     joiners: dict[tuple[str | None, str], list[BranchSpec]] = {}
     for spec in layout.branches:
         if spec.name not in joining:  # float branches (the profile's exact ones)
             continue
         key = (spec.counter, spec.numpy_dtype.name)
-        if key in groups and key[1] == "float32" and (spec.counter is None or spec.counter in stored):
-            joiners.setdefault(key, []).append(spec)
+        if key in groups and key[1] == "float32" and (spec.counter is None or spec.counter in layout.counters):
+            joiners.setdefault(key, []).append(spec)  # a stored counter: every branch of it has its lengths
+    moved = {s.name for specs in joiners.values() for s in specs}  # out of the table, whichever unit counts
+    kept = [s for s in kept if s.name not in moved]
     taken = set(layout.all_names())
     units = []
     for (counter, dtype), specs in groups.items():
-        members = specs + joiners.get((counter, dtype), [])
-        parts = [members]
+        parts = [specs + joiners.get((counter, dtype), [])]
         if counter is not None and counter not in layout.counters and first_chunk is not None:
-            parts = _equal_lengths(members, first_chunk)
-            if len(parts) > 1:  # the exact floats join only a collection whose branches all have its lengths
-                members = specs
-                parts = _equal_lengths(specs, first_chunk)
-        moved = {s.name for s in members}
+            parts = _equal_lengths(specs, first_chunk)
         for part in parts:
             name = "event" if counter is None else counter
             name += "" if dtype == "float32" else f"_{dtype}"
@@ -266,7 +264,7 @@ def plan_units(layout: TreeLayout, bounds: dict[str, ErrorBound], kept: Sequence
             count_branch, added = None, False
             if counter is not None:
                 lengths = _lengths(part[0], first_chunk)
-                same = [s for s in kept if s.jagged and s.counter == counter and s.name not in moved and
+                same = [s for s in kept if s.jagged and s.counter == counter and
                         (counter in layout.counters or lengths is None
                          or np.array_equal(_lengths(s, first_chunk), lengths))]
                 if same:

@@ -231,8 +231,8 @@ class BoundBounded(BoundCodec):
         if (finite > 0).any() and (finite == 0).any():
             candidates.append((np.median(finite[finite > 0]), True))
         best, cost = (column.dtype.type(0), False), np.inf
-        for median, zeros_apart in candidates:
-            center = column.dtype.type(min(median, float(np.finfo(column.dtype).max)))
+        for median, zeros_apart in candidates:  # the center is stored as float32 (array 10)
+            center = column.dtype.type(np.float32(min(median, float(np.finfo(np.float32).max))))
             q, exact = quantize_residuals(sample, center, "exact", 0.0, self.margin, signs)
             if zeros_apart:
                 zero = magnitude_bits(sample) == 0

@@ -150,11 +150,15 @@ class ContainerReader:
     def unit_codecs(self) -> list[BoundCodec]:
         """Each unit's codec, bound to its branches."""
         out = []
+        stored = {s.name for s in tree_specs(self.metadata)}
         for unit in self.units:
             try:
                 out.append(get_codec(unit["codec"]).bind([b["name"] for b in unit["branches"]], unit["dtype"]))
             except (CodecError, FeatureSetError) as err:
                 raise ContainerFormatError(f"{self.path}: unit '{unit['name']}' cannot be decoded: {err}") from None
+            if unit["counter"] is not None and unit["count_branch"] not in stored:
+                raise ContainerFormatError(f"{self.path}: unit '{unit['name']}' is counted by branch "
+                                           f"'{unit['count_branch']}', which its table does not hold (corrupted?)")
         return out
 
     @functools.cached_property
@@ -482,6 +486,10 @@ class ContainerReader:
 
         if self.metadata != json.loads(json.dumps(metadata)):
             raise fail("metadata differ")
+        try:
+            self.unit_codecs  # every unit decodable, counted by a branch the table holds
+        except ContainerFormatError as err:
+            raise fail(str(err).removeprefix(f"{self.path}: ")) from None
         expected = metadata["source"]["num_entries"]
         if self.table.num_entries != expected:
             raise fail(f"{self.table.num_entries} events in '{metadata['tree']}', {expected} meant")
