@@ -315,9 +315,9 @@ def _dequantize(q: np.ndarray, center: np.ndarray, step: np.ndarray) -> np.ndarr
 
 
 ALL_ZERO = np.zeros(1, np.uint8)
-"""Layout 4's array 9 when every exception's exact value is +0.0 (a quantity that is often exactly 0, under a
-relative bound): one byte instead of 4 or 8 per value, so that a chunk's bytes stay what it costs without
-ROOT's compression to squeeze them."""
+"""The mark of "every exception's exact value is +0.0" (a quantity that is often exactly 0, under a relative
+bound): layout 5's array 13, layout 4's array 9. One byte instead of 4 or 8 per value, so that a chunk's bytes
+stay what it costs without ROOT's compression to squeeze them."""
 
 
 def _code_exact(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
