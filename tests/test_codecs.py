@@ -349,6 +349,18 @@ def test_exact_columns_come_back_bit_for_bit_whatever_their_values(bits, dtype, 
     assert decoded[:, 1].view(unsigned).tolist() == x[:, 1].view(unsigned).tolist()
 
 
+def test_steps_of_an_exact_column_beyond_the_bits_of_a_float_are_refused():
+    """A writer's steps always land on a float's bits; a damaged (or crafted) chunk's may not, and is refused rather
+    than wrapped around into some other value."""
+    from hepae.codecs.bounds import apply_residuals
+
+    tiny = np.float32(1e-45)  # magnitude bits 1
+    for step in (-5, 2**31 - 1):
+        with pytest.raises(CodecError, match="beyond the bits of its floats"):
+            apply_residuals(tiny, np.array([step], np.int64), np.zeros(1, np.float32), "exact", 0.0)
+    assert apply_residuals(tiny, np.array([-1], np.int64), np.zeros(1, np.float32), "exact", 0.0).tolist() == [0.0]
+
+
 def test_exact_columns_cost_what_their_values_hold_not_four_bytes_each():
     """A 0/1 flag, a quantity that is 0 in most objects, a sign: each kept exact for a fraction of the 4 bytes a
     float32 has (the center and the sign stream take the redundancy); a full-precision float costs its entropy."""

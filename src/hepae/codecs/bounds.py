@@ -170,7 +170,10 @@ def _apply_residuals(predicted: np.ndarray | float, residual: np.ndarray, exact:
     is_exception = residual == EXCEPTION
     if kind == "exact":  # the prediction's magnitude bits moved by the steps (a stored constant: the same everywhere)
         steps = np.where(is_exception, 0, residual).astype(np.int64)
-        out = from_magnitude_bits(magnitude_bits(np.asarray(predicted, dtype=dtype)) + steps, negative, dtype)
+        magnitude = magnitude_bits(np.asarray(predicted, dtype=dtype)) + steps
+        if ((magnitude < 0) | (magnitude >> (8 * np.dtype(dtype).itemsize - 1) != 0)).any():  # not a writer's
+            raise CodecError("coded chunk: steps of an exact column beyond the bits of its floats (corrupted)")
+        out = from_magnitude_bits(magnitude, negative, dtype)
         out[is_exception] = np.asarray(exact, dtype=dtype)[is_exception]
         return (out,)
     step = quantization_step(kind, bound, margin)

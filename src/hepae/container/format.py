@@ -353,7 +353,8 @@ class Unit:
     a counter) and dtype, or the per-event floats (``counter`` None), and the bound codec they are coded with.
 
     ``count_branch``: the branch of the compressed table whose per-event counts the unit follows, a kept
-    jagged branch of the same counter or, with ``count_added``, an int32 branch hepae adds (``hepae_count_<counter>``).
+    jagged branch of the same counter or, with ``count_added``, an int32 branch hepae adds
+    (``hepae_count_<unit name>``).
     """
 
     name: str

@@ -21,11 +21,11 @@ three entries of the stream table), and the arguments of ``hepae.compress``:
 * ``bounded``: the ``bounded`` codec on the jets of a PHYSLITE-style RNTuple (a feature-set collection);
 * ``ae-float``: the ``ae`` codec (float latents) on the same, which embeds the decoder network: its values
   come out of float32 matrix products, compared with a tolerance;
-* ``ae-bounded`` (format 7 only): the ``ae`` codec with no latent value kept and a bound per column: its coded
-  chunks (layout 4), decoded without the network;
+* ``ae-bounded`` (format 7 on): the ``ae`` codec with no latent value kept and a bound per column: its coded
+  chunks (layout 4; 5 in format 8), decoded without the network;
 * ``profile-darkmachines``: a DarkMachines CSV file, the whole file under the ``darkmachines`` profile;
-* ``profile-nanoaod`` (format 7 only): a NanoAOD-style TTree under the ``nanoaod`` profile, whose units' streams
-  format 7 packs into one branch of the stream TTree;
+* ``profile-nanoaod`` (format 7 on): a NanoAOD-style TTree under the ``nanoaod`` profile, whose units' streams
+  format 7 packs into one branch of the stream TTree (format 8: ``Electron_pt`` an exact column);
 * ``rules-zeros`` (format 7 on): a flat TTree whose ``x`` is +0.0 in most entries (exceptions under its
   relative bound: chunk layout 4 marks them in one byte when all are +0.0, layout 5 one by one) and -0.0 in one
   (stored as it is);
