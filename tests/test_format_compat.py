@@ -136,10 +136,11 @@ def test_format5_files_decode_to_the_values_stored_beside_them(name, tmp_path):
 
 
 def _fixture_script():
-    """``tests/data/format7/make_fixtures.py`` as a module (it says how the RNTuple fixtures were made and read)."""
+    """``tests/data/format8/make_fixtures.py`` as a module: it says how the fixtures of formats 7 and 8 and the
+    RNTuple ones of format 6 were made and read (format 7's procedure, with format 8's one more fixture)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make_fixtures", Path(__file__).parent / "data" / "format7" /
+    spec = importlib.util.spec_from_file_location("make_fixtures", Path(__file__).parent / "data" / "format8" /
                                                   "make_fixtures.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -151,7 +152,7 @@ RNTUPLE_FIXTURES = [(version, name) for version in ("format6-rntuple", "format7"
 """Files whose table is an RNTuple, written by the last writer of format 6 (stream and decoder tables as
 TTrees) and by the first of format 7 (as RNTuples), and the TTree files of format 7 and 8 under a profile or
 rules (their units' streams packed; format 8: exact columns, layout-5 chunks):
-``tests/data/format7/make_fixtures.py``."""
+``tests/data/format7/make_fixtures.py`` and ``tests/data/format8/make_fixtures.py``."""
 
 
 @pytest.mark.parametrize(("version", "name"), RNTUPLE_FIXTURES)

@@ -1,4 +1,4 @@
-"""Write the fixtures of container formats 7 and 8 (and the RNTuple ones of format 6), each by one hepae.
+"""Write the fixtures of container format 7 (and the RNTuple ones of format 6), written by one hepae.
 
 Format 7 stores the stream table (and an embedded decoder) of such a file as an RNTuple; format 6 stored
 them as TTrees. Both kinds must keep decoding to the values their writer decoded them to
@@ -7,9 +7,6 @@ them as TTrees. Both kinds must keep decoding to the values their writer decoded
 * ``tests/data/format7/``: by the version that released format 7 (``python tests/data/format7/make_fixtures.py
   [DIRECTORY [NAME ...]]`` writes the fixtures named, all by default, and keeps the others; ``ae-bounded`` was
   added later by the same format's writer);
-* ``tests/data/format8/``: by the version that released format 8 (``python tests/data/format7/make_fixtures.py
-  tests/data/format8``): coded chunks of layout 5 (which exceptions are +0.0, marked one by one) and units with
-  ``exact`` columns (``profile-nanoaod``'s ``Electron_pt``, ``rules-exact``'s ``y``);
 * ``tests/data/format6-rntuple/``: by the last writer of format 6 (commit 7acc89d), from a checkout of it:
   ``git worktree add /tmp/f6 7acc89d && PYTHONPATH=/tmp/f6/src python tests/data/format7/make_fixtures.py
   tests/data/format6-rntuple bounded ae-float profile-darkmachines``.
@@ -21,16 +18,13 @@ three entries of the stream table), and the arguments of ``hepae.compress``:
 * ``bounded``: the ``bounded`` codec on the jets of a PHYSLITE-style RNTuple (a feature-set collection);
 * ``ae-float``: the ``ae`` codec (float latents) on the same, which embeds the decoder network: its values
   come out of float32 matrix products, compared with a tolerance;
-* ``ae-bounded`` (format 7 on): the ``ae`` codec with no latent value kept and a bound per column: its coded
-  chunks (layout 4; 5 in format 8), decoded without the network;
+* ``ae-bounded`` (format 7 only): the ``ae`` codec with no latent value kept and a bound per column: its coded
+  chunks (layout 4), decoded without the network;
 * ``profile-darkmachines``: a DarkMachines CSV file, the whole file under the ``darkmachines`` profile;
-* ``profile-nanoaod`` (format 7 on): a NanoAOD-style TTree under the ``nanoaod`` profile, whose units' streams
-  format 7 packs into one branch of the stream TTree (format 8: ``Electron_pt`` an exact column);
-* ``rules-zeros`` (format 7 on): a flat TTree whose ``x`` is +0.0 in most entries (exceptions under its
-  relative bound: chunk layout 4 marks them in one byte when all are +0.0, layout 5 one by one) and -0.0 in one
-  (stored as it is);
-* ``rules-exact`` (format 8 on): the same TTree with a rule for ``x`` alone: ``y``, a float the rules keep exact,
-  is coded bit for bit in the unit of the per-event floats (the ``bounded`` codec's ``exact`` column).
+* ``profile-nanoaod`` (format 7 only): a NanoAOD-style TTree under the ``nanoaod`` profile, whose units' streams
+  format 7 packs into one branch of the stream TTree;
+* ``rules-zeros`` (format 7 only): a flat TTree whose ``x`` is +0.0 in most entries (exceptions under its
+  relative bound: chunk layout 4 marks them in one byte) and -0.0 in one (stored as it is).
 """
 
 from __future__ import annotations
@@ -61,7 +55,6 @@ FIXTURES = {
     "profile-darkmachines": {"sample": "darkmachines-csv", "compress": {"profile": "darkmachines"}},
     "profile-nanoaod": {"sample": "nanoaod-jets-4d", "compress": {"profile": "nanoaod"}},
     "rules-zeros": {"sample": "zeros", "compress": {"rules": ["x=rel:1e-3", "y=abs:1e-2"]}},
-    "rules-exact": {"sample": "zeros", "compress": {"rules": ["x=rel:1e-3"]}},
 }
 TABLES = {"physlite-rntuple-jets-4d": "EventData", "darkmachines-csv": "events", "nanoaod-jets-4d": "Events",
           "zeros": "t"}
