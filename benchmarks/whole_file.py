@@ -20,7 +20,9 @@ row compares the same data; for hepae: the kept branches, the codec streams and 
 ``hepae / truncation`` is hepae's better file over the better truncated one (aim: <= 0.75), whole files and
 tables; every value of both is checked against its rule. Throughput: compress and decompress time against
 the lossless ZSTD rewrite (a plain uproot read-and-write of the same table and the file's other objects,
-aim >= 0.5x its speed), each the fastest of ``--repeat`` rounds. Prints a table and writes JSON.
+aim >= 0.5x its speed), each the fastest of ``--repeat`` rounds or more (a small file's rounds go on for
+``--min-seconds``, 5 s, at most 20); each round runs the copy, compress and decompress in turn, so that a slow
+minute of a shared machine slows all three. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import hepae
@@ -55,13 +58,21 @@ FILES = [  # name, path, profile, --drop-unsupported, what it tells
 ]
 
 
-def best_of(repeat: int, step) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = step()
-        times.append(time.perf_counter() - started)
-    return min(times), result
+def interleaved(repeat: int, steps: dict[str, Callable[[], object]], at_least: float = 5.0, most: int = 20
+                ) -> tuple[dict[str, float], int]:
+    """The fastest run of each step, the steps run in turn within each round: ``repeat`` rounds, more (up to
+    ``most``) until the rounds have taken ``at_least`` seconds, so that a small file's fastest run is not one
+    of two or three taken in a slow minute."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    started_all = time.perf_counter()
+    rounds = 0
+    while rounds < repeat or (rounds < most and time.perf_counter() - started_all < at_least):
+        rounds += 1
+        for name, step in steps.items():
+            started = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - started)
+    return {name: min(values) for name, values in times.items()}, rounds
 
 
 def table_bytes(path: Path, table: str) -> int | None:
@@ -84,20 +95,25 @@ def hepae_table_bytes(path: Path) -> tuple[int, str]:
         return int(reader.table.stored_bytes(kept) or 0) + streams + metadata, reader.metadata["tree"]
 
 
-def measure(name: str, source: Path, profile: str | None, drop: bool, note: str, work: Path, repeat: int) -> dict:
+def measure(name: str, source: Path, profile: str | None, drop: bool, note: str, work: Path, repeat: int,
+            min_seconds: float = 5.0) -> dict:
     compressed = work / "hepae.root"
-    compress_s, summary = best_of(repeat, lambda: hepae.compress(source, compressed, profile=profile, overwrite=True,
-                                                                 drop_unsupported=drop, check=False, progress=False))
-    decompress_s, _ = best_of(repeat, lambda: hepae.decompress(compressed, work / "reco.root", overwrite=True,
-                                                                 progress=False))
-    hepae.compress(source, work / "hepae-lzma.root", profile=profile, overwrite=True, drop_unsupported=drop,
-                   check=False, compression="lzma:9", progress=False)
+    summary = hepae.compress(source, compressed, profile=profile, overwrite=True, drop_unsupported=drop, check=False,
+                             progress=False)
     with ContainerReader(compressed) as reader:
         applied = reader.metadata["profile"]["applied"]
         table = reader.metadata["tree"]
         profile = reader.metadata["profile"]["name"]
+    # the three timed steps in turn, round after round, so that a slow minute of a shared machine slows each alike
+    timed = {"copy": lambda: rewrite(source, work / "copy.root", table=table, overwrite=True, carry=True),
+             "compress": lambda: hepae.compress(source, compressed, profile=profile, overwrite=True,
+                                                drop_unsupported=drop, check=False, progress=False),
+             "decompress": lambda: hepae.decompress(compressed, work / "reco.root", overwrite=True, progress=False)}
+    seconds, rounds = interleaved(repeat, timed, at_least=min_seconds)
+    copy_s, compress_s, decompress_s = seconds["copy"], seconds["compress"], seconds["decompress"]
+    hepae.compress(source, work / "hepae-lzma.root", profile=profile, overwrite=True, drop_unsupported=drop,
+                   check=False, compression="lzma:9", progress=False)
     bounds = {k: ErrorBound(k, *parse_rule(v)) for k, v in applied.items()}
-    copy_s, _ = best_of(repeat, lambda: rewrite(source, work / "copy.root", table=table, overwrite=True, carry=True))
     sizes = {"input": table_bytes(source, table)}
     files = {"input": source.stat().st_size}
     for compression in ("zstd:5", "lzma:9"):
@@ -123,7 +139,7 @@ def measure(name: str, source: Path, profile: str | None, drop: bool, note: str,
         "lossy_branches": len(applied), "events": summary["n_events"], "bytes": sizes, "file_bytes": files,
         "hepae_over_truncation": ratio(files), "table_hepae_over_truncation": ratio(sizes),
         "max_error_over_bound": checks,
-        "seconds": {"copy": copy_s, "compress": compress_s, "decompress": decompress_s},
+        "seconds": {"copy": copy_s, "compress": compress_s, "decompress": decompress_s}, "rounds": rounds,
         "speed_vs_copy": {"compress": round(copy_s / compress_s, 3), "decompress": round(copy_s / decompress_s, 3)},
     }
 
@@ -133,7 +149,10 @@ def main() -> None:
     parser.add_argument("--input", type=Path, help="one file instead of the shared samples")
     parser.add_argument("--profile", help="its profile (default: the one that fits it)")
     parser.add_argument("--name", default="input")
-    parser.add_argument("--repeat", type=int, default=2, help="rounds of each timed step; the fastest counts")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of the timed steps (copy, compress, decompress in turn); the fastest counts")
+    parser.add_argument("--min-seconds", type=float, default=5.0,
+                        help="more rounds (up to 20) until a file's rounds have taken this long")
     parser.add_argument("--generated-events", type=int, default=300_000,
                         help="also a generated xAOD-layout file with 27 jet variables of this many events (seed 11, "
                              "several chunks: the throughput of a file longer than one chunk); 0: none")
@@ -154,7 +173,7 @@ def main() -> None:
                           "unseen seed; several chunks"))
         for name, path, profile, drop, note in files:
             print(f"{name}: {path.name} under '{profile or 'the profile that fits it'}' ...", file=sys.stderr)
-            rows.append(measure(name, path, profile, drop, note, Path(tmp), args.repeat))
+            rows.append(measure(name, path, profile, drop, note, Path(tmp), args.repeat, args.min_seconds))
     kib = lambda n: f"{n / 1024:9.1f}" if n is not None else "      n/a"  # noqa: E731
     columns = ("input", "lossless zstd", "lossless lzma", "truncated zstd", "truncated lzma", "hepae zstd",
                "hepae lzma")

@@ -220,3 +220,30 @@ def test_class_groups_are_the_bins_ranked_by_spread_and_cut_at_the_largest_gaps(
         expected = np.empty(size, np.int64)
         expected[order] = np.cumsum(cuts)
         assert groups[c, :size].tolist() == expected.tolist()
+
+
+@given(n=st.integers(16, 400), k=st.integers(1, 8), scale=st.integers(1, 2**28), dependent=st.booleans(),
+       offset=st.sampled_from([0, 10**6, -(10**8)]), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_least_squares_from_one_product_of_the_rows_fits_as_well_as_a_fit_on_the_rows(n, k, scale, dependent, offset,
+                                                                                     seed):
+    """The fits of all the columns come from one product of the rows (each column's fit a small solve): their
+    residuals are as small as least squares on the rows gives, for columns of any size (steps up to 2**28), far
+    from zero against their spread (an offset of 1e8 steps), and where a column is a multiple of another."""
+    from hepae.codecs.residual_prediction import _Gram
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-scale, scale, (n, k + 1), endpoint=True) // rng.integers(1, 1000, k + 1)
+    if dependent and k > 1:
+        x[:, 1] = 3 * x[:, 0]  # no unique solution
+    x += offset
+    gram = _Gram.of(x)
+    target = x[:, k].astype(np.float64)
+    solution = gram.solve(list(range(k)), k)
+    center = x.mean(axis=0)  # the reference fit, on centered columns (well conditioned whatever the offset)
+    design = np.column_stack([x[:, :k] - center[:k], np.ones(n)])
+    expected, *_ = np.linalg.lstsq(design, target - center[k], rcond=None)
+    best = np.sum((target - center[k] - design @ expected) ** 2)
+    predicted = x[:, :k].astype(np.float64) @ solution[:-1] + solution[-1]
+    spread = np.sum((target - center[k]) ** 2)
+    assert np.sum((target - predicted) ** 2) <= best * (1 + 1e-6) + 1e-9 * spread + 1e-6 * n

@@ -532,7 +532,8 @@ def test_whole_file_benchmark_runs(tmp_path, samples):
     from conftest import REPO
 
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "whole_file.py"), "--input",
-                             str(samples["nanoaod-jets-4d"]), "--repeat", "1"], capture_output=True, text=True,
+                             str(samples["nanoaod-jets-4d"]), "--repeat", "2", "--min-seconds", "0"],
+                            capture_output=True, text=True,
                             cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     row = json.loads((tmp_path / "whole_file.json").read_text())["rows"][0]
@@ -541,6 +542,9 @@ def test_whole_file_benchmark_runs(tmp_path, samples):
     for counted in ("bytes", "file_bytes"):  # the table and the whole file
         assert {"lossless zstd", "lossless lzma", "truncated zstd", "truncated lzma", "hepae zstd"} <= set(row[counted])
     assert 0 < row["hepae_over_truncation"] < 1.5 and 0 < row["table_hepae_over_truncation"] < 1.5
+    # the copy, compress and decompress timed in turn, round after round; each ratio from the fastest of each
+    assert set(row["seconds"]) == {"copy", "compress", "decompress"} and row["rounds"] == 2
+    assert row["speed_vs_copy"]["compress"] == round(row["seconds"]["copy"] / row["seconds"]["compress"], 3)
     assert "hepae/trunc." in result.stdout
 
 

@@ -51,6 +51,7 @@ from hepae.io.sources import (
 from hepae.io.tensors import (
     check_collection,
     collection_to_tensor,
+    counts_and_values,
     select_objects,
     selection_mask,
     tensor_dtype,
@@ -98,17 +99,16 @@ def _unit_values(arrays: dict[str, Any], unit: Unit, input: Path, entry_start: i
     if unit.counter is None:
         columns = [np.asarray(ak.to_numpy(arrays[b.name])) for b in unit.branches]
         return _column_major(columns), None
-    counts = ak.to_numpy(ak.num(arrays[unit.branches[0].name], axis=1)).astype(np.int64)
+    counts = counts_and_values(arrays[unit.branches[0].name])[0]
     columns = []
     for spec in unit.branches:
-        values = arrays[spec.name]
-        lengths = ak.to_numpy(ak.num(values, axis=1))
+        lengths, values = counts_and_values(arrays[spec.name])
         if not np.array_equal(lengths, counts):
             event = entry_start + int(np.flatnonzero(lengths != counts)[0])
             raise BranchTypeError(f"{input}: branches '{unit.branches[0].name}' and '{spec.name}' (counted together as "
                                   f"'{unit.counter}') hold different numbers of values in entry {event}; give one of "
                                   f"them its own rule, e.g. --error-bound '{spec.name}=exact'")
-        columns.append(ak.to_numpy(ak.flatten(values, axis=1)))
+        columns.append(values)
     return _column_major(columns), counts
 
 
@@ -126,7 +126,7 @@ def _unit_count_check(arrays: dict[str, Any], unit: Unit, counts: np.ndarray | N
     """The kept branch a unit takes its counts from must hold as many values per event as the unit."""
     if counts is None or unit.count_added:
         return
-    lengths = ak.to_numpy(ak.num(arrays[unit.count_branch], axis=1))
+    lengths = counts_and_values(arrays[unit.count_branch])[0]
     if not np.array_equal(lengths, counts):
         raise BranchTypeError(f"{input}: branch '{unit.count_branch}' and the branches of unit '{unit.name}' share "
                               f"the counter '{unit.counter}' but hold different numbers of values per event")

@@ -46,7 +46,7 @@ the first chunk that has this many rows is kept for the rest of the file (it is 
 fitting is most of the encoding time."""
 
 
-_CENTER_ROWS = 65536  # rows whose median is a column's constant
+_CENTER_ROWS = 8192  # rows whose median is a column's constant
 
 
 class Bounded(Codec):

@@ -209,9 +209,7 @@ def token_bits_of_rows(token: np.ndarray, width: np.ndarray) -> np.ndarray:
     m = len(token)
     if token.size == 0:
         return np.zeros(m)
-    alphabet = int(token.max()) + 1
-    counts = np.bincount((token + alphabet * np.arange(m)[:, None]).ravel(), minlength=m * alphabet)
-    return _coded_bits_per_row(counts.reshape(m, alphabet)) + _table_bits_per_row(counts.reshape(m, alphabet)) + \
+    return kernels.token_bits_of_rows(np.ascontiguousarray(token), int(token.max()) + 1, float(PROB_SCALE)) + \
         width.sum(axis=1)
 
 
@@ -222,10 +220,11 @@ def token_bits_per_class_of_rows(token: np.ndarray, width: np.ndarray, classes: 
     m = len(classes)
     if len(token) == 0 or m == 0:
         return np.zeros(m), np.zeros(m)
-    alphabet, n_classes = int(token.max()) + 1, int(classes.max()) + 1
-    index = (classes.astype(np.int64) + n_classes * np.arange(m)[:, None]) * alphabet + token
-    counts = np.bincount(index.ravel(), minlength=m * n_classes * alphabet).reshape(m, n_classes, alphabet)
-    return _coded_bits_per_row(counts).sum(axis=1) + float(width.sum()), _table_bits_per_row(counts).sum(axis=1)
+    if np.ndim(classes) != 2 or np.shape(classes)[1] != len(token) or np.min(classes) < 0:
+        raise ValueError(f"classes must be (m, {len(token)}) non-negative integers, one row per way of classing")
+    bits, tables = kernels.class_token_bits(np.ascontiguousarray(token), np.ascontiguousarray(classes, np.int64),
+                                            int(classes.max()) + 1, int(token.max()) + 1, float(PROB_SCALE))
+    return bits + float(width.sum()), tables
 
 
 def _bits_of_counts(counts: np.ndarray, tables: bool = True) -> float:

@@ -3,8 +3,10 @@
 Each function does, value after value, what :mod:`hepae.codecs.entropy` and
 :mod:`hepae.codecs.residual_prediction` specify (the hybrid-uint tokens, the little-endian raw bit string
 and the fixed-point predictions of ``docs/format.md``) in one pass without temporaries; numpy needs a dozen
-passes over each column for the same. The arithmetic is integer only (uint64 and int64, floor division as
-numpy's), so the result is the same on every machine.
+passes over each column for the same. What a decoder computes is integer only (uint64 and int64, floor division
+as numpy's), so the result is the same on every machine. The encoder's estimates that only steer its choices
+(code lengths of candidate tables, least-squares products, the spread of remainders per bin) are float64: a
+choice made differently elsewhere would change a file's size, never a decoded value.
 
 numba is imported, and the functions compiled, on the first call of any of them (``import hepae`` stays
 quick); compiled code is cached by numba (next to this file, or in the user's cache directory) and loaded
@@ -173,7 +175,92 @@ def bins(position: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return out
 
 
+# -- code length estimates (the encoder's choices; hepae.codecs.entropy) ---------------------------
+
+@_kernel(inline=True)
+def _count_bits(counts: np.ndarray, scale: float) -> tuple[float, float]:
+    """Of one frequency table's token counts: the bits of coding them order-0 (``-sum c log2(c / total)``) and of
+    storing the table (8 per varint byte of each frequency up to the last used token; ``scale``: the frequencies'
+    total). What :func:`hepae.codecs.entropy._coded_bits_per_row` and ``_table_bits_per_row`` compute."""
+    total = 0
+    last = -1
+    for t in range(len(counts)):
+        if counts[t] > 0:
+            total += counts[t]
+            last = t
+    if total == 0:
+        return 0.0, 0.0
+    coded = 0.0
+    entries = 0
+    per_count = scale / total
+    for t in range(last + 1):
+        c = counts[t]
+        entries += 1
+        if c > 0:
+            coded -= c * np.log2(c / total)
+            frequency = c * per_count
+            entries += (frequency >= 128) + (frequency >= 16384)
+    return coded, 8.0 * entries
+
+
+@_kernel
+def token_bits_of_rows(token: np.ndarray, alphabet: int, scale: float) -> np.ndarray:
+    """Per row of ``(m, n)`` tokens (each below ``alphabet``): the bits of coding it with its own table, the
+    table's storage included (raw bits not)."""
+    m, n = token.shape
+    out = np.empty(m)
+    counts = np.empty(alphabet, np.int64)
+    for r in range(m):
+        counts[:] = 0
+        for i in range(n):
+            counts[token[r, i]] += 1
+        coded, table = _count_bits(counts, scale)
+        out[r] = coded + table
+    return out
+
+
+@_kernel
+def class_token_bits(token: np.ndarray, classes: np.ndarray, n_classes: int, alphabet: int, scale: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``(m, n)`` classes: the bits of coding the ``n`` tokens (each below ``alphabet``) with a table
+    per class (classes below ``n_classes``), and the bits of storing those tables."""
+    m, n = classes.shape
+    bits, tables = np.zeros(m), np.zeros(m)
+    counts = np.empty((n_classes, alphabet), np.int64)
+    for r in range(m):
+        counts[:] = 0
+        for i in range(n):
+            counts[classes[r, i], token[i]] += 1
+        for c in range(n_classes):
+            coded, table = _count_bits(counts[c], scale)
+            bits[r] += coded
+            tables[r] += table
+    return bits, tables
+
+
 # -- residual prediction (hepae.codecs.residual_prediction) -----------------------------------------
+
+@_kernel
+def gram(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``[x - reference, 1]^T [x - reference, 1]`` in float64 for the ``(n, k)`` integers ``x`` (row-major) and a
+    reference per column: the products least squares needs, the constant's column last; one pass over the rows,
+    on one thread."""
+    n, k = x.shape
+    out = np.zeros((k + 1, k + 1))
+    row = np.empty(k + 1)
+    row[k] = 1.0
+    for i in range(n):
+        for a in range(k):
+            row[a] = x[i, a] - reference[a]
+        for a in range(k + 1):
+            value = row[a]
+            for b in range(a + 1):
+                out[a, b] += value * row[b]
+    for a in range(k + 1):
+        for b in range(a):
+            out[b, a] = out[a, b]
+    return out
+
 
 @_kernel
 def lower_medians(values: np.ndarray, rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

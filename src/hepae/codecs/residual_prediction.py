@@ -24,6 +24,7 @@ per region of eta, code it in fewer bits than one table for both.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,12 +39,13 @@ _MAX_COEFFICIENT = 2**20  # |c| <= 16 in real units; |steps| < 2**30: no overflo
 _MAX_CURVE = 2**30  # curve values and knot positions stay within the int64-safe range of the steps
 _MAX_CONSTANT = 2**40  # the fits' constants (fixed point) stay within this
 _FIT_ROWS = 50_000  # rows of a chunk that the fits look at
-_SCREEN_ROWS = 2048  # rows on which each candidate context column is tried
+_SCREEN_ROWS = 1024  # rows on which each candidate context column is tried
 _BINS = 48  # quantile bins of the context column (at most: equal quantiles merge)
 _QUANTILES = np.linspace(0, 1, _BINS + 1)[1:-1]
 _KNOT_BITS = 128  # what a knot is charged: twice its storage (two int32), so a curve must clearly pay
 _CLASS_BINS = 16  # quantile bins of a class context column
 _CLASSES = 4  # classes (frequency tables) the bins are grouped into
+_ROW_SETS_KEPT = 4  # sets of rows (by the exceptions of the column fitted) whose fitting data are kept for reuse
 
 
 def zigzag(values: np.ndarray) -> np.ndarray:
@@ -96,6 +98,37 @@ class _CurveBins:
         """Knots and values: the (lower) median remainder in each bin."""
         values = kernels.lower_medians(np.asarray(remainder, np.int64), self.rows, self.starts, self.ends)
         return self.knots, np.clip(values[self.keep], -_MAX_CURVE, _MAX_CURVE).astype(np.int64)
+
+
+@dataclass
+class _Gram:
+    """Least squares of any column of ``x`` on any set of the others plus a constant, from one product of the
+    rows: the fits of all the columns of a chunk cost one pass over the rows, not one each. Each column is taken
+    relative to its (rounded) mean and scaled to unit length first, so that a column far from zero against its
+    spread (an offset of 1e8 steps, a spread of 20) is fitted as well as one around zero."""
+
+    scaled: np.ndarray  # (k + 1, k + 1): [x - reference, 1]^T [x - reference, 1] over the scales' outer product
+    scales: np.ndarray  # (k + 1,) the columns' lengths (1 where a column is all zero); the constant last
+    reference: np.ndarray  # (k,) int64: each column's rounded mean, subtracted before the product
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> _Gram:
+        reference = np.rint(x.mean(axis=0)).astype(np.int64) if len(x) else np.zeros(x.shape[1], np.int64)
+        product = kernels.gram(np.ascontiguousarray(x, np.int64), reference)
+        scales = np.sqrt(np.diag(product))
+        scales[scales == 0] = 1.0
+        return cls(product / np.outer(scales, scales), scales, reference)
+
+    def solve(self, columns: list[int], target: int) -> np.ndarray:
+        """The least-squares coefficients of ``columns`` and the constant (last) that predict ``target``. Where the
+        columns are (nearly) dependent, the smallest solution in the centered, scaled columns (numpy's
+        :func:`~numpy.linalg.lstsq` of the small product; its cutoff, relative to the design's singular values,
+        is about ``1e-7`` rather than ``1e-12``): the same predictions, other coefficients."""
+        used = [*columns, len(self.scales) - 1]
+        solution, *_ = np.linalg.lstsq(self.scaled[np.ix_(used, used)], self.scaled[used, target], rcond=None)
+        solution = solution * self.scales[target] / self.scales[used]
+        solution[-1] += self.reference[target] - float(np.dot(solution[:-1], self.reference[columns]))
+        return solution
 
 
 def _fit_curve(position: np.ndarray, remainder: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -207,29 +240,34 @@ class Predictor:
             return predictor
         sample = np.arange(0, n, max(1, n // rows))
         fallback_all = classes[sample] if classes is not None else None
-        bins: dict[tuple[str, int], object] = {}  # per column, its quantile bins, while the rows stay the same
-        fitted_on = None
+        # per set of rows fitted on (the columns without exceptions share one): those rows, their least-squares
+        # products and each column's quantile bins, computed when first needed; the sets used last are kept (a few:
+        # memory stays bounded when every column has exceptions of its own)
+        row_sets: OrderedDict[bytes, tuple[np.ndarray, _Gram, dict[tuple[str, int], object]]] = OrderedDict()
         for j in range(1, k):
             usable = ~flags[j][sample]
             if usable.sum() < 16:
                 continue
             rows = sample[usable]
-            if fitted_on is None or not np.array_equal(rows, fitted_on):
-                bins.clear()
-                fitted_on = rows
-            x = steps[rows]
+            key = np.packbits(usable).tobytes()
+            if key not in row_sets:
+                if len(row_sets) == _ROW_SETS_KEPT:
+                    row_sets.popitem(last=False)
+                x = steps[rows]
+                row_sets[key] = (x, _Gram.of(x), {})
+            row_sets.move_to_end(key)
+            x, gram, bins = row_sets[key]
             knot_bits = _KNOT_BITS * len(rows) / n  # a knot's storage, in proportion to the rows fitted on
             fallback = fallback_all[usable] if fallback_all is not None else None
-            predictor._fit_linear(x, j, sparse=contexts)
+            predictor._fit_linear(x, j, gram, sparse=contexts)
             if contexts:
                 predictor._fit_context(x, j, knot_bits, bins)
                 predictor._fit_classes(x, j, len(rows) / n, fallback, bins)
         return predictor
 
-    def _fit_linear(self, x: np.ndarray, j: int, sparse: bool = True) -> None:
+    def _fit_linear(self, x: np.ndarray, j: int, gram: _Gram, sparse: bool = True) -> None:
         k = len(self.coefficients)
-        design = np.column_stack([x[:, :j].astype(np.float64), np.ones(len(x))])
-        fit, *_ = np.linalg.lstsq(design, x[:, j].astype(np.float64), rcond=None)
+        fit = gram.solve(list(range(j)), j)
         fixed = np.clip(np.rint(fit * 2.0**FRACTION), -_MAX_COEFFICIENT, _MAX_COEFFICIENT).astype(np.int64)
         fixed[-1] = int(np.clip(np.rint(fit[-1] * 2.0**FRACTION), -_MAX_CONSTANT, _MAX_CONSTANT))
         trials = [fixed]
@@ -238,7 +276,7 @@ class Predictor:
             # constant. A column that equals another in many objects (OotFracClusters5 = OotFracClusters10
             # + 0 in half the jets) is then predicted exactly there, not off by the noise of 25 small terms.
             strong = np.flatnonzero(np.abs(fit[:-1]) >= 0.125)
-            refit, *_ = np.linalg.lstsq(design[:, [*strong, j]], x[:, j].astype(np.float64), rcond=None)
+            refit = gram.solve(list(strong), j)
             snapped = np.zeros(j + 1, np.int64)
             snapped[strong] = np.rint(refit[:-1] * 16).astype(np.int64) << (FRACTION - 4)
             snapped[-1] = int(np.clip(np.rint(refit[-1]), -2.0**24, 2.0**24)) << FRACTION
