@@ -132,7 +132,7 @@ def measure(name: str, source: Path, profile: str | None, drop: bool, note: str,
     def ratio(counted: dict[str, int]) -> float:
         """hepae's better file over the better truncated one."""
         return round(min(counted["hepae zstd"], counted["hepae lzma"]) /
-                     min(counted["truncated zstd"], counted["truncated lzma"]), 4)
+                     min(counted["truncated zstd"], counted["truncated lzma"]), 6)  # printed to 3: rounded once
 
     return {
         "name": name, "file": source.name, "profile": profile, "note": note, "table": table,
