@@ -3,12 +3,14 @@
 import json
 import logging
 
+import awkward as ak
 import pytest
 import uproot
 
 import hepae
 from hepae.cli import main
 from hepae.cluster import output_name
+from hepae.codecs import within_bound
 from hepae.errors import InputFileError, OutputFileError
 from hepae.io.tensors import expand_inputs
 
@@ -100,3 +102,45 @@ def test_cli_compress_many_on_a_local_cluster_exits_1_when_a_file_failed(many_in
     summary = json.loads(captured.out)
     assert (summary["ok"], summary["failed"]) == (3, 1)
     assert "1 of 4 file(s) failed" in captured.err
+
+
+def test_compress_many_codes_the_collection_with_the_bounded_codec_and_a_learned_entropy_model(client, many_inputs,
+                                                                                                tmp_path, capsys):
+    """No model: the feature set's jets coded by the bounded codec with a learned entropy model, on every worker (the
+    codec's config, the model inside it, and the feature set travel as JSON: a worker reads no file of them);
+    every value comes back within its bound. The CLI takes the same options as compress."""
+    from hepae.entropy_models import train_entropy_model
+
+    directory, files = many_inputs
+    bounds = ["pt=rel:1e-3", "eta=abs:1e-3", "phi=abs:1e-3", "m=rel:1e-2"]
+    model_path = train_entropy_model(files[0], "atlas-jets-4d", error_bounds=bounds, iterations=40,
+                                     progress=False).save(tmp_path / "entropy.json")
+    codec = {"id": "bounded", "error_bounds": bounds, "entropy_model": str(model_path)}
+    out = tmp_path / "out"
+    summary = hepae.compress_many(files, None, out, codec=codec, featureset="atlas-jets-4d", client=client,
+                                  progress=False)
+    assert summary["ok"] == 3 and summary["failed"] == 0
+    back = hepae.decompress_many(str(out / "*.compressed.root"), tmp_path / "reco", client=client, progress=False)
+    assert back["ok"] == 3
+    columns = {c.name: c.branch for c in hepae.load_featureset("atlas-jets-4d").columns}
+    for source in files:
+        compressed = out / output_name(source, "compress")
+        codec_used = hepae.inspect(compressed)["metadata"]["codec"]
+        assert codec_used["id"] == "bounded" and codec_used["entropy_model"]["format"]  # the model, carried
+        reco = tmp_path / "reco" / output_name(compressed, "decompress")
+        with uproot.open(source) as a, uproot.open(reco) as b:
+            for rule in bounds:
+                name, kind_value = rule.split("=")
+                kind, value = kind_value.split(":")
+                x = ak.to_numpy(ak.flatten(a["CollectionTree"][columns[name]].array()))
+                r = ak.to_numpy(ak.flatten(b["CollectionTree"][columns[name]].array()))
+                assert within_bound(x, r, kind, float(value)).all(), name
+
+    with pytest.raises(hepae.errors.CodecError, match="needs a trained model"):  # refused before any task runs
+        hepae.compress_many(files, None, tmp_path / "ae", codec="ae", featureset="atlas-jets-4d", client=client,
+                            progress=False)
+    assert main(["compress-many", str(files[1]), "--codec", "bounded", "--features", "atlas-jets-4d",
+                 *[f"--error-bound={b}" for b in bounds], "--entropy-model", str(model_path), "--workers", "1",
+                 "-o", str(tmp_path / "cli"), "-q"]) == 0
+    with uproot.open(tmp_path / "cli" / output_name(files[1], "compress")) as f:
+        assert "hepae" in "".join(f.keys())

@@ -312,7 +312,7 @@ def _split_bounds(args: argparse.Namespace) -> list[str]:
     """``--error-bound`` split: bounds on a column of the feature set (or the model's) go to the codec
     (``args.error_bound``), all others are precision rules for the profile."""
     columns: set[str] = set()
-    if args.model is not None:
+    if args.model is not None and args.error_bound:  # the model's columns, only where a bound might be one's
         from hepae.ml.model import load_model  # torch: only with a model
 
         columns = set(load_model(args.model).featureset.column_names)
@@ -401,8 +401,11 @@ def cmd_compress_many(args: argparse.Namespace) -> None:
 
     if args.scheduler is None:  # a local cluster: its workers have this machine's devices
         _check_device(args.device)
-    summary = compress_many(args.inputs, args.model, args.output, profile=args.profile,
-                            rules=args.error_bound or (), scheduler=args.scheduler, workers=args.workers,
+    args.codec_given = args.codec is not None
+    rules = _split_bounds(args)
+    codec = _codec_config(args)
+    summary = compress_many(args.inputs, args.model, args.output, codec=codec, featureset=args.features,
+                            profile=args.profile, rules=rules, scheduler=args.scheduler, workers=args.workers,
                             resume=args.resume, overwrite=args.overwrite, step_size=args.step_size,
                             compression=args.compression, drop_unsupported=args.drop_unsupported,
                             device=args.device, progress=_progress(args))
@@ -567,6 +570,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def codec_options(p: argparse.ArgumentParser) -> None:
+        """How a feature-set collection is coded (compress, compress-many), and the precision rules."""
+        codecs = registered_codecs()
+        p.add_argument("--codec", default=None, choices=tuple(codecs),
+                       help="how the feature-set collection is coded: "
+                            + "; ".join(f"{name}: {kind.summary}" for name, kind in codecs.items()) + " (default: ae)")
+        p.add_argument("--features", help="feature set, for codecs without a model (default: the model's)")
+        p.add_argument("--latent-bits", type=_latent_bits, metavar="BITS|auto",
+                       help="ae: quantize latent values to steps of std/2**BITS and entropy code them; 'auto' "
+                            "(the default with --error-bound) chooses per dimension, 0 drops a dimension")
+        p.add_argument("--error-bound", action="append", metavar="NAME=RULE",
+                       help="a precision rule, repeatable: rel:B, abs:B, bits:N or exact. On a column of the feature "
+                            "set (pt=rel:1e-3) it is the ae/bounded codec's bound; otherwise a branch pattern added "
+                            "before the profile's rules ('Jet_btag*=abs:1e-3')")
+        p.add_argument("--mantissa-bits", type=int, help="truncate: mantissa bits kept (default 10)")
+        p.add_argument("--entropy-model", metavar="FILE",
+                       help="bounded: a learned entropy model written by 'hepae train-entropy', used per chunk and "
+                            "column where it codes in fewer bytes (the file then carries it)")
+
     def common(p: argparse.ArgumentParser, *, output: bool = True, stream: bool = True, device: bool = True) -> None:
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (shown only on a terminal anyway)")
@@ -634,28 +656,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="a .root file, or a .csv DarkMachines event file (darkmachines-* feature sets)")
     p.add_argument("-m", "--model", help="model file written by 'hepae train' (needed by the ae codec)")
     p.add_argument("-o", "--output", required=True)
-    codecs = registered_codecs()
-    p.add_argument("--codec", default=None, choices=tuple(codecs),
-                   help="how the feature-set collection is coded: "
-                        + "; ".join(f"{name}: {kind.summary}" for name, kind in codecs.items()) + " (default: ae)")
-    p.add_argument("--features", help="feature set, for codecs without a model (default: the model's)")
+    codec_options(p)
     p.add_argument("--profile", metavar="NAME|FILE",
                    help="precision profile: every float branch a rule makes lossy is coded within it (built-in: "
                         "see 'hepae profiles'; default without -m/--features: the one that fits the file)")
     p.add_argument("--strict", action="store_true", help="a profile rule that matches no branch is an error")
     p.add_argument("--tree", help="the TTree or RNTuple to compress (default: the feature set's, else the table "
                                   "with the most branches)")
-    p.add_argument("--latent-bits", type=_latent_bits, metavar="BITS|auto",
-                   help="ae: quantize latent values to steps of std/2**BITS and entropy code them; 'auto' "
-                        "(the default with --error-bound) chooses per dimension, 0 drops a dimension")
-    p.add_argument("--error-bound", action="append", metavar="NAME=RULE",
-                   help="a precision rule, repeatable: rel:B, abs:B, bits:N or exact. On a column of the feature set "
-                        "(pt=rel:1e-3) it is the ae/bounded codec's bound; otherwise a branch pattern added before "
-                        "the profile's rules ('Jet_btag*=abs:1e-3')")
-    p.add_argument("--mantissa-bits", type=int, help="truncate: mantissa bits kept (default 10)")
-    p.add_argument("--entropy-model", metavar="FILE",
-                   help="bounded: a learned entropy model written by 'hepae train-entropy', used per chunk and column "
-                        "where it codes in fewer bytes (the file then carries it)")
     p.add_argument("--compression", type=_compression, default=DEFAULT_COMPRESSION,
                    help="ROOT compression of the output (the streams' entropy coder), e.g. zstd:5, lzma:9, none")
     p.add_argument("--drop-unsupported", action="store_true",
@@ -686,10 +693,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compress-many", help="compress many files on Dask, one task per file")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or quoted glob patterns ('data/*.root')")
-    p.add_argument("-m", "--model", help="model file (its collection is coded by the autoencoder)")
+    p.add_argument("-m", "--model", help="model file written by 'hepae train' (needed by the ae codec)")
+    codec_options(p)
     p.add_argument("--profile", metavar="NAME|FILE",
-                   help="precision profile for every float branch (default without -m: the one that fits each file)")
-    p.add_argument("--error-bound", action="append", metavar="PATTERN=RULE", help="a precision rule, as for compress")
+                   help="precision profile for every float branch (default without -m/--features: the one that fits "
+                        "each file)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="directory for <stem>.compressed.root")
     p.add_argument("--drop-unsupported", action="store_true",
                    help="as for compress: leave out what uproot cannot write back (listed) instead of failing")

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hepae.errors import HepaeError, OutputFileError
 from hepae.io.sources import DEFAULT_STEP_SIZE, PathArg
@@ -30,6 +30,10 @@ from hepae.io.tensors import expand_inputs
 from hepae.io.writing import DEFAULT_COMPRESSION, atomic_output
 from hepae.ml.model import HepaeModel, load_model
 from hepae.progress import progress_bar
+
+if TYPE_CHECKING:
+    from hepae.codecs import Codec
+    from hepae.features import FeatureSet
 
 
 class ClusterError(HepaeError, ValueError):
@@ -220,6 +224,8 @@ def compress_many(
     model: HepaeModel | PathArg | None,
     outdir: PathArg,
     *,
+    codec: str | dict[str, Any] | Codec | None = None,
+    featureset: str | PathArg | FeatureSet | dict[str, Any] | None = None,
     profile: str | PathArg | None = None,
     rules: Sequence[str] = (),
     client: Any = None,
@@ -239,7 +245,14 @@ def compress_many(
     ----------
     inputs : path-like, glob pattern, or a sequence of them
     model : HepaeModel, path-like or None
-        Sent to every worker as bytes (pickle-free). None: whole files under ``profile`` only.
+        Sent to every worker as bytes (pickle-free). None: whole files under ``profile`` only, or a
+        ``featureset`` collection with a codec that needs no model.
+    codec, featureset
+        As for :func:`hepae.compress`: how the collection is coded (a name, a config dict or a codec; default
+        ``ae``, which needs ``model``; ``bounded`` with its error bounds, and a learned entropy model if given
+        one, needs only the feature set) and its feature set (default: the model's). Both are checked here
+        and sent to every worker as their JSON documents (the bounded codec's entropy model inside its
+        config), so a worker reads no file of them.
     outdir : path-like
         Outputs are ``<outdir>/<stem>.compressed.root``.
     profile, rules
@@ -269,6 +282,18 @@ def compress_many(
         profile = str(profile) if not Path(str(profile)).is_file() else str(Path(str(profile)).resolve())
     options = {"resume": resume, "overwrite": overwrite, "step_size": step_size, "compression": compression,
                "drop_unsupported": drop_unsupported, "device": device, "profile": profile, "rules": list(rules)}
+    if featureset is not None:
+        from hepae.features import load_featureset
+
+        options["featureset"] = load_featureset(featureset).to_dict()
+    if codec is not None and (model is not None or featureset is not None):  # a codec codes a collection only
+        from hepae.codecs import get_codec
+        from hepae.errors import CodecError
+
+        codec = get_codec(codec)
+        if codec.needs_model and model is None:
+            raise CodecError(f"the {codec.codec_id} codec needs a trained model (CLI: -m MODEL)")
+        options["codec"] = codec.get_config()
     return _many("compress", inputs, outdir, model.to_bytes() if model is not None else None, client=client,
                  scheduler=scheduler,
                  workers=workers, progress=progress, options=options)
