@@ -10,7 +10,7 @@ import uproot
 import hepae
 from hepae.cli import main
 from hepae.cluster import output_name
-from hepae.codecs import within_bound
+from hepae.codecs import get_codec, within_bound
 from hepae.errors import InputFileError, OutputFileError
 from hepae.io.tensors import expand_inputs
 
@@ -136,11 +136,24 @@ def test_compress_many_codes_the_collection_with_the_bounded_codec_and_a_learned
                 r = ak.to_numpy(ak.flatten(b["CollectionTree"][columns[name]].array()))
                 assert within_bound(x, r, kind, float(value)).all(), name
 
-    with pytest.raises(hepae.errors.CodecError, match="needs a trained model"):  # refused before any task runs
-        hepae.compress_many(files, None, tmp_path / "ae", codec="ae", featureset="atlas-jets-4d", client=client,
-                            progress=False)
+    # --resume keeps a file only if it was made as asked now: another bound compresses them again
+    looser = {**codec, "error_bounds": ["pt=rel:1e-2", *bounds[1:]]}
+    kept = hepae.compress_many(files, None, out, codec=codec, featureset="atlas-jets-4d", client=client,
+                               resume=True, progress=False)
+    redone = hepae.compress_many(files, None, out, codec=looser, featureset="atlas-jets-4d", client=client,
+                                 resume=True, overwrite=True, progress=False)
+    assert kept["skipped"] == 3 and redone["ok"] == 3 and redone["skipped"] == 0
+
+    # what compress refuses before reading a file, compress-many refuses before any task runs
+    for wrong, error in (({"codec": "ae"}, "needs a trained model"),
+                         ({"codec": {"id": "bounded", "error_bounds": bounds[:1]}}, "error bound for every column")):
+        with pytest.raises(hepae.errors.CodecError, match=error):
+            hepae.compress_many(files, None, tmp_path / "refused", featureset="atlas-jets-4d", client=client,
+                                progress=False, **wrong)
+    assert not (tmp_path / "refused").exists()
+
     assert main(["compress-many", str(files[1]), "--codec", "bounded", "--features", "atlas-jets-4d",
                  *[f"--error-bound={b}" for b in bounds], "--entropy-model", str(model_path), "--workers", "1",
                  "-o", str(tmp_path / "cli"), "-q"]) == 0
-    with uproot.open(tmp_path / "cli" / output_name(files[1], "compress")) as f:
-        assert "hepae" in "".join(f.keys())
+    written = hepae.inspect(tmp_path / "cli" / output_name(files[1], "compress"))["metadata"]["codec"]
+    assert written == get_codec(codec).get_config()  # the CLI's bounds and entropy model went to the codec

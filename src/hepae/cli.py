@@ -397,10 +397,11 @@ def _report_many(summary: dict[str, Any], as_json: bool) -> None:
 
 
 def cmd_compress_many(args: argparse.Namespace) -> None:
-    from hepae.cluster import compress_many
+    from hepae.cluster import check_output_directory, compress_many
 
     if args.scheduler is None:  # a local cluster: its workers have this machine's devices
         _check_device(args.device)
+    check_output_directory(args.output)  # the cheap check before a model is loaded
     args.codec_given = args.codec is not None
     rules = _split_bounds(args)
     codec = _codec_config(args)

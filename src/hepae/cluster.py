@@ -3,12 +3,14 @@
 Runs on any ``dask.distributed`` cluster: an existing :class:`distributed.Client`, a scheduler address
 (``tcp://host:8786``, e.g. from dask-jobqueue on HTCondor/Slurm or coffea-casa), or by default a
 :class:`distributed.LocalCluster` with one single-threaded worker process per core. Inputs and outputs
-must be on a file system every worker sees; the model travels to the workers as bytes.
+must be on a file system every worker sees; the model travels to the workers as bytes, the codec's
+configuration (a learned entropy model inside it) and the feature set as JSON documents.
 
 Output names are predictable: ``<stem>.compressed.root`` for compression and ``<stem>.reco.root`` for
 decompression (a trailing ``.compressed`` is dropped from the stem). A failing file is reported in the
 summary and does not stop the others; with ``resume=True`` a file whose valid output already exists is
-skipped. A JSON summary (per file: status, bytes in/out, objects, seconds, error and, for compression,
+skipped (for compression: made from the same input with the same codec configuration, feature set, profile
+and command-line rules). A JSON summary (per file: status, bytes in/out, objects, seconds, error and, for compression,
 the number of unphysical reconstructed objects) is returned and written to ``<outdir>/hepae-<command>.json``.
 """
 
@@ -47,7 +49,7 @@ def _check_workers(workers: int | None) -> None:
                            "(CLI: --workers N with N >= 1)")
 
 
-def _check_output_directory(outdir: PathArg) -> Path:
+def check_output_directory(outdir: PathArg) -> Path:
     """:class:`OutputFileError` if ``outdir`` exists and is not a directory; creates nothing."""
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
@@ -58,7 +60,7 @@ def _check_output_directory(outdir: PathArg) -> Path:
 
 def _output_directory(outdir: PathArg) -> Path:
     """``outdir``, created if missing; :class:`OutputFileError` if it is a file or cannot be created."""
-    outdir = _check_output_directory(outdir)
+    outdir = check_output_directory(outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -75,14 +77,19 @@ def output_name(input: Path, command: str) -> str:
     return f"{stem}.reco.root"
 
 
-def _valid_compressed(output: Path, input: Path) -> bool:
-    """True if ``output`` is a container made from ``input`` (same name and size) whose every checksum
-    holds (metadata, decoder, each chunk, carried objects: :func:`hepae.decompression.verify`)."""
+def _valid_compressed(output: Path, input: Path, options: dict[str, Any]) -> bool:
+    """True if ``output`` is a container made from ``input`` (same name and size) as ``options`` ask
+    (:func:`_same_settings`) whose every checksum holds (metadata, decoder, each chunk, carried objects:
+    :func:`hepae.decompression.verify`)."""
+    from hepae.container import ContainerReader
     from hepae.decompression import verify
 
     try:
         source = verify(output)["source"]
-        return source["file"] == input.name and source["size_bytes"] == input.stat().st_size
+        if source["file"] != input.name or source["size_bytes"] != input.stat().st_size:
+            return False
+        with ContainerReader(output) as reader:
+            return _same_settings(reader.metadata, options)
     except (HepaeError, OSError):
         return False
 
@@ -121,8 +128,9 @@ def _run_one(command: str, input: str, output: str, model_bytes: bytes | None, o
     record: dict[str, Any] = {"input": input, "output": output, "status": "ok", "error": None,
                               "input_bytes": source.stat().st_size if source.is_file() else None}
     try:
-        valid = _valid_compressed if command == "compress" else _valid_reconstruction
-        if options.pop("resume") and target.exists() and valid(target, source):
+        resume = options.pop("resume")
+        valid = (lambda t, s: _valid_compressed(t, s, options)) if command == "compress" else _valid_reconstruction
+        if resume and target.exists() and valid(target, source):
             record.update(status="skipped", output_bytes=target.stat().st_size, objects=None)
         elif command == "compress":
             model = None if model_bytes is None else \
@@ -271,32 +279,61 @@ def compress_many(
         The summary, also written to ``<outdir>/hepae-compress-many.json``.
     """
     _check_workers(workers)  # the cheap checks before loading the model
-    _check_output_directory(outdir)
+    check_output_directory(outdir)
     if model is not None:
         model = model if isinstance(model, HepaeModel) else load_model(model)
-    if profile is not None:  # a bad profile fails here, once, not in every task
-        from hepae.profiles import load_profile
+    from hepae.profiles import Profile, load_profile
 
-        document = load_profile(profile)
-        document.with_rules(rules)
+    if profile is not None or rules:  # a bad profile or rule fails here, once, not in every task
+        (load_profile(profile) if profile is not None else Profile("command line", ())).with_rules(rules)
+    if profile is not None:
         profile = str(profile) if not Path(str(profile)).is_file() else str(Path(str(profile)).resolve())
     options = {"resume": resume, "overwrite": overwrite, "step_size": step_size, "compression": compression,
                "drop_unsupported": drop_unsupported, "device": device, "profile": profile, "rules": list(rules)}
-    if featureset is not None:
-        from hepae.features import load_featureset
-
-        options["featureset"] = load_featureset(featureset).to_dict()
-    if codec is not None and (model is not None or featureset is not None):  # a codec codes a collection only
-        from hepae.codecs import get_codec
-        from hepae.errors import CodecError
-
-        codec = get_codec(codec)
-        if codec.needs_model and model is None:
-            raise CodecError(f"the {codec.codec_id} codec needs a trained model (CLI: -m MODEL)")
-        options["codec"] = codec.get_config()
+    if model is not None or featureset is not None:  # the collection, checked as compress checks it
+        options.update(_collection_options(model, codec, featureset))
     return _many("compress", inputs, outdir, model.to_bytes() if model is not None else None, client=client,
                  scheduler=scheduler,
                  workers=workers, progress=progress, options=options)
+
+
+def _collection_options(model: HepaeModel | None, codec: str | dict[str, Any] | Codec | None,
+                        featureset: str | PathArg | FeatureSet | dict[str, Any] | None) -> dict[str, Any]:
+    """The codec's config and the feature set's document for the workers, after the checks that compress makes
+    before reading a file: the model's feature set is the one given, the codec has the model it needs, and its
+    settings fit the feature set's columns (every column bounded, for instance)."""
+    import numpy as np
+
+    from hepae.codecs import get_codec
+    from hepae.errors import CodecError, ModelMismatchError
+    from hepae.features import load_featureset
+
+    chosen = load_featureset(featureset) if featureset is not None else model.featureset  # type: ignore[union-attr]
+    if model is not None and model.featureset.to_dict() != chosen.to_dict():
+        raise ModelMismatchError(
+            f"the model was trained on feature set '{model.featureset.name}', not on '{chosen.name}'")
+    bound = get_codec(codec if codec is not None else "ae")
+    if bound.needs_model and model is None:
+        raise CodecError(f"the {bound.codec_id} codec needs a trained model (CLI: -m MODEL)")
+    bound.bind(chosen.column_names, np.dtype(chosen.dtype), model if bound.needs_model else None)
+    return {"codec": bound.get_config(), "featureset": chosen.to_dict()}
+
+
+def _same_settings(metadata: dict[str, Any], options: dict[str, Any]) -> bool:
+    """Whether a compressed file was made as ``options`` ask now (its codec configuration and feature set, its
+    profile, the command-line rules): else a resumed run compresses it again rather than keep what it no longer
+    asks for (a looser bound, another entropy model)."""
+    from hepae.profiles import Rule, load_profile
+
+    if metadata.get("codec") != options.get("codec"):
+        return False
+    if options.get("featureset") is not None and metadata.get("featureset") != options["featureset"]:
+        return False
+    recorded = metadata.get("profile") or {}
+    if options.get("profile") is not None and recorded.get("name") != load_profile(options["profile"]).name:
+        return False
+    asked = [(r.pattern, r.rule) for r in (Rule.parse(text) for text in options.get("rules", ()))]
+    return [(r["pattern"], r["rule"]) for r in recorded.get("rules", ()) if r["origin"] == "command line"] == asked
 
 
 def decompress_many(
