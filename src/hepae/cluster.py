@@ -305,16 +305,10 @@ def _collection_options(model: HepaeModel | None, codec: str | dict[str, Any] | 
     import numpy as np
 
     from hepae.codecs import get_codec
-    from hepae.errors import CodecError, ModelMismatchError
-    from hepae.features import load_featureset
+    from hepae.compression import collection_featureset
 
-    chosen = load_featureset(featureset) if featureset is not None else model.featureset  # type: ignore[union-attr]
-    if model is not None and model.featureset.to_dict() != chosen.to_dict():
-        raise ModelMismatchError(
-            f"the model was trained on feature set '{model.featureset.name}', not on '{chosen.name}'")
     bound = get_codec(codec if codec is not None else "ae")
-    if bound.needs_model and model is None:
-        raise CodecError(f"the {bound.codec_id} codec needs a trained model (CLI: -m MODEL)")
+    chosen = collection_featureset(model, bound, featureset)
     bound.bind(chosen.column_names, np.dtype(chosen.dtype), model if bound.needs_model else None)
     return {"codec": bound.get_config(), "featureset": chosen.to_dict()}
 

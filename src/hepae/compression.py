@@ -212,15 +212,8 @@ def compress(
 
             model = load_model(model)
         model = model.to(device)
-    elif codec is not None and codec.needs_model:
-        raise CodecError(f"the {codec.codec_id} codec needs a trained model (CLI: -m MODEL)")
-    if featureset is None and model is not None:
-        featureset = model.featureset
-    if featureset is not None:
-        featureset = load_featureset(featureset)
-    if model is not None and model.featureset.to_dict() != featureset.to_dict():
-        raise ModelMismatchError(
-            f"the model was trained on feature set '{model.featureset.name}', not on '{featureset.name}'")
+    if with_collection:
+        featureset = collection_featureset(model, codec, featureset)
     if profile is not None:
         profile = load_profile(profile)
     if rules and profile is None and with_collection:
@@ -374,6 +367,20 @@ def compress(
         "events_per_second": round(n_events / seconds, 1) if seconds > 0 else None,
         **sizes,
     }
+
+
+def collection_featureset(model: HepaeModel | None, codec: Codec,
+                          featureset: str | PathLike[str] | FeatureSet | dict[str, Any] | None) -> FeatureSet:
+    """The feature set a collection is compressed with (``featureset``, else the model's), after the checks made
+    before any file is read: the codec has the trained model it needs, and the model was trained on that feature
+    set. :class:`CodecError` or :class:`ModelMismatchError` if not."""
+    if model is None and codec.needs_model:
+        raise CodecError(f"the {codec.codec_id} codec needs a trained model (CLI: -m MODEL)")
+    chosen = load_featureset(featureset if featureset is not None else model.featureset)  # type: ignore[union-attr]
+    if model is not None and model.featureset.to_dict() != chosen.to_dict():
+        raise ModelMismatchError(
+            f"the model was trained on feature set '{model.featureset.name}', not on '{chosen.name}'")
+    return chosen
 
 
 def _is_model(model: Any) -> bool:

@@ -15,12 +15,15 @@ import itertools
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import referencing
 
 from hepae.errors import HepaeError, SchemaValidationError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 MAX_JSON_DEPTH = 32
 """Deepest nesting of JSON arrays and objects accepted in a feature set, model header or metadata (the
@@ -147,11 +150,19 @@ def builtin_names(folder: str) -> list[str]:
     return sorted(p.name[: -len(".json")] for p in directory.iterdir() if p.name.endswith(".json"))
 
 
+def _builtin_document(spec: str, folder: str) -> Traversable | None:
+    """The shipped document ``hepae/schemas/<folder>/<spec>.json`` if ``spec`` names one (a name such as
+    ``nanoaod``, not ending in ``.json``), else None."""
+    if spec.endswith(".json"):
+        return None
+    document = resources.files("hepae").joinpath("schemas").joinpath(folder).joinpath(f"{spec}.json")
+    return document if document.is_file() else None
+
+
 def is_builtin(spec: str, folder: str) -> bool:
     """Whether :func:`read_named_document` reads ``spec`` from the documents shipped in ``hepae/schemas/<folder>/``
-    (a name such as ``nanoaod``, not ending in ``.json``) rather than from a user's file."""
-    return not spec.endswith(".json") and \
-        resources.files("hepae").joinpath("schemas").joinpath(folder).joinpath(f"{spec}.json").is_file()
+    rather than from a user's file."""
+    return _builtin_document(spec, folder) is not None
 
 
 def read_named_document(spec: str, folder: str, *, noun: str, error: type[HepaeError],
@@ -159,8 +170,8 @@ def read_named_document(spec: str, folder: str, *, noun: str, error: type[HepaeE
     """``(document, source)`` of a built-in document (``spec`` a name in ``hepae/schemas/<folder>/``) or of a
     JSON file (``spec`` a path, at most ``max_bytes``). Failures, and a ``spec`` that is neither, are one-line
     ``error`` naming the ``noun`` ("feature set", "precision profile")."""
-    if is_builtin(spec, folder):
-        builtin = resources.files("hepae").joinpath("schemas").joinpath(folder).joinpath(f"{spec}.json")
+    builtin = _builtin_document(spec, folder)
+    if builtin is not None:
         return parse_json(builtin.read_bytes(), what=f"{noun} '{spec}'", error=error), f"'{spec}'"
     path = Path(spec)
     if path.is_file():

@@ -250,6 +250,8 @@ class BoundBounded(BoundCodec):
         out = np.zeros(values.shape[1])
         rows = evenly_spaced(len(values), _CENTER_ROWS)  # a center needs no exact median
         for j, b in enumerate(self.error_bounds):
+            if b.kind == "exact":  # centered by _exact_center
+                continue
             with np.errstate(invalid="ignore"):  # a signalling NaN, widened (not finite: not used)
                 column = values[rows, j].astype(np.float64)
             if b.kind == "rel":

@@ -172,8 +172,8 @@ def token_bits_per_class(token: np.ndarray, width: np.ndarray, classes: np.ndarr
     """:func:`estimated_bits_per_class` of values already tokenized."""
     if len(token) == 0:
         return 0.0, 0.0
-    counts = _class_counts(token, classes)
-    return float(_coded_bits_per_row(counts).sum()) + float(width.sum()), float(_table_bits_per_row(counts).sum())
+    bits, tables = token_bits_per_class_of_rows(token, width, np.asarray(classes)[None, :])
+    return float(bits[0]), float(tables[0])
 
 
 # -- streams <-> bytes ------------------------------------------------------------------------------
@@ -183,25 +183,6 @@ def _class_counts(tokens: np.ndarray, classes: np.ndarray) -> np.ndarray:
     classes = np.asarray(classes, dtype=np.int64)
     alphabet = int(tokens.max()) + 1
     return np.bincount(classes * alphabet + tokens, minlength=(int(classes.max()) + 1) * alphabet).reshape(-1, alphabet)
-
-
-def _coded_bits_per_row(counts: np.ndarray) -> np.ndarray:
-    """:func:`_bits_of_counts` without tables, of each row of ``(..., alphabet)`` counts."""
-    totals = counts.sum(axis=-1, keepdims=True)
-    share = np.divide(counts, totals, out=np.ones(counts.shape), where=counts > 0)
-    return -(counts * np.log2(share)).sum(axis=-1)
-
-
-def _table_bits_per_row(counts: np.ndarray) -> np.ndarray:
-    """:func:`_table_bits` of each row of ``(..., alphabet)`` counts."""
-    alphabet = counts.shape[-1]
-    totals = counts.sum(axis=-1)
-    last = alphabet - 1 - np.argmax(counts[..., ::-1] > 0, axis=-1)  # each row's last used token
-    stored = (np.arange(alphabet) <= last[..., None]) & (totals > 0)[..., None]
-    frequency = counts * (PROB_SCALE / np.maximum(totals, 1))[..., None]
-    entries = stored.sum(axis=-1) + (stored & (frequency >= 1 << 7)).sum(axis=-1) + \
-        (stored & (frequency >= 1 << 14)).sum(axis=-1)
-    return 8.0 * entries
 
 
 def token_bits_of_rows(token: np.ndarray, width: np.ndarray) -> np.ndarray:

@@ -181,7 +181,7 @@ def bins(position: np.ndarray, edges: np.ndarray) -> np.ndarray:
 def _count_bits(counts: np.ndarray, scale: float) -> tuple[float, float]:
     """Of one frequency table's token counts: the bits of coding them order-0 (``-sum c log2(c / total)``) and of
     storing the table (8 per varint byte of each frequency up to the last used token; ``scale``: the frequencies'
-    total). What :func:`hepae.codecs.entropy._coded_bits_per_row` and ``_table_bits_per_row`` compute."""
+    total). What :func:`hepae.codecs.entropy._bits_of_counts` computes, the table included."""
     total = 0
     last = -1
     for t in range(len(counts)):

@@ -126,9 +126,9 @@ def _counts(
     BranchTypeError
         Two branches differ in their number of objects; the message names the file and the first event.
     """
-    counts = ak.to_numpy(ak.num(arrays[branches[0]], axis=1)).astype(np.int64)
+    counts = counts_and_values(arrays[branches[0]])[0]
     for branch in branches[1:]:
-        other = ak.to_numpy(ak.num(arrays[branch], axis=1))
+        other = counts_and_values(arrays[branch])[0]
         if np.array_equal(other, counts):
             continue
         n = min(len(other), len(counts))
@@ -157,7 +157,7 @@ def collection_to_tensor(
     """
     branches = featureset.branches
     counts = _counts(arrays, [b for b in featureset.input_branches if b in arrays], source, entry_start)
-    stored = {b: ak.to_numpy(ak.flatten(arrays[b], axis=1)) for b in branches}
+    stored = {b: counts_and_values(arrays[b])[1] for b in branches}
     if featureset.representation is not None:
         r = featureset.representation
         momenta = vector.array({k: stored[r[k]].astype(np.float64) for k in CARTESIAN_BRANCHES})
