@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from hepae.codecs import kernels
 from hepae.codecs.blocks import blockwise
 from hepae.errors import CodecError
 
@@ -124,7 +125,7 @@ def on_grid(constant: np.ndarray, columns: list[int], bounds: tuple[ErrorBound, 
 
 def quantization_step(kind: str, bound: float, margin: float) -> float:
     """The residual step of a bound: ``2 * bound * (1 - margin)``, of ``log|x|`` for a relative bound."""
-    return 2.0 * (bound if kind == "abs" else math.log1p(bound)) * (1.0 - margin)
+    return 2.0 * (bound if kind == "abs" else kernels.exact_log1p(bound)) * (1.0 - margin)
 
 
 _UNSIGNED = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
@@ -184,9 +185,9 @@ def _apply_residuals(predicted: np.ndarray | float, residual: np.ndarray, exact:
     with np.errstate(all="ignore"):
         if kind == "abs":
             out += h
-        else:
-            out += np.log(np.abs(h))
-            np.exp(out, out=out)
+        else:  # exp and log from IEEE arithmetic alone: numpy's and the libms' differ between machines
+            out += kernels.exact_log(np.abs(np.atleast_1d(h)).ravel()).reshape(np.shape(h))
+            out = kernels.exact_exp(out)
             if negative is not None:
                 sign = np.sign(h)
                 out *= np.where(negative, -sign, sign) if np.ndim(negative) else (-sign if negative else sign)

@@ -3,10 +3,12 @@
 Each function does, value after value, what :mod:`hepae.codecs.entropy` and
 :mod:`hepae.codecs.residual_prediction` specify (the hybrid-uint tokens, the little-endian raw bit string
 and the fixed-point predictions of ``docs/format.md``) in one pass without temporaries; numpy needs a dozen
-passes over each column for the same. What a decoder computes is integer only (uint64 and int64, floor division
-as numpy's), so the result is the same on every machine. The encoder's estimates that only steer its choices
-(code lengths of candidate tables, least-squares products, the spread of remainders per bin) are float64: a
-choice made differently elsewhere would change a file's size, never a decoded value.
+passes over each column for the same. What a decoder computes is integer arithmetic (uint64 and int64, floor
+division as numpy's) and, for a relative bound, a correctly rounded float64 ``exp`` and ``log`` built from
+IEEE additions and multiplications (the last section), so the result is the same on every machine. The
+encoder's estimates that only steer its choices (code lengths of candidate tables, least-squares products,
+the spread of remainders per bin) are float64: a choice made differently elsewhere would change a file's
+size, never a decoded value.
 
 numba is imported, and the functions compiled, on the first call of any of them (``import hepae`` stays
 quick); compiled code is cached by numba (next to this file, or in the user's cache directory) and loaded
@@ -16,6 +18,7 @@ from there by later processes.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -546,3 +549,272 @@ def learned_undo_column(steps: np.ndarray, tokens: np.ndarray, j: int, used: np.
         p = _learned_prediction(steps, i, used, weights, constant, context, knots, values, fraction, x, j, others, rank,
                                 source, column, multiplier, w1, b1, shift, w2, b2, out_multiplier)
         steps[i, j] = low + (p + d - low) % width if width > 0 else p + d
+
+
+# -- float64 exp and log, the same bits on every machine ------------------------------------------------------------
+# IEEE 754 fixes the result of a float64 addition, multiplication and division to the bit; it does not fix exp or
+# log, and they differ in the last bit between libms and numpy's SIMD loops (numpy's AVX-512 exp of a relative
+# bound's reconstruction disagreed with glibc's on 3 % of float64 values). A decoder that reconstructs
+# ``exp(log|h| + q * step)`` therefore computes both from additions and multiplications alone: a reduction
+# ``x = n ln2 / 64 + r`` and a polynomial in double-double arithmetic (pairs of float64 whose sum carries ~104
+# bits, Dekker's exact products, no fused multiply-add: numba does not contract ``a * b + c``), a table of
+# ``2**(j/64)`` computed exactly in :mod:`decimal` when this module is imported. The result is rounded
+# correctly (to the float64 nearest the exact value, as the best libms do), checked where a cheaper pass could be
+# one rounding off, so files encoded before these functions existed decode to the same values.
+
+def _exact_math_tables() -> tuple[np.ndarray, ...]:
+    """``(split, powers, factorials)``: ``ln 2 / 64`` in three parts (the first with 36 significant bits, so that
+    its product with an integer below 2**17 is exact), ``64 / ln 2``, ``ln 2`` in two parts; ``2**(j/64)`` and
+    ``1/k!`` as double-double pairs. Exact decimal arithmetic, so the same on every machine."""
+    import decimal
+
+    with decimal.localcontext() as context:
+        context.prec = 80
+        ln2 = decimal.Decimal(2).ln()
+        step = ln2 / 64
+        mantissa, exponent = np.frexp(float(step))
+        first = float(np.ldexp(np.floor(mantissa * 2.0**36), int(exponent) - 36))
+        second = float(step - decimal.Decimal(first))
+        third = float(step - decimal.Decimal(first) - decimal.Decimal(second))
+        ln2_high = float(ln2)
+        split = np.array([first, second, third, float(64 / ln2), ln2_high, float(ln2 - decimal.Decimal(ln2_high))])
+
+        def pair(value: decimal.Decimal) -> tuple[float, float]:
+            high = float(value)
+            return high, float(value - decimal.Decimal(high))
+
+        powers = np.array([pair((decimal.Decimal(j) / 64 * ln2).exp()) for j in range(64)])
+        factorials = np.array([pair(1 / decimal.Decimal(math.factorial(k))) for k in range(_EXP_TERMS + 1)])
+    return split, powers, factorials
+
+
+_EXP_TERMS = 11  # |r| <= ln 2 / 128: the first term left out is below 2**-105 of the sum
+_EXP_SPLIT, _EXP_POWERS, _EXP_FACTORIALS = _exact_math_tables()
+_LN2_64_A, _LN2_64_B, _LN2_64_C, _INV_LN2_64, _LN2_HIGH, _LN2_LOW = (float(v) for v in _EXP_SPLIT)
+_POWERS_HIGH, _POWERS_LOW = np.ascontiguousarray(_EXP_POWERS[:, 0]), np.ascontiguousarray(_EXP_POWERS[:, 1])
+_FACTORIALS_HIGH = np.ascontiguousarray(_EXP_FACTORIALS[:, 0])
+_FACTORIALS_LOW = np.ascontiguousarray(_EXP_FACTORIALS[:, 1])
+_FAST_EXP_ERROR = 2.0**-62  # relative error bound of exp's first pass (its analysis: below 2**-65)
+_EXP_OVERFLOW = 709.782712893384  # above: exp is beyond the largest float64
+_EXP_UNDERFLOW = -745.2  # below: exp rounds to zero
+_POWERS_OF_TWO = np.ldexp(1.0, np.arange(-1022, 1023))
+
+
+@_kernel(inline=True)
+def _two_sum(a: float, b: float) -> tuple[float, float]:
+    """``(s, e)``: ``s = a + b`` rounded and ``e`` what the rounding lost (Knuth), exactly ``s + e = a + b``."""
+    s = a + b
+    v = s - a
+    return s, (a - (s - v)) + (b - v)
+
+
+@_kernel(inline=True)
+def _quick_two_sum(a: float, b: float) -> tuple[float, float]:
+    """:func:`_two_sum` for ``|a| >= |b|``."""
+    s = a + b
+    return s, b - (s - a)
+
+
+@_kernel(inline=True)
+def _two_product(a: float, b: float) -> tuple[float, float]:
+    """``(p, e)``: ``p = a * b`` rounded and ``e`` the rest, exactly ``p + e = a * b`` (Dekker's split)."""
+    p = a * b
+    c = 134217729.0 * a
+    a_high = c - (c - a)
+    a_low = a - a_high
+    c = 134217729.0 * b
+    b_high = c - (c - b)
+    b_low = b - b_high
+    return p, ((a_high * b_high - p) + a_high * b_low + a_low * b_high) + a_low * b_low
+
+
+@_kernel(inline=True)
+def _dd_add(a: float, a_low: float, b: float, b_low: float) -> tuple[float, float]:
+    s, e = _two_sum(a, b)
+    return _quick_two_sum(s, e + (a_low + b_low))
+
+
+@_kernel(inline=True)
+def _dd_multiply(a: float, a_low: float, b: float, b_low: float) -> tuple[float, float]:
+    p, e = _two_product(a, b)
+    return _quick_two_sum(p, e + (a * b_low + a_low * b))
+
+
+@_kernel(inline=True)
+def _exp_double_double(x: float, x_low: float) -> tuple[int, float, float]:
+    """``(m, h, low)`` with ``exp(x + x_low) = 2**m (h + low)`` to ~2**-100 relative (``|x| <= 746``)."""
+    n = float(math.floor(x * _INV_LN2_64 + 0.5))
+    j = int(n) & 63
+    r = x - n * _LN2_64_A  # exact: n has at most 17 bits, the constant 36, and x is close to the product
+    p, p_low = _two_product(n, _LN2_64_B)
+    r, r_low = _two_sum(r, -p)
+    r, r_low = _quick_two_sum(r, (r_low - p_low) + (x_low - n * _LN2_64_C))
+    h, low = _FACTORIALS_HIGH[_EXP_TERMS], _FACTORIALS_LOW[_EXP_TERMS]
+    for k in range(_EXP_TERMS - 1, -1, -1):
+        h, low = _dd_multiply(h, low, r, r_low)
+        h, low = _dd_add(h, low, _FACTORIALS_HIGH[k], _FACTORIALS_LOW[k])
+    h, low = _dd_multiply(h, low, _POWERS_HIGH[j], _POWERS_LOW[j])
+    return (int(n) - j) >> 6, h, low
+
+
+@_kernel(inline=True)
+def _exp_parts(x: float, x_low: float) -> tuple[int, float, float]:
+    """``(m, h, low)`` with ``exp(x + x_low) = 2**m (h + low)`` to 2**-65 relative, ``0.99 < h + low < 2``
+    (``|x| <= 746``, ``|x_low| <= 2**-40``): the reduction of :func:`_exp_double_double`, then a polynomial in
+    float64 for what the double-double ``1 + r`` leaves. Branch-free, so that a loop of it is vectorized."""
+    n = float(math.floor(x * _INV_LN2_64 + 0.5))
+    j = int(n) & 63
+    r = x - n * _LN2_64_A  # exact: n has at most 17 bits, the constant 36, and x is close to the product
+    p, p_low = _two_product(n, _LN2_64_B)
+    r, r_low = _two_sum(r, -p)
+    r_low = (r_low - p_low) + (x_low - n * _LN2_64_C)
+    rest = r_low + (r_low * r + r * r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (
+        1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))))  # exp(r + r_low) = 1 + r + rest
+    t, t_low = _POWERS_HIGH[j], _POWERS_LOW[j]
+    a, a_low = _two_product(t, r)
+    h, h_low = _two_sum(t, a)
+    return (int(n) - j) >> 6, h, h_low + (a_low + (t * rest + (t_low + t_low * r)))
+
+
+@_kernel(inline=True)
+def _rounds_to(y: float, e: float, error: float) -> bool:
+    """Whether every value within ``error`` of ``y + e`` (``y = fl(y + e)``) rounds to ``y``."""
+    return (y + (e + error) == y) & (y + (e - error) == y)
+
+
+@_kernel(inline=True)
+def _exp_first_pass(x: float) -> tuple[float, int, bool]:
+    """``(y, m, sure)``: ``exp(x)`` is ``y * 2**m`` rounded correctly if ``sure`` (``|x| <= 746``; branch-free)."""
+    m, h, low = _exp_parts(x, 0.0)
+    y, e = _two_sum(h, low)
+    return y, m, _rounds_to(y, e, _FAST_EXP_ERROR * y)
+
+
+@_kernel(inline=True)
+def _scaled(y: float, m: int) -> float:
+    """``y * 2**m``."""
+    if -1022 <= m <= 1022:
+        return y * _POWERS_OF_TWO[m + 1022]  # exact
+    return math.ldexp(y, m)
+
+
+@_kernel(inline=True)
+def _exp(x: float) -> float:
+    """``exp(x)`` correctly rounded (to nearest; but where the result is subnormal), from IEEE operations only."""
+    if x != x:
+        return x
+    if x > _EXP_OVERFLOW:
+        return math.inf
+    if x < _EXP_UNDERFLOW:
+        return 0.0
+    if abs(x) < 2.0**-26:  # exp(x) = 1 + x + t, 0 < t < 2**-52 |x|: t decides where 1 + x is a tie
+        s, e = _two_sum(1.0, x)
+        half_ulp = 2.0**-53 if s >= 1.0 else 2.0**-54
+        if abs(e) == half_ulp:
+            return s + 2.0 * e if e > 0.0 else s
+        return s + (e + 0.5 * x * x)
+    y, m, sure = _exp_first_pass(x)
+    if not sure:
+        m, h, low = _exp_double_double(x, 0.0)
+        y = h + low
+    return _scaled(y, m)
+
+
+@_kernel(inline=True)
+def _log_double_double(x: float, x_low: float) -> tuple[float, float]:
+    """``log(x + x_low)`` (``x > 0`` normal or subnormal, finite) as a double-double, to ~2**-100: a first
+    approximation from a series, then one Newton step on :func:`_exp_double_double`."""
+    mantissa, exponent = math.frexp(x)
+    if mantissa < 0.7071067811865476:
+        mantissa *= 2.0
+        exponent -= 1
+    x_low_scaled = math.ldexp(x_low, -exponent)
+    f = (mantissa - 1.0) + x_low_scaled  # log(1 + f), |f| < 0.42
+    s = f / (2.0 + f)
+    z = s * s
+    series = 1.0 + z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (1.0 / 11 + z * (
+        1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (1.0 / 19 + z * (1.0 / 21 + z * (1.0 / 23)))))))))))
+    y, y_low = _dd_add(exponent * _LN2_HIGH, exponent * _LN2_LOW, 2.0 * s * series, 0.0)
+    m, h, low = _exp_double_double(y, y_low)  # log(x) = y + log(x / exp(y)) = y + d - d**2 / 2 + ...
+    u, u_low = _two_sum(math.ldexp(x, -m), -h)
+    d = (u + (u_low + (math.ldexp(x_low, -m) - low))) / h
+    return _dd_add(y, y_low, d - 0.5 * d * d, 0.0)
+
+
+@_kernel
+def exact_exp(x: np.ndarray) -> np.ndarray:
+    """``exp`` of float64 values, correctly rounded, the same bits on every machine (the section's comment)."""
+    n = len(x)
+    out = np.empty(n, np.float64)
+    scale = np.empty(n, np.int64)
+    sure = np.empty(n, np.bool_)
+    for i in range(n):  # the common case, vectorized
+        out[i], scale[i], sure[i] = _exp_first_pass(min(max(x[i], _EXP_UNDERFLOW), _EXP_OVERFLOW))
+    for i in range(n):
+        v = x[i]
+        if sure[i] and _EXP_UNDERFLOW <= v <= _EXP_OVERFLOW:
+            out[i] = _scaled(out[i], scale[i])
+        else:
+            out[i] = _exp(v)
+    return out
+
+
+@_kernel(inline=True)
+def _log_first_pass(mantissa: float, exponent: int) -> tuple[float, bool]:
+    """``(y, sure)``: ``log(mantissa * 2**exponent)`` (``0.5 <= mantissa < 1``) is ``y`` rounded correctly if
+    ``sure``: a series, then one Newton step on :func:`_exp_parts` (branch-free)."""
+    low_half = mantissa < 0.7071067811865476
+    mantissa = mantissa * 2.0 if low_half else mantissa
+    exponent = exponent - 1 if low_half else exponent
+    f = mantissa - 1.0  # exact; log(1 + f), |f| < 0.42
+    s = f / (2.0 + f)
+    z = s * s
+    series = 1.0 + z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (1.0 / 11 + z * (
+        1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (1.0 / 19 + z * (1.0 / 21 + z * (1.0 / 23)))))))))))
+    y0 = exponent * _LN2_HIGH + (exponent * _LN2_LOW + 2.0 * s * series)  # a few ulps from log
+    m, h, low = _exp_parts(y0, 0.0)  # log(x) = y0 + log(x / exp(y0)) = y0 + d - d**2 / 2 + ...
+    shift = min(max(exponent - m, -1), 1)  # -1, 0 or 1 (clipped for the values the second pass takes)
+    u, u_low = _two_sum(mantissa * _POWERS_OF_TWO[shift + 1022], -h)  # exact
+    d = (u + (u_low - low)) / h
+    y, e = _two_sum(y0, d - 0.5 * d * d)
+    return y, _rounds_to(y, e, 2.0**-62 + 2.0**-60 * abs(y))  # exp_parts: 2**-65 of 1, absolute in log
+
+
+@_kernel
+def _exact_log(x: np.ndarray, mantissa: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    n = len(x)
+    out = np.empty(n, np.float64)
+    sure = np.empty(n, np.bool_)
+    for i in range(n):  # the common case, vectorized
+        v = mantissa[i]
+        out[i], sure[i] = _log_first_pass(v if 0.5 <= v < 1.0 else 0.75, exponent[i])  # not NaN: clipped indices
+    for i in range(n):
+        v = x[i]
+        if sure[i] and 2.2250738585072014e-308 <= v <= 1.7976931348623157e308:
+            continue
+        if v != v or v < 0.0:
+            out[i] = math.nan
+        elif v == 0.0:
+            out[i] = -math.inf
+        elif v == math.inf:
+            out[i] = math.inf
+        else:
+            h, low = _log_double_double(v, 0.0)
+            out[i] = h + low
+    return out
+
+
+def exact_log(x: np.ndarray) -> np.ndarray:
+    """``log`` of float64 values, correctly rounded but for the few hardest cases, the same bits on every machine;
+    NaN for negative values and NaN, ``-inf`` for zeros, ``inf`` for ``inf``."""
+    x = np.ascontiguousarray(x, np.float64)
+    mantissa, exponent = np.frexp(x)  # exact
+    return _exact_log(x, mantissa, exponent.astype(np.int64))
+
+
+@_kernel
+def exact_log1p(x: float) -> float:
+    """``log(1 + x)`` for ``0 <= x < 1``, correctly rounded but for the few hardest cases, on every machine."""
+    one, low = _two_sum(1.0, x)
+    h, low = _log_double_double(one, low)
+    return h + low
