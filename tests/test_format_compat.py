@@ -136,27 +136,28 @@ def test_format5_files_decode_to_the_values_stored_beside_them(name, tmp_path):
 
 
 def _fixture_script():
-    """``tests/data/format8/make_fixtures.py`` as a module: it says how the fixtures of formats 7 and 8 and the
-    RNTuple ones of format 6 were made and read (format 7's procedure, with format 8's one more fixture)."""
+    """``tests/data/format9/make_fixtures.py`` as a module: it says how the fixtures of formats 7, 8 and 9 and the
+    RNTuple ones of format 6 were made and read (format 7's procedure, with format 8's and format 9's one more
+    fixture each)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make_fixtures", Path(__file__).parent / "data" / "format8" /
+    spec = importlib.util.spec_from_file_location("make_fixtures", Path(__file__).parent / "data" / "format9" /
                                                   "make_fixtures.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-RNTUPLE_FIXTURES = [(version, name) for version in ("format6-rntuple", "format7", "format8")
+RNTUPLE_FIXTURES = [(version, name) for version in ("format6-rntuple", "format7", "format8", "format9")
                     for name in json.loads((Path(__file__).parent / "data" / version / "fixtures.json").read_text())]
 """Files whose table is an RNTuple, written by the last writer of format 6 (stream and decoder tables as
 TTrees) and by the first of format 7 (as RNTuples), and the TTree files of format 7 and 8 under a profile or
-rules (their units' streams packed; format 8: exact columns, layout-5 chunks):
-``tests/data/format7/make_fixtures.py`` and ``tests/data/format8/make_fixtures.py``."""
+rules (their units' streams packed; format 8: exact columns, layout-5 chunks; format 9: a unit with a learned
+entropy model beside its exact column): ``tests/data/format{7,8,9}/make_fixtures.py``."""
 
 
 @pytest.mark.parametrize(("version", "name"), RNTUPLE_FIXTURES)
-def test_files_of_format_7_and_8_and_rntuple_files_of_format_6_decode_to_the_values_beside_them(version, name,
+def test_files_of_formats_7_to_9_and_rntuple_files_of_format_6_decode_to_the_values_beside_them(version, name,
                                                                                                  tmp_path):
     script = _fixture_script()
     here = Path(__file__).parent / "data" / version
@@ -173,7 +174,7 @@ def test_files_of_format_7_and_8_and_rntuple_files_of_format_6_decode_to_the_val
         else:  # bit for bit (-0.0 is not +0.0)
             bits = f"u{want.dtype.itemsize}" if want.dtype.kind == "f" else want.dtype
             np.testing.assert_array_equal(got[key].view(bits), want.view(bits), err_msg=key)
-    rntuple = script.FIXTURES[name]["sample"] not in ("nanoaod-jets-4d", "zeros")
+    rntuple = script.FIXTURES[name]["sample"] not in ("nanoaod-jets-4d", "zeros", "objects")
     stored = "TTree" if version == "format6-rntuple" or not rntuple else "ROOT::RNTuple"
     with uproot.open(here / f"{name}.compressed.root") as f:
         assert f.classnames()["hepae_streams;1"] == stored and f["hepae_streams"].num_entries == 3  # chunks
@@ -184,8 +185,14 @@ def test_files_of_format_7_and_8_and_rntuple_files_of_format_6_decode_to_the_val
             assert [k for k in f["hepae_streams"].keys() if "unit" in k] in (["units"], ["n_units", "units"])
     metadata = hepae.decompression.verify(here / f"{name}.compressed.root")
     assert metadata["format_version"] == int(version[6])
-    if version == "format8" and name in ("profile-nanoaod", "rules-exact"):  # floats kept exact, coded in a unit
+    if version in ("format8", "format9") and name in ("profile-nanoaod", "rules-exact"):  # exact floats in a unit
         assert any(unit["codec"].get("exact") for unit in metadata["units"])
+    if name == "profile-entropy-model":  # the model codes obj_x in every chunk, beside the exact obj_w
+        (unit,) = [u for u in metadata["units"] if u["codec"].get("entropy_model")]
+        assert unit["codec"]["exact"] == ["obj_w"] and [c["column"] for c in unit["codec"]["entropy_model"]["columns"]
+                                                        ] == ["obj_x"]
+        with uproot.open(here / f"{name}.compressed.root") as f:
+            assert all(len(chunk) > 0 for chunk in f["hepae_streams"]["units"].array(library="np"))
 
 
 @pytest.mark.parametrize(("table", "fixture", "what"), [("hepae_streams", "bounded", "the codec streams"),

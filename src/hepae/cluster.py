@@ -236,6 +236,7 @@ def compress_many(
     featureset: str | PathArg | FeatureSet | dict[str, Any] | None = None,
     profile: str | PathArg | None = None,
     rules: Sequence[str] = (),
+    entropy_model: Any = None,
     client: Any = None,
     scheduler: str | None = None,
     workers: int | None = None,
@@ -267,6 +268,9 @@ def compress_many(
         A precision profile (built-in name or JSON file) and command-line rules, as for
         :func:`hepae.compress`: every float branch of each file a rule makes lossy is coded within it.
         With neither and no model, each file gets the built-in profile that fits it.
+    entropy_model : EntropyModel, its JSON document or a path, optional
+        A learned entropy model for the units (``hepae train-entropy --profile``), as for :func:`hepae.compress`;
+        checked here and sent to every worker as its document.
     client : dask.distributed.Client, optional
         The client to use; else ``scheduler`` (an address) or a local cluster of ``workers``
         processes (default: one per core).
@@ -290,6 +294,10 @@ def compress_many(
         profile = str(profile) if not Path(str(profile)).is_file() else str(Path(str(profile)).resolve())
     options = {"resume": resume, "overwrite": overwrite, "step_size": step_size, "compression": compression,
                "drop_unsupported": drop_unsupported, "device": device, "profile": profile, "rules": list(rules)}
+    if entropy_model is not None:
+        from hepae.codecs.learned import as_entropy_model
+
+        options["entropy_model"] = as_entropy_model(entropy_model).to_dict()
     if model is not None or featureset is not None:  # the collection, checked as compress checks it
         options.update(_collection_options(model, codec, featureset))
     return _many("compress", inputs, outdir, model.to_bytes() if model is not None else None, client=client,
@@ -315,12 +323,22 @@ def _collection_options(model: HepaeModel | None, codec: str | dict[str, Any] | 
 
 def _same_settings(metadata: dict[str, Any], options: dict[str, Any]) -> bool:
     """Whether a compressed file was made as ``options`` ask now (its codec configuration and feature set, its
-    profile, the command-line rules): else a resumed run compresses it again rather than keep what it no longer
-    asks for (a looser bound, another entropy model)."""
+    profile, the command-line rules, the units' entropy model): else a resumed run compresses it again rather than
+    keep what it no longer asks for (a looser bound, another entropy model). A file whose units carry no part of
+    the units' entropy model asked for (it paid in none of them) is compressed again: it cannot be told from one
+    made without it."""
     from hepae.profiles import Rule, load_profile
 
     if metadata.get("codec") != options.get("codec"):
         return False
+    carried = [u["codec"]["entropy_model"] for u in metadata.get("units") or () if u["codec"].get("entropy_model")]
+    asked_model = options.get("entropy_model")
+    if asked_model is None and carried:
+        return False
+    if asked_model is not None:
+        columns = {c["column"]: c for c in asked_model["columns"]}
+        if not carried or any(columns.get(c["column"]) != c for part in carried for c in part["columns"]):
+            return False
     if options.get("featureset") is not None and metadata.get("featureset") != options["featureset"]:
         return False
     recorded = metadata.get("profile") or {}

@@ -7,7 +7,9 @@ A short driver: read a chunk (:mod:`hepae.io`) -> encode it (:mod:`hepae.codecs`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
+import json
 import os
 import time
 import warnings
@@ -16,12 +18,12 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import awkward as ak
 import numpy as np
 import uproot
 
-from hepae.codecs import Codec, get_codec, within_bound
+from hepae.codecs import Bounded, Codec, get_codec, within_bound
 from hepae.codecs.bounds import error_over_bound
+from hepae.codecs.learned import EntropyModel, as_entropy_model
 from hepae.container import ContainerReader, ContainerWriter
 from hepae.container.format import Unit
 from hepae.container.writer import check_input_names
@@ -58,7 +60,7 @@ from hepae.io.tensors import (
     unselected_values,
 )
 from hepae.io.writing import DEFAULT_COMPRESSION, atomic_output, parse_compression
-from hepae.profiles import Profile, guess_profile, load_profile, plan_units
+from hepae.profiles import Profile, guess_profile, load_profile, plan_units, unit_values
 from hepae.progress import progress_bar
 from hepae.quality.physics import count_unphysical
 from hepae.quality.residuals import ResidualAccumulator
@@ -93,33 +95,22 @@ def _plan_other_objects(directory: Any, input: Path, table: str, drop_unsupporte
     return plan_carryover(directory, input, {table}, drop_unsupported=drop_unsupported)
 
 
-def _unit_values(arrays: dict[str, Any], unit: Unit, input: Path, entry_start: int
-                 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """A unit's ``(n_objects, n_branches)`` values of one chunk and its objects per event (None: per event)."""
-    if unit.counter is None:
-        columns = [np.asarray(ak.to_numpy(arrays[b.name])) for b in unit.branches]
-        return _column_major(columns), None
-    counts = counts_and_values(arrays[unit.branches[0].name])[0]
-    columns = []
-    for spec in unit.branches:
-        lengths, values = counts_and_values(arrays[spec.name])
-        if not np.array_equal(lengths, counts):
-            event = entry_start + int(np.flatnonzero(lengths != counts)[0])
-            raise BranchTypeError(f"{input}: branches '{unit.branches[0].name}' and '{spec.name}' (counted together as "
-                                  f"'{unit.counter}') hold different numbers of values in entry {event}; give one of "
-                                  f"them its own rule, e.g. --error-bound '{spec.name}=exact'")
-        columns.append(values)
-    return _column_major(columns), counts
-
-
-def _column_major(columns: list[np.ndarray]) -> np.ndarray:
-    """Columns side by side, each contiguous (the codecs work column after column)."""
-    if not columns:
-        return np.zeros((0, 0))
-    out = np.empty((len(columns[0]), len(columns)), dtype=np.result_type(*columns), order="F")
-    for j, column in enumerate(columns):
-        out[:, j] = column
-    return out
+def _where_the_model_pays(unit: Unit, first: dict[str, Any] | None, num_entries: int, input: Path) -> Unit:
+    """``unit``, or, where the part of an entropy model its codec carries saves fewer bytes on the file's first
+    chunk (scaled to the whole file) than that part adds to the file, the unit without it: a file is not made
+    bigger by a model that does not pay for itself."""
+    codec = unit.codec.codec
+    if codec.entropy_model is None or first is None:
+        return unit
+    values, counts = unit_values(first, unit, input, 0)
+    without = Bounded(codec.error_bounds, codec.margin, exact=codec.exact).bind(unit.codec.columns, unit.codec.dtype)
+    saved = sum(len(s) for s in without.encode(values, counts).values()) \
+        - sum(len(s) for s in unit.codec.encode(values, counts).values())
+    n_first = len(next(iter(first.values()))) if first else 0
+    model_bytes = len(json.dumps(codec.entropy_model.to_dict(), separators=(",", ":")))
+    if saved * num_entries / max(n_first, 1) > model_bytes:
+        return unit
+    return dataclasses.replace(unit, codec=without)
 
 
 def _unit_count_check(arrays: dict[str, Any], unit: Unit, counts: np.ndarray | None, input: Path) -> None:
@@ -161,6 +152,7 @@ def compress(
     featureset: str | FeatureSet | None = None,
     profile: str | Profile | PathLike[str] | dict[str, Any] | None = None,
     rules: Sequence[str] = (),
+    entropy_model: EntropyModel | dict[str, Any] | str | PathLike[str] | None = None,
     strict: bool = False,
     tree: str | None = None,
     step_size: int | str = DEFAULT_STEP_SIZE,
@@ -190,6 +182,11 @@ def compress(
       branch is an error. ``tree``: the table to compress (default: the feature set's, else the one with
       the most branches, :func:`hepae.io.sources.main_table`).
 
+    ``entropy_model``: a learned entropy model for the units (``hepae train-entropy --profile``, a path, its
+    document or the model): each unit codes the lossy branches it serves with it, per chunk and branch where that
+    is smaller, and carries that part of it. A model that serves none of the file's lossy branches is an error.
+    (A feature-set collection's model goes in its codec: ``Bounded(..., entropy_model=)``.)
+
     Every other branch of the table is carried over with identical values, and so are the file's other
     objects. Reading and writing stream in chunks of ``step_size``; the network runs on ``device``.
 
@@ -216,6 +213,8 @@ def compress(
         featureset = collection_featureset(model, codec, featureset)
     if profile is not None:
         profile = load_profile(profile)
+    if entropy_model is not None:
+        entropy_model = as_entropy_model(entropy_model)
     if rules and profile is None and with_collection:
         profile = Profile("command line", ())
     if profile is not None:
@@ -256,7 +255,15 @@ def compress(
         chunks = stack.enter_context(contextlib.closing(prefetched(source.iterate(layout.names, step_size))))
         first = next(chunks, None)
         kept = [s for s in layout.branches if s.name not in bounds and s.name not in (replaced or ())]
-        units = plan_units(layout, bounds, kept, first, exact=() if resolution is None else resolution.exact)
+        units = plan_units(layout, bounds, kept, first, exact=() if resolution is None else resolution.exact,
+                           entropy_model=entropy_model)
+        if entropy_model is not None:
+            if not any(u.codec.codec.entropy_model is not None for u in units):
+                raise CodecError(f"the entropy model (columns {', '.join(sorted(entropy_model.columns)[:6])}"
+                                 f"{', ...' if len(entropy_model.columns) > 6 else ''}) serves none of the lossy "
+                                 f"branches of {input} under this profile (train one with 'hepae train-entropy "
+                                 "--profile'; a model of a feature set's columns goes with --codec bounded --features)")
+            units = [_where_the_model_pays(u, first, layout.num_entries, input) for u in units]
         unit_names = {b.name for unit in units for b in unit.branches}  # the lossy ones and exact floats with them
         if not units and profile is not None and profile.name != "command line":
             warnings.warn(f"profile '{profile.name}' makes no float branch of '{source.name}' in {input} lossy: "
@@ -300,7 +307,7 @@ def compress(
                             n_chunk = len(counts)
                         unit_streams, unit_counts = [], []
                         for unit in units:
-                            values, counts = _unit_values(arrays, unit, input, n_events)
+                            values, counts = unit_values(arrays, unit, input, n_events)
                             _unit_count_check(arrays, unit, counts, input)
                             coded = unit.codec.encode(values, counts)
                             if checker is not None:

@@ -36,6 +36,7 @@ from hepae.codecs.bounded import Bounded
 from hepae.codecs.bounds import ErrorBound, quantization_step
 from hepae.errors import TrainingError
 from hepae.features import FeatureSet, load_featureset
+from hepae.profiles import Profile, load_profile, plan_units, unit_values
 from hepae.progress import progress_bar
 
 DEFAULT_BOUND = 1e-3
@@ -46,9 +47,11 @@ _CLIP = 32767 / 2**learned.INPUT_BITS  # the largest input the integer networks 
 
 def train_entropy_model(
     inputs: str | PathLike[str] | Sequence[str | PathLike[str]],
-    featureset: str | FeatureSet = "atlas-jets-4d",
+    featureset: str | FeatureSet | None = "atlas-jets-4d",
     *,
     error_bounds: Sequence[str] = (),
+    profile: str | PathLike[str] | Profile | dict[str, Any] | None = None,
+    tree: str | None = None,
     max_objects: int = 200_000,
     hidden: int = 16,
     iterations: int = 400,
@@ -63,10 +66,19 @@ def train_entropy_model(
     inputs : path or paths
         Training files (ROOT or DarkMachines CSV) in the feature set's layout; at most ``max_objects`` objects
         are read, whole events.
-    featureset : str or FeatureSet
+    featureset : str or FeatureSet, or None with ``profile``
+        The collection whose bounded columns the model is for.
     error_bounds : sequence of str
-        ``COLUMN=rel:B`` / ``abs:B`` / ``bits:N`` per column; columns not named get :data:`DEFAULT_BOUND`,
-        relative or absolute by their residual type.
+        With a feature set: ``COLUMN=rel:B`` / ``abs:B`` / ``bits:N`` per column; columns not named get
+        :data:`DEFAULT_BOUND`, relative or absolute by their residual type. With a profile: precision rules put
+        before the profile's (``'Jet_btag*=abs:1e-3'``), as ``hepae compress`` takes them.
+    profile : str, path, Profile or dict, optional
+        Instead of a feature set: a model for a whole file's units under this precision profile (every collection
+        with lossy branches and the per-event floats, as ``hepae compress --profile`` codes them), each trained
+        on up to ``max_objects`` of its objects at the profile's bounds. Its columns are the branch names, so
+        ``hepae compress --profile ... --entropy-model`` uses it on files of the same layout.
+    tree : str, optional
+        With a profile: the table (default: as ``hepae compress`` chooses it).
     hidden, iterations, seed
         Hidden units of each network, Adam iterations, random seed.
     log : callable, optional
@@ -82,8 +94,17 @@ def train_entropy_model(
     from hepae.io.tensors import collection_to_tensor
 
     started = time.perf_counter()
-    fs = featureset if isinstance(featureset, FeatureSet) else load_featureset(featureset)
     paths = [Path(inputs)] if isinstance(inputs, (str, PathLike)) else [Path(p) for p in inputs]
+    if profile is not None:
+        if featureset is not None:
+            raise TrainingError("train an entropy model for a feature set's collection or for a profile's units, "
+                                "not both")
+        return _train_for_profile(paths, profile, error_bounds, tree, max_objects=max_objects, hidden=hidden,
+                                  iterations=iterations, seed=seed, log=log, progress=progress, started=started)
+    if featureset is None:
+        raise TrainingError("an entropy model is trained for a feature set's collection or a profile's units: give "
+                            "one of them")
+    fs = featureset if isinstance(featureset, FeatureSet) else load_featureset(featureset)
     values, counts = [], []
     total = 0
     for path in paths:
@@ -97,11 +118,7 @@ def train_entropy_model(
                     break
         if total >= max_objects:
             break
-    x, n_per_event = np.concatenate(values), np.concatenate(counts).astype(np.int64)
-    ends = np.cumsum(n_per_event)
-    keep_events = int(np.searchsorted(ends, max_objects, side="right")) or len(ends)
-    n_per_event = n_per_event[:keep_events]
-    x = x[:int(n_per_event.sum())]
+    x, n_per_event = _first_objects(np.concatenate(values), np.concatenate(counts), max_objects)
     bounded = [c for c in fs.columns if not c.lossless]
     given = {ErrorBound.parse(b).column: b for b in error_bounds}
     unknown = sorted(set(given) - {c.name for c in bounded})
@@ -117,9 +134,86 @@ def train_entropy_model(
     return learned.EntropyModel(model.columns, trained_on)
 
 
+def _train_for_profile(paths: list[Path], profile: Any, rules: Sequence[str], tree: str | None, *, max_objects: int,
+                       hidden: int, iterations: int, seed: int, log: Any, progress: bool | None,
+                       started: float) -> learned.EntropyModel:
+    """A model for the units of ``paths`` (all in the first one's layout) under ``profile`` and ``rules``."""
+    from hepae.io.darkmachines import TABLE_NAME as DARKMACHINES_TABLE
+    from hepae.io.sources import CSV_SUFFIXES, main_table, open_root, open_source
+
+    profile = load_profile(profile).with_rules(rules)
+    first = paths[0]
+    if tree is None:
+        if first.suffix.lower() in CSV_SUFFIXES:
+            tree = DARKMACHINES_TABLE
+        else:
+            with open_root(first) as directory:
+                tree = main_table(directory, first)
+    with open_source(first, tree) as source:
+        layout = source.layout
+        resolution = profile.resolve(layout, (), where=str(first))
+        chunk = next(iter(source.iterate(layout.names)), None)
+        kept = [s for s in layout.branches if s.name not in resolution.bounds]
+        units = plan_units(layout, resolution.bounds, kept, chunk, exact=resolution.exact)
+    if not units:
+        raise TrainingError(f"profile '{profile.name}' makes no float branch of '{tree}' in {first} lossy: nothing to "
+                            "train an entropy model for")
+    values: dict[str, list[np.ndarray]] = {u.name: [] for u in units}
+    counts: dict[str, list[np.ndarray]] = {u.name: [] for u in units}
+    taken = dict.fromkeys(values, 0)
+    for path in paths:
+        with open_source(path, tree) as source:
+            names = [b.name for u in units for b in u.branches]
+            missing = sorted(set(names) - set(source.layout.names))
+            if missing:
+                raise TrainingError(f"{path}: has no branch {missing[:3]} of the first file's units ({first})")
+            n_events = 0
+            for arrays in source.iterate(names):
+                for unit in units:
+                    if taken[unit.name] < max_objects:
+                        v, c = unit_values(arrays, unit, path, n_events)
+                        values[unit.name].append(v)
+                        counts[unit.name].append(np.ones(len(v), np.int64) if c is None else c)
+                        taken[unit.name] += len(v)
+                n_events += len(arrays[names[0]]) if names else 0
+                if all(n >= max_objects for n in taken.values()):
+                    break
+        if all(n >= max_objects for n in taken.values()):
+            break
+    columns: dict[str, learned.ColumnModel] = {}
+    per_unit: dict[str, Any] = {}
+    for unit in units:
+        lossy = [(j, b) for j, b in enumerate(unit.codec.error_bounds) if b.kind != "exact"]
+        x, n_per_event = _first_objects(np.concatenate(values[unit.name]), np.concatenate(counts[unit.name]),
+                                        max_objects)
+        try:
+            model = fit_entropy_model(x[:, [j for j, _ in lossy]], n_per_event if unit.counter is not None else None,
+                                      [b for _, b in lossy], hidden=hidden, iterations=iterations, seed=seed, log=log,
+                                      progress=progress, dtype=unit.dtype)
+        except TrainingError as err:  # a unit with too few objects: coded without a model
+            if log is not None:
+                log(f"unit {unit.name}: {err}")
+            per_unit[unit.name] = {"skipped": str(err)}
+            continue
+        columns.update(model.columns)
+        per_unit[unit.name] = model.trained_on
+    trained_on = {"files": [p.name for p in paths], "profile": profile.name, "rules": list(rules), "units": per_unit,
+                  "seconds": round(time.perf_counter() - started, 1)}
+    return learned.EntropyModel(columns, trained_on)
+
+
+def _first_objects(x: np.ndarray, n_per_event: np.ndarray, max_objects: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first whole events holding at most ``max_objects`` objects (at least one event)."""
+    n_per_event = np.asarray(n_per_event, np.int64)
+    ends = np.cumsum(n_per_event)
+    keep_events = int(np.searchsorted(ends, max_objects, side="right")) or len(ends)
+    n_per_event = n_per_event[:keep_events]
+    return x[:int(n_per_event.sum())], n_per_event
+
+
 def fit_entropy_model(x: np.ndarray, counts: np.ndarray | None, bounds: Sequence[ErrorBound], *, hidden: int = 16,
                       iterations: int = 400, seed: int = 0, log: Any = None,
-                      progress: bool | None = False) -> learned.EntropyModel:
+                      progress: bool | None = False, dtype: Any = np.float32) -> learned.EntropyModel:
     """A learned entropy model of the columns ``x`` (n, k) (objects in events of ``counts``, or one per event),
     trained under ``bounds`` (one per column, named after it) on the first three quarters of the events and kept
     where it pays on the last quarter (see the module's description)."""
@@ -131,7 +225,7 @@ def fit_entropy_model(x: np.ndarray, counts: np.ndarray | None, bounds: Sequence
     if n_train < 256 or len(x) - n_train < 64:
         raise TrainingError(f"{len(x)} objects: too few to train an entropy model")
     names = [b.column for b in bounds]
-    codec = Bounded(bounds).bind(names, np.float32)
+    codec = Bounded(bounds).bind(names, dtype)
     q = codec.quantize(x[:n_train], n_per_event[:split] if counts is not None else None)
     steps, flags, predictor = q["steps"], q["flags"], q["predictor"]
     others, rank = learned.event_context(n_per_event[:split] if counts is not None else None, n_train)
@@ -147,7 +241,7 @@ def fit_entropy_model(x: np.ndarray, counts: np.ndarray | None, bounds: Sequence
                                             counts is not None, hidden, iterations, seed)
             bar.update()
     model = learned.EntropyModel(columns, {})
-    saved = _held_out(model, bounds, x[n_train:], n_per_event[split:] if counts is not None else None)
+    saved = _held_out(model, bounds, x[n_train:], n_per_event[split:] if counts is not None else None, dtype)
     if log is not None:
         for name in columns:
             inputs = ", ".join(f"{s}:{c}" for s, c, _, _ in columns[name].features) or "(rank only)"
@@ -257,10 +351,10 @@ def _integer_network(weights: dict[str, np.ndarray]) -> learned.IntegerNetwork:
 
 
 def _held_out(model: learned.EntropyModel, bounds: list[ErrorBound], x: np.ndarray,
-              counts: np.ndarray | None) -> dict[str, float]:
+              counts: np.ndarray | None, dtype: Any = np.float32) -> dict[str, float]:
     """The columns the codec chooses the model for on the held-out events (fitting its own predictor there, as
     on a new file), with the bits it saves on each."""
-    codec = Bounded(bounds, entropy_model=model).bind([b.column for b in bounds], np.float32)
+    codec = Bounded(bounds, entropy_model=model).bind([b.column for b in bounds], dtype)
     if codec._learned is None:  # the model serves none of the columns
         return {}
     q = codec.quantize(x, counts)

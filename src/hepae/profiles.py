@@ -27,9 +27,11 @@ import numpy as np
 
 from hepae.codecs import Bounded, ErrorBound
 from hepae.codecs.bounds import parse_rule
+from hepae.codecs.learned import EntropyModel
 from hepae.container.format import UNIT_COUNT_PREFIX, Unit
-from hepae.errors import CodecError, ProfileError, SchemaValidationError, close_matches
+from hepae.errors import BranchTypeError, CodecError, ProfileError, SchemaValidationError, close_matches
 from hepae.io.branches import BranchSpec, TreeLayout
+from hepae.io.tensors import counts_and_values
 from hepae.schema import builtin_names, is_builtin, read_named_document, validate
 
 MAX_PROFILE_BYTES = 4 * 2**20
@@ -220,7 +222,7 @@ def guess_profile(layout: TreeLayout, source_format: str) -> str:
 
 def plan_units(layout: TreeLayout, bounds: dict[str, ErrorBound], kept: Sequence[BranchSpec],
                first_chunk: dict[str, ak.Array] | None, margin: float | None = None,
-               exact: Sequence[str] = ()) -> list[Unit]:
+               exact: Sequence[str] = (), entropy_model: EntropyModel | None = None) -> list[Unit]:
     """The units that code the bounded branches: per counter and dtype (branches of one collection are
     predicted from each other), and per dtype for the per-event branches.
 
@@ -234,6 +236,9 @@ def plan_units(layout: TreeLayout, bounds: dict[str, ErrorBound], kept: Sequence
     per-event floats, if it has lossy branches, as the codec's ``exact`` columns, coded after the lossy ones
     (bit for bit: their float bits as steps). The others stay in the table; no unit counts its objects with a
     branch that joined one.
+
+    ``entropy_model``: a learned model (``hepae train-entropy --profile``); a unit's codec carries the part of it
+    that serves the unit's lossy branches (by name and bound kind), if any.
     """
     groups: dict[tuple[str | None, str], list[BranchSpec]] = {}
     for spec in layout.branches:
@@ -274,12 +279,44 @@ def plan_units(layout: TreeLayout, bounds: dict[str, ErrorBound], kept: Sequence
                     while count_branch in taken:
                         count_branch += "_"
                     taken.add(count_branch)
+            names = [s.name for s in part]
+            served = None if entropy_model is None else entropy_model.serving(
+                names, [bounds[n] if n in bounds else ErrorBound.exact(n) for n in names])
             codec = Bounded([bounds[s.name] for s in part if s.name in bounds],
                             **({} if margin is None else {"margin": margin}),
-                            exact=[s.name for s in part if s.name not in bounds])
-            units.append(Unit(name, counter, dtype, part, codec.bind([s.name for s in part], dtype), count_branch,
+                            exact=[s.name for s in part if s.name not in bounds], entropy_model=served)
+            units.append(Unit(name, counter, dtype, part, codec.bind(names, dtype), count_branch,
                               added))
     return units
+
+
+def unit_values(arrays: dict[str, Any], unit: Unit, input: str | PathLike[str], entry_start: int
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """A unit's ``(n_objects, n_branches)`` values of one chunk and its objects per event (None: per event)."""
+    if unit.counter is None:
+        columns = [np.asarray(ak.to_numpy(arrays[b.name])) for b in unit.branches]
+        return _column_major(columns), None
+    counts = counts_and_values(arrays[unit.branches[0].name])[0]
+    columns = []
+    for spec in unit.branches:
+        lengths, values = counts_and_values(arrays[spec.name])
+        if not np.array_equal(lengths, counts):
+            event = entry_start + int(np.flatnonzero(lengths != counts)[0])
+            raise BranchTypeError(f"{input}: branches '{unit.branches[0].name}' and '{spec.name}' (counted together as "
+                                  f"'{unit.counter}') hold different numbers of values in entry {event}; give one of "
+                                  f"them its own rule, e.g. --error-bound '{spec.name}=exact'")
+        columns.append(values)
+    return _column_major(columns), counts
+
+
+def _column_major(columns: list[np.ndarray]) -> np.ndarray:
+    """Columns side by side, each contiguous (the codecs work column after column)."""
+    if not columns:
+        return np.zeros((0, 0))
+    out = np.empty((len(columns[0]), len(columns)), dtype=np.result_type(*columns), order="F")
+    for j, column in enumerate(columns):
+        out[:, j] = column
+    return out
 
 
 _ENERGY_NAMES = {"e", "energy"}

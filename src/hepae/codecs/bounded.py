@@ -67,7 +67,7 @@ class Bounded(Codec):
         Columns kept bit for bit beside the bounded ones (a whole file's float branches that its profile keeps
         exact, coded with their collection): each value's bits without the sign are steps from a center
         (:func:`hepae.codecs.bounds.magnitude_bits`), its sign in the sign stream, predicted and entropy coded
-        like the others. Not with an entropy model.
+        like the others. The entropy model never codes them (nor reads them as inputs).
     """
 
     codec_id = "bounded"
@@ -89,17 +89,10 @@ class Bounded(Codec):
         names = [b.column for b in bounds] + list(exact)
         if len(set(names)) != len(names):
             raise CodecError(f"bounded: more than one error bound (or exact) for a column: {names}")
-        if exact and entropy_model is not None:
-            raise CodecError("bounded: exact columns are not coded with an entropy model")
         if not 0 < margin < 1:
             raise CodecError(f"bounded: margin must be in (0, 1), got {margin}")
-        if isinstance(entropy_model, (str, PathLike)):
-            entropy_model = learned.load_entropy_model(entropy_model)
-        elif isinstance(entropy_model, dict):
-            entropy_model = learned.EntropyModel.from_dict(entropy_model, "the bounded codec's entropy model")
-        elif entropy_model is not None and not isinstance(entropy_model, learned.EntropyModel):
-            raise CodecError(f"bounded: entropy_model must be an EntropyModel, its JSON document or a path, not "
-                             f"{type(entropy_model).__name__}")
+        if entropy_model is not None:
+            entropy_model = learned.as_entropy_model(entropy_model, "the bounded codec's entropy model")
         self._set(error_bounds=bounds, margin=float(margin), entropy_model=entropy_model, exact=exact)
 
     def get_config(self) -> dict[str, Any]:

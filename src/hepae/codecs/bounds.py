@@ -95,8 +95,9 @@ def parse_rule(text: str, what: str = "precision rule") -> tuple[str, float | No
 
 def constant_margin(bounds: tuple[ErrorBound, ...] | list[ErrorBound], margin: float) -> float:
     """Margin for a stored constant prediction (no network runs when decoding). The arithmetic is the same on
-    every machine but for ``exp``/``log`` (a few float64 ulps), which can flip the final rounding to float32
-    by one ulp (2**-23 relative): a margin far above that suffices."""
+    every machine (``exp``/``log`` correctly rounded, :mod:`hepae.codecs.kernels`); decoders before that used
+    their machine's, a few float64 ulps apart, which can flip the final rounding to float32 by one ulp
+    (2**-23 relative): a margin far above that suffices for them too."""
     smallest = min((b.value for b in bounds if b.kind == "rel"), default=1.0)
     return min(margin, max(CONSTANT_MARGIN, 8 * 2.0**-23 / smallest))
 
@@ -215,8 +216,9 @@ def quantize_residuals(values: np.ndarray, predicted: np.ndarray | float, kind: 
     ``bound`` (exceptions exactly).
 
     Under a relative bound, a float32 value whose float64 reconstruction lies within ``2**-40`` (relative)
-    of the midpoint between two float32 values is accepted only if both keep the bound: a decoder whose
-    ``exp``/``log`` differ in the last float64 bits may round to either (this can matter only for bounds
+    of the midpoint between two float32 values is accepted only if both keep the bound: a decoder of an earlier
+    hepae, whose ``exp``/``log`` were its machine's (differing in the last float64 bits), may round to either
+    (hepae's own are correctly rounded, the same everywhere; this can matter only for bounds
     within a few float32 ulps, ``bits:18`` and tighter; looser bounds leave room for either neighbour,
     see ``_RISKY_BELOW``). An absolute bound's arithmetic (``h + q s``) is exact IEEE float64, the same on
     every machine.
@@ -258,7 +260,7 @@ def _quantize_residuals(x: np.ndarray, predicted: np.ndarray | float, kind: str,
         limit = np.abs(x64) if kind == "rel" else np.full(len(x64), 1.0)
         limit *= bound * (1.0 - margin / 2)
         ok &= np.abs(reco.astype(np.float64) - x64) <= limit
-        if kind == "rel" and x.dtype != np.float64:  # another machine's exp/log (a few float64 ulps apart) may
+        if kind == "rel" and x.dtype != np.float64:  # an earlier hepae's exp/log (a few float64 ulps apart) may
             check = slice(None)  # round to the other float32 neighbour, but only next to the midpoint between them
             if bound * margin >= _RISKY_BELOW:  # only outside float32's normal range
                 info = np.finfo(x.dtype)

@@ -555,12 +555,12 @@ def learned_undo_column(steps: np.ndarray, tokens: np.ndarray, j: int, used: np.
 # IEEE 754 fixes the result of a float64 addition, multiplication and division to the bit; it does not fix exp or
 # log, and they differ in the last bit between libms and numpy's SIMD loops (numpy's AVX-512 exp of a relative
 # bound's reconstruction disagreed with glibc's on 3 % of float64 values). A decoder that reconstructs
-# ``exp(log|h| + q * step)`` therefore computes both from additions and multiplications alone: a reduction
-# ``x = n ln2 / 64 + r`` and a polynomial in double-double arithmetic (pairs of float64 whose sum carries ~104
-# bits, Dekker's exact products, no fused multiply-add: numba does not contract ``a * b + c``), a table of
-# ``2**(j/64)`` computed exactly in :mod:`decimal` when this module is imported. The result is rounded
-# correctly (to the float64 nearest the exact value, as the best libms do), checked where a cheaper pass could be
-# one rounding off, so files encoded before these functions existed decode to the same values.
+# ``exp(log|h| + q * step)`` therefore computes both correctly rounded (the float64 nearest the exact value, one
+# answer for every machine): a reduction ``x = n ln2 / 64 + r`` and a polynomial (vectorized), then, where the
+# rounding is in doubt, a double-double evaluation (pairs of float64 whose sum carries ~104 bits, Dekker's exact
+# products, no fused multiply-add: numba does not contract ``a * b + c``) with a table of ``2**(j/64)`` computed
+# in :mod:`decimal` when this module is imported, and for the few values neither settles (and subnormal
+# results) :mod:`decimal` itself.
 
 def _exact_math_tables() -> tuple[np.ndarray, ...]:
     """``(split, powers, factorials)``: ``ln 2 / 64`` in three parts (the first with 36 significant bits, so that
@@ -691,36 +691,6 @@ def _exp_first_pass(x: float) -> tuple[float, int, bool]:
 
 
 @_kernel(inline=True)
-def _scaled(y: float, m: int) -> float:
-    """``y * 2**m``."""
-    if -1022 <= m <= 1022:
-        return y * _POWERS_OF_TWO[m + 1022]  # exact
-    return math.ldexp(y, m)
-
-
-@_kernel(inline=True)
-def _exp(x: float) -> float:
-    """``exp(x)`` correctly rounded (to nearest; but where the result is subnormal), from IEEE operations only."""
-    if x != x:
-        return x
-    if x > _EXP_OVERFLOW:
-        return math.inf
-    if x < _EXP_UNDERFLOW:
-        return 0.0
-    if abs(x) < 2.0**-26:  # exp(x) = 1 + x + t, 0 < t < 2**-52 |x|: t decides where 1 + x is a tie
-        s, e = _two_sum(1.0, x)
-        half_ulp = 2.0**-53 if s >= 1.0 else 2.0**-54
-        if abs(e) == half_ulp:
-            return s + 2.0 * e if e > 0.0 else s
-        return s + (e + 0.5 * x * x)
-    y, m, sure = _exp_first_pass(x)
-    if not sure:
-        m, h, low = _exp_double_double(x, 0.0)
-        y = h + low
-    return _scaled(y, m)
-
-
-@_kernel(inline=True)
 def _log_double_double(x: float, x_low: float) -> tuple[float, float]:
     """``log(x + x_low)`` (``x > 0`` normal or subnormal, finite) as a double-double, to ~2**-100: a first
     approximation from a series, then one Newton step on :func:`_exp_double_double`."""
@@ -742,21 +712,36 @@ def _log_double_double(x: float, x_low: float) -> tuple[float, float]:
 
 
 @_kernel
-def exact_exp(x: np.ndarray) -> np.ndarray:
-    """``exp`` of float64 values, correctly rounded, the same bits on every machine (the section's comment)."""
+def _exact_exp(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(out, unsure)``: ``exp(x)`` correctly rounded, but where ``unsure`` (a double-double evaluation could not
+    tell the rounding, or the result is subnormal or next to overflow: :func:`exact_exp` computes those)."""
     n = len(x)
     out = np.empty(n, np.float64)
     scale = np.empty(n, np.int64)
     sure = np.empty(n, np.bool_)
-    for i in range(n):  # the common case, vectorized
-        out[i], scale[i], sure[i] = _exp_first_pass(min(max(x[i], _EXP_UNDERFLOW), _EXP_OVERFLOW))
+    unsure = np.zeros(n, np.bool_)
+    for i in range(n):  # the common case, vectorized (NaN taken to the lower limit: the indices stay in range)
+        out[i], scale[i], sure[i] = _exp_first_pass(min(max(_EXP_UNDERFLOW, x[i]), _EXP_OVERFLOW))
     for i in range(n):
         v = x[i]
-        if sure[i] and _EXP_UNDERFLOW <= v <= _EXP_OVERFLOW:
-            out[i] = _scaled(out[i], scale[i])
+        if v != v:
+            out[i] = v
+        elif v > _EXP_OVERFLOW:
+            out[i] = math.inf
+        elif v < _EXP_UNDERFLOW:
+            out[i] = 0.0
         else:
-            out[i] = _exp(v)
-    return out
+            y, m = out[i], scale[i]
+            if not sure[i]:
+                m, h, low = _exp_double_double(v, 0.0)  # to ~2**-104
+                y, e = _two_sum(h, low)
+                if not _rounds_to(y, e, 2.0**-100 * y):
+                    unsure[i] = True
+            if -1022 < m < 1023:
+                out[i] = y * _POWERS_OF_TWO[m + 1022]  # exact: 0.99 < y < 2, the product a normal float64
+            else:
+                unsure[i] = True
+    return out, unsure
 
 
 @_kernel(inline=True)
@@ -781,10 +766,12 @@ def _log_first_pass(mantissa: float, exponent: int) -> tuple[float, bool]:
 
 
 @_kernel
-def _exact_log(x: np.ndarray, mantissa: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+def _exact_log(x: np.ndarray, mantissa: np.ndarray, exponent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(out, unsure)``: ``log(x)`` correctly rounded, but where ``unsure`` (:func:`exact_log` computes those)."""
     n = len(x)
     out = np.empty(n, np.float64)
     sure = np.empty(n, np.bool_)
+    unsure = np.zeros(n, np.bool_)
     for i in range(n):  # the common case, vectorized
         v = mantissa[i]
         out[i], sure[i] = _log_first_pass(v if 0.5 <= v < 1.0 else 0.75, exponent[i])  # not NaN: clipped indices
@@ -799,22 +786,59 @@ def _exact_log(x: np.ndarray, mantissa: np.ndarray, exponent: np.ndarray) -> np.
         elif v == math.inf:
             out[i] = math.inf
         else:
-            h, low = _log_double_double(v, 0.0)
-            out[i] = h + low
+            h, low = _log_double_double(v, 0.0)  # to ~2**-104 of the result and ~2**-106 absolute
+            y, e = _two_sum(h, low)
+            out[i] = y
+            unsure[i] = not _rounds_to(y, e, 2.0**-98 * abs(y) + 2.0**-102)
+    return out, unsure
+
+
+_DECIMAL_DIGITS = 400  # enough for the exact value of any float64 (down to 2**-1074) and to round exp/ln correctly
+
+
+def _decimal_context() -> Any:
+    import decimal
+
+    return decimal.Context(prec=_DECIMAL_DIGITS, rounding=decimal.ROUND_HALF_EVEN, Emax=decimal.MAX_EMAX,
+                           Emin=decimal.MIN_EMIN)
+
+
+def exact_exp(x: np.ndarray) -> np.ndarray:
+    """``exp`` of float64 values, correctly rounded (to the float64 nearest the exact value), the same bits on
+    every machine: the compiled passes, and exact decimal arithmetic for the few values they cannot round with
+    certainty."""
+    import decimal
+
+    x = np.ascontiguousarray(x, np.float64)
+    out, unsure = _exact_exp(x)
+    if unsure.any():
+        context = _decimal_context()
+        for i in np.flatnonzero(unsure).tolist():
+            out[i] = float(context.exp(decimal.Decimal(float(x[i]))))
     return out
 
 
 def exact_log(x: np.ndarray) -> np.ndarray:
-    """``log`` of float64 values, correctly rounded but for the few hardest cases, the same bits on every machine;
-    NaN for negative values and NaN, ``-inf`` for zeros, ``inf`` for ``inf``."""
+    """``log`` of float64 values, correctly rounded, the same bits on every machine (as :func:`exact_exp`); NaN
+    for negative values and NaN, ``-inf`` for zeros, ``inf`` for ``inf``."""
+    import decimal
+
     x = np.ascontiguousarray(x, np.float64)
     mantissa, exponent = np.frexp(x)  # exact
-    return _exact_log(x, mantissa, exponent.astype(np.int64))
+    out, unsure = _exact_log(x, mantissa, exponent.astype(np.int64))
+    if unsure.any():
+        context = _decimal_context()
+        for i in np.flatnonzero(unsure).tolist():
+            out[i] = float(context.ln(decimal.Decimal(float(x[i]))))
+    return out
 
 
-@_kernel
+@functools.lru_cache(maxsize=256)
 def exact_log1p(x: float) -> float:
-    """``log(1 + x)`` for ``0 <= x < 1``, correctly rounded but for the few hardest cases, on every machine."""
-    one, low = _two_sum(1.0, x)
-    h, low = _log_double_double(one, low)
-    return h + low
+    """``log(1 + x)`` for ``0 < x < 1`` (a bound), correctly rounded, in exact decimal arithmetic."""
+    import decimal
+
+    if not 0.0 < x < 1.0:
+        raise ValueError(f"exact_log1p is for 0 < x < 1, got {x!r}")
+    context = _decimal_context()
+    return float(context.ln(context.add(1, decimal.Decimal(x))))

@@ -167,6 +167,14 @@ class EntropyModel:
         return (f"EntropyModel({len(names)} column(s): {', '.join(names[:6])}{', ...' if len(names) > 6 else ''}; "
                 f"sha256 {self.to_dict()['sha256'][:12]})")
 
+    def serving(self, columns: list[str], bounds: list[ErrorBound]) -> EntropyModel | None:
+        """The part of this model that serves some of ``columns`` coded under ``bounds`` (:func:`model_columns`),
+        or None if it serves none of them: what a whole file's unit carries."""
+        served = [entry[0].column for entry in model_columns(self, columns, bounds) if entry is not None]
+        if not served:
+            return None
+        return EntropyModel({c: self.columns[c] for c in served}, self.trained_on)
+
     @property
     def size(self) -> int:
         """Bytes of the model's JSON document (what a compressed file embeds)."""
@@ -181,6 +189,18 @@ def load_entropy_model(path: str | PathLike[str]) -> EntropyModel:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelFormatError(f"{path}: not an entropy model ({err})") from None
     return EntropyModel.from_dict(document, str(path))
+
+
+def as_entropy_model(model: EntropyModel | dict[str, Any] | str | PathLike[str], what: str = "entropy model"
+                     ) -> EntropyModel:
+    """An :class:`EntropyModel` from itself, its JSON document (checked) or the path of its file (checked)."""
+    if isinstance(model, EntropyModel):
+        return model
+    if isinstance(model, (str, PathLike)):
+        return load_entropy_model(model)
+    if isinstance(model, dict):
+        return EntropyModel.from_dict(model, what)
+    raise CodecError(f"entropy_model must be an EntropyModel, its JSON document or a path, not {type(model).__name__}")
 
 
 def _encode(a: np.ndarray) -> str:
@@ -366,7 +386,7 @@ def choose(models: list[tuple[ColumnModel, np.ndarray, np.ndarray] | None], boun
     others, rank = event_context(counts, n)
     m = _first_rows(counts, n)
     head, head_others, head_rank = steps[:m], np.ascontiguousarray(others[:, :m]), rank[:m]
-    step_sizes = [quantization_step(b.kind, b.value, margin) for b in bounds]
+    step_sizes = [quantization_step(b.kind, b.value, margin) if b.kind != "exact" else 0.0 for b in bounds]
     chosen: list[LearnedColumn | None] = []
     for j, entry in enumerate(models):
         flag = flags[j][:m]
@@ -453,5 +473,5 @@ def coded_bits(tokens: np.ndarray, classes: np.ndarray | None, scale: float) -> 
     return best
 
 
-__all__ = ["ColumnModel", "EntropyModel", "IntegerNetwork", "LearnedChunk", "LearnedColumn", "choose", "confirm",
-           "event_context", "load_entropy_model", "model_columns"]
+__all__ = ["ColumnModel", "EntropyModel", "IntegerNetwork", "LearnedChunk", "LearnedColumn", "as_entropy_model",
+           "choose", "confirm", "event_context", "load_entropy_model", "model_columns"]
