@@ -18,7 +18,7 @@ from hepae.cluster import _same_settings
 from hepae.codecs.bounds import within_bound
 from hepae.decompression import verify
 from hepae.entropy_models import train_entropy_model
-from hepae.errors import CodecError
+from hepae.errors import CodecError, TrainingError
 
 PROFILE = {"name": "objects", "format_version": 1, "unmatched": "exact",
            "rules": [{"pattern": "obj_x", "rule": "rel:1e-3"}, {"pattern": "obj_y", "rule": "abs:1e-2"},
@@ -134,3 +134,15 @@ def test_train_entropy_and_compress_take_a_profile_on_the_command_line(tmp_path)
     assert any(u["codec"].get("entropy_model") for u in _units(tmp_path / "c.root"))
     inspected = subprocess.run([*cli, "inspect", str(tmp_path / "c.root")], capture_output=True, text=True).stdout
     assert "unit        nobj:" in inspected and "entropy model <learned: 1 column(s) obj_x" in inspected
+
+
+def test_training_refuses_files_of_other_layouts_and_units_too_small_to_train(tmp_path):
+    train = write_events(tmp_path / "a.root", 300, seed=7)
+    other = tmp_path / "b.root"
+    with uproot.recreate(other) as f:  # the same table, without the objects
+        f["events"] = {"met": np.ones(50, np.float32)}
+    with pytest.raises(TrainingError, match="b.root: its units under profile 'objects' are not those of"):
+        train_entropy_model([train, other], profile=PROFILE, iterations=5, progress=False)
+    with pytest.raises(TrainingError, match="no unit of .*a.root under profile 'objects' could be trained"):
+        train_entropy_model(write_events(tmp_path / "a.root", 20, seed=7), profile=PROFILE, iterations=5,
+                            progress=False)

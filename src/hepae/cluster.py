@@ -9,9 +9,11 @@ configuration (a learned entropy model inside it) and the feature set as JSON do
 Output names are predictable: ``<stem>.compressed.root`` for compression and ``<stem>.reco.root`` for
 decompression (a trailing ``.compressed`` is dropped from the stem). A failing file is reported in the
 summary and does not stop the others; with ``resume=True`` a file whose valid output already exists is
-skipped (for compression: made from the same input with the same codec configuration, feature set, profile
-and command-line rules). A JSON summary (per file: status, bytes in/out, objects, seconds, error and, for compression,
-the number of unphysical reconstructed objects) is returned and written to ``<outdir>/hepae-<command>.json``.
+skipped (for compression: made from the same input with the same codec configuration, feature set, profile,
+command-line rules and units' entropy model: a file where that model paid in no unit is compressed again, since
+it cannot be told from one made without it). A JSON summary (per file: status, bytes in/out, objects, seconds,
+error and, for compression, the number of unphysical reconstructed objects) is returned and written to
+``<outdir>/hepae-<command>.json``.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ _CLIP = 32767 / 2**learned.INPUT_BITS  # the largest input the integer networks 
 
 def train_entropy_model(
     inputs: str | PathLike[str] | Sequence[str | PathLike[str]],
-    featureset: str | FeatureSet | None = "atlas-jets-4d",
+    featureset: str | FeatureSet | None = None,
     *,
     error_bounds: Sequence[str] = (),
     profile: str | PathLike[str] | Profile | dict[str, Any] | None = None,
@@ -66,8 +66,8 @@ def train_entropy_model(
     inputs : path or paths
         Training files (ROOT or DarkMachines CSV) in the feature set's layout; at most ``max_objects`` objects
         are read, whole events.
-    featureset : str or FeatureSet, or None with ``profile``
-        The collection whose bounded columns the model is for.
+    featureset : str or FeatureSet, optional
+        The collection whose bounded columns the model is for (default ``atlas-jets-4d``, unless ``profile``).
     error_bounds : sequence of str
         With a feature set: ``COLUMN=rel:B`` / ``abs:B`` / ``bits:N`` per column; columns not named get
         :data:`DEFAULT_BOUND`, relative or absolute by their residual type. With a profile: precision rules put
@@ -102,8 +102,7 @@ def train_entropy_model(
         return _train_for_profile(paths, profile, error_bounds, tree, max_objects=max_objects, hidden=hidden,
                                   iterations=iterations, seed=seed, log=log, progress=progress, started=started)
     if featureset is None:
-        raise TrainingError("an entropy model is trained for a feature set's collection or a profile's units: give "
-                            "one of them")
+        featureset = "atlas-jets-4d"
     fs = featureset if isinstance(featureset, FeatureSet) else load_featureset(featureset)
     values, counts = [], []
     total = 0
@@ -161,12 +160,20 @@ def _train_for_profile(paths: list[Path], profile: Any, rules: Sequence[str], tr
     values: dict[str, list[np.ndarray]] = {u.name: [] for u in units}
     counts: dict[str, list[np.ndarray]] = {u.name: [] for u in units}
     taken = dict.fromkeys(values, 0)
+    shape = _unit_shapes(units)
     for path in paths:
+        if (path.suffix.lower() in CSV_SUFFIXES) != (first.suffix.lower() in CSV_SUFFIXES):
+            raise TrainingError(f"{path}: not in the layout of {first} (ROOT and CSV files trained together)")
         with open_source(path, tree) as source:
             names = [b.name for u in units for b in u.branches]
-            missing = sorted(set(names) - set(source.layout.names))
-            if missing:
-                raise TrainingError(f"{path}: has no branch {missing[:3]} of the first file's units ({first})")
+            if path != first:
+                chunk = next(iter(source.iterate(source.layout.names)), None)
+                resolution = profile.resolve(source.layout, (), where=str(path))
+                kept = [s for s in source.layout.branches if s.name not in resolution.bounds]
+                other = plan_units(source.layout, resolution.bounds, kept, chunk, exact=resolution.exact)
+                if _unit_shapes(other) != shape:
+                    raise TrainingError(f"{path}: its units under profile '{profile.name}' are not those of {first} "
+                                        "(other collections, branches or types): train on files of one layout")
             n_events = 0
             for arrays in source.iterate(names):
                 for unit in units:
@@ -183,6 +190,9 @@ def _train_for_profile(paths: list[Path], profile: Any, rules: Sequence[str], tr
     columns: dict[str, learned.ColumnModel] = {}
     per_unit: dict[str, Any] = {}
     for unit in units:
+        if not values[unit.name]:
+            per_unit[unit.name] = {"skipped": f"no {'events' if unit.counter is None else 'objects'} in the files"}
+            continue
         lossy = [(j, b) for j, b in enumerate(unit.codec.error_bounds) if b.kind != "exact"]
         x, n_per_event = _first_objects(np.concatenate(values[unit.name]), np.concatenate(counts[unit.name]),
                                         max_objects)
@@ -197,13 +207,22 @@ def _train_for_profile(paths: list[Path], profile: Any, rules: Sequence[str], tr
             continue
         columns.update(model.columns)
         per_unit[unit.name] = model.trained_on
+    if all("skipped" in u for u in per_unit.values()):
+        reasons = "; ".join(f"{name}: {u['skipped']}" for name, u in per_unit.items())
+        raise TrainingError(f"no unit of {first} under profile '{profile.name}' could be trained ({reasons})")
     trained_on = {"files": [p.name for p in paths], "profile": profile.name, "rules": list(rules), "units": per_unit,
                   "seconds": round(time.perf_counter() - started, 1)}
     return learned.EntropyModel(columns, trained_on)
 
 
+def _unit_shapes(units: list[Any]) -> list[tuple[Any, ...]]:
+    """What must agree between training files: each unit's name, counter, dtype and branches."""
+    return [(u.name, u.counter, u.dtype, [b.name for b in u.branches]) for u in units]
+
+
 def _first_objects(x: np.ndarray, n_per_event: np.ndarray, max_objects: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first whole events holding at most ``max_objects`` objects (at least one event)."""
+    """The first whole events holding at most ``max_objects`` objects (all of them if the first event alone holds
+    more)."""
     n_per_event = np.asarray(n_per_event, np.int64)
     ends = np.cumsum(n_per_event)
     keep_events = int(np.searchsorted(ends, max_objects, side="right")) or len(ends)

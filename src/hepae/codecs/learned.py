@@ -173,7 +173,8 @@ class EntropyModel:
         served = [entry[0].column for entry in model_columns(self, columns, bounds) if entry is not None]
         if not served:
             return None
-        return EntropyModel({c: self.columns[c] for c in served}, self.trained_on)
+        trained_on = {k: v for k, v in self.trained_on.items() if k != "units"}  # not every unit's statistics
+        return EntropyModel({c: self.columns[c] for c in served}, trained_on)
 
     @property
     def size(self) -> int:

@@ -24,8 +24,9 @@ and normalization the metadata records. Format 3 files (hepae 0.1.0: no metadata
 digest over all chunks, checked at the end) are still read, with a warning. Format 5 differs from 4
 only inside the ``ae`` codec's coded chunks (constriction's ANS coder): a format-4 file (development
 versions only) is read unless it holds such chunks. Format 6 added precision-profile units, format 7
-(this one) stores the stream and decoder tables of an RNTuple file as RNTuples. ``docs/format.md`` has
-the bytes.
+stores the stream and decoder tables of an RNTuple file as RNTuples, format 8 codes the floats a profile
+keeps exact in their unit, and format 9 (this one) lets a unit carry a learned entropy model beside them.
+``docs/format.md`` has the bytes.
 """
 
 from __future__ import annotations
