@@ -197,6 +197,7 @@ def test_files_of_formats_7_to_9_and_rntuple_files_of_format_6_decode_to_the_val
         with ContainerReader(here / f"{name}.compressed.root") as reader:
             learned = [len(chunk.streams[unit_stream_name(index, "learned")]) for chunk in reader.chunks()]
         assert len(learned) == 3 and min(learned) > 0
+        assert len(metadata["profile"]["entropy_model_sha256"]) == 64  # the model offered, for --resume
 
 
 @pytest.mark.parametrize(("table", "fixture", "what"), [("hepae_streams", "bounded", "the codec streams"),

@@ -10,8 +10,7 @@ Output names are predictable: ``<stem>.compressed.root`` for compression and ``<
 decompression (a trailing ``.compressed`` is dropped from the stem). A failing file is reported in the
 summary and does not stop the others; with ``resume=True`` a file whose valid output already exists is
 skipped (for compression: made from the same input with the same codec configuration, feature set, profile,
-command-line rules and units' entropy model: a file where that model paid in no unit is compressed again, since
-it cannot be told from one made without it). A JSON summary (per file: status, bytes in/out, objects, seconds,
+command-line rules and units' entropy model). A JSON summary (per file: status, bytes in/out, objects, seconds,
 error and, for compression, the number of unphysical reconstructed objects) is returned and written to
 ``<outdir>/hepae-<command>.json``.
 """
@@ -326,21 +325,15 @@ def _collection_options(model: HepaeModel | None, codec: str | dict[str, Any] | 
 def _same_settings(metadata: dict[str, Any], options: dict[str, Any]) -> bool:
     """Whether a compressed file was made as ``options`` ask now (its codec configuration and feature set, its
     profile, the command-line rules, the units' entropy model): else a resumed run compresses it again rather than
-    keep what it no longer asks for (a looser bound, another entropy model). A file whose units carry no part of
-    the units' entropy model asked for (it paid in none of them) is compressed again: it cannot be told from one
-    made without it."""
+    keep what it no longer asks for (a looser bound, another entropy model: the file records the sha256 of the
+    units' model it was offered, whether or not a unit kept a part of it)."""
     from hepae.profiles import Rule, load_profile
 
     if metadata.get("codec") != options.get("codec"):
         return False
-    carried = [u["codec"]["entropy_model"] for u in metadata.get("units") or () if u["codec"].get("entropy_model")]
     asked_model = options.get("entropy_model")
-    if asked_model is None and carried:
+    if (metadata.get("profile") or {}).get("entropy_model_sha256") != (asked_model or {}).get("sha256"):
         return False
-    if asked_model is not None:
-        columns = {c["column"]: c for c in asked_model["columns"]}
-        if not carried or any(columns.get(c["column"]) != c for part in carried for c in part["columns"]):
-            return False
     if options.get("featureset") is not None and metadata.get("featureset") != options["featureset"]:
         return False
     recorded = metadata.get("profile") or {}

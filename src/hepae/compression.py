@@ -347,7 +347,9 @@ def compress(
                     unit_input_bytes=[source.stored_bytes([b.name for b in u.branches]) for u in units],
                     profile=None if profile is None or resolution is None else {
                         **profile.to_dict(resolution.rules),
-                        "applied": {name: f"{b.kind}:{b.value!r}" for name, b in bounds.items()}},
+                        "applied": {name: f"{b.kind}:{b.value!r}" for name, b in bounds.items()},
+                        **({} if entropy_model is None else
+                           {"entropy_model_sha256": entropy_model.to_dict()["sha256"]})},
                 )
             with ContainerReader(tmp, written=metadata) as written:  # reads back as meant, before anyone sees it
                 written.check_as_written(metadata, output)
