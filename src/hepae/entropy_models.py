@@ -148,32 +148,26 @@ def _train_for_profile(paths: list[Path], profile: Any, rules: Sequence[str], tr
         else:
             with open_root(first) as directory:
                 tree = main_table(directory, first)
-    with open_source(first, tree) as source:
-        layout = source.layout
-        resolution = profile.resolve(layout, (), where=str(first))
-        chunk = next(iter(source.iterate(layout.names)), None)
-        kept = [s for s in layout.branches if s.name not in resolution.bounds]
-        units = plan_units(layout, resolution.bounds, kept, chunk, exact=resolution.exact)
-    if not units:
-        raise TrainingError(f"profile '{profile.name}' makes no float branch of '{tree}' in {first} lossy: nothing to "
-                            "train an entropy model for")
-    values: dict[str, list[np.ndarray]] = {u.name: [] for u in units}
-    counts: dict[str, list[np.ndarray]] = {u.name: [] for u in units}
-    taken = dict.fromkeys(values, 0)
-    shape = _unit_shapes(units)
-    for path in paths:
+    units: list[Any] = []
+    values: dict[str, list[np.ndarray]] = {}
+    counts: dict[str, list[np.ndarray]] = {}
+    taken: dict[str, int] = {}
+    for i, path in enumerate(paths):
         if (path.suffix.lower() in CSV_SUFFIXES) != (first.suffix.lower() in CSV_SUFFIXES):
             raise TrainingError(f"{path}: not in the layout of {first} (ROOT and CSV files trained together)")
         with open_source(path, tree) as source:
+            planned = _planned_units(source, profile, path)
+            if i == 0:
+                if not planned:
+                    raise TrainingError(f"profile '{profile.name}' makes no float branch of '{tree}' in {first} "
+                                        "lossy: nothing to train an entropy model for")
+                units = planned
+                values, counts = {u.name: [] for u in units}, {u.name: [] for u in units}
+                taken = dict.fromkeys(values, 0)
+            elif _unit_shapes(planned) != _unit_shapes(units):
+                raise TrainingError(f"{path}: its units under profile '{profile.name}' are not those of {first} "
+                                    "(other collections, branches or types): train on files of one layout")
             names = [b.name for u in units for b in u.branches]
-            if path != first:
-                chunk = next(iter(source.iterate(source.layout.names)), None)
-                resolution = profile.resolve(source.layout, (), where=str(path))
-                kept = [s for s in source.layout.branches if s.name not in resolution.bounds]
-                other = plan_units(source.layout, resolution.bounds, kept, chunk, exact=resolution.exact)
-                if _unit_shapes(other) != shape:
-                    raise TrainingError(f"{path}: its units under profile '{profile.name}' are not those of {first} "
-                                        "(other collections, branches or types): train on files of one layout")
             n_events = 0
             for arrays in source.iterate(names):
                 for unit in units:
@@ -213,6 +207,15 @@ def _train_for_profile(paths: list[Path], profile: Any, rules: Sequence[str], tr
     trained_on = {"files": [p.name for p in paths], "profile": profile.name, "rules": list(rules), "units": per_unit,
                   "seconds": round(time.perf_counter() - started, 1)}
     return learned.EntropyModel(columns, trained_on)
+
+
+def _planned_units(source: Any, profile: Profile, path: Path) -> list[Any]:
+    """The units ``hepae compress`` codes ``source``'s table in under ``profile`` (its first chunk read)."""
+    layout = source.layout
+    chunk = next(iter(source.iterate(layout.names)), None)
+    resolution = profile.resolve(layout, (), where=str(path))
+    kept = [s for s in layout.branches if s.name not in resolution.bounds]
+    return plan_units(layout, resolution.bounds, kept, chunk, exact=resolution.exact)
 
 
 def _unit_shapes(units: list[Any]) -> list[tuple[Any, ...]]:

@@ -641,39 +641,41 @@ def _dd_multiply(a: float, a_low: float, b: float, b_low: float) -> tuple[float,
 
 
 @_kernel(inline=True)
-def _exp_double_double(x: float, x_low: float) -> tuple[int, float, float]:
-    """``(m, h, low)`` with ``exp(x + x_low) = 2**m (h + low)`` to ~2**-100 relative (``|x| <= 746``)."""
+def _reduced(x: float, x_low: float) -> tuple[int, int, float, float]:
+    """``(m, j, r, r_low)`` with ``x + x_low = (64 m + j) ln2/64 + r + r_low``, ``|r| <= ln2/128`` (``|x| <= 746``)."""
     n = float(math.floor(x * _INV_LN2_64 + 0.5))
     j = int(n) & 63
     r = x - n * _LN2_64_A  # exact: n has at most 17 bits, the constant 36, and x is close to the product
     p, p_low = _two_product(n, _LN2_64_B)
     r, r_low = _two_sum(r, -p)
-    r, r_low = _quick_two_sum(r, (r_low - p_low) + (x_low - n * _LN2_64_C))
+    return (int(n) - j) >> 6, j, r, (r_low - p_low) + (x_low - n * _LN2_64_C)
+
+
+@_kernel(inline=True)
+def _exp_double_double(x: float, x_low: float) -> tuple[int, float, float]:
+    """``(m, h, low)`` with ``exp(x + x_low) = 2**m (h + low)`` to ~2**-100 relative (``|x| <= 746``)."""
+    m, j, r, r_low = _reduced(x, x_low)
+    r, r_low = _quick_two_sum(r, r_low)
     h, low = _FACTORIALS_HIGH[_EXP_TERMS], _FACTORIALS_LOW[_EXP_TERMS]
     for k in range(_EXP_TERMS - 1, -1, -1):
         h, low = _dd_multiply(h, low, r, r_low)
         h, low = _dd_add(h, low, _FACTORIALS_HIGH[k], _FACTORIALS_LOW[k])
     h, low = _dd_multiply(h, low, _POWERS_HIGH[j], _POWERS_LOW[j])
-    return (int(n) - j) >> 6, h, low
+    return m, h, low
 
 
 @_kernel(inline=True)
-def _exp_parts(x: float, x_low: float) -> tuple[int, float, float]:
-    """``(m, h, low)`` with ``exp(x + x_low) = 2**m (h + low)`` to 2**-65 relative, ``0.99 < h + low < 2``
-    (``|x| <= 746``, ``|x_low| <= 2**-40``): the reduction of :func:`_exp_double_double`, then a polynomial in
-    float64 for what the double-double ``1 + r`` leaves. Branch-free, so that a loop of it is vectorized."""
-    n = float(math.floor(x * _INV_LN2_64 + 0.5))
-    j = int(n) & 63
-    r = x - n * _LN2_64_A  # exact: n has at most 17 bits, the constant 36, and x is close to the product
-    p, p_low = _two_product(n, _LN2_64_B)
-    r, r_low = _two_sum(r, -p)
-    r_low = (r_low - p_low) + (x_low - n * _LN2_64_C)
+def _exp_parts(x: float) -> tuple[int, float, float]:
+    """``(m, h, low)`` with ``exp(x) = 2**m (h + low)`` to 2**-65 relative, ``0.99 < h + low < 2`` (``|x| <= 746``):
+    the reduction of :func:`_exp_double_double`, then a polynomial in float64 for what the double-double ``1 + r``
+    leaves. Branch-free, so that a loop of it is vectorized."""
+    m, j, r, r_low = _reduced(x, 0.0)
     rest = r_low + (r_low * r + r * r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (
         1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))))  # exp(r + r_low) = 1 + r + rest
     t, t_low = _POWERS_HIGH[j], _POWERS_LOW[j]
     a, a_low = _two_product(t, r)
     h, h_low = _two_sum(t, a)
-    return (int(n) - j) >> 6, h, h_low + (a_low + (t * rest + (t_low + t_low * r)))
+    return m, h, h_low + (a_low + (t * rest + (t_low + t_low * r)))
 
 
 @_kernel(inline=True)
@@ -685,29 +687,33 @@ def _rounds_to(y: float, e: float, error: float) -> bool:
 @_kernel(inline=True)
 def _exp_first_pass(x: float) -> tuple[float, int, bool]:
     """``(y, m, sure)``: ``exp(x)`` is ``y * 2**m`` rounded correctly if ``sure`` (``|x| <= 746``; branch-free)."""
-    m, h, low = _exp_parts(x, 0.0)
+    m, h, low = _exp_parts(x)
     y, e = _two_sum(h, low)
     return y, m, _rounds_to(y, e, _FAST_EXP_ERROR * y)
 
 
 @_kernel(inline=True)
-def _log_double_double(x: float, x_low: float) -> tuple[float, float]:
-    """``log(x + x_low)`` (``x > 0`` normal or subnormal, finite) as a double-double, to ~2**-100: a first
-    approximation from a series, then one Newton step on :func:`_exp_double_double`."""
-    mantissa, exponent = math.frexp(x)
-    if mantissa < 0.7071067811865476:
-        mantissa *= 2.0
-        exponent -= 1
-    x_low_scaled = math.ldexp(x_low, -exponent)
-    f = (mantissa - 1.0) + x_low_scaled  # log(1 + f), |f| < 0.42
+def _log_series(f: float) -> float:
+    """``log(1 + f)`` for ``|f| < 0.42`` to a few ulps: ``2 atanh(f / (2 + f))`` as a series."""
     s = f / (2.0 + f)
     z = s * s
     series = 1.0 + z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (1.0 / 11 + z * (
         1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (1.0 / 19 + z * (1.0 / 21 + z * (1.0 / 23)))))))))))
-    y, y_low = _dd_add(exponent * _LN2_HIGH, exponent * _LN2_LOW, 2.0 * s * series, 0.0)
+    return 2.0 * s * series
+
+
+@_kernel(inline=True)
+def _log_double_double(x: float) -> tuple[float, float]:
+    """``log(x)`` (``x > 0`` normal or subnormal, finite) as a double-double, to ~2**-100: a first approximation
+    from :func:`_log_series`, then one Newton step on :func:`_exp_double_double`."""
+    mantissa, exponent = math.frexp(x)
+    if mantissa < 0.7071067811865476:
+        mantissa *= 2.0
+        exponent -= 1
+    y, y_low = _dd_add(exponent * _LN2_HIGH, exponent * _LN2_LOW, _log_series(mantissa - 1.0), 0.0)
     m, h, low = _exp_double_double(y, y_low)  # log(x) = y + log(x / exp(y)) = y + d - d**2 / 2 + ...
     u, u_low = _two_sum(math.ldexp(x, -m), -h)
-    d = (u + (u_low + (math.ldexp(x_low, -m) - low))) / h
+    d = (u + (u_low - low)) / h
     return _dd_add(y, y_low, d - 0.5 * d * d, 0.0)
 
 
@@ -751,13 +757,8 @@ def _log_first_pass(mantissa: float, exponent: int) -> tuple[float, bool]:
     low_half = mantissa < 0.7071067811865476
     mantissa = mantissa * 2.0 if low_half else mantissa
     exponent = exponent - 1 if low_half else exponent
-    f = mantissa - 1.0  # exact; log(1 + f), |f| < 0.42
-    s = f / (2.0 + f)
-    z = s * s
-    series = 1.0 + z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (1.0 / 11 + z * (
-        1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (1.0 / 19 + z * (1.0 / 21 + z * (1.0 / 23)))))))))))
-    y0 = exponent * _LN2_HIGH + (exponent * _LN2_LOW + 2.0 * s * series)  # a few ulps from log
-    m, h, low = _exp_parts(y0, 0.0)  # log(x) = y0 + log(x / exp(y0)) = y0 + d - d**2 / 2 + ...
+    y0 = exponent * _LN2_HIGH + (exponent * _LN2_LOW + _log_series(mantissa - 1.0))  # a few ulps from log
+    m, h, low = _exp_parts(y0)  # log(x) = y0 + log(x / exp(y0)) = y0 + d - d**2 / 2 + ...
     shift = min(max(exponent - m, -1), 1)  # -1, 0 or 1 (clipped for the values the second pass takes)
     u, u_low = _two_sum(mantissa * _POWERS_OF_TWO[shift + 1022], -h)  # exact
     d = (u + (u_low - low)) / h
@@ -786,7 +787,7 @@ def _exact_log(x: np.ndarray, mantissa: np.ndarray, exponent: np.ndarray) -> tup
         elif v == math.inf:
             out[i] = math.inf
         else:
-            h, low = _log_double_double(v, 0.0)  # to ~2**-104 of the result and ~2**-106 absolute
+            h, low = _log_double_double(v)  # to ~2**-104 of the result and ~2**-106 absolute
             y, e = _two_sum(h, low)
             out[i] = y
             unsure[i] = not _rounds_to(y, e, 2.0**-98 * abs(y) + 2.0**-102)
