@@ -274,7 +274,7 @@ def compress(
         lossless = [j for j, column in enumerate(featureset.columns) if column.lossless] if featureset else []
         inputs = [input] + ([model_path] if model_path is not None else [])
         with atomic_output(output, overwrite=overwrite, inputs=inputs) as tmp:
-            with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
+            with uproot.recreate(tmp, compression=parse_compression(compression, threads=True)) as file:
                 writer = ContainerWriter(file, bound, units=units, storage=source.storage, table=source.name,
                                          title=source.title, branches=layout.branches, replaced=replaced or (),
                                          selecting=featureset is not None and featureset.select is not None,

@@ -44,7 +44,7 @@ def _output_writer(tmp: Path, text_output: bool, source: Source, specs: list[Bra
         with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
             yield CSVTableWriter(handle), None
         return
-    with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
+    with uproot.recreate(tmp, compression=parse_compression(compression, threads=True)) as file:
         if carried_classes is not None:
             declare_classes(file, carried_classes)
         yield make_writer(file, source.storage, source.name, specs, title=source.title), file

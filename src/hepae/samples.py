@@ -199,7 +199,7 @@ def make_sample(
     rng = np.random.default_rng(seed)
     path = Path(path)
     with atomic_output(path, overwrite=overwrite) as tmp:
-        with uproot.recreate(tmp, compression=parse_compression(compression)) as file:
+        with uproot.recreate(tmp, compression=parse_compression(compression, threads=True)) as file:
             title = f"hepae synthetic sample ({featureset.layout} layout)"
             storage = "rntuple" if featureset.layout.endswith("rntuple") else "ttree"
             writer = make_writer(file, storage, featureset.tree, specs, title=title)

@@ -10,6 +10,7 @@ import io
 import os
 import re
 import socket
+import struct
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from os import PathLike
@@ -21,6 +22,7 @@ import uproot
 
 from hepae.errors import BranchTypeError, HepaeError, OutputFileError, UnsupportedBranchError
 from hepae.io.branches import BranchSpec
+from hepae.io.parallel_compression import CompressionAhead, parallel_compression
 
 DEFAULT_COMPRESSION = "zstd:5"
 WRITE_REFUSALS: tuple[type[BaseException], ...] = (TypeError, ValueError, KeyError, NotImplementedError,
@@ -29,15 +31,21 @@ WRITE_REFUSALS: tuple[type[BaseException], ...] = (TypeError, ValueError, KeyErr
 what they refuse (:func:`probe_refusals`)."""
 
 
-def parse_compression(spec: str | None) -> uproot.compression.Compression | None:
-    """``"zstd:5"``, ``"zlib:1"``, ``"lzma:9"``, ``"lz4:4"`` or ``"none"`` as an uproot compression."""
+def parse_compression(spec: str | None, *, threads: bool = False) -> uproot.compression.Compression | None:
+    """``"zstd:5"``, ``"zlib:1"``, ``"lzma:9"``, ``"lz4:4"`` or ``"none"`` as an uproot compression.
+
+    ``threads``: the same algorithm and level, but the baskets of a :class:`TreeWriter` chunk are
+    compressed on worker threads (:mod:`hepae.io.parallel_compression`; same bytes). hepae's outputs use
+    it; the plain uproot object (the default) is for a baseline that writes as uproot does.
+    """
     if spec is None or spec.lower() == "none":
         return None
     algorithm, _, level = spec.partition(":")
     classes = {"zstd": uproot.ZSTD, "zlib": uproot.ZLIB, "lzma": uproot.LZMA, "lz4": uproot.LZ4}
     if algorithm.lower() not in classes or (level and not level.isdigit()):
         raise ValueError(f"unknown compression {spec!r}; use one of {sorted(classes)} with ':<level>', or 'none'")
-    return classes[algorithm.lower()](int(level) if level else 5)
+    compression = classes[algorithm.lower()](int(level) if level else 5)
+    return parallel_compression(compression) if threads else compression
 
 
 def check_output_path(
@@ -245,6 +253,18 @@ def _chunk_length(data: dict[str, object], branches: Sequence[BranchSpec], what:
     return lengths.pop() if lengths else 0
 
 
+def _root_string_length(text: str) -> int:
+    """Bytes of a string in a ROOT key: its UTF-8 bytes after a 1-byte length (5 bytes from 255 on)."""
+    size = len(text.encode(errors="surrogateescape"))
+    return size + (1 if size < 255 else 5)
+
+
+def _basket_key_length(tree: str, branch: str) -> int:
+    """``fKeylen`` of a TBasket key as uproot writes it: the key header (34 bytes, 64-bit seeks), the class
+    name ``TBasket``, the branch's and the tree's names, the basket header (18 bytes) and one flag byte."""
+    return 34 + _root_string_length("TBasket") + _root_string_length(branch) + _root_string_length(tree) + 18 + 1
+
+
 class TreeWriter:
     """Write one TTree with given branches, in chunks, keeping the branches' order.
 
@@ -261,6 +281,8 @@ class TreeWriter:
         for spec in self.branches:
             types[spec.name] = ak.types.ListType(_ak_type(spec.numpy_dtype)) if spec.jagged else spec.numpy_dtype
         self._tree = file.mktree(name, types, title=title, counter_name=self._counter_of.__getitem__)
+        compression = self._tree.compression  # one object for every branch, or a dict if they differ
+        self._ahead = compression if isinstance(compression, CompressionAhead) else None
         self.num_entries = 0
 
     def extend(self, data: dict[str, object]) -> None:
@@ -285,8 +307,42 @@ class TreeWriter:
                 values = ak.to_numpy(values) if isinstance(values, ak.Array) else values
                 values = np.asarray(values, dtype=spec.numpy_dtype.base)
             chunk[spec.name] = values
-        self._tree.extend(chunk)
+        if self._ahead is None:
+            self._tree.extend(chunk)
+        else:
+            self._ahead.compress_ahead(self._baskets(chunk, counts))
+            try:
+                self._tree.extend(chunk)
+            finally:
+                self._ahead.finish()
         self.num_entries += length
+
+    def _baskets(self, chunk: dict[str, object], counts: dict[str, tuple[str, np.ndarray]]) -> Iterator[bytes]:
+        """The bytes of the baskets uproot writes for ``chunk``, in its order, before they are compressed.
+
+        That order is the tree's: each counter uproot generates just before the first branch that names it.
+        A flat branch's basket is its values, big-endian; a jagged one's is its values, then the number of
+        entry offsets + 1 (4 bytes) and the offsets (int32, in bytes from the start of the basket's key,
+        ending with the end of its values). Bytes foreseen wrong only cost time (uproot's own are compressed).
+        """
+        tree_name = self.name.rsplit("/", 1)[-1]
+        written_counters: set[str] = set()
+        for spec in self.branches:
+            values = chunk[spec.name]
+            if not spec.jagged:
+                yield np.asarray(values).astype(spec.numpy_dtype.base.newbyteorder(">"), copy=False).tobytes()
+                continue
+            num = counts[spec.counter][1]  # type: ignore[index]
+            if spec.counter not in written_counters:
+                written_counters.add(spec.counter)  # type: ignore[arg-type]
+                yield num.astype(">i4").tobytes()
+            if spec.numpy_dtype.subdtype is not None:
+                continue  # jagged arrays of fixed-size arrays: left to uproot
+            content = ak.to_numpy(ak.flatten(values, axis=1)).astype(spec.numpy_dtype.newbyteorder(">"), copy=False)
+            offsets = np.zeros(len(num) + 1, dtype=np.int64)
+            np.cumsum(num, out=offsets[1:])
+            offsets = offsets * content.dtype.itemsize + _basket_key_length(tree_name, spec.name)
+            yield content.tobytes() + struct.pack(">I", len(offsets)) + offsets.astype(">i4").tobytes()
 
 
 class NTupleWriter:
