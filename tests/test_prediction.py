@@ -131,7 +131,7 @@ def test_zigzag_orders_small_magnitudes_first():
 
 
 @settings(max_examples=60, deadline=None)
-@given(edges=st.lists(st.integers(-2**40, 2**40), max_size=20, unique=True),
+@given(edges=st.lists(st.integers(-2**40, 2**40), max_size=60, unique=True),  # both ways: <= 32 edges and more
        positions=st.lists(st.integers(-2**41, 2**41), min_size=1, max_size=60))
 def test_the_class_bin_of_a_value_is_the_number_of_edges_at_or_below_it(edges, positions):
     from hepae.codecs import kernels

@@ -573,3 +573,28 @@ def test_unit_streams_packed_in_one_branch_come_back_and_wrong_lengths_are_refus
             unpack_unit_streams(packed[:len(packed) - 1 - cut % len(packed)], len(arrays))
     with pytest.raises(ValueError):
         unpack_unit_streams(np.concatenate([packed, np.zeros(1 + cut, np.uint8)]), len(arrays))
+
+
+@pytest.mark.parametrize("bad_chunk", [0, 2])
+def test_a_decoded_value_outside_its_rule_stops_compress_and_nothing_is_written(bad_chunk, tmp_path, samples,
+                                                                                 monkeypatch):
+    """Compress decodes every chunk it wrote (in the background, one chunk behind) and checks each value against
+    its rule: a value outside it, in the first chunk or the last, is an error and leaves no output."""
+    from hepae.codecs.bounded import BoundBounded
+
+    decode, calls = BoundBounded.decode, []
+
+    def decode_one_value_wrong(self, streams, counts=None):
+        values = decode(self, streams, counts)
+        calls.append(counts)
+        if len(calls) == 1 + bad_chunk * 2:  # the first unit (jets) of the chosen chunk: 2 units a chunk
+            values[0, 0] = values[0, 0] * 1.5 + 1.0  # a fault injected after decoding: far outside any rule
+        return values
+
+    monkeypatch.setattr(BoundBounded, "decode", decode_one_value_wrong)
+    with pytest.raises(CodecError, match="are not all within") as err:
+        hepae.compress(samples["nanoaod-jets-4d"], tmp_path / "c.root", profile="nanoaod", step_size=500,
+                       progress=False)
+    assert "a hepae bug" in str(err.value) and "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+    assert len(calls) >= 1 + bad_chunk * 2

@@ -13,7 +13,8 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,6 +142,63 @@ class _BoundChecker:
 
     def summary(self) -> dict[str, float]:
         return {name: round(worst, 4) for name, worst in self.worst.items()}
+
+
+class _ChecksBehind:
+    """Decode what was encoded and check it, in a background thread, at most one chunk behind the encoder.
+
+    The checks of a chunk run while the next chunk is encoded (on two cores the two overlap). Before a
+    chunk after that starts, the checks of the one before it are waited for: at most one chunk more is
+    held, and a check that fails (a value outside its bound) raises here, in the caller's thread, before
+    the output is kept. The checks run in the order they were given, one at a time.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hepae-check")
+        self._previous: list[Future[int]] = []
+        self._current: list[Future[int]] = []
+        self.unphysical = 0
+
+    def submit(self, check: Callable[..., int], *args: Any) -> None:
+        """Run ``check(*args)`` (it returns a number of unphysical objects, summed in :attr:`unphysical`)."""
+        self._current.append(self._pool.submit(check, *args))
+
+    def chunk_done(self) -> None:
+        """The current chunk's checks are all given: wait for the previous chunk's."""
+        self._wait(self._previous)
+        self._previous, self._current = self._current, []
+
+    def finish(self) -> None:
+        """Wait for every check."""
+        self._wait(self._previous)
+        self._wait(self._current)
+
+    def close(self) -> None:
+        """Drop the checks not started (after a failure) and wait for the one running."""
+        for future in self._previous + self._current:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+    def _wait(self, futures: list[Future[int]]) -> None:
+        while futures:
+            self.unphysical += futures.pop(0).result()
+
+
+def _check_collection(bound: Any, streams: dict[str, np.ndarray], counts: np.ndarray, encoded: np.ndarray,
+                      lossless: list[int], accumulator: ResidualAccumulator, featureset: FeatureSet) -> int:
+    """Decode a chunk's collection, add its residuals to ``accumulator``; its number of unphysical objects."""
+    reco = bound.decode(streams, counts)
+    reco[:, lossless] = encoded[:, lossless]  # carried exactly
+    accumulator.update(encoded, reco)
+    return count_unphysical(featureset, reco)
+
+
+def _check_unit(checker: _BoundChecker, unit: Unit, values: np.ndarray, coded: dict[str, np.ndarray],
+                counts: np.ndarray | None) -> int:
+    """Decode a chunk's unit and check every value against its bound (:class:`CodecError` if one is not)."""
+    ones = np.ones(len(values), np.int64) if counts is None else counts
+    checker.update(unit, values, unit.codec.decode(coded, ones))
+    return 0
 
 
 def compress(
@@ -271,6 +329,7 @@ def compress(
         n_objects = n_encoded = n_events = unphysical = 0
         accumulator = ResidualAccumulator(featureset) if check and featureset is not None else None
         checker = _BoundChecker(units) if check else None
+        checks = stack.enter_context(contextlib.closing(_ChecksBehind()))
         lossless = [j for j, column in enumerate(featureset.columns) if column.lossless] if featureset else []
         inputs = [input] + ([model_path] if model_path is not None else [])
         with atomic_output(output, overwrite=overwrite, inputs=inputs) as tmp:
@@ -296,10 +355,8 @@ def compress(
                             encoded, encoded_counts = select_objects(values, counts, mask)
                             streams = bound.encode(encoded, encoded_counts)
                             if accumulator is not None:
-                                reco = bound.decode(streams, encoded_counts)
-                                reco[:, lossless] = encoded[:, lossless]  # carried exactly
-                                accumulator.update(encoded, reco)
-                                unphysical += count_unphysical(featureset, reco)
+                                checks.submit(_check_collection, bound, streams, encoded_counts, encoded, lossless,
+                                              accumulator, featureset)
                             if mask is not None:  # the objects not selected keep their values
                                 data.update(unselected_values(arrays, replaced, mask, counts - encoded_counts))
                             n_objects += len(values)
@@ -311,13 +368,15 @@ def compress(
                             _unit_count_check(arrays, unit, counts, input)
                             coded = unit.codec.encode(values, counts)
                             if checker is not None:
-                                ones = np.ones(len(values), np.int64) if counts is None else counts
-                                checker.update(unit, values, unit.codec.decode(coded, ones))
+                                checks.submit(_check_unit, checker, unit, values, coded, counts)
                             unit_streams.append(coded)
                             unit_counts.append(counts)
                         writer.write_chunk(data, encoded_counts, streams, n_chunk, unit_streams, unit_counts)
+                        checks.chunk_done()
                         n_events += n_chunk
                         bar.update(n_chunk)
+                    checks.finish()
+                    unphysical = checks.unphysical
                 if n_events != layout.num_entries:
                     raise InputFileError(f"{input}: {layout.num_entries} events were counted but {n_events} read "
                                          "(was the file changed while it was being compressed?)")
