@@ -10,7 +10,7 @@ import pytest
 import uproot
 
 from hepae.io.branches import BranchSpec
-from hepae.io.parallel_compression import CompressionAhead, parallel_compression
+from hepae.io.parallel_compression import CompressionAhead, parallel_compression, set_compression_threads
 from hepae.io.writing import TreeWriter, parse_compression
 
 SPECS = [
@@ -116,3 +116,29 @@ def test_a_forked_child_writes_with_its_own_threads(tmp_path):
         child.kill()
     assert child.exitcode == 0  # with the parent's pool it would wait for threads that do not exist
     assert _baskets(tmp_path / "child.root")[0] == _baskets(tmp_path / "parent.root")[0]
+
+
+def test_a_process_told_to_use_no_threads_writes_as_uproot_does(tmp_path):
+    try:
+        set_compression_threads(0)  # what a Dask worker running one task per core sets
+        assert type(parse_compression("zstd:5", threads=True)) is uproot.ZSTD
+        _write(tmp_path / "serial.root", parse_compression("zstd:5", threads=True), [_chunk(1, 500)])
+    finally:
+        set_compression_threads(None)
+    with pytest.raises(ValueError, match=">= 0"):
+        set_compression_threads(-1)
+    ahead = parse_compression("zstd:5", threads=True)
+    _write(tmp_path / "ahead.root", ahead, [_chunk(1, 500)])
+    if isinstance(ahead, CompressionAhead):
+        assert ahead.compressed_ahead == 9
+    assert _baskets(tmp_path / "serial.root")[0] == _baskets(tmp_path / "ahead.root")[0]
+
+
+def test_arrays_handed_to_compress_are_compressed_where_asked():
+    ahead = parallel_compression(uproot.ZSTD(5))
+    if not isinstance(ahead, CompressionAhead):
+        pytest.skip("a single-core process writes without worker threads")
+    page = np.arange(1000, dtype=np.float32)  # uproot's RNTuple writer hands over arrays, not bytes
+    ahead.compress_ahead([page.tobytes()])
+    assert ahead.compress(page) == uproot.ZSTD(5).compress(page)
+    assert ahead.compressed_here == 1

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hepae.errors import HepaeError, OutputFileError
+from hepae.io.parallel_compression import set_compression_threads
 from hepae.io.sources import DEFAULT_STEP_SIZE, PathArg
 from hepae.io.tensors import expand_inputs
 from hepae.io.writing import DEFAULT_COMPRESSION, atomic_output
@@ -124,6 +125,7 @@ def _run_one(command: str, input: str, output: str, model_bytes: bytes | None, o
     from hepae.decompression import decompress
 
     torch.set_num_threads(1)  # one single-threaded task per core
+    set_compression_threads(0)  # and its ROOT output compressed on its own thread
     started = time.perf_counter()
     source, target = Path(input), Path(output)
     record: dict[str, Any] = {"input": input, "output": output, "status": "ok", "error": None,

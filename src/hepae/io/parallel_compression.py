@@ -27,8 +27,9 @@ import uproot
 _ROOT_BLOCK = 2**24 - 1
 """The largest block of one ROOT compression header; uproot splits longer baskets into such blocks."""
 
-_pool: ThreadPoolExecutor | None = None
+_pools: dict[int, ThreadPoolExecutor] = {}
 _pool_lock = threading.Lock()
+_threads: int | None = None  # None: one per core, at most 8 (set_compression_threads)
 
 
 def available_cores() -> int:
@@ -39,23 +40,37 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def set_compression_threads(threads: int | None) -> None:
+    """How many threads compress in this process: ``None`` one per core (at most 8, the default), ``0`` or
+    ``1`` none: the calling thread compresses, as uproot does (a Dask worker that runs one single-threaded
+    task per core). Applies to the outputs opened after the call; those being written go on as they were."""
+    global _threads
+    if threads is not None and threads < 0:
+        raise ValueError(f"compression threads must be >= 0 or None, not {threads}")
+    _threads = threads
+
+
+def _thread_count() -> int:
+    return min(available_cores(), 8) if _threads is None else _threads
+
+
 def _shared_pool() -> ThreadPoolExecutor:
-    """One pool of compression threads for the process (as many as cores, at most 8), made on first use."""
-    global _pool
+    """The process's pool of compression threads of the count in force (:func:`set_compression_threads`)."""
+    workers = max(_thread_count(), 1)
     with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=min(available_cores(), 8), thread_name_prefix="hepae-compress")
-        return _pool
+        if workers not in _pools:
+            _pools[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hepae-compress")
+        return _pools[workers]
 
 
-def _forget_pool_in_child() -> None:
-    """A forked child has none of its parent's threads: it makes its own pool (the parent's would never run)."""
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
+def _forget_pools_in_child() -> None:
+    """A forked child has none of its parent's threads: it makes its own pools (the parent's would never run)."""
+    global _pools, _pool_lock
+    _pools, _pool_lock = {}, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_in_child)
+    os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 class CompressionAhead:
@@ -91,7 +106,7 @@ class CompressionAhead:
     def compress(self, data: bytes) -> bytes:
         """The compressed ``data``: a worker's result if ``data`` was foreseen, else compressed here."""
         for index, (block, future) in enumerate(getattr(self, "_pending", ())):
-            if len(block) == len(data) and block == data:
+            if isinstance(data, bytes) and len(block) == len(data) and block == data:  # RNTuple pages are arrays
                 del self._pending[index]
                 self._top_up()
                 self.compressed_ahead += 1
@@ -135,9 +150,10 @@ def parallel_compression(
 ) -> uproot.compression.Compression | None:
     """``compression`` as the same algorithm and level, compressing ahead on worker threads.
 
-    ``None``, level 0, and a single-core process give ``compression`` unchanged.
+    ``None``, level 0, a single-core process and one told to use no threads (:func:`set_compression_threads`)
+    give ``compression`` unchanged.
     """
-    if compression is None or compression.level == 0 or available_cores() < 2:
+    if compression is None or compression.level == 0 or _thread_count() < 2:
         return compression
     for base, ahead in _AHEAD_CLASS.items():
         if type(compression) is base:

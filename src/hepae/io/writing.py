@@ -310,8 +310,8 @@ class TreeWriter:
         if self._ahead is None:
             self._tree.extend(chunk)
         else:
-            self._ahead.compress_ahead(self._baskets(chunk, counts))
             try:
+                self._ahead.compress_ahead(self._baskets(chunk, counts))
                 self._tree.extend(chunk)
             finally:
                 self._ahead.finish()
