@@ -37,7 +37,7 @@ from hepae.errors import (
     UnsupportedBranchError,
 )
 from hepae.features import FeatureSet, load_featureset
-from hepae.io.branches import TreeLayout
+from hepae.io.branches import TreeLayout, counts_and_values
 from hepae.io.carryover import plan_carryover, write_class_samples
 from hepae.io.darkmachines import TABLE_NAME as DARKMACHINES_TABLE
 from hepae.io.prefetch import prefetched
@@ -54,7 +54,6 @@ from hepae.io.sources import (
 from hepae.io.tensors import (
     check_collection,
     collection_to_tensor,
-    counts_and_values,
     select_objects,
     selection_mask,
     tensor_dtype,

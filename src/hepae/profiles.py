@@ -30,8 +30,7 @@ from hepae.codecs.bounds import parse_rule
 from hepae.codecs.learned import EntropyModel
 from hepae.container.format import UNIT_COUNT_PREFIX, Unit
 from hepae.errors import BranchTypeError, CodecError, ProfileError, SchemaValidationError, close_matches
-from hepae.io.branches import BranchSpec, TreeLayout
-from hepae.io.tensors import counts_and_values
+from hepae.io.branches import BranchSpec, TreeLayout, counts_and_values
 from hepae.schema import builtin_names, is_builtin, read_named_document, validate
 
 MAX_PROFILE_BYTES = 4 * 2**20

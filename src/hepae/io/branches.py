@@ -168,3 +168,15 @@ def _compact_form(form: ak.forms.Form) -> str:
             return [strip(v) for v in node]
         return node
     return json.dumps(strip(form.to_dict(verbose=False)), separators=(",", ":"))
+
+
+def counts_and_values(array: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A jagged array of numbers (one level of lists per event) as its per-event counts (int64) and its values,
+    flat: what ``ak.num(array, axis=1)`` and ``ak.flatten(array, axis=1)`` give, without their overhead where the
+    array is the offsets and contiguous numbers that uproot reads (a view of its values then, not a copy)."""
+    layout = array.layout
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray) \
+            and layout.content.data.ndim == 1 and not layout.parameters and not layout.content.parameters:
+        offsets = np.asarray(layout.offsets.data, dtype=np.int64)
+        return np.diff(offsets), np.asarray(layout.content.data)[offsets[0]:offsets[-1]]
+    return ak.to_numpy(ak.num(array, axis=1)).astype(np.int64), ak.to_numpy(ak.flatten(array, axis=1))

@@ -21,7 +21,7 @@ import numpy as np
 import uproot
 
 from hepae.errors import BranchTypeError, HepaeError, OutputFileError, UnsupportedBranchError
-from hepae.io.branches import BranchSpec
+from hepae.io.branches import BranchSpec, counts_and_values
 from hepae.io.parallel_compression import CompressionAhead, parallel_compression
 
 DEFAULT_COMPRESSION = "zstd:5"
@@ -292,11 +292,15 @@ class TreeWriter:
             return
         chunk: dict[str, object] = {}
         counts: dict[str, tuple[str, np.ndarray]] = {}
+        contents: dict[str, np.ndarray] = {}
         for spec in self.branches:
             values = data[spec.name]
             if spec.jagged:
-                values = ak.values_astype(values, spec.numpy_dtype.base)
-                num = ak.to_numpy(ak.num(values, axis=1))
+                values = values if isinstance(values, ak.Array) else ak.Array(values)
+                num, contents[spec.name] = counts_and_values(values)
+                if contents[spec.name].dtype != spec.numpy_dtype.base:
+                    values = ak.values_astype(values, spec.numpy_dtype.base)
+                    contents[spec.name] = counts_and_values(values)[1]
                 first = counts.setdefault(spec.counter, (spec.name, num))  # type: ignore[arg-type]
                 if first[0] != spec.name and not np.array_equal(first[1], num):
                     raise BranchTypeError(
@@ -311,13 +315,14 @@ class TreeWriter:
             self._tree.extend(chunk)
         else:
             try:
-                self._ahead.compress_ahead(self._baskets(chunk, counts))
+                self._ahead.compress_ahead(self._baskets(chunk, counts, contents))
                 self._tree.extend(chunk)
             finally:
                 self._ahead.finish()
         self.num_entries += length
 
-    def _baskets(self, chunk: dict[str, object], counts: dict[str, tuple[str, np.ndarray]]) -> Iterator[bytes]:
+    def _baskets(self, chunk: dict[str, object], counts: dict[str, tuple[str, np.ndarray]],
+                 contents: dict[str, np.ndarray]) -> Iterator[bytes]:
         """The bytes of the baskets uproot writes for ``chunk``, in its order, before they are compressed.
 
         That order is the tree's: each counter uproot generates just before the first branch that names it.
@@ -338,11 +343,11 @@ class TreeWriter:
                 yield num.astype(">i4").tobytes()
             if spec.numpy_dtype.subdtype is not None:
                 continue  # jagged arrays of fixed-size arrays: left to uproot
-            content = ak.to_numpy(ak.flatten(values, axis=1)).astype(spec.numpy_dtype.newbyteorder(">"), copy=False)
+            content = contents[spec.name].astype(spec.numpy_dtype.newbyteorder(">"))
             offsets = np.zeros(len(num) + 1, dtype=np.int64)
             np.cumsum(num, out=offsets[1:])
-            offsets = offsets * content.dtype.itemsize + _basket_key_length(tree_name, spec.name)
-            yield content.tobytes() + struct.pack(">I", len(offsets)) + offsets.astype(">i4").tobytes()
+            offsets = (offsets * content.dtype.itemsize + _basket_key_length(tree_name, spec.name)).astype(">i4")
+            yield b"".join((content, struct.pack(">I", len(offsets)), offsets))  # one copy of the values
 
 
 class NTupleWriter:
