@@ -214,3 +214,28 @@ def test_only_stale_temporaries_of_the_same_target_on_this_host_are_removed(tmp_
         removed = remove_stale_temporaries(target)
     assert [p.name for p in removed] == [names["stale"]]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for k, n in names.items() if k != "stale")
+
+
+FIXED_SIZE = Path(__file__).parent / "data" / "root-written" / "jagged-fixed-size.root"
+
+
+def test_a_jagged_branch_of_fixed_size_arrays_is_refused_or_left_out_never_written_broken(tmp_path):
+    """uproot reads ``Jet_v[nJet][3]`` (written by ROOT: tests/data/root-written) but writes it back as baskets
+    it cannot read. compress refuses the file, naming the branch and the way out, and writes nothing; with
+    drop_unsupported the branch is left out (and listed) and every other branch comes back."""
+    import hepae
+    from hepae.errors import UnsupportedBranchError
+
+    with pytest.raises(UnsupportedBranchError, match=r"'Jet_v'.*fixed-size arrays.*drop_unsupported=True"):
+        hepae.compress(FIXED_SIZE, tmp_path / "c.root", profile="nanoaod", progress=False)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.warns(UserWarning, match="Jet_v"):
+        summary = hepae.compress(FIXED_SIZE, tmp_path / "c.root", profile="nanoaod", drop_unsupported=True,
+                                 progress=False)
+    assert list(summary["dropped_branches"]) == ["Jet_v"]
+    hepae.decompress(tmp_path / "c.root", tmp_path / "r.root", progress=False)
+    with uproot.open(FIXED_SIZE) as original, uproot.open(tmp_path / "r.root") as back:
+        assert back["Events"].keys() == ["nJet", "Jet_pt"]
+        assert ak.array_equal(back["Events"]["nJet"].array(), original["Events"]["nJet"].array())
+        pt, pt_back = original["Events"]["Jet_pt"].array(), back["Events"]["Jet_pt"].array()
+        assert ak.all(abs(ak.flatten(pt_back - pt)) <= abs(ak.flatten(pt)) * 2.0**-9)  # nanoaod: Jet_pt bits:8

@@ -127,6 +127,11 @@ def describe_tree(tree: uproot.TTree) -> TreeLayout:
             layout.branches.append(BranchSpec(name, _dtype_string(interpretation.to_dtype)))
         elif isinstance(interpretation, uproot.interpretation.jagged.AsJagged) and isinstance(
             interpretation.content, uproot.interpretation.numerical.AsDtype
+        ) and interpretation.content.to_dtype.subdtype is not None:
+            layout.unsupported[name] = (f"{branch.typename} (a variable number of fixed-size arrays per entry) "
+                                        "cannot be written back by uproot: it writes baskets it cannot read")
+        elif isinstance(interpretation, uproot.interpretation.jagged.AsJagged) and isinstance(
+            interpretation.content, uproot.interpretation.numerical.AsDtype
         ):
             count_branch = branch.count_branch
             counter = count_branch.name if count_branch is not None else _synthetic_counter(name)
