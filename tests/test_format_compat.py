@@ -235,3 +235,21 @@ def test_a_stream_or_decoder_table_of_the_other_class_or_missing_is_refused(tabl
     with pytest.raises(ContainerFormatError, match=rf"'{table}' \({what}\) is missing"):
         hepae.decompress(edited, tmp_path / "r.root", progress=False)
     assert not (tmp_path / "r.root").exists()
+
+
+def test_the_first_format9_writers_file_decodes_to_the_values_beside_it(tmp_path):
+    """``profile-entropy-model`` as the first writer of format 9 wrote it (4e269b3), before files recorded the
+    sha256 of the entropy model they were offered: it decodes to the same values as the fixture of today."""
+    script = _fixture_script()
+    here = Path(__file__).parent / "data" / "format9"
+    expected = _corrected("format9", np.load(here / "expected.npz", allow_pickle=False))
+    hepae.decompress(here / "profile-entropy-model-first-writer.compressed.root", tmp_path / "r.root", progress=False)
+    got = script.expected_values(tmp_path / "r.root", script.TABLES[script.FIXTURES["profile-entropy-model"]["sample"]])
+    keys = [k.removeprefix("profile-entropy-model//") for k in expected if k.startswith("profile-entropy-model//")]
+    assert sorted(got) == sorted(keys)
+    for key in keys:
+        want = expected[f"profile-entropy-model//{key}"]
+        bits = f"u{want.dtype.itemsize}" if want.dtype.kind == "f" else want.dtype
+        np.testing.assert_array_equal(got[key].view(bits), want.view(bits), err_msg=key)
+    metadata = hepae.decompression.verify(here / "profile-entropy-model-first-writer.compressed.root")
+    assert metadata["format_version"] == 9 and "entropy_model_sha256" not in metadata["profile"]

@@ -325,7 +325,7 @@ def compress(
         if not units and profile is not None and profile.name != "command line":
             warnings.warn(f"profile '{profile.name}' makes no float branch of '{source.name}' in {input} lossy: "
                           "they are stored exactly", stacklevel=2)
-        n_objects = n_encoded = n_events = unphysical = 0
+        n_objects = n_encoded = n_events = 0
         accumulator = ResidualAccumulator(featureset) if check and featureset is not None else None
         checker = _BoundChecker(units) if check else None
         checks = stack.enter_context(contextlib.closing(_ChecksBehind()))
