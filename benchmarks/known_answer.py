@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from generated_limit import sz3_bytes  # the script beside this one
 
 from hepae.codecs import entropy
 from hepae.codecs.bounded import Bounded
@@ -125,22 +126,6 @@ def limit_bits(x: np.ndarray, counts: np.ndarray, steps: list[float]) -> np.ndar
     return -np.log2(np.clip(p, 1e-300, None)).mean(axis=0)
 
 
-def _sz3_bytes(x: np.ndarray, bounds: list[ErrorBound]) -> float | None:
-    try:
-        from pysz import sz, szConfig, szErrorBoundMode
-    except ImportError:
-        return None
-    total = 0
-    for j, b in enumerate(bounds):
-        data = x[:, j].astype(np.float64)
-        data = np.log(np.abs(data)) if b.kind == "rel" else data
-        config = szConfig()
-        config.errorBoundMode = szErrorBoundMode.ABS
-        config.absErrorBound = math.log1p(b.value) if b.kind == "rel" else b.value
-        total += len(sz.compress(data, config)[0])
-    return total / len(x)
-
-
 def _codec_bytes(x: np.ndarray, counts: np.ndarray, bounds: list[ErrorBound], model=None) -> tuple[float, float]:
     codec = Bounded(bounds, entropy_model=model).bind(COLUMNS, np.float32)
     started = time.perf_counter()
@@ -177,7 +162,7 @@ def main() -> None:
         hand, hand_seconds = _codec_bytes(x, counts, bounds)
         mine, mine_seconds = _codec_bytes(x, counts, bounds, model)
         row = {"bound": bound, "objects": len(x), "limit": float(limit.sum()) / 8, "order0": sum(order0) / 8,
-               "sz3": _sz3_bytes(x, bounds), "hand_built": hand, "learned": mine, "model_bytes": model.size,
+               "sz3": sz3_bytes(x, bounds), "hand_built": hand, "learned": mine, "model_bytes": model.size,
                "model_columns": sorted(model.columns), "training_seconds": round(training_seconds, 1),
                "limit_per_column": dict(zip(COLUMNS, (float(b) / 8 for b in limit))),
                "seconds": {"hand_built": round(hand_seconds, 2), "learned": round(mine_seconds, 2)}}

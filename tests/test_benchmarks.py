@@ -1,6 +1,7 @@
 """The benchmark scripts run (on a tiny file; their numbers are measured by running them, not here)."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -46,6 +47,18 @@ def test_known_answer_benchmark_runs(tmp_path):
     assert row["limit"] < row["order0"] and row["learned"] <= row["hand_built"]  # the codec keeps the smaller
     assert set(row["limit_per_column"]) == {"pt", "eta", "phi", "spread", "frac1", "frac2", "mix", "copy"}
     assert "over limit" in out
+
+
+def test_generated_limit_benchmark_runs(tmp_path):
+    """Every coder stores more than the limit; phi, uniform, costs exactly log2(2 pi / step) bits at the limit."""
+    out = _run("generated_limit.py", tmp_path, "--events", "1500", "--bounds", "1e-2", "--iterations", "30")
+    rows = json.loads((tmp_path / "generated_limit.json").read_text())["rows"]
+    assert [(r["features"], r["bound"]) for r in rows] == [("4d", 1e-2), ("27d", 1e-2)]
+    for row in rows:
+        assert row["limit"] < min(row["hand_built"], row["learned"], row["order0"])
+        assert row["learned"] <= row["hand_built"]  # the codec keeps the smaller
+        assert abs(8 * row["limit_per_column"]["phi"] - math.log2(2 * math.pi / row["steps"]["phi"])) < 0.02
+    assert len(rows[1]["limit_per_column"]) == 26 and "over limit" in out
 
 
 def test_memory_benchmark_runs_with_error_bounds(tmp_path):

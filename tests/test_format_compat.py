@@ -22,7 +22,7 @@ import uproot
 
 import hepae
 import hepae.decompression
-from hepae.codecs import registered_codecs
+from hepae.codecs import entropy, registered_codecs
 from hepae.container import ContainerReader
 from hepae.container.format import unit_stream_name
 from hepae.errors import ContainerFormatError
@@ -139,24 +139,25 @@ def test_format5_files_decode_to_the_values_stored_beside_them(name, tmp_path):
 
 
 def _fixture_script():
-    """``tests/data/format9/make_fixtures.py`` as a module: it says how the fixtures of formats 7, 8 and 9 and the
-    RNTuple ones of format 6 were made and read (format 7's procedure, with format 8's and format 9's one more
+    """``tests/data/format10/make_fixtures.py`` as a module: it says how the fixtures of formats 7 to 10 and the
+    RNTuple ones of format 6 were made and read (format 7's procedure, with formats 8, 9 and 10's one more
     fixture each)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make_fixtures", Path(__file__).parent / "data" / "format9" /
+    spec = importlib.util.spec_from_file_location("make_fixtures", Path(__file__).parent / "data" / "format10" /
                                                   "make_fixtures.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-RNTUPLE_FIXTURES = [(version, name) for version in ("format6-rntuple", "format7", "format8", "format9")
+RNTUPLE_FIXTURES = [(version, name) for version in ("format6-rntuple", "format7", "format8", "format9", "format10")
                     for name in json.loads((Path(__file__).parent / "data" / version / "fixtures.json").read_text())]
 """Files whose table is an RNTuple, written by the last writer of format 6 (stream and decoder tables as
 TTrees) and by the first of format 7 (as RNTuples), and the TTree files of format 7 and 8 under a profile or
 rules (their units' streams packed; format 8: exact columns, layout-5 chunks; format 9: a unit with a learned
-entropy model beside its exact column): ``tests/data/format{7,8,9}/make_fixtures.py``."""
+entropy model beside its exact column; format 10: layout-6 chunks, a column coded as order statistics):
+``tests/data/format{7,8,9,10}/make_fixtures.py``."""
 
 
 def _corrected(version: str, stored: Any) -> dict[str, np.ndarray]:
@@ -173,8 +174,8 @@ def _corrected(version: str, stored: Any) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize(("version", "name"), RNTUPLE_FIXTURES)
-def test_files_of_formats_7_to_9_and_rntuple_files_of_format_6_decode_to_the_values_beside_them(version, name,
-                                                                                                 tmp_path):
+def test_files_of_formats_7_to_10_and_rntuple_files_of_format_6_decode_to_the_values_beside_them(version, name,
+                                                                                                  tmp_path):
     script = _fixture_script()
     here = Path(__file__).parent / "data" / version
     expected = _corrected(version, np.load(here / "expected.npz", allow_pickle=False))
@@ -190,7 +191,7 @@ def test_files_of_formats_7_to_9_and_rntuple_files_of_format_6_decode_to_the_val
         else:  # bit for bit (-0.0 is not +0.0)
             bits = f"u{want.dtype.itemsize}" if want.dtype.kind == "f" else want.dtype
             np.testing.assert_array_equal(got[key].view(bits), want.view(bits), err_msg=key)
-    rntuple = script.FIXTURES[name]["sample"] not in ("nanoaod-jets-4d", "zeros", "objects")
+    rntuple = script.FIXTURES[name]["sample"] not in ("nanoaod-jets-4d", "zeros", "objects", "sorted-objects")
     stored = "TTree" if version == "format6-rntuple" or not rntuple else "ROOT::RNTuple"
     with uproot.open(here / f"{name}.compressed.root") as f:
         assert f.classnames()["hepae_streams;1"] == stored and f["hepae_streams"].num_entries == 3  # chunks
@@ -200,8 +201,8 @@ def test_files_of_formats_7_to_9_and_rntuple_files_of_format_6_decode_to_the_val
         if version != "format6-rntuple" and name.startswith(("profile", "rules")):  # units' streams in one branch
             assert [k for k in f["hepae_streams"].keys() if "unit" in k] in (["units"], ["n_units", "units"])
     metadata = hepae.decompression.verify(here / f"{name}.compressed.root")
-    assert metadata["format_version"] == int(version[6])
-    if version in ("format8", "format9") and name in ("profile-nanoaod", "rules-exact"):  # exact floats in a unit
+    assert metadata["format_version"] == int(version.removeprefix("format").split("-")[0])
+    if version in ("format8", "format9", "format10") and name in ("profile-nanoaod", "rules-exact"):  # exact floats
         assert any(unit["codec"].get("exact") for unit in metadata["units"])
     if name == "profile-entropy-model":  # the model codes obj_x in every chunk, beside the exact obj_w
         (index,) = [i for i, u in enumerate(metadata["units"]) if u["codec"].get("entropy_model")]
@@ -212,6 +213,11 @@ def test_files_of_formats_7_to_9_and_rntuple_files_of_format_6_decode_to_the_val
             learned = [len(chunk.streams[unit_stream_name(index, "learned")]) for chunk in reader.chunks()]
         assert len(learned) == 3 and min(learned) > 0
         assert len(metadata["profile"]["entropy_model_sha256"]) == 64  # the model offered, for --resume
+    if name == "profile-sorted-objects":  # obj_pt coded as order statistics in every chunk (layout 6, array 14)
+        (index,) = [i for i, u in enumerate(metadata["units"]) if "obj_pt" in u["codec"].get("error_bounds", [""])[0]]
+        with ContainerReader(here / f"{name}.compressed.root") as reader:
+            chunks = [entropy.unpack_arrays(c.streams[unit_stream_name(index, "coded")]) for c in reader.chunks()]
+        assert len(chunks) == 3 and all(c[0][0] == 6 and len(c[14]) for c in chunks)
 
 
 @pytest.mark.parametrize(("table", "fixture", "what"), [("hepae_streams", "bounded", "the codec streams"),

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hepae.codecs import entropy
+from hepae.codecs import entropy, order_statistics
 from hepae.codecs.base import BoundCodec, Codec
 from hepae.codecs.bounds import (
     DEFAULT_MARGIN,
@@ -390,9 +390,11 @@ class _CodedChunk:
     constant: np.ndarray | None = None  # with no latent dimension kept: the prediction for every object
     margin: float = DEFAULT_MARGIN  # of the error bounds in this chunk
     steps: np.ndarray | None = None  # (n, bounded) residual steps, as the tokens give them back
+    ordered: np.ndarray | None = None  # hepae.codecs.order_statistics' bytes of the columns sorted within events
 
-    _VERSION: ClassVar[int] = 5  # 5: +0.0 exact values marked one by one; 4: all-zero marked; 3: as they are
-    _READABLE: ClassVar[tuple[int, ...]] = (3, 4, 5)  # (1, 2: never released)
+    _VERSION: ClassVar[int] = 6  # 6: + columns sorted within events; 5: +0.0 exact values marked one by one;
+    # 4: all-zero marked; 3: as they are
+    _READABLE: ClassVar[tuple[int, ...]] = (3, 4, 5, 6)  # (1, 2: never released)
 
     def _streams(self) -> list[np.ndarray]:
         kept = np.flatnonzero(self.bits > 0)
@@ -416,7 +418,8 @@ class _CodedChunk:
         exact, zero_mark = _code_exact(self.exact)
         return entropy.pack_arrays([header, self.bits.astype(np.int64), self.center.astype(np.float32),
                                     self.latent_std.astype(np.float64), *self.predictor.to_arrays(),
-                                    exact, constant, np.array([self.margin], np.float64), coded, zero_mark])
+                                    exact, constant, np.array([self.margin], np.float64), coded, zero_mark,
+                                    np.zeros(0, np.uint8) if self.ordered is None else self.ordered])
 
     def apply_residuals(self, predicted: np.ndarray, columns: Sequence[int], bounds: Sequence[ErrorBound],
                         centers: np.ndarray | None = None, negative: dict[int, np.ndarray] | None = None) -> None:
@@ -465,7 +468,7 @@ class _CodedChunk:
             raise UnknownLayoutError(f"coded ae chunk has layout {version}, not one of {list(cls._READABLE)} (written "
                                      "by a development version of hepae before its ANS coder was constriction's, or by "
                                      "a newer hepae)")
-        if len(arrays) != 8 + n_predictor + (version >= 5):
+        if len(arrays) != 8 + n_predictor + (version >= 5) + (version >= 6):
             raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
         if n < 0 or n_latent < 0 or n_bounded < 0:
             raise CodecError("coded ae chunk has negative sizes (corrupted)")
@@ -490,6 +493,13 @@ class _CodedChunk:
                 raise CodecError("this chunk was coded per rank in the event: decoding needs the per-event counts")
             ranks = _rank_classes(counts, n)
         steps = np.zeros((n, n_bounded), dtype=np.int64, order="F")  # contiguous columns
+        ordered = arrays[9 + n_predictor] if version >= 6 else np.zeros(0, np.uint8)
+        if len(ordered):  # the columns sorted within events first: the others' predictions may read them
+            if ordered.dtype != np.uint8:
+                raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
+            for j, column in order_statistics.decode(ordered, counts, n, n_bounded).items():
+                steps[:, j] = column
+                predictor.ordered = predictor.ordered | {j}
         undone = [0]
 
         def classes(i: int, before: list[np.ndarray]) -> np.ndarray | None:
@@ -519,6 +529,6 @@ class _CodedChunk:
         if len(margin) != 1 or not 0 < margin[0] < 1:
             raise CodecError("coded ae chunk has no valid error-bound margin")
         return cls(bits, center, q_latent, std, predictor, tokens, exact, ranks, constant if len(constant) else None,
-                   float(margin[0]), steps)
+                   float(margin[0]), steps, ordered if len(ordered) else None)
 
 

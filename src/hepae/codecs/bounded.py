@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hepae.codecs import entropy, learned
+from hepae.codecs import entropy, learned, order_statistics
 from hepae.codecs.ae import _CodedChunk, _rank_classes
 from hepae.codecs.base import BoundCodec, Codec
 from hepae.codecs.bounds import (
@@ -183,14 +183,23 @@ class BoundBounded(BoundCodec):
         n = len(steps)
         tokens = predictor.tokens(steps, flags)
         out = {}
+        chunk_learned = None
         if self._learned is not None:  # the learned model, where it codes a column in fewer bytes
             chunk_learned, tokens, _ = self.learned_choice(q, tokens, counts)
             predictor = replace(predictor, learned=chunk_learned)
+        ordered = self.ordered_choice(q, tokens, counts, predictor)
+        if ordered:  # sorted within events: the order-statistic model codes them; their residual streams are empty
+            for j in ordered:
+                tokens[j] = np.ones(n, np.uint64)
+                if chunk_learned is not None:
+                    chunk_learned.columns[j] = None
+            predictor = replace(predictor, ordered=frozenset(ordered))
+        if chunk_learned is not None:
             out["learned"] = chunk_learned.to_bytes()
         chunk = _CodedChunk(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((n, 0), np.int64),
                             np.zeros(0, np.float64), predictor, tokens,
                             np.concatenate(exact).astype(self.dtype) if exact else np.zeros(0, self.dtype), ranks,
-                            q["constant"], self.margin, steps)
+                            q["constant"], self.margin, steps, order_statistics.encode(steps, ordered, counts))
         out["coded"] = chunk.to_bytes()
         if self._relative:
             out["signs"] = entropy.encode_streams([q["negative"][j].astype(np.uint64) for j in self._relative])
@@ -208,6 +217,22 @@ class BoundBounded(BoundCodec):
                                tokens, classes, counts)
         tokens, gains = learned.confirm(chunk, steps, flags, hand_built, tokens, classes)
         return chunk, tokens, gains
+
+    def ordered_choice(self, q: dict[str, Any], tokens: list[np.ndarray], counts: np.ndarray | None,
+                       predictor: Predictor) -> list[int]:
+        """The columns of the chunk of :meth:`quantize` (``q``) that :mod:`hepae.codecs.order_statistics` codes in
+        fewer bits than ``tokens`` (hand-built or learned, as ``predictor`` classes them)."""
+        steps, flags, ranks = q["steps"], q["flags"], q["ranks"]
+        if counts is None or len(steps) < 2:
+            return []
+        bits = []
+        for j in range(len(self.columns)):
+            if flags[j].any() or not order_statistics.sorted_within_events(steps[:, j], counts):
+                bits.append(0.0)  # not a candidate
+                continue
+            classes = predictor.classes(steps, j)
+            bits.append(learned.coded_bits(tokens[j], ranks if classes is None else classes, 1.0))
+        return order_statistics.choose(steps, flags, counts, bits)
 
     def _exact_center(self, column: np.ndarray, negative: np.ndarray) -> tuple[np.floating, bool]:
         """An exact column's center, and whether its zeros are exceptions: the median of its finite magnitudes with

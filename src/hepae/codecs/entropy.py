@@ -73,7 +73,7 @@ def detokenize(token: np.ndarray, raw: np.ndarray) -> np.ndarray:
 
 # -- raw bits ---------------------------------------------------------------------------------------
 
-def _joined_raw(parts: list[tuple[int, np.ndarray]], total: int) -> np.ndarray:
+def joined_raw(parts: list[tuple[int, np.ndarray]], total: int) -> np.ndarray:
     """One little-endian bit string of ``total`` bits from parts ``(first bit, words)`` of
     :func:`hepae.codecs.kernels.pack_raw` (each packed from its first bit's place in its word on)."""
     out = np.zeros(total // 64 + 2, np.uint64)
@@ -82,7 +82,7 @@ def _joined_raw(parts: list[tuple[int, np.ndarray]], total: int) -> np.ndarray:
     return out.astype("<u8").view(np.uint8)[:-(-total // 8)].copy()
 
 
-def _raw_words(packed: np.ndarray) -> np.ndarray:
+def raw_words(packed: np.ndarray) -> np.ndarray:
     """The packed raw bits as uint64 words (two spare zero words at the end, for values that spill)."""
     buffer = np.zeros(len(packed) // 8 + 2, "<u8")
     buffer.view(np.uint8)[:len(packed)] = packed
@@ -91,7 +91,7 @@ def _raw_words(packed: np.ndarray) -> np.ndarray:
 
 # -- frequency tables -------------------------------------------------------------------------------
 
-def _varints(values: np.ndarray) -> np.ndarray:
+def varints(values: np.ndarray) -> np.ndarray:
     """Non-negative integers < 2**21 as LEB128 bytes (7 bits each, the high bit set on all but the last):
     most table entries are small, so a table costs 1-2 bytes per entry instead of 2."""
     v = np.asarray(values, dtype=np.int64)
@@ -114,7 +114,7 @@ def _table_bits(counts: np.ndarray) -> float:
     return 8.0 * float(len(frequency) + (frequency >= 1 << 7).sum() + (frequency >= 1 << 14).sum())
 
 
-def _from_varints(data: np.ndarray) -> np.ndarray:
+def from_varints(data: np.ndarray) -> np.ndarray:
     data = np.asarray(data, dtype=np.int64)
     if len(data) and data[-1] & 0x80:
         raise ValueError("truncated table")
@@ -290,7 +290,7 @@ def encode_streams(streams: Sequence[np.ndarray], classes: Sequence[np.ndarray |
     sizes = np.array([len(t) for t in tables], dtype=np.int32)
     table_values = np.concatenate(tables) if tables else np.zeros(0, np.int64)
     return pack_arrays([np.array([_FORMAT], np.int64), lengths, np.array(n_classes, np.int32), sizes,
-                        _varints(table_values), words, _joined_raw(raw_parts, bit)])
+                        varints(table_values), words, joined_raw(raw_parts, bit)])
 
 
 def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
@@ -331,7 +331,7 @@ def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
                          f"{n_classes.max() if len(n_classes) else 0} tables per stream and tables of up to "
                          f"{sizes.max() if len(sizes) else 0} symbols: more than it can hold (corrupted)")
     try:
-        table_values = _from_varints(table_values)
+        table_values = from_varints(table_values)
     except ValueError as err:
         raise CodecError(f"coded stream is damaged: {err}") from None
     if len(n_classes) != len(lengths) or len(sizes) != int(n_classes.sum()) or int(sizes.sum()) != len(table_values) \
@@ -350,7 +350,7 @@ def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
         raise CodecError(f"coded stream is damaged: {err}") from None
     offsets = np.concatenate([[0], np.cumsum(n_classes)[:-1]]).astype(np.int64)
     out: list[np.ndarray] = []
-    raw_words = _raw_words(packed)
+    words_of_raw = raw_words(packed)
     bit = 0  # where the next stream's raw bits start
     for i in range(len(lengths)):
         n, k = int(lengths[i]), int(n_classes[i])
@@ -372,7 +372,7 @@ def decode_streams(coded: np.ndarray, classes: StreamClasses | None = None,
                 token[where] = symbols
         if bit + kernels.raw_bits(token) > 8 * len(packed):
             raise CodecError("coded stream has too few raw bytes (truncated or corrupted)")
-        values, bit = kernels.detokenize(token, raw_words, bit)
+        values, bit = kernels.detokenize(token, words_of_raw, bit)
         out.append(values)  # a later stream's classes may need it
     if not coder.is_empty():
         raise CodecError("coded stream does not decode to its end (corrupted)")

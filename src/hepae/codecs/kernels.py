@@ -105,6 +105,16 @@ def tokenize(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return token, width, raw
 
 
+@_kernel(inline=True)
+def _raw_at(words: np.ndarray, bit: int, w: int) -> np.uint64:
+    """The ``w`` bits (1..63) from bit ``bit`` on of the little-endian bit string ``words``."""
+    word, shift = bit >> 6, bit & 63
+    value = words[word] >> np.uint64(shift)
+    if shift + w > 64:
+        value |= words[word + 1] << np.uint64(64 - shift)
+    return value & ((np.uint64(1) << np.uint64(w)) - np.uint64(1))
+
+
 @_kernel
 def detokenize(token: np.ndarray, words: np.ndarray, first_bit: int) -> tuple[np.ndarray, int]:
     """The values of tokens whose raw bits start at bit ``first_bit`` of ``words`` (uint64, two spare words at
@@ -119,11 +129,7 @@ def detokenize(token: np.ndarray, words: np.ndarray, first_bit: int) -> tuple[np
             out[i] = np.uint64(t)
             continue
         w = (t - _DIRECT) // (2 * _SUBBUCKETS) + DIRECT_BITS - KEPT - 1
-        word, shift = bit >> 6, bit & 63
-        value = words[word] >> np.uint64(shift)
-        if shift + w > 64:
-            value |= words[word + 1] << np.uint64(64 - shift)
-        raw = value & ((one << np.uint64(w)) - one)
+        raw = _raw_at(words, bit, w)
         bit += w
         top = np.uint64(_SUBBUCKETS | (((t - _DIRECT) // 2) % _SUBBUCKETS))
         low = np.uint64((t - _DIRECT) % 2)
@@ -557,6 +563,99 @@ def learned_undo_column(steps: np.ndarray, tokens: np.ndarray, j: int, used: np.
         p = _learned_prediction(steps, i, used, weights, constant, context, knots, values, fraction, x, j, others, rank,
                                 source, column, multiplier, w1, b1, shift, w2, b2, out_multiplier)
         steps[i, j] = low + (p + d - low) % width if width > 0 else p + d
+
+
+# -- columns sorted within events (hepae.codecs.order_statistics) ----------------------------------
+
+ORDER_PROB_BITS = 15
+"""The order-statistic model's frequencies sum to ``2**ORDER_PROB_BITS`` (the entropy coder's tables' scale)."""
+_POWER_BITS = 47  # fixed point of the powers of a cumulative frequency: products stay below 2**62
+
+
+@_kernel
+def order_statistic_powers(cumulative: np.ndarray, max_left: int) -> np.ndarray:
+    """``(max_left + 1, T)`` int64: row ``m`` holds ``(cumulative / 2**15)**m`` in fixed point ``2**-47``, each
+    power the previous one times ``cumulative``, shifted down (row 0 is not used). Non-decreasing along a row."""
+    t_size = len(cumulative)
+    out = np.zeros((max_left + 1, t_size), np.int64)
+    for t in range(t_size):
+        g = cumulative[t] << (_POWER_BITS - ORDER_PROB_BITS)
+        if max_left >= 1:
+            out[1, t] = g
+        for m in range(2, max_left + 1):
+            g = (g * cumulative[t]) >> ORDER_PROB_BITS
+            out[m, t] = g
+    return out
+
+
+@_kernel(inline=True)
+def _order_statistic_row(powers: np.ndarray, base: np.ndarray, allowed: np.ndarray, cumulative: np.ndarray,
+                         upper: int, left: int, out: np.ndarray) -> None:
+    """The frequencies (summing to ``2**15``, at least 1 for every token of the table up to ``upper``, 0 above it)
+    of the largest of ``left`` tokens drawn from the table ``base`` and known to be at most ``upper``: the
+    differences of ``powers[left]`` up to ``upper``, scaled down; the rest to the first most probable token.
+    Where the powers have all underflowed to 0, the table's own frequencies up to ``upper``."""
+    scale = np.int64(1) << ORDER_PROB_BITS
+    underflow = powers[left, upper] == 0
+    total = cumulative[upper] if underflow else powers[left, upper]
+    spare = scale - allowed[upper]
+    previous = np.int64(0)
+    given = np.int64(0)
+    best, best_weight = -1, np.int64(-1)
+    for t in range(upper + 1):
+        g = cumulative[t] if underflow else powers[left, t]
+        weight = g - previous
+        previous = g
+        if base[t] == 0:
+            out[t] = 0
+            continue
+        f = 1 + (weight * spare) // total
+        out[t] = f
+        given += f
+        if weight > best_weight:
+            best, best_weight = t, weight
+    out[best] += scale - given
+    for t in range(upper + 1, len(out)):
+        out[t] = 0
+
+
+@_kernel
+def order_statistic_frequencies(powers: np.ndarray, base: np.ndarray, allowed: np.ndarray, cumulative: np.ndarray,
+                                upper: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """:func:`_order_statistic_row` of each object: ``(n, T)`` int64."""
+    out = np.zeros((len(upper), len(base)), np.int64)
+    for i in range(len(upper)):
+        _order_statistic_row(powers, base, allowed, cumulative, upper[i], left[i], out[i])
+    return out
+
+
+@_kernel
+def order_statistic_own_frequencies(powers: np.ndarray, base: np.ndarray, allowed: np.ndarray, cumulative: np.ndarray,
+                                    upper: np.ndarray, left: np.ndarray, token: np.ndarray) -> np.ndarray:
+    """The frequency each object's own token has in its :func:`_order_statistic_row` (0 if above ``upper``):
+    the encoder's code length, without an ``(n, T)`` array."""
+    out = np.zeros(len(upper), np.int64)
+    row = np.zeros(len(base), np.int64)
+    for i in range(len(upper)):
+        if token[i] > upper[i]:
+            continue
+        _order_statistic_row(powers, base, allowed, cumulative, upper[i], left[i], row)
+        out[i] = row[token[i]]
+    return out
+
+
+@_kernel
+def unpack_raw(width: np.ndarray, words: np.ndarray, first_bit: int) -> tuple[np.ndarray, int]:
+    """Inverse of :func:`pack_raw`: ``width[i]`` bits each (< 64), from bit ``first_bit`` on; and the next bit."""
+    out = np.zeros(len(width), np.uint64)
+    bit = first_bit
+    for i in range(len(width)):
+        w = width[i]
+        if w == 0:
+            continue
+        out[i] = _raw_at(words, bit, w)
+        bit += w
+    return out, bit
 
 
 # -- float64 exp and log, the same bits on every machine ------------------------------------------------------------

@@ -159,6 +159,7 @@ class Predictor:
     class_edges: list[np.ndarray] = field(default_factory=list)  # per column, increasing bin edges
     class_groups: list[np.ndarray] = field(default_factory=list)  # per column, the class of each bin
     learned: Any = None  # one chunk's hepae.codecs.learned.LearnedChunk: the columns a learned model codes
+    ordered: frozenset[int] = frozenset()  # one chunk's columns whose steps come from hepae.codecs.order_statistics
 
     def __post_init__(self) -> None:
         k = len(self.coefficients)
@@ -174,6 +175,8 @@ class Predictor:
 
     def classes(self, steps: np.ndarray, j: int) -> np.ndarray | None:
         """Column ``j``'s entropy-coder class of each object, from ``steps[:, :j]``; None: no class context."""
+        if j in self.ordered:  # its residual stream holds no information
+            return None
         if self.learned is not None and self.learned.uses(j):
             return self.learned.classes(steps, j)
         c = int(self.class_context[j])
@@ -216,6 +219,8 @@ class Predictor:
         """Fill ``steps[:, j]`` from column ``j``'s tokens (``steps[:, :j]`` already filled)."""
         if len(tokens) != len(steps):  # the kernel reads a token per row
             raise CodecError(f"coded chunk: column {j} holds {len(tokens)} values, not {len(steps)} (corrupted)")
+        if j in self.ordered:  # its steps were decoded before the residual streams
+            return
         if self.learned is not None and self.learned.uses(j):
             self.learned.undo(steps, np.asarray(tokens, np.uint64), j, self.column_arguments(j))
         else:

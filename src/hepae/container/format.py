@@ -51,7 +51,7 @@ from hepae.schema import parse_json, validate, validate_versioned
 if TYPE_CHECKING:
     from hepae.codecs import BoundCodec
 
-CONTAINER_FORMAT_VERSION = 9
+CONTAINER_FORMAT_VERSION = 10
 METADATA_KEY = "hepae_metadata"
 METADATA_CHECKSUM_KEY = "hepae_metadata_sha256"
 DECODER_TREE = "hepae_decoder"
