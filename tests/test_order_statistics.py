@@ -89,6 +89,18 @@ def test_the_bounded_codec_codes_a_sorted_column_as_order_statistics_where_that_
     assert saved > 0.5  # bits a jet
 
 
+@pytest.mark.parametrize("n_events", [3, 30, 300, 3000])
+def test_a_chunk_is_never_bigger_for_the_model(n_events, monkeypatch):
+    """The model's part of a chunk costs a header; on a few objects it does not pay, and the chunk is as before."""
+    x, counts = _jets(n_events, seed=n_events)
+    sizes = {}
+    for bound in (1e-2, 1e-4):
+        sizes[bound] = len(Bounded(_bounds(bound)).bind(COLUMNS, np.float32).encode(x, counts)["coded"])
+    monkeypatch.setattr(BoundBounded, "ordered_choice", lambda *args: [])
+    for bound in (1e-2, 1e-4):
+        assert sizes[bound] <= len(Bounded(_bounds(bound)).bind(COLUMNS, np.float32).encode(x, counts)["coded"])
+
+
 def test_a_column_not_sorted_within_its_events_is_coded_as_before():
     x, counts = _jets(2000, seed=3)
     x[1:] = x[:-1].copy()  # every event's jets shifted by one row: pT no longer decreases within each event
@@ -116,13 +128,13 @@ def test_bounds_hold_with_every_sorted_column_coded_as_order_statistics(rows, si
     event = np.repeat(np.arange(len(counts)), counts)
     x = x[np.lexsort((-x[:, 0], event))]
     bounds = [ErrorBound("a", "rel", bound), ErrorBound("b", "abs", bound)]
-    original = order_statistics.estimated_bits
-    try:
-        order_statistics.estimated_bits = lambda *args: -1.0  # chosen wherever it may be
+    original = order_statistics.estimated_bits, order_statistics._PART_BITS
+    try:  # chosen wherever it may be
+        order_statistics.estimated_bits, order_statistics._PART_BITS = (lambda *args: -1.0), -np.inf
         codec = Bounded(bounds).bind(["a", "b"], np.float32)
         streams = codec.encode(x, counts)
     finally:
-        order_statistics.estimated_bits = original
+        order_statistics.estimated_bits, order_statistics._PART_BITS = original
     decoded = Bounded(bounds).bind(["a", "b"], np.float32).decode(streams, counts)
     a, r = x.astype(np.float64), decoded.astype(np.float64)
     assert (np.abs(r - a) <= bound * np.column_stack([np.abs(a[:, 0]), np.ones(n)])).all()
@@ -151,11 +163,12 @@ def _add_one(a: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("index", "edit", "message"), [
-    (0, lambda a: np.array([2, a[1]], np.int64), "layout 2, not 1"),
+    (0, lambda a: np.array([1, a[1]], np.int64), "layout 1, not 2 .written by a development version of format 10"),
     (1, lambda a: np.array([5], np.int64), "unknown layout"),
     (3, lambda a: np.array([0], np.int32), "unknown layout"),
     (4, _add_one, "table"),
     (5, lambda a: a[:-1], "sorted columns (do not decode to their end|are damaged|have too few raw bytes)"),
+    (5, lambda a: a ^ np.uint32(0x5A5A5A5A), "sorted columns"),
     (6, lambda a: a[:-1], "raw bytes"),
 ])
 def test_a_damaged_sorted_part_is_refused(index, edit, message):

@@ -407,7 +407,8 @@ class _CodedChunk:
         """Per stream, the entropy coder's classes: a bounded column's class context, else the ranks."""
         n_kept = int((self.bits > 0).sum())
         own = [self.predictor.classes(self.steps, j) for j in range(len(self.residual_tokens))]
-        return [self.ranks] * n_kept + [self.ranks if c is None else c for c in own]
+        return [self.ranks] * n_kept + [None if j in self.predictor.ordered else self.ranks if c is None else c
+                                        for j, c in enumerate(own)]
 
     def to_bytes(self) -> np.ndarray:
         streams = self._streams()
@@ -494,17 +495,21 @@ class _CodedChunk:
             ranks = _rank_classes(counts, n)
         steps = np.zeros((n, n_bounded), dtype=np.int64, order="F")  # contiguous columns
         ordered = arrays[9 + n_predictor] if version >= 6 else np.zeros(0, np.uint8)
+        if ordered.dtype != np.uint8:
+            raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
         if len(ordered):  # the columns sorted within events first: the others' predictions may read them
-            if ordered.dtype != np.uint8:
-                raise CodecError("coded ae chunk has an unknown layout (written by a newer hepae, or corrupted)")
-            for j, column in order_statistics.decode(ordered, counts, n, n_bounded).items():
+            sorted_columns = order_statistics.decode(ordered, counts, n, n_bounded)
+            for j, column in sorted_columns.items():
                 steps[:, j] = column
-                predictor.ordered = predictor.ordered | {j}
+            predictor.ordered = frozenset(sorted_columns)
         undone = [0]
 
         def classes(i: int, before: list[np.ndarray]) -> np.ndarray | None:
             """Stream ``i``'s classes, from the residual steps of the columns decoded before it."""
             j = i - len(kept)
+            if j in predictor.ordered:
+                raise CodecError(f"coded ae chunk: sorted column {j}'s residual stream has more than one table "
+                                 "(corrupted)")
             chunk_learned = predictor.learned
             if j < 0 or (predictor.class_context[j] < 0 and not (chunk_learned is not None and chunk_learned.uses(j))):
                 return ranks
@@ -521,6 +526,8 @@ class _CodedChunk:
         for i, s in zip(kept, streams):
             q_latent[:, i] = unzigzag(s)
         tokens = list(streams[len(kept):])
+        if any((tokens[j] != 1).any() for j in predictor.ordered):
+            raise CodecError("coded ae chunk: a sorted column's residual stream holds tokens other than 1 (corrupted)")
         for j in range(undone[0], n_bounded):  # the columns no class asked for yet
             predictor.undo_column(steps, tokens[j], j)
         exact = _exact_values(exact, sum(int((t == 0).sum()) for t in tokens), dtype, version, zero_mark)

@@ -181,18 +181,18 @@ class BoundBounded(BoundCodec):
         q = self.quantize(values, counts)
         steps, flags, exact, predictor, ranks = q["steps"], q["flags"], q["exact"], q["predictor"], q["ranks"]
         n = len(steps)
-        tokens = predictor.tokens(steps, flags)
+        hand_tokens = predictor.tokens(steps, flags)
+        tokens = hand_tokens
         out = {}
-        chunk_learned = None
+        chunk_learned, gains = None, {}
         if self._learned is not None:  # the learned model, where it codes a column in fewer bytes
-            chunk_learned, tokens, _ = self.learned_choice(q, tokens, counts)
+            chunk_learned, tokens, gains = self.learned_choice(q, hand_tokens, counts)
             predictor = replace(predictor, learned=chunk_learned)
         ordered = self.ordered_choice(q, tokens, counts, predictor)
         if ordered:  # sorted within events: the order-statistic model codes them; their residual streams are empty
-            for j in ordered:
-                tokens[j] = np.ones(n, np.uint64)
-                if chunk_learned is not None:
-                    chunk_learned.columns[j] = None
+            if chunk_learned is not None:  # what the learned model keeps must still pay for its part's header
+                tokens = learned.without(chunk_learned, ordered, gains, hand_tokens, tokens)
+            tokens = [np.ones(n, np.uint64) if j in ordered else t for j, t in enumerate(tokens)]
             predictor = replace(predictor, ordered=frozenset(ordered))
         if chunk_learned is not None:
             out["learned"] = chunk_learned.to_bytes()
@@ -223,16 +223,14 @@ class BoundBounded(BoundCodec):
         """The columns of the chunk of :meth:`quantize` (``q``) that :mod:`hepae.codecs.order_statistics` codes in
         fewer bits than ``tokens`` (hand-built or learned, as ``predictor`` classes them)."""
         steps, flags, ranks = q["steps"], q["flags"], q["ranks"]
-        if counts is None or len(steps) < 2:
-            return []
-        bits = []
+        bits: list[float | None] = []
         for j in range(len(self.columns)):
-            if flags[j].any() or not order_statistics.sorted_within_events(steps[:, j], counts):
-                bits.append(0.0)  # not a candidate
+            if not order_statistics.candidate(steps[:, j], flags[j], counts):
+                bits.append(None)
                 continue
             classes = predictor.classes(steps, j)
             bits.append(learned.coded_bits(tokens[j], ranks if classes is None else classes, 1.0))
-        return order_statistics.choose(steps, flags, counts, bits)
+        return order_statistics.choose(steps, counts, bits)
 
     def _exact_center(self, column: np.ndarray, negative: np.ndarray) -> tuple[np.floating, bool]:
         """An exact column's center, and whether its zeros are exceptions: the median of its finite magnitudes with

@@ -33,7 +33,7 @@ import numpy as np
 from hepae.codecs import kernels
 from hepae.errors import CodecError, UnknownLayoutError
 
-PROB_BITS = 15
+PROB_BITS = kernels.PROB_BITS
 PROB_SCALE = 1 << PROB_BITS
 _DIRECT_BITS = kernels.DIRECT_BITS
 _DIRECT = 1 << _DIRECT_BITS  # values below this are their own token
@@ -115,6 +115,7 @@ def _table_bits(counts: np.ndarray) -> float:
 
 
 def from_varints(data: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`varints`; ``ValueError`` for a truncated entry or one longer than 3 bytes."""
     data = np.asarray(data, dtype=np.int64)
     if len(data) and data[-1] & 0x80:
         raise ValueError("truncated table")
@@ -428,4 +429,5 @@ def entropy_bits(values: np.ndarray) -> float:
 
 
 __all__ = ["decode_streams", "encode_streams", "estimated_bits", "pack_arrays", "unpack_arrays", "tokenize",
-           "detokenize", "entropy_bits", "normalized_frequencies"]
+           "detokenize", "entropy_bits", "normalized_frequencies", "varints", "from_varints", "joined_raw", "raw_words",
+           "token_width"]

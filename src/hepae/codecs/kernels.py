@@ -567,8 +567,9 @@ def learned_undo_column(steps: np.ndarray, tokens: np.ndarray, j: int, used: np.
 
 # -- columns sorted within events (hepae.codecs.order_statistics) ----------------------------------
 
-ORDER_PROB_BITS = 15
-"""The order-statistic model's frequencies sum to ``2**ORDER_PROB_BITS`` (the entropy coder's tables' scale)."""
+PROB_BITS = 15
+"""Every frequency table of the entropy coder sums to ``2**PROB_BITS`` (:mod:`hepae.codecs.entropy`), and so do the
+order-statistic model's frequencies."""
 _POWER_BITS = 47  # fixed point of the powers of a cumulative frequency: products stay below 2**62
 
 
@@ -579,11 +580,11 @@ def order_statistic_powers(cumulative: np.ndarray, max_left: int) -> np.ndarray:
     t_size = len(cumulative)
     out = np.zeros((max_left + 1, t_size), np.int64)
     for t in range(t_size):
-        g = cumulative[t] << (_POWER_BITS - ORDER_PROB_BITS)
+        g = cumulative[t] << (_POWER_BITS - PROB_BITS)
         if max_left >= 1:
             out[1, t] = g
         for m in range(2, max_left + 1):
-            g = (g * cumulative[t]) >> ORDER_PROB_BITS
+            g = (g * cumulative[t]) >> PROB_BITS
             out[m, t] = g
     return out
 
@@ -595,7 +596,7 @@ def _order_statistic_row(powers: np.ndarray, base: np.ndarray, allowed: np.ndarr
     of the largest of ``left`` tokens drawn from the table ``base`` and known to be at most ``upper``: the
     differences of ``powers[left]`` up to ``upper``, scaled down; the rest to the first most probable token.
     Where the powers have all underflowed to 0, the table's own frequencies up to ``upper``."""
-    scale = np.int64(1) << ORDER_PROB_BITS
+    scale = np.int64(1) << PROB_BITS
     underflow = powers[left, upper] == 0
     total = cumulative[upper] if underflow else powers[left, upper]
     spare = scale - allowed[upper]
@@ -626,21 +627,6 @@ def order_statistic_frequencies(powers: np.ndarray, base: np.ndarray, allowed: n
     out = np.zeros((len(upper), len(base)), np.int64)
     for i in range(len(upper)):
         _order_statistic_row(powers, base, allowed, cumulative, upper[i], left[i], out[i])
-    return out
-
-
-@_kernel
-def order_statistic_own_frequencies(powers: np.ndarray, base: np.ndarray, allowed: np.ndarray, cumulative: np.ndarray,
-                                    upper: np.ndarray, left: np.ndarray, token: np.ndarray) -> np.ndarray:
-    """The frequency each object's own token has in its :func:`_order_statistic_row` (0 if above ``upper``):
-    the encoder's code length, without an ``(n, T)`` array."""
-    out = np.zeros(len(upper), np.int64)
-    row = np.zeros(len(base), np.int64)
-    for i in range(len(upper)):
-        if token[i] > upper[i]:
-            continue
-        _order_statistic_row(powers, base, allowed, cumulative, upper[i], left[i], row)
-        out[i] = row[token[i]]
     return out
 
 

@@ -449,6 +449,20 @@ def confirm(chunk: LearnedChunk, steps: np.ndarray, flags: list[np.ndarray], han
 _HEADER_BYTES = 8 * (1 + 2 * 4) + 16  # pack_arrays' header of the four arrays, and [version, k]
 
 
+def without(chunk: LearnedChunk, columns: list[int], gains: dict[int, float], hand_tokens: list[np.ndarray],
+            tokens: list[np.ndarray]) -> list[np.ndarray]:
+    """``chunk`` (of :func:`confirm`, which gave ``tokens`` and ``gains``) without ``columns``, which another model
+    codes: every column's tokens, the hand-built ones for all of them if what the model still codes no longer pays
+    for the ``learned`` stream's header (then no column uses it)."""
+    for j in columns:
+        chunk.columns[j] = None
+    kept = [j for j, c in enumerate(chunk.columns) if c is not None]
+    if kept and sum(gains.get(j, 0.0) for j in kept) > 8.0 * _HEADER_BYTES:
+        return list(tokens)
+    chunk.columns = [None] * len(chunk.columns)
+    return [hand_tokens[j] if j in kept else t for j, t in enumerate(tokens)]
+
+
 def _clip(value: int, limit: int) -> int:
     return max(-limit, min(limit, value))
 
@@ -475,4 +489,4 @@ def coded_bits(tokens: np.ndarray, classes: np.ndarray | None, scale: float) -> 
 
 
 __all__ = ["ColumnModel", "EntropyModel", "IntegerNetwork", "LearnedChunk", "LearnedColumn", "as_entropy_model",
-           "choose", "confirm", "event_context", "load_entropy_model", "model_columns"]
+           "choose", "confirm", "event_context", "load_entropy_model", "model_columns", "without"]
