@@ -1,10 +1,55 @@
-"""Assertions shared by the round-trip tests: structure and carried-over branches identical."""
+"""Assertions shared by the round-trip tests: structure and carried-over branches identical, the same values
+decoded everywhere."""
 
 from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import uproot
+
+DECODE = """
+import sys
+{block}
+import awkward as ak, hashlib, hepae, uproot
+hepae.decompress(sys.argv[1], sys.argv[2], overwrite=True, progress=False)
+with uproot.open(sys.argv[2]) as f:
+    arrays = f[sys.argv[3]].arrays(library="ak", how=dict)
+digest = hashlib.sha256(b"".join(ak.to_numpy(ak.flatten(arrays[k], axis=None)).tobytes() for k in sorted(arrays)))
+print(digest.hexdigest())
+"""
+BLOCK_TORCH = "import builtins\n_real = builtins.__import__\n" \
+    "def _no_torch(name, *a, **k):\n    if name == 'torch' or name.startswith('torch.'):\n" \
+    "        raise ImportError('torch is not installed here')\n    return _real(name, *a, **k)\n" \
+    "builtins.__import__ = _no_torch"
+
+
+def decoded_digests(compressed: Path, work: Path, tree: str = "CollectionTree") -> set[str]:
+    """SHA-256 of every branch of ``tree`` decoded from ``compressed`` in fresh processes: with 1 and with 2
+    threads, and with 2 threads where importing torch fails. One digest: the same values everywhere."""
+    digests = set()
+    for threads, block in (("1", ""), ("2", ""), ("2", BLOCK_TORCH)):  # hepae's kernels are serial; numpy's BLAS
+        env = {**os.environ, **{v: threads for v in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                     "MKL_NUM_THREADS")}}
+        run = subprocess.run([sys.executable, "-c", DECODE.replace("{block}", block), str(compressed),
+                              str(work / f"r{threads}{bool(block)}.root"), tree], capture_output=True, text=True,
+                             env=env, timeout=600)
+        assert run.returncode == 0, run.stderr[-2000:]
+        digests.add(run.stdout.split()[0])  # with torch's import failing too: decoding needs no torch
+    return digests
+
+
+def stream_digest(path: Path) -> str:
+    """SHA-256 of every coded stream of a compressed file (the ROOT file's own bytes hold a creation time)."""
+    with uproot.open(path) as f:
+        streams = f["hepae_streams"].arrays(library="ak", how=dict)
+    return hashlib.sha256(b"".join(ak.to_numpy(ak.flatten(streams[k], axis=None)).tobytes()
+                                   for k in sorted(streams))).hexdigest()
 
 
 def arrays_identical(a: ak.Array, b: ak.Array) -> bool:

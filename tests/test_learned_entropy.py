@@ -3,10 +3,8 @@ same everywhere (threads, no torch), and neither a useless nor a damaged model c
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -14,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import uproot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +21,7 @@ from hepae.codecs.bounded import BoundBounded, Bounded
 from hepae.codecs.bounds import ErrorBound
 from hepae.entropy_models import fit_entropy_model
 from hepae.errors import CodecError, ModelFormatError, SchemaValidationError
+from roundtrip_checks import decoded_digests, stream_digest
 
 COLUMNS = ["pt", "eta", "phi", "m"]
 BOUNDS = [ErrorBound("pt", "rel", 1e-3), ErrorBound("eta", "abs", 1e-3), ErrorBound("phi", "abs", 1e-3),
@@ -210,22 +208,6 @@ def _write_dijet_file(path, seed):
     return _script.write_sample(path, 800, seed)
 
 
-DECODE = """
-import sys
-{block}
-import awkward as ak, hashlib, hepae, uproot
-hepae.decompress(sys.argv[1], sys.argv[2], overwrite=True, progress=False)
-with uproot.open(sys.argv[2]) as f:
-    arrays = f["CollectionTree"].arrays(library="ak", how=dict)
-digest = hashlib.sha256(b"".join(ak.to_numpy(ak.flatten(arrays[k], axis=None)).tobytes() for k in sorted(arrays)))
-print(digest.hexdigest())
-"""
-BLOCK_TORCH = "import builtins\n_real = builtins.__import__\n" \
-    "def _no_torch(name, *a, **k):\n    if name == 'torch' or name.startswith('torch.'):\n" \
-    "        raise ImportError('torch is not installed here')\n    return _real(name, *a, **k)\n" \
-    "builtins.__import__ = _no_torch"
-
-
 def test_a_file_decodes_to_the_same_values_with_one_or_two_threads_and_without_torch(tmp_path, model):
     train = _write_dijet_file(tmp_path / "train.root", seed=11)
     source = _write_dijet_file(tmp_path / "in.root", seed=12)
@@ -243,30 +225,11 @@ def test_a_file_decodes_to_the_same_values_with_one_or_two_threads_and_without_t
                               *[a for b in bounds for a in ("--error-bound", b)]], capture_output=True, text=True,
                              timeout=600)
         assert run.returncode == 0, run.stderr[-2000:]
-        outputs.append(_stream_digest(tmp_path / f"{name}.root"))
+        outputs.append(stream_digest(tmp_path / f"{name}.root"))
     assert outputs[0] == outputs[1]
     inspected = subprocess.run([*hepae_cli, "inspect", str(tmp_path / "a.root")], capture_output=True, text=True)
     assert "<learned:" in inspected.stdout and "learned entropy model" in inspected.stdout
-    digests = set()
-    for threads, block in (("1", ""), ("2", ""), ("2", BLOCK_TORCH)):  # hepae's kernels are serial; numpy's BLAS
-        env = {**os.environ, **{v: threads for v in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                     "MKL_NUM_THREADS")}}
-        run = subprocess.run([sys.executable, "-c", DECODE.replace("{block}", block), str(tmp_path / "a.root"),
-                              str(tmp_path / f"r{threads}{bool(block)}.root")], capture_output=True, text=True,
-                             env=env, timeout=600)
-        assert run.returncode == 0, run.stderr[-2000:]
-        digests.add(run.stdout.split()[0])  # with torch's import failing too: decoding needs no torch
-    assert len(digests) == 1
-
-
-def _stream_digest(path) -> str:
-    """SHA-256 of every coded stream of a compressed file (the ROOT file's own bytes hold a creation time)."""
-    with uproot.open(path) as f:
-        streams = f["hepae_streams"].arrays(library="ak", how=dict)
-    import awkward as ak
-
-    return hashlib.sha256(b"".join(ak.to_numpy(ak.flatten(streams[k], axis=None)).tobytes()
-                                   for k in sorted(streams))).hexdigest()
+    assert len(decoded_digests(tmp_path / "a.root", tmp_path)) == 1
 
 
 def test_a_file_compressed_twice_holds_the_same_streams(tmp_path, model):
@@ -274,7 +237,7 @@ def test_a_file_compressed_twice_holds_the_same_streams(tmp_path, model):
     codec = Bounded(BOUNDS, entropy_model=model)
     for name in ("a", "b"):
         hepae.compress(source, tmp_path / f"{name}.root", codec=codec, featureset="atlas-jets-4d", progress=False)
-    assert _stream_digest(tmp_path / "a.root") == _stream_digest(tmp_path / "b.root")
+    assert stream_digest(tmp_path / "a.root") == stream_digest(tmp_path / "b.root")
     _, plain = _coded(*dijets(10, 0))
     assert "learned" not in plain  # without a model, chunks are written as before
 

@@ -502,6 +502,8 @@ class _CodedChunk:
             for j, column in sorted_columns.items():
                 steps[:, j] = column
             predictor.ordered = frozenset(sorted_columns)
+            if predictor.learned is not None and any(predictor.learned.uses(j) for j in predictor.ordered):
+                raise CodecError("coded ae chunk: a column is both sorted and coded by the learned model (corrupted)")
         undone = [0]
 
         def classes(i: int, before: list[np.ndarray]) -> np.ndarray | None:

@@ -75,11 +75,11 @@ class _Events:
         """The objects of rank ``r``, in row order."""
         return self.order[self.bounds[r]:self.bounds[r + 1]]
 
-    def plan(self, r: int, upper: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    def plan(self, r: int, upper: np.ndarray, alphabet: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
         """How the objects of rank ``r`` are coded, in order, as ``(rows, their u, m)``: each group of at least
         :data:`GROUP_MIN` objects with the same ``u`` and ``m`` (by ``u``, then ``m``; ``m`` its model's), then the
         other objects in row order (``m`` -1: a model per object), in slices. Objects with ``u`` 0 are left out:
-        their token is 0. ``upper`` holds ``u`` of every object of the rank, in row order."""
+        their token is 0. ``upper`` holds ``u`` of every object of the rank, in row order; ``alphabet`` is ``T``."""
         rows = self.rows(r)
         left = self.left[rows]
         order = np.argsort(left.astype(np.uint16), kind="stable")  # by u, then m, then row: two radix sorts
@@ -90,7 +90,7 @@ class _Events:
         big = (ends - starts >= GROUP_MIN) & (u[starts] > 0)
         out = [(rows[order[a:b]], u[a:b], int(m[a])) for a, b in zip(starts[big], ends[big])]
         alone = np.sort(order[np.repeat(~big, ends - starts) & (u > 0)])  # positions in the rank, in row order
-        size = max(1, _BATCH_ELEMENTS // max(int(upper.max(initial=0)) + 1, 1))
+        size = max(1, _BATCH_ELEMENTS // alphabet)
         out.extend((rows[alone[a:a + size]], upper[alone[a:a + size]], -1) for a in range(0, len(alone), size))
         return out
 
@@ -256,7 +256,8 @@ def encode(steps: np.ndarray, columns: Sequence[int], counts: np.ndarray | None)
         bit += int(stored.sum())
         lows.append(low)
         tables.append(frequencies)
-        plan = [step for r in range(len(events.bounds) - 1) for step in events.plan(r, upper[events.rows(r)])]
+        plan = [step for r in range(len(events.bounds) - 1)
+                for step in events.plan(r, upper[events.rows(r)], len(frequencies))]
         coded.append((_Table(frequencies, events.max_left), plan, token))
     coder = constriction.stream.stack.AnsCoder()
     for table, plan, token in reversed(coded):  # a stack: the last symbols first
@@ -290,7 +291,7 @@ def decode(data: np.ndarray, counts: np.ndarray | None, n: int, k: int) -> dict[
                                  "(written by a development version of format 10, by a newer hepae, or corrupted)")
     expected = (np.int64, np.int64, np.int32, np.uint8, np.uint32, np.uint8)
     if any(a.dtype != d for a, d in zip((columns, lows, sizes, table_bytes, words, packed), expected)) \
-            or header[1] != k or len(lows) != len(columns) or len(sizes) != len(columns) \
+            or header[1] != k or len(columns) == 0 or len(lows) != len(columns) or len(sizes) != len(columns) \
             or (len(columns) and (columns.min() < 0 or columns.max() >= k or (np.diff(columns) <= 0).any())) \
             or (sizes < 1).any() or (sizes > entropy.MAX_TOKEN // 2 + 1).any() \
             or (lows < -MAX_STEP).any() or (lows > MAX_STEP).any():
@@ -321,7 +322,7 @@ def decode(data: np.ndarray, counts: np.ndarray | None, n: int, k: int) -> dict[
         for r in range(len(events.bounds) - 1):  # rank after rank: each object's predecessor is decoded before it
             rows = events.rows(r)  # u: a token of the table (checked when decoded), or its last one
             upper = token[rows - 1] if r > 0 else np.full(len(rows), len(base) - 1, np.int64)
-            for members, bound, m in events.plan(r, upper):
+            for members, bound, m in events.plan(r, upper, len(base)):
                 token[members] = table.decode(coder, members, bound, m, events.left)
         for r in range(len(events.bounds) - 1):  # raw bits rank after rank: a tie reads its predecessor's
             rows = events.rows(r)
