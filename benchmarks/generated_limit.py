@@ -109,10 +109,17 @@ def _em_frac_cdf() -> callable:
     return lambda v: np.interp(v, x[inner], table[inner])
 
 
+def _steps(values: np.ndarray, step: float, relative: bool) -> np.ndarray:
+    """Each value's quantization step index: of the value, or of log|value| under a relative bound (0 for a zero)."""
+    values = values.astype(np.float64)
+    if relative:
+        values = np.log(np.abs(np.where(values == 0, 1.0, values)))
+    return np.rint(values / step)
+
+
 def _bins(values: np.ndarray, step: float, relative: bool) -> tuple[np.ndarray, np.ndarray]:
     """The quantization bin of each value: of the value, or of log|value| under a relative bound."""
-    t = np.log(np.abs(values)) if relative else values
-    k = np.rint(t / step)
+    k = _steps(values, step, relative)
     return (k - 0.5) * step, (k + 0.5) * step
 
 
@@ -303,7 +310,7 @@ def main() -> None:
             margin = Bounded(bounds).bind(names, np.float32).margin
             steps = {b.column: quantization_step(b.kind, b.value, margin) for b in bounds}
             limit = limit_bits(jets, counts, steps, {n: k == "rel" for n, k in zip(names, kinds)})
-            order0 = sum(entropy.entropy_bits(np.rint(_bins_index(x[:, j], steps[n], k == "rel")))
+            order0 = sum(entropy.entropy_bits(_steps(x[:, j], steps[n], k == "rel"))
                          for j, (n, k) in enumerate(zip(names, kinds))) / len(x)
             hand, with_model = codec_bytes(x, counts, bounds), codec_bytes(x, counts, bounds, model)
             per_column = column_bits(x, counts, bounds)
@@ -331,13 +338,6 @@ def main() -> None:
                   "the generator after): " + ", ".join(f"{k} {e:+.2f}" for e, k in excess))
     Path(args.json_out).write_text(json.dumps({"rows": rows}, indent=1))
     print(f"wrote {args.json_out}")
-
-
-def _bins_index(values: np.ndarray, step: float, relative: bool) -> np.ndarray:
-    values = values.astype(np.float64)
-    if relative:
-        values = np.log(np.abs(np.where(values == 0, 1.0, values)))
-    return values / step
 
 
 if __name__ == "__main__":

@@ -40,15 +40,11 @@ def _sorted_part(coded: np.ndarray) -> np.ndarray:
     return entropy.unpack_arrays(coded)[14]
 
 
-def _events_of(sizes: list[int]) -> np.ndarray:
-    return np.array(sizes, np.int64)
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(st.integers(-2**40, 2**40), max_size=12), min_size=1, max_size=40), st.integers(1, 3))
 def test_any_columns_sorted_within_events_come_back_exactly(events, k):
     """Ties, single-object and empty events, constant columns and steps far apart: every step comes back."""
-    counts = _events_of([len(e) for e in events])
+    counts = np.array([len(e) for e in events], np.int64)
     first = np.array([v for e in events for v in sorted(e, reverse=True)], np.int64)
     assume(len(first) > 0)  # the codec codes no sorted column in a chunk without objects
     steps = np.column_stack([first] + [first // (3 * c) for c in range(1, k)])  # still sorted within events
@@ -163,11 +159,6 @@ def _damaged(part: np.ndarray, index: int, edit) -> np.ndarray:
     arrays = entropy.unpack_arrays(part)
     arrays[index] = edit(arrays[index].copy())
     return entropy.pack_arrays(arrays)
-
-
-def _flip_first(a: np.ndarray) -> np.ndarray:
-    a[0] ^= 1
-    return a
 
 
 def _add_one(a: np.ndarray) -> np.ndarray:

@@ -184,16 +184,34 @@ def _stored_widths(token: np.ndarray, width: np.ndarray, raw: np.ndarray, rank: 
     return stored
 
 
+class _Column:
+    """One column's steps as the model codes them: its ``low``, tokens, raw bits (and how many of them it stores),
+    table, and each object's bound ``upper``; the steps checked to be codable (:func:`_codable`)."""
+
+    def __init__(self, steps: np.ndarray, events: _Events, counts: np.ndarray) -> None:
+        if not _codable(steps, counts):
+            raise CodecError(f"order statistics: a column is not sorted within its events, or its steps span "
+                             f"{MAX_STEP} or more")
+        self.low = int(steps.min())
+        self.token, width, self.raw = _tokens(steps - self.low)
+        self.frequencies = entropy.normalized_frequencies(np.bincount(self.token))
+        self.upper = _previous(self.token, events.rank, len(self.frequencies) - 1)
+        self.stored = _stored_widths(self.token, width, self.raw, events.rank, self.upper)
+
+
+def _codable(column: np.ndarray, counts: np.ndarray) -> bool:
+    """Steps within :data:`MAX_STEP` of each other that never increase within an event."""
+    return len(column) > 0 and int(column.max()) - int(column.min()) < MAX_STEP \
+        and (len(column) < 2 or sorted_within_events(column, counts))
+
+
 def estimated_bits(steps: np.ndarray, counts: np.ndarray) -> float:
     """Bits of coding one column's steps (sorted within events, no exception) with the model, its table and integers
     included (not the part's own header, :data:`_PART_BITS`, paid once per chunk)."""
-    events = _Events(counts, len(steps))
-    if events.max_left > MAX_LEFT:
-        return np.inf
-    token, width, raw = _tokens(steps - steps.min())
-    frequencies = entropy.normalized_frequencies(np.bincount(token))
+    events = _events_within_limits(counts, len(steps))
+    column = _Column(steps, events, counts)
+    token, frequencies, upper = column.token, column.frequencies, column.upper
     table = _Table(frequencies, events.max_left)
-    upper = _previous(token, events.rank, len(frequencies) - 1)
     key = upper * (events.max_left + 1) + events.left
     present = np.zeros(len(frequencies) * (events.max_left + 1), bool)
     present[key] = True
@@ -207,8 +225,7 @@ def estimated_bits(steps: np.ndarray, counts: np.ndarray) -> float:
         rows = table.frequencies(part // (events.max_left + 1), part % (events.max_left + 1))
         members = (group >= start) & (group < start + len(part))
         own[members] = rows[group[members] - start, token[members]]
-    stored = _stored_widths(token, width, raw, events.rank, upper)
-    return float(kernels.PROB_BITS * len(own) - np.log2(own).sum()) + float(stored.sum()) \
+    return float(kernels.PROB_BITS * len(own) - np.log2(own).sum()) + float(column.stored.sum()) \
         + 8.0 * len(entropy.varints(frequencies)) + _COLUMN_BITS
 
 
@@ -216,8 +233,7 @@ def candidate(column: np.ndarray, flags: np.ndarray, counts: np.ndarray | None) 
     """Whether the model may code a column of one chunk: no exception, steps within :data:`MAX_STEP` of each other,
     never increasing within an event, in events of at most :data:`MAX_LEFT` objects, some of more than one."""
     return counts is not None and len(column) > 1 and 2 <= int(np.max(counts, initial=0)) <= MAX_LEFT \
-        and not flags.any() and int(column.max()) - int(column.min()) < MAX_STEP \
-        and sorted_within_events(column, counts)
+        and not flags.any() and _codable(column, counts)
 
 
 def choose(steps: np.ndarray, counts: np.ndarray | None, coded_bits: Sequence[float | None]) -> list[int]:
@@ -242,23 +258,15 @@ def encode(steps: np.ndarray, columns: Sequence[int], counts: np.ndarray | None)
     events = _events_within_limits(counts, n)
     lows, tables, coded, raw_parts, bit = [], [], [], [], 0
     for j in columns:
-        column = steps[:, j]
-        if int(column.max()) - int(column.min()) >= MAX_STEP or not (n < 2 or sorted_within_events(column, counts)):
-            raise CodecError(f"order statistics: column {j} is not sorted within its events, or its steps span "
-                             f"{MAX_STEP} or more")
-        low = int(column.min())
-        token, width, raw = _tokens(column - low)
-        frequencies = entropy.normalized_frequencies(np.bincount(token))
-        upper = _previous(token, events.rank, len(frequencies) - 1)
-        stored = _stored_widths(token, width, raw, events.rank, upper)
+        column = _Column(steps[:, j], events, counts)
         order = events.order  # raw bits rank after rank, as the decoder reads them
-        raw_parts.append((bit, kernels.pack_raw(stored[order], raw[order], bit & 63)))
-        bit += int(stored.sum())
-        lows.append(low)
-        tables.append(frequencies)
+        raw_parts.append((bit, kernels.pack_raw(column.stored[order], column.raw[order], bit & 63)))
+        bit += int(column.stored.sum())
+        lows.append(column.low)
+        tables.append(column.frequencies)
         plan = [step for r in range(len(events.bounds) - 1)
-                for step in events.plan(r, upper[events.rows(r)], len(frequencies))]
-        coded.append((_Table(frequencies, events.max_left), plan, token))
+                for step in events.plan(r, column.upper[events.rows(r)], len(column.frequencies))]
+        coded.append((_Table(column.frequencies, events.max_left), plan, column.token))
     coder = constriction.stream.stack.AnsCoder()
     for table, plan, token in reversed(coded):  # a stack: the last symbols first
         for rows, upper, m in reversed(plan):
